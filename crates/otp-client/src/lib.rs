@@ -1,0 +1,1 @@
+//! otp-client: placeholder (see issues).

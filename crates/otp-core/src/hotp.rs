@@ -1,0 +1,1 @@
+//! hotp (in progress)

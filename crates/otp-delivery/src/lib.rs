@@ -1,0 +1,1 @@
+//! otp-delivery: placeholder (see issues).

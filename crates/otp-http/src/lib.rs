@@ -1,0 +1,1 @@
+//! otp-http: placeholder (see issues).

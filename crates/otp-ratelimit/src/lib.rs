@@ -1,0 +1,1 @@
+//! otp-ratelimit: placeholder (see issues).

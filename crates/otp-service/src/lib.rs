@@ -1,0 +1,1 @@
+//! otp-service: placeholder (see issues).
