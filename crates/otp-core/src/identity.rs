@@ -209,10 +209,22 @@ mod tests {
 
     #[test]
     fn email_rejections() {
-        assert!(matches!(Identity::parse("a@b@c"), Err(IdentityError::InvalidEmail(_))));
-        assert!(matches!(Identity::parse("@example.com"), Err(IdentityError::InvalidEmail(_))));
-        assert!(matches!(Identity::parse("user@"), Err(IdentityError::InvalidEmail(_))));
-        assert!(matches!(Identity::parse("us er@example.com"), Err(IdentityError::InvalidEmail(_))));
+        assert!(matches!(
+            Identity::parse("a@b@c"),
+            Err(IdentityError::InvalidEmail(_))
+        ));
+        assert!(matches!(
+            Identity::parse("@example.com"),
+            Err(IdentityError::InvalidEmail(_))
+        ));
+        assert!(matches!(
+            Identity::parse("user@"),
+            Err(IdentityError::InvalidEmail(_))
+        ));
+        assert!(matches!(
+            Identity::parse("us er@example.com"),
+            Err(IdentityError::InvalidEmail(_))
+        ));
     }
 
     #[test]
@@ -220,14 +232,26 @@ mod tests {
         let id = Identity::parse("+44 (20) 7946-0958").unwrap();
         assert_eq!(id.as_str(), "+442079460958");
         assert_eq!(id.kind(), IdentityKind::Phone);
-        assert_eq!(Identity::parse("+1.415.555.0100").unwrap().as_str(), "+14155550100");
+        assert_eq!(
+            Identity::parse("+1.415.555.0100").unwrap().as_str(),
+            "+14155550100"
+        );
     }
 
     #[test]
     fn phone_rejections() {
-        assert_eq!(Identity::parse("+1234567"), Err(IdentityError::InvalidPhone));
-        assert_eq!(Identity::parse("+1234567890123456"), Err(IdentityError::InvalidPhone));
-        assert_eq!(Identity::parse("+1415abc0100"), Err(IdentityError::InvalidPhone));
+        assert_eq!(
+            Identity::parse("+1234567"),
+            Err(IdentityError::InvalidPhone)
+        );
+        assert_eq!(
+            Identity::parse("+1234567890123456"),
+            Err(IdentityError::InvalidPhone)
+        );
+        assert_eq!(
+            Identity::parse("+1415abc0100"),
+            Err(IdentityError::InvalidPhone)
+        );
         assert_eq!(Identity::parse("+"), Err(IdentityError::InvalidPhone));
         assert!(Identity::parse("+12345678").is_ok());
         assert!(Identity::parse("+123456789012345").is_ok());
@@ -238,16 +262,28 @@ mod tests {
         let id = Identity::parse(" User-42 ").unwrap();
         assert_eq!(id.as_str(), "User-42");
         assert_eq!(id.kind(), IdentityKind::Opaque);
-        assert_eq!(Identity::parse("12345").unwrap().kind(), IdentityKind::Opaque);
+        assert_eq!(
+            Identity::parse("12345").unwrap().kind(),
+            IdentityKind::Opaque
+        );
     }
 
     #[test]
     fn empty_long_and_control_are_rejected() {
         assert_eq!(Identity::parse("   "), Err(IdentityError::Empty));
-        assert_eq!(Identity::parse(&"a".repeat(321)), Err(IdentityError::TooLong));
+        assert_eq!(
+            Identity::parse(&"a".repeat(321)),
+            Err(IdentityError::TooLong)
+        );
         assert!(Identity::parse(&"a".repeat(320)).is_ok());
-        assert_eq!(Identity::parse("a\u{0}b"), Err(IdentityError::ControlCharacter));
-        assert_eq!(Identity::parse("a\nb"), Err(IdentityError::ControlCharacter));
+        assert_eq!(
+            Identity::parse("a\u{0}b"),
+            Err(IdentityError::ControlCharacter)
+        );
+        assert_eq!(
+            Identity::parse("a\nb"),
+            Err(IdentityError::ControlCharacter)
+        );
         // multi-byte characters count as characters, not bytes
         assert!(Identity::parse(&"é".repeat(320)).is_ok());
     }

@@ -1,1 +1,302 @@
-//! wire (in progress)
+//! Wire types of the REST API (SPEC §5): request and response bodies and the
+//! stable error codes, defined once and shared by `otp-http` (server) and
+//! `otp-client` (SDK). Serde only: no HTTP types here.
+//!
+//! Field names and messages are those of the Python service this product
+//! replaces; fields may be added, never removed or renamed.
+//!
+//! ```
+//! use otp_core::wire::{ErrorBody, ErrorCode};
+//! let body = ErrorBody::new(ErrorCode::OtpInvalid, "Invalid or expired OTP.");
+//! assert_eq!(
+//!     serde_json::to_string(&body).unwrap(),
+//!     r#"{"error":"otp_invalid","message":"Invalid or expired OTP."}"#
+//! );
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Human messages the Python service sent, kept word for word.
+pub mod messages {
+    /// 200 of `POST /otp/request`.
+    pub const OTP_SENT: &str = "OTP sent successfully.";
+    /// 200 of `POST /otp/verify`.
+    pub const OTP_VERIFIED: &str = "OTP verified successfully.";
+    /// 400 `otp_invalid`.
+    pub const OTP_INVALID: &str = "Invalid or expired OTP.";
+    /// 429 on `POST /otp/request`.
+    pub const TOO_MANY_REQUESTS: &str =
+        "Too many OTP requests. Please wait before requesting again.";
+    /// 429 on `POST /otp/verify`.
+    pub const TOO_MANY_VERIFICATIONS: &str =
+        "Too many verification attempts. Please request a new OTP.";
+    /// 502 `delivery_failed`.
+    pub const DELIVERY_FAILED: &str = "Failed to deliver OTP. Please try again.";
+}
+
+/// `POST /api/v1/otp/request` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OtpRequest {
+    /// Email address, E.164 phone number (`+…`) or opaque user id.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "alice@example.com", min_length = 1, max_length = 320)
+    )]
+    pub identity: String,
+}
+
+/// `POST /api/v1/otp/request` 200 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OtpRequestResponse {
+    /// Always `true` on 200.
+    pub success: bool,
+    /// `"OTP sent successfully."`
+    pub message: String,
+    /// Seconds the code stays valid (rest of the window + drift windows).
+    pub ttl_seconds: u64,
+    /// Unix time (seconds) at which the code stops verifying.
+    pub expires_at: u64,
+    /// Requests left for this identity in the current rate-limit window.
+    pub rate_limit_remaining: u32,
+}
+
+/// `POST /api/v1/otp/verify` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OtpVerifyRequest {
+    /// The identity the code was sent to.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "alice@example.com", min_length = 1, max_length = 320)
+    )]
+    pub identity: String,
+    /// The code, 4 to 10 ASCII digits.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "123456", pattern = "^[0-9]{4,10}$")
+    )]
+    pub otp: String,
+}
+
+/// `POST /api/v1/otp/verify` 200 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OtpVerifyResponse {
+    /// Always `true` on 200.
+    pub success: bool,
+    /// `"OTP verified successfully."`
+    pub message: String,
+    /// The signed JWT.
+    pub access_token: String,
+    /// Always `"bearer"`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    /// Verification attempts left for this identity in the current window.
+    pub rate_limit_remaining: u32,
+}
+
+/// `POST /api/v1/token/introspect` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IntrospectRequest {
+    /// The token to check.
+    pub token: String,
+}
+
+/// Response of `POST /api/v1/token/introspect` (200) and
+/// `GET /api/v1/token/verify` (200).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenStatus {
+    /// Whether the token is valid now.
+    pub active: bool,
+    /// The token's claims when active, `null` otherwise.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `GET /health` body (the Python service's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthResponse {
+    /// `"ok"`.
+    pub status: String,
+    /// `"stateless-otp"`.
+    pub service: String,
+}
+
+/// Stable machine-readable error codes, for the SDKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 422: malformed JSON, missing or invalid fields.
+    ValidationError,
+    /// 400: wrong, expired, replayed or wrong-length code.
+    OtpInvalid,
+    /// 429: a rate limit tripped; see `Retry-After`.
+    RateLimitExceeded,
+    /// 502: the delivery backend failed.
+    DeliveryFailed,
+    /// 503: the shared store (Redis) is unreachable.
+    BackendUnavailable,
+    /// 401: no bearer token.
+    TokenMissing,
+    /// 401: the token failed a check other than expiry.
+    TokenInvalid,
+    /// 401: the token has expired.
+    TokenExpired,
+    /// 413: body larger than 16 KiB.
+    PayloadTooLarge,
+    /// 415: body not `application/json`.
+    UnsupportedMediaType,
+    /// 404: no such route.
+    NotFound,
+    /// 405: method not allowed on this route.
+    MethodNotAllowed,
+    /// 500: unexpected server error (never for client mistakes).
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The snake_case code as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ValidationError => "validation_error",
+            ErrorCode::OtpInvalid => "otp_invalid",
+            ErrorCode::RateLimitExceeded => "rate_limit_exceeded",
+            ErrorCode::DeliveryFailed => "delivery_failed",
+            ErrorCode::BackendUnavailable => "backend_unavailable",
+            ErrorCode::TokenMissing => "token_missing",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+
+    /// The HTTP status the server answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::ValidationError => 422,
+            ErrorCode::OtpInvalid => 400,
+            ErrorCode::RateLimitExceeded => 429,
+            ErrorCode::DeliveryFailed => 502,
+            ErrorCode::BackendUnavailable => 503,
+            ErrorCode::TokenMissing | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => 401,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::InternalError => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One offending field of a 422.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldError {
+    /// Path of the field, e.g. `["body", "identity"]` (FastAPI's `loc`).
+    pub loc: Vec<String>,
+    /// What is wrong with it.
+    pub msg: String,
+    /// A short machine-readable kind, e.g. `missing`, `invalid`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// Every error body: `{"error", "message"}`, plus `details` on 422.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// Stable error code.
+    pub error: ErrorCode,
+    /// Human-readable message.
+    pub message: String,
+    /// Offending fields (422 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<FieldError>>,
+}
+
+impl ErrorBody {
+    /// An error body without details.
+    pub fn new(error: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// A 422 body with field details.
+    pub fn validation(message: impl Into<String>, details: Vec<FieldError>) -> Self {
+        ErrorBody {
+            error: ErrorCode::ValidationError,
+            message: message.into(),
+            details: Some(details),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialize_as_their_wire_names() {
+        for code in [
+            ErrorCode::ValidationError,
+            ErrorCode::OtpInvalid,
+            ErrorCode::RateLimitExceeded,
+            ErrorCode::DeliveryFailed,
+            ErrorCode::BackendUnavailable,
+            ErrorCode::TokenMissing,
+            ErrorCode::TokenInvalid,
+            ErrorCode::TokenExpired,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::InternalError,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_details_are_optional() {
+        let r: OtpVerifyRequest =
+            serde_json::from_str(r#"{"identity":"a","otp":"123456","extra":1}"#).unwrap();
+        assert_eq!(r.otp, "123456");
+        let e: ErrorBody =
+            serde_json::from_str(r#"{"error":"otp_invalid","message":"m"}"#).unwrap();
+        assert!(e.details.is_none());
+        let v = serde_json::to_value(ErrorBody::validation(
+            "bad",
+            vec![FieldError {
+                loc: vec!["body".into(), "identity".into()],
+                msg: "missing".into(),
+                kind: "missing".into(),
+            }],
+        ))
+        .unwrap();
+        assert_eq!(v["details"][0]["loc"][1], "identity");
+        assert_eq!(v["details"][0]["type"], "missing");
+    }
+}
