@@ -1,0 +1,217 @@
+// Type declarations for @stateless-otp/client (hand-maintained; index.d.cts is
+// a generated copy for CommonJS consumers).
+
+/** Version of this SDK. */
+export declare const VERSION: string;
+/** Default per-attempt timeout in milliseconds (10000). */
+export declare const DEFAULT_TIMEOUT_MS: number;
+/** Default number of retries for retryable failures (2). */
+export declare const DEFAULT_MAX_RETRIES: number;
+/** Default base delay between retries in milliseconds (250). */
+export declare const DEFAULT_RETRY_DELAY_MS: number;
+
+/** Error codes sent by the server. */
+export type ServerErrorCode =
+  | 'validation_error'
+  | 'otp_invalid'
+  | 'rate_limit_exceeded'
+  | 'delivery_failed'
+  | 'backend_unavailable'
+  | 'token_missing'
+  | 'token_invalid'
+  | 'token_expired'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'not_found'
+  | 'internal_error';
+
+/** Error codes raised by the SDK itself. */
+export type ClientErrorCode = 'network_error' | 'timeout' | 'http_error' | 'invalid_response';
+
+/** Every code an `OTPError` can carry. */
+export type OTPErrorCode = ServerErrorCode | ClientErrorCode;
+
+/** The codes as named constants. */
+export declare const ErrorCode: Readonly<{
+  VALIDATION_ERROR: 'validation_error';
+  OTP_INVALID: 'otp_invalid';
+  RATE_LIMIT_EXCEEDED: 'rate_limit_exceeded';
+  DELIVERY_FAILED: 'delivery_failed';
+  BACKEND_UNAVAILABLE: 'backend_unavailable';
+  TOKEN_MISSING: 'token_missing';
+  TOKEN_INVALID: 'token_invalid';
+  TOKEN_EXPIRED: 'token_expired';
+  PAYLOAD_TOO_LARGE: 'payload_too_large';
+  UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type';
+  NOT_FOUND: 'not_found';
+  INTERNAL_ERROR: 'internal_error';
+  NETWORK_ERROR: 'network_error';
+  TIMEOUT: 'timeout';
+  HTTP_ERROR: 'http_error';
+  INVALID_RESPONSE: 'invalid_response';
+}>;
+
+/** One offending field of a 422 answer, as the server reports it. */
+export type ValidationDetail = unknown;
+
+/** The one error type the client throws for wire and server failures. */
+export declare class OTPError extends Error {
+  constructor(
+    message: string,
+    fields: {
+      code: OTPErrorCode | string;
+      statusCode?: number;
+      retryAfter?: number | null;
+      details?: ValidationDetail[] | null;
+      cause?: unknown;
+    },
+  );
+  readonly name: 'OTPError';
+  /** Stable machine-readable code. */
+  code: OTPErrorCode | string;
+  /** HTTP status of the answer, or 0 when no answer arrived. */
+  statusCode: number;
+  /** Seconds to wait before trying again (from `Retry-After`), or null. */
+  retryAfter: number | null;
+  /** Offending fields of a 422 answer, or null. */
+  details: ValidationDetail[] | null;
+}
+
+/** Where the client keeps the access token. Methods are synchronous. */
+export interface TokenStorage {
+  get(): string | null;
+  set(token: string): void;
+  clear(): void;
+}
+
+/** Keeps the token in memory (the default). */
+export declare class MemoryTokenStorage implements TokenStorage {
+  constructor();
+  get(): string | null;
+  set(token: string): void;
+  clear(): void;
+}
+
+/** The part of the Web Storage API that `LocalStorageTokenStorage` uses. */
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** Keeps the token in `localStorage` (or another Storage) under `key`. */
+export declare class LocalStorageTokenStorage implements TokenStorage {
+  constructor(key?: string, storage?: StorageLike);
+  readonly key: string;
+  readonly storage: StorageLike;
+  get(): string | null;
+  set(token: string): void;
+  clear(): void;
+}
+
+/** Options of `OTPClient`. */
+export interface OTPClientOptions {
+  /** The server's base URL, e.g. "https://auth.example.com" (a path prefix is kept). */
+  baseUrl: string;
+  /** Per-attempt timeout in milliseconds. Defaults to 10000. */
+  timeout?: number;
+  /** Token storage. Defaults to a new `MemoryTokenStorage`. */
+  storage?: TokenStorage;
+  /** A fetch implementation. Defaults to the global `fetch`. */
+  fetch?: typeof fetch;
+  /** Extra headers sent with every request. Defaults to none. */
+  headers?: Record<string, string>;
+  /** Retries after a retryable failure. Defaults to 2. */
+  maxRetries?: number;
+  /** Base delay between retries in milliseconds, doubled each time. Defaults to 250. */
+  retryDelay?: number;
+}
+
+/** Result of `requestOTP`. */
+export interface OTPRequestResult {
+  success: boolean;
+  message: string;
+  /** How long the code stays valid, in seconds. */
+  ttlSeconds: number;
+  /** When the code stops being valid, as Unix seconds. */
+  expiresAt: number;
+  /** Sends left in the current rate-limit window, if the server said. */
+  rateLimitRemaining: number | null;
+}
+
+/** Result of `verifyOTP`. */
+export interface OTPVerifyResult {
+  success: boolean;
+  message: string;
+  accessToken: string;
+  /** "bearer". */
+  tokenType: string;
+  /** Lifetime of the token in seconds. */
+  expiresIn: number;
+  rateLimitRemaining: number | null;
+}
+
+/** Claims of a stateless-otp access token. */
+export interface TokenClaims {
+  sub: string;
+  iss?: string;
+  aud?: string | string[];
+  iat?: number;
+  nbf?: number;
+  exp: number;
+  jti?: string;
+  amr?: string[];
+  [claim: string]: unknown;
+}
+
+/** Result of `introspectToken` and `verifyBearer`. */
+export interface TokenInfo {
+  active: boolean;
+  claims: TokenClaims | null;
+}
+
+/** A JSON Web Key Set. */
+export interface JWKS {
+  keys: Array<Record<string, unknown>>;
+}
+
+/** Result of `health`. */
+export interface HealthResult {
+  status: string;
+  service: string;
+}
+
+/** Parses a `Retry-After` value (seconds or HTTP date) into whole seconds. */
+export declare function parseRetryAfter(value: string | null | undefined, nowMs?: number): number | null;
+
+/** Client for one stateless-otp server. */
+export declare class OTPClient {
+  constructor(options: string | OTPClientOptions);
+  readonly baseUrl: string;
+  timeout: number;
+  maxRetries: number;
+  retryDelay: number;
+  storage: TokenStorage;
+  /** Asks the server to derive and deliver a code to `identity`. */
+  requestOTP(identity: string): Promise<OTPRequestResult>;
+  /** Checks the code; on success stores the access token. */
+  verifyOTP(identity: string, otp: string): Promise<OTPVerifyResult>;
+  /** Asks whether a token (default: the stored one) is valid. */
+  introspectToken(token?: string): Promise<TokenInfo>;
+  /** Verifies a token (default: the stored one) as a Bearer header. */
+  verifyBearer(token?: string): Promise<TokenInfo>;
+  /** The server's public keys. */
+  getJWKS(): Promise<JWKS>;
+  /** Liveness probe. */
+  health(): Promise<HealthResult>;
+  /** The stored access token, if any. */
+  getToken(): string | null;
+  /** Stores a token obtained elsewhere. */
+  setToken(token: string): void;
+  /** Forgets the stored token. */
+  clearToken(): void;
+  /** Forgets the stored token. */
+  logout(): void;
+}
+
+export default OTPClient;

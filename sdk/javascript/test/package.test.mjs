@@ -1,0 +1,73 @@
+// Packaging checks: the CommonJS twin is up to date, both entry points load
+// through the package's "exports", the typings type-check, package.json is
+// ready to publish, and the README shows the example the e2e suite runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildOutputs, paths } from '../scripts/build.mjs';
+import * as esm from '../src/index.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const require = createRequire(import.meta.url);
+
+test('dist/index.cjs and index.d.cts equal what `npm run build` writes', () => {
+  const { cjs, dcts } = buildOutputs();
+  assert.equal(readFileSync(paths.cjs, 'utf8'), cjs, 'dist/index.cjs is stale: run `npm run build`');
+  assert.equal(readFileSync(paths.dcts, 'utf8'), dcts, 'index.d.cts is stale: run `npm run build`');
+});
+
+test('import and require of the package name reach the ESM and CJS builds with the same exports', async () => {
+  const viaImport = await import('@stateless-otp/client');
+  const viaRequire = require('@stateless-otp/client');
+  assert.equal(viaImport.OTPClient, esm.OTPClient, 'import resolves to src/index.mjs');
+  assert.equal(viaRequire, require('../dist/index.cjs'), 'require resolves to dist/index.cjs');
+  assert.deepEqual(Object.keys(viaRequire).sort(), Object.keys(viaImport).sort());
+  assert.equal(viaRequire.default, viaRequire.OTPClient);
+  assert.equal(viaImport.default, viaImport.OTPClient);
+  assert.equal(viaRequire.VERSION, pkg.version);
+  assert.equal(esm.VERSION, pkg.version);
+});
+
+test('package.json is ready to publish', () => {
+  assert.equal(pkg.name, '@stateless-otp/client');
+  assert.equal(pkg.dependencies, undefined, 'zero runtime dependencies');
+  assert.equal(pkg.engines.node, '>=18');
+  assert.ok(pkg.scripts.test);
+  const entry = pkg.exports['.'];
+  const targets = [pkg.main, pkg.types, entry.import.default, entry.import.types, entry.require.default, entry.require.types];
+  for (const target of targets) {
+    assert.ok(existsSync(join(root, target)), `${target} exists`);
+    const inFiles = pkg.files.some((f) => `./${f}` === target);
+    assert.ok(inFiles, `${target} is listed in "files"`);
+  }
+  assert.ok(Object.keys(entry.import)[0] === 'types' && Object.keys(entry.require)[0] === 'types', '"types" comes first in each condition');
+});
+
+test('the typings type-check for ESM and CommonJS users (tsc --strict)', (t) => {
+  let tsc;
+  try {
+    tsc = require.resolve('typescript/bin/tsc');
+  } catch {
+    const why = 'typescript is not installed (run `npm ci` in sdk/javascript)';
+    if (process.env.OTP_E2E_REQUIRE_ALL === '1') throw new Error(`OTP_E2E_REQUIRE_ALL=1 but ${why}`);
+    t.skip(why);
+    return;
+  }
+  try {
+    execFileSync(process.execPath, [tsc, '-p', join(root, 'test-support', 'types', 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
+  } catch (err) {
+    assert.fail(`tsc found errors:\n${err.stdout}${err.stderr}`);
+  }
+});
+
+test('the README shows examples/login.mjs verbatim and names the browser example', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const example = readFileSync(join(root, 'examples', 'login.mjs'), 'utf8');
+  assert.ok(readme.includes(`\`\`\`js\n${example}\`\`\``), 'README.md must contain examples/login.mjs in a ```js block, unchanged');
+  assert.ok(readme.includes('examples/browser/'), 'README.md points at the browser example');
+});
