@@ -1,0 +1,62 @@
+//! The one strict base64url engine used for every JWS segment (RFC 7515 §2:
+//! unpadded base64url), plus a lenient decoder for configured key text.
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+
+/// Unpadded base64url that refuses padding, the standard alphabet and
+/// non-zero trailing bits, so each byte string has exactly one accepted
+/// encoding (a flipped character can never decode to the same bytes).
+pub(crate) const STRICT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// Returns true if and only if `b` may appear in a JWS compact token
+/// (the base64url alphabet or the `.` separator).
+#[inline]
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
+}
+
+/// Decodes operator-supplied key text: standard or URL-safe alphabet,
+/// padding optional, ASCII white space ignored. Not for token segments.
+pub(crate) fn decode_lenient(text: &str) -> Option<Vec<u8>> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let alphabet = if compact.contains(['-', '_']) {
+        &alphabet::URL_SAFE
+    } else {
+        &alphabet::STANDARD
+    };
+    let engine = GeneralPurpose::new(
+        alphabet,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    engine.decode(compact.as_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_rejects_padding_trailing_bits_and_standard_alphabet() {
+        assert_eq!(STRICT.decode("YQ").unwrap(), b"a");
+        assert!(STRICT.decode("YQ==").is_err());
+        assert!(STRICT.decode("YR").is_err(), "trailing bits must be zero");
+        assert!(STRICT.decode("-_8").is_ok());
+        assert!(STRICT.decode("+/8").is_err());
+    }
+
+    #[test]
+    fn lenient_accepts_both_alphabets_and_optional_padding() {
+        assert_eq!(decode_lenient("+/8=").unwrap(), vec![0xfb, 0xff]);
+        assert_eq!(decode_lenient("-_8").unwrap(), vec![0xfb, 0xff]);
+        assert_eq!(decode_lenient(" YW Jj\n").unwrap(), b"abc");
+        assert!(decode_lenient("!!").is_none());
+    }
+}

@@ -1,0 +1,199 @@
+//! JWS compact serialization (RFC 7515 §7.1): splitting, the protected
+//! header, signature checks, and the claim checks of RFC 8725 — the
+//! allocation-light verification core shared by
+//! [`TokenService`](super::TokenService) and [`JwksVerifier`](super::JwksVerifier).
+
+use std::borrow::Cow;
+
+use base64::DecodeSliceError;
+use base64::Engine as _;
+use serde::Deserialize;
+
+use super::b64::{is_token_byte, STRICT};
+use super::claims::{Claims, RawClaims};
+use super::error::TokenError;
+use super::keys::{Algorithm, VerifyingKey};
+use super::{TokenConfig, MAX_TOKEN_BYTES};
+
+/// Largest decoded protected header accepted (ours is under 100 bytes).
+const MAX_HEADER_BYTES: usize = 1024;
+
+/// The protected header fields we look at; unknown members are ignored.
+/// Strings borrow from the decoded header unless they contain escapes.
+#[derive(Deserialize)]
+pub(crate) struct Header<'a> {
+    #[serde(borrow)]
+    pub(crate) alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub(crate) kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) typ: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) crit: bool,
+}
+
+/// `true` for any value, so that `crit` with any content (even `null`) counts.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// The three segments of a token, still encoded.
+pub(crate) struct Segments<'t> {
+    pub(crate) header: &'t str,
+    pub(crate) payload: &'t str,
+    pub(crate) signature: &'t str,
+    /// `header "." payload`: the bytes the signature covers.
+    pub(crate) signing_input: &'t str,
+}
+
+/// Size cap, alphabet and segment count.
+pub(crate) fn split(token: &str) -> Result<Segments<'_>, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLarge);
+    }
+    if !token.bytes().all(is_token_byte) {
+        return Err(TokenError::Base64);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    if header.is_empty() || signature.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    Ok(Segments {
+        header,
+        payload,
+        signature,
+        signing_input: &token[..header.len() + 1 + payload.len()],
+    })
+}
+
+/// Decodes a header segment into `buf` and parses it (borrowing from `buf`).
+pub(crate) fn parse_header<'b>(
+    segment: &str,
+    buf: &'b mut [u8; MAX_HEADER_BYTES],
+) -> Result<Header<'b>, TokenError> {
+    let len = match STRICT.decode_slice(segment, buf) {
+        Ok(len) => len,
+        Err(DecodeSliceError::DecodeError(_)) => return Err(TokenError::Base64),
+        Err(DecodeSliceError::OutputSliceTooSmall) => return Err(TokenError::MalformedHeader),
+    };
+    let json = &buf[..len];
+    // A struct would also deserialize from a JSON array: insist on an object.
+    if json.first() != Some(&b'{') {
+        return Err(TokenError::MalformedHeader);
+    }
+    let header: Header<'b> =
+        serde_json::from_slice(json).map_err(|_| TokenError::MalformedHeader)?;
+    if header.crit {
+        return Err(TokenError::CriticalHeader);
+    }
+    if let Some(typ) = &header.typ {
+        if !typ.eq_ignore_ascii_case("JWT") {
+            return Err(TokenError::UnsupportedType);
+        }
+    }
+    Ok(header)
+}
+
+/// Checks structure, header and signature; returns the (still encoded)
+/// payload segment. The algorithm is `algorithm`, never the token's: the
+/// header's `alg` must merely equal it. With a `kid`, only the key with that
+/// id is tried (unknown → [`TokenError::UnknownKid`]); without one, every
+/// key is tried (tokens of the Python service carry no `kid`).
+pub(crate) fn verify_signature<'t>(
+    token: &'t str,
+    algorithm: Algorithm,
+    keys: &[VerifyingKey],
+    match_kid: bool,
+) -> Result<&'t str, TokenError> {
+    let seg = split(token)?;
+    let mut buf = [0u8; MAX_HEADER_BYTES];
+    let header = parse_header(seg.header, &mut buf)?;
+    match Algorithm::from_jose(&header.alg) {
+        None => return Err(TokenError::UnsupportedAlgorithm),
+        Some(alg) if alg != algorithm => return Err(TokenError::AlgorithmMismatch),
+        Some(_) => {}
+    }
+    let chosen: Option<&VerifyingKey> = match (&header.kid, match_kid) {
+        (Some(kid), true) => Some(
+            keys.iter()
+                .find(|k| k.kid() == kid.as_ref())
+                .ok_or(TokenError::UnknownKid)?,
+        ),
+        _ => None,
+    };
+    let mut sig = [0u8; 64];
+    let sig_len = match STRICT.decode_slice(seg.signature, &mut sig) {
+        Ok(len) => len,
+        Err(DecodeSliceError::DecodeError(_)) => return Err(TokenError::Base64),
+        Err(DecodeSliceError::OutputSliceTooSmall) => return Err(TokenError::BadSignature),
+    };
+    if sig_len != algorithm.signature_len() {
+        return Err(TokenError::BadSignature);
+    }
+    let message = seg.signing_input.as_bytes();
+    let signature = &sig[..sig_len];
+    let ok = match chosen {
+        Some(key) => key.verify(message, signature),
+        None => keys.iter().any(|k| k.verify(message, signature)),
+    };
+    if ok {
+        Ok(seg.payload)
+    } else {
+        Err(TokenError::BadSignature)
+    }
+}
+
+/// Decodes and parses a payload segment into claims with the required
+/// claims present (no value checks).
+pub(crate) fn decode_claims(payload: &str) -> Result<Claims, TokenError> {
+    let json = STRICT.decode(payload).map_err(|_| TokenError::Base64)?;
+    let raw: RawClaims = serde_json::from_slice(&json).map_err(|_| TokenError::MalformedClaims)?;
+    raw.into_claims().map_err(TokenError::MissingClaim)
+}
+
+/// A key set with one algorithm plus the claim rules: the verification core.
+#[derive(Clone, Debug)]
+pub(crate) struct Validator {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) keys: Vec<VerifyingKey>,
+    pub(crate) config: TokenConfig,
+}
+
+impl Validator {
+    /// Full verification: signature first, then claims. Claim checks run in
+    /// the order iss, aud, exp, nbf, iat, so a token for another issuer or
+    /// audience is "invalid" even when it is also expired.
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        let payload = verify_signature(token, self.algorithm, &self.keys, true)?;
+        let claims = decode_claims(payload)?;
+        self.check_claims(&claims, now)?;
+        Ok(claims)
+    }
+
+    fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), TokenError> {
+        let leeway = self.config.leeway_seconds;
+        if claims.iss != self.config.issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        if !claims.aud.contains(&self.config.audience) {
+            return Err(TokenError::WrongAudience);
+        }
+        // RFC 7519 §4.1.4: valid only while now < exp.
+        if now >= claims.exp.saturating_add(leeway) {
+            return Err(TokenError::Expired);
+        }
+        let later = now.saturating_add(leeway);
+        if claims.nbf.is_some_and(|nbf| nbf > later) {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.iat.is_some_and(|iat| iat > later) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(())
+    }
+}
