@@ -1,0 +1,111 @@
+//! Service-level metrics (Prometheus / OpenMetrics), registered by the HTTP
+//! layer next to its own request metrics and rendered at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Label set naming one limit policy (`request_identity`, `verify_ip`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The policy name.
+    pub limit: &'static str,
+}
+
+/// Label set of one delivery outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// Backend name (`console`, `smtp`, `twilio`, `webhook`, `none`).
+    pub backend: &'static str,
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
+/// Label set naming the store operation that failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    /// `limit`, `counters`, `advance`, `failure` or `clear`.
+    pub op: &'static str,
+}
+
+fn delivery_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+/// The counters and histograms `OtpService` updates.
+#[derive(Debug)]
+pub struct ServiceMetrics {
+    /// OTPs derived and handed to delivery.
+    pub otp_requested: Counter,
+    /// Successful verifications (tokens issued).
+    pub otp_verified: Counter,
+    /// Failed verifications (wrong, expired, replayed code).
+    pub otp_failed: Counter,
+    /// Requests refused by a limit, by limit name.
+    pub rate_limited: Family<LimitLabels, Counter>,
+    /// Deliveries by backend and outcome.
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    /// Delivery latency by backend and outcome, seconds.
+    pub delivery_seconds: Family<DeliveryLabels, Histogram, fn() -> Histogram>,
+    /// Store errors (Redis unreachable, …), by operation.
+    pub store_errors: Family<StoreLabels, Counter>,
+}
+
+impl Default for ServiceMetrics {
+    fn default() -> Self {
+        ServiceMetrics {
+            otp_requested: Counter::default(),
+            otp_verified: Counter::default(),
+            otp_failed: Counter::default(),
+            rate_limited: Family::default(),
+            deliveries: Family::default(),
+            delivery_seconds: Family::new_with_constructor(delivery_histogram),
+            store_errors: Family::default(),
+        }
+    }
+}
+
+impl ServiceMetrics {
+    /// Registers every metric under `registry` (names prefixed `otp_`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "otp_requested",
+            "OTPs generated and handed to delivery",
+            self.otp_requested.clone(),
+        );
+        registry.register(
+            "otp_verified",
+            "OTPs verified successfully (tokens issued)",
+            self.otp_verified.clone(),
+        );
+        registry.register(
+            "otp_failed",
+            "OTP verifications that failed (wrong, expired or replayed code)",
+            self.otp_failed.clone(),
+        );
+        registry.register(
+            "otp_rate_limited",
+            "Requests refused by a rate limit, by limit",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "otp_deliveries",
+            "OTP deliveries by backend and outcome",
+            self.deliveries.clone(),
+        );
+        registry.register(
+            "otp_delivery_duration_seconds",
+            "OTP delivery latency by backend and outcome (including retries)",
+            self.delivery_seconds.clone(),
+        );
+        registry.register(
+            "otp_store_errors",
+            "Errors of the limit / use-counter store, by operation",
+            self.store_errors.clone(),
+        );
+    }
+}

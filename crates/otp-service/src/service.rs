@@ -1,0 +1,588 @@
+//! The orchestration of request, verify and introspect.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otp_core::engine::{unix_now, OtpEngine, OtpPolicy, VerifyError};
+use otp_core::keys::OtpKeyRing;
+use otp_core::token::{Claims, IssuedToken, TokenError, TokenService};
+use otp_core::wire::TokenStatus;
+use otp_core::Identity;
+use otp_delivery::{ConsoleDelivery, Delivery, OtpMessage};
+use otp_ratelimit::{Decision, LimitPolicy, Limits, MemoryStore, Store, StoreError};
+use serde_json::{Map, Value};
+
+use crate::error::{LimitedOperation, ServiceError};
+use crate::metrics::{DeliveryLabels, LimitLabels, ServiceMetrics, StoreLabels};
+
+/// What to do when the store (Redis) is unreachable (`RATE_LIMIT_FAIL_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Refuse with 503 `backend_unavailable`. The default: an outage must not
+    /// switch brute-force protection off.
+    #[default]
+    Closed,
+    /// Proceed as if every limit allowed the call and every use counter were
+    /// 0. Single use cannot be enforced while the store is down: a code may
+    /// then verify more than once within its validity. Each such call logs a
+    /// warning.
+    Open,
+}
+
+/// Typed configuration of the service (no environment reading here).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Digits, window, hash, drift and clock skew. Defaults to
+    /// [`OtpPolicy::default`].
+    pub policy: OtpPolicy,
+    /// OTP keys: current + previous (verify only).
+    pub keys: OtpKeyRing,
+    /// The six limits of SPEC §6. Defaults to [`Limits::default`].
+    pub limits: Limits,
+    /// Wrong codes per (identity, window) before every sent code is void
+    /// (`OTP_MAX_ATTEMPTS`). Defaults to 5. 0 switches the budget off.
+    pub max_attempts: u32,
+    /// Single-use codes via use counters (`OTP_SINGLE_USE`). Defaults to
+    /// true; false reproduces the Python service (n is always 0).
+    pub single_use: bool,
+    /// Behaviour when the store is unreachable. Defaults to closed.
+    pub fail_mode: FailMode,
+}
+
+impl ServiceConfig {
+    /// A configuration with the given policy and keys and every other field at
+    /// its default.
+    pub fn new(policy: OtpPolicy, keys: OtpKeyRing) -> Self {
+        ServiceConfig {
+            policy,
+            keys,
+            limits: Limits::default(),
+            max_attempts: otp_ratelimit::DEFAULT_MAX_ATTEMPTS,
+            single_use: true,
+            fail_mode: FailMode::Closed,
+        }
+    }
+}
+
+/// Per-call context from the transport.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The client's IP address (after trusted-proxy resolution). `None`
+    /// skips the per-IP limits (e.g. an embedded, non-network caller).
+    pub client_ip: Option<IpAddr>,
+}
+
+impl RequestContext {
+    /// A context for a client at `ip`.
+    pub fn with_ip(ip: IpAddr) -> Self {
+        RequestContext {
+            client_ip: Some(ip),
+        }
+    }
+}
+
+/// The figures of one limit, for `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimitInfo {
+    /// The limit's `max`.
+    pub limit: u32,
+    /// Events left in the window.
+    pub remaining: u32,
+    /// The limit's window in seconds.
+    pub window_secs: u64,
+}
+
+impl From<Decision> for RateLimitInfo {
+    fn from(d: Decision) -> Self {
+        RateLimitInfo {
+            limit: d.limit,
+            remaining: d.remaining,
+            window_secs: d.window_secs,
+        }
+    }
+}
+
+/// A code was derived and delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOutcome {
+    /// The normalized identity.
+    pub identity: Identity,
+    /// Seconds the code stays valid.
+    pub ttl_seconds: u64,
+    /// Unix time at which it stops verifying.
+    pub expires_at: u64,
+    /// The identity's send budget.
+    pub rate_limit: RateLimitInfo,
+}
+
+/// A code verified and a token was issued.
+#[derive(Debug, Clone)]
+pub struct VerifyOutcome {
+    /// The normalized identity (the token's `sub`).
+    pub identity: Identity,
+    /// The signed token and its claims.
+    pub token: IssuedToken,
+    /// The identity's verify budget (restored after success).
+    pub rate_limit: RateLimitInfo,
+}
+
+/// The OTP service. Cheap to share: wrap it in an `Arc`.
+pub struct OtpService {
+    engine: OtpEngine,
+    tokens: TokenService,
+    store: Arc<dyn Store>,
+    delivery: Arc<dyn Delivery>,
+    limits: Limits,
+    max_attempts: u32,
+    single_use: bool,
+    fail_mode: FailMode,
+    metrics: Arc<ServiceMetrics>,
+}
+
+impl std::fmt::Debug for OtpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpService")
+            .field("engine", &self.engine)
+            .field("store", &self.store.backend_name())
+            .field("delivery", &self.delivery.name())
+            .field("limits", &self.limits)
+            .field("max_attempts", &self.max_attempts)
+            .field("single_use", &self.single_use)
+            .field("fail_mode", &self.fail_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`OtpService`]: the store defaults to an in-memory store and
+/// delivery to the console.
+pub struct OtpServiceBuilder {
+    config: ServiceConfig,
+    tokens: TokenService,
+    store: Option<Arc<dyn Store>>,
+    delivery: Option<Arc<dyn Delivery>>,
+    metrics: Option<Arc<ServiceMetrics>>,
+}
+
+impl OtpServiceBuilder {
+    /// Uses `store` for limits and use counters. Defaults to a [`MemoryStore`].
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses `delivery` to send codes. Defaults to [`ConsoleDelivery`].
+    pub fn delivery(mut self, delivery: Arc<dyn Delivery>) -> Self {
+        self.delivery = Some(delivery);
+        self
+    }
+
+    /// Records into `metrics` (e.g. one registered with an HTTP registry).
+    /// Defaults to a private instance.
+    pub fn metrics(mut self, metrics: Arc<ServiceMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Builds the service.
+    pub fn build(self) -> OtpService {
+        let c = self.config;
+        OtpService {
+            engine: OtpEngine::new(c.policy, c.keys),
+            tokens: self.tokens,
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(MemoryStore::default())),
+            delivery: self
+                .delivery
+                .unwrap_or_else(|| Arc::new(ConsoleDelivery::new())),
+            limits: c.limits,
+            max_attempts: c.max_attempts,
+            single_use: c.single_use,
+            fail_mode: c.fail_mode,
+            metrics: self.metrics.unwrap_or_default(),
+        }
+    }
+}
+
+/// True if and only if `code` is 4..=10 ASCII digits (the API's 422 rule).
+fn is_code_shaped(code: &str) -> bool {
+    (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl OtpService {
+    /// Starts a builder from typed configuration and the token service.
+    pub fn builder(config: ServiceConfig, tokens: TokenService) -> OtpServiceBuilder {
+        OtpServiceBuilder {
+            config,
+            tokens,
+            store: None,
+            delivery: None,
+            metrics: None,
+        }
+    }
+
+    /// The OTP engine (policy, keys).
+    pub fn engine(&self) -> &OtpEngine {
+        &self.engine
+    }
+
+    /// The token service (for the bearer hot path and JWKS).
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The metrics this service records into.
+    pub fn metrics(&self) -> &Arc<ServiceMetrics> {
+        &self.metrics
+    }
+
+    /// The store's backend name (`memory`, `redis`).
+    pub fn store_backend(&self) -> &'static str {
+        self.store.backend_name()
+    }
+
+    /// The delivery backend's name.
+    pub fn delivery_backend(&self) -> &'static str {
+        self.delivery.name()
+    }
+
+    /// Readiness: the store answers now.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        self.store.ping().await.map_err(ServiceError::Unavailable)
+    }
+
+    fn store_failed(&self, op: &'static str, err: StoreError) -> Result<(), ServiceError> {
+        self.metrics
+            .store_errors
+            .get_or_create(&StoreLabels { op })
+            .inc();
+        if err.is_unavailable() && self.fail_mode == FailMode::Open {
+            tracing::warn!(op, error = %err, "store unavailable; proceeding because RATE_LIMIT_FAIL_MODE=open");
+            Ok(())
+        } else {
+            tracing::error!(op, error = %err, "store unavailable; refusing (fail closed)");
+            Err(ServiceError::Unavailable(err))
+        }
+    }
+
+    /// One limit check; `Ok(None)` when the store failed open.
+    async fn check(
+        &self,
+        policy: &LimitPolicy,
+        key: &str,
+        operation: LimitedOperation,
+    ) -> Result<Option<Decision>, ServiceError> {
+        match self.store.check(policy, key).await {
+            Ok(d) if d.allowed => Ok(Some(d)),
+            Ok(d) => {
+                self.metrics
+                    .rate_limited
+                    .get_or_create(&LimitLabels { limit: policy.name })
+                    .inc();
+                Err(ServiceError::RateLimited {
+                    operation,
+                    limit: policy.name,
+                    info: d.into(),
+                    retry_after_secs: d.retry_after_secs.max(1),
+                })
+            }
+            Err(e) => self.store_failed("limit", e).map(|()| None),
+        }
+    }
+
+    fn open_info(policy: &LimitPolicy) -> RateLimitInfo {
+        RateLimitInfo {
+            limit: policy.max,
+            remaining: policy.max,
+            window_secs: policy.window.as_secs(),
+        }
+    }
+
+    async fn counters(
+        &self,
+        identity: &Identity,
+        windows: &[u64],
+    ) -> Result<Vec<u32>, ServiceError> {
+        if !self.single_use {
+            return Ok(vec![0; windows.len()]);
+        }
+        match self.store.counters(identity.as_str(), windows).await {
+            Ok(c) if c.len() == windows.len() => Ok(c),
+            Ok(_) => Err(ServiceError::Internal(
+                "store returned the wrong number of counters".into(),
+            )),
+            Err(e) => self
+                .store_failed("counters", e)
+                .map(|()| vec![0; windows.len()]),
+        }
+    }
+
+    fn counter_ttl(&self) -> Duration {
+        Duration::from_secs(self.engine.counter_ttl_seconds())
+    }
+
+    /// Sends a code to `identity`.
+    ///
+    /// Order: normalize → per-IP limit → per-identity limit → global limit →
+    /// use counter → derive → deliver. Every limit that allowed the call has
+    /// recorded it, also when a later step fails.
+    #[tracing::instrument(name = "request_otp", skip_all, fields(kind))]
+    pub async fn request_otp(
+        &self,
+        identity: &str,
+        ctx: &RequestContext,
+    ) -> Result<RequestOutcome, ServiceError> {
+        self.request_otp_at(identity, ctx, unix_now()).await
+    }
+
+    /// [`OtpService::request_otp`] at an explicit unix time (tests, replays).
+    pub async fn request_otp_at(
+        &self,
+        identity: &str,
+        ctx: &RequestContext,
+        now: u64,
+    ) -> Result<RequestOutcome, ServiceError> {
+        let identity = Identity::parse(identity)?;
+        tracing::Span::current().record("kind", identity.kind().as_str());
+        let l = &self.limits;
+        if let Some(ip) = ctx.client_ip {
+            self.check(
+                &l.request_per_ip,
+                &ip.to_string(),
+                LimitedOperation::Request,
+            )
+            .await?;
+        }
+        let per_identity = self
+            .check(
+                &l.request_per_identity,
+                identity.as_str(),
+                LimitedOperation::Request,
+            )
+            .await?;
+        self.check(
+            &l.global_send,
+            Limits::GLOBAL_KEY,
+            LimitedOperation::Request,
+        )
+        .await?;
+
+        let window = self.engine.window_at(now);
+        let counter = if self.single_use {
+            self.counters(&identity, &[window]).await?[0]
+        } else {
+            0
+        };
+        let code = self.engine.generate_for_window(&identity, window, counter);
+        let ttl_seconds = self.engine.ttl_seconds(now);
+        let expires_at = self.engine.expires_at(now);
+        let code = otp_delivery::OtpCode::new(code.as_str())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let message = OtpMessage::new(identity.clone(), code, ttl_seconds, expires_at);
+
+        let backend = self.delivery.name();
+        let started = Instant::now();
+        let result = self.delivery.deliver(&message).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        let labels = DeliveryLabels { backend, outcome };
+        self.metrics.deliveries.get_or_create(&labels).inc();
+        self.metrics
+            .delivery_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = result {
+            tracing::warn!(backend, error = %e, "OTP delivery failed");
+            return Err(ServiceError::DeliveryFailed(e));
+        }
+        self.metrics.otp_requested.inc();
+        Ok(RequestOutcome {
+            identity,
+            ttl_seconds,
+            expires_at,
+            rate_limit: per_identity
+                .map(RateLimitInfo::from)
+                .unwrap_or_else(|| Self::open_info(&l.request_per_identity)),
+        })
+    }
+
+    /// Verifies `code` for `identity` and issues a token.
+    ///
+    /// Order: normalize → code shape (422) → per-IP, identity and daily verify
+    /// limits → use counters of the candidate windows → constant-time match →
+    /// compare-and-set of the matched counter (single use) → clear the
+    /// identity's verify limit → sign the token. A wrong code counts against
+    /// the per-code attempt budget.
+    #[tracing::instrument(name = "verify_otp", skip_all, fields(kind))]
+    pub async fn verify_otp(
+        &self,
+        identity: &str,
+        code: &str,
+        ctx: &RequestContext,
+        extra_claims: Option<Map<String, Value>>,
+    ) -> Result<VerifyOutcome, ServiceError> {
+        self.verify_otp_at(identity, code, ctx, extra_claims, unix_now())
+            .await
+    }
+
+    /// [`OtpService::verify_otp`] at an explicit unix time.
+    pub async fn verify_otp_at(
+        &self,
+        identity: &str,
+        code: &str,
+        ctx: &RequestContext,
+        extra_claims: Option<Map<String, Value>>,
+        now: u64,
+    ) -> Result<VerifyOutcome, ServiceError> {
+        let identity = Identity::parse(identity)?;
+        tracing::Span::current().record("kind", identity.kind().as_str());
+        if !is_code_shaped(code) {
+            return Err(ServiceError::InvalidCodeFormat);
+        }
+        let l = &self.limits;
+        if let Some(ip) = ctx.client_ip {
+            self.check(&l.verify_per_ip, &ip.to_string(), LimitedOperation::Verify)
+                .await?;
+        }
+        let per_identity = self
+            .check(
+                &l.verify_per_identity,
+                identity.as_str(),
+                LimitedOperation::Verify,
+            )
+            .await?;
+        self.check(&l.verify_daily, identity.as_str(), LimitedOperation::Verify)
+            .await?;
+        let info = per_identity
+            .map(RateLimitInfo::from)
+            .unwrap_or_else(|| Self::open_info(&l.verify_per_identity));
+
+        let windows = self.engine.candidate_windows(now);
+        let counters = self.counters(&identity, windows.as_slice()).await?;
+        let matched = match self.engine.verify(&identity, code, now, &counters) {
+            Ok(m) => m,
+            Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {
+                return Err(self
+                    .wrong_code(&identity, windows.as_slice(), now, info)
+                    .await);
+            }
+            Err(e) => {
+                return Err(ServiceError::Internal(e.to_string()));
+            }
+        };
+        if self.single_use {
+            match self
+                .store
+                .advance(
+                    identity.as_str(),
+                    matched.window,
+                    matched.counter,
+                    self.counter_ttl(),
+                )
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another submission of this code won the race: replay.
+                    self.metrics.otp_failed.inc();
+                    return Err(ServiceError::InvalidOtp { rate_limit: info });
+                }
+                Err(e) => self.store_failed("advance", e)?,
+            }
+        }
+        if let Err(e) = self
+            .store
+            .clear(&l.verify_per_identity, identity.as_str())
+            .await
+        {
+            self.store_failed("clear", e)?;
+        }
+        let token = self
+            .tokens
+            .issue(identity.as_str(), now, extra_claims.unwrap_or_default())
+            .map_err(|e| match e {
+                TokenError::ReservedClaim(name) => ServiceError::ReservedClaim(name),
+                other => ServiceError::Internal(format!("token issue failed: {other}")),
+            })?;
+        self.metrics.otp_verified.inc();
+        Ok(VerifyOutcome {
+            identity,
+            token,
+            rate_limit: RateLimitInfo {
+                remaining: l.verify_per_identity.max,
+                ..info
+            },
+        })
+    }
+
+    async fn wrong_code(
+        &self,
+        identity: &Identity,
+        windows: &[u64],
+        now: u64,
+        info: RateLimitInfo,
+    ) -> ServiceError {
+        self.metrics.otp_failed.inc();
+        if self.single_use && self.max_attempts > 0 {
+            let current = self.engine.window_at(now);
+            match self
+                .store
+                .record_failure(
+                    identity.as_str(),
+                    current,
+                    windows,
+                    self.max_attempts,
+                    self.counter_ttl(),
+                )
+                .await
+            {
+                Ok(o) if o.exhausted => {
+                    tracing::info!(
+                        kind = identity.kind().as_str(),
+                        "attempt budget used up; codes already sent are void"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if let Err(err) = self.store_failed("failure", e) {
+                        return err;
+                    }
+                }
+            }
+        }
+        ServiceError::InvalidOtp { rate_limit: info }
+    }
+
+    /// Verifies a token now (the bearer hot path; no store, no delivery).
+    pub fn verify_token(&self, token: &str) -> Result<Claims, TokenError> {
+        self.tokens.verify(token, unix_now())
+    }
+
+    /// Token introspection: `{active: true, claims}` for a valid token,
+    /// `{active: false, claims: null}` for anything else.
+    pub fn introspect(&self, token: &str) -> TokenStatus {
+        match self.verify_token(token) {
+            Ok(claims) => TokenStatus {
+                active: true,
+                claims: claims_map(&claims),
+            },
+            Err(_) => TokenStatus {
+                active: false,
+                claims: None,
+            },
+        }
+    }
+}
+
+/// Claims as a JSON object (for introspection bodies).
+pub(crate) fn claims_map(claims: &Claims) -> Option<Map<String, Value>> {
+    match serde_json::to_value(claims) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
