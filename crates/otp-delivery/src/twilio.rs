@@ -1,0 +1,319 @@
+//! Twilio backend (feature `twilio`): one form POST to the Messages
+//! resource, `{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
+//! with HTTP Basic auth (account SID, auth token), over reqwest + rustls.
+//!
+//! 201 gives a receipt with the message SID. Twilio's error JSON
+//! (`code`, `message`, `more_info`, `status`) becomes one warning log line and
+//! the error detail; 4xx is permanent, 5xx and 429 transient.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use otp_core::IdentityKind;
+use serde::Deserialize;
+
+use crate::config::TwilioConfig;
+use crate::error::{mask_code, ConfigError, DeliveryError, DeliveryErrorKind};
+use crate::http::{http_client, status_kind, transport_error};
+use crate::message::{DeliveryReceipt, OtpMessage};
+use crate::template::TextTemplate;
+use crate::Delivery;
+
+const BACKEND: &str = "twilio";
+
+/// Sends codes by SMS through Twilio.
+pub struct TwilioDelivery {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    account_sid: String,
+    auth_token: String,
+    sender: Sender,
+    body: TextTemplate,
+}
+
+#[derive(Debug, Clone)]
+enum Sender {
+    From(String),
+    MessagingService(String),
+}
+
+impl std::fmt::Debug for TwilioDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioDelivery")
+            .field("url", &self.url.as_str())
+            .field("account_sid", &self.account_sid)
+            .field("sender", &self.sender)
+            .finish()
+    }
+}
+
+/// Twilio's error body.
+#[derive(Debug, Deserialize)]
+struct TwilioError {
+    code: Option<i64>,
+    message: Option<String>,
+    more_info: Option<String>,
+    status: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TwilioMessage {
+    sid: Option<String>,
+}
+
+impl TwilioDelivery {
+    /// Validates `config`; `timeout` bounds each HTTP request.
+    pub fn new(config: &TwilioConfig, timeout: Duration) -> Result<Self, ConfigError> {
+        let sid = config.account_sid.trim();
+        if sid.is_empty() {
+            return Err(ConfigError::new(
+                "TWILIO_ACCOUNT_SID",
+                "must be set to your Account SID (AC…)",
+            ));
+        }
+        if !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::new(
+                "TWILIO_ACCOUNT_SID",
+                "must be letters and digits only (AC…)",
+            ));
+        }
+        if config.auth_token.trim().is_empty() {
+            return Err(ConfigError::new("TWILIO_AUTH_TOKEN", "must be set"));
+        }
+        let service = config
+            .messaging_service_sid
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let from = config
+            .from_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let sender = match (service, from) {
+            (Some(mg), _) => {
+                if !mg.starts_with("MG") {
+                    return Err(ConfigError::new(
+                        "TWILIO_MESSAGING_SERVICE_SID",
+                        "must start with MG",
+                    ));
+                }
+                Sender::MessagingService(mg.to_owned())
+            }
+            (None, Some(f)) if f.starts_with("MG") => Sender::MessagingService(f.to_owned()),
+            (None, Some(f)) => {
+                if f.chars().any(char::is_control) {
+                    return Err(ConfigError::new(
+                        "TWILIO_FROM_NUMBER",
+                        "must not contain control characters",
+                    ));
+                }
+                Sender::From(f.to_owned())
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "TWILIO_FROM_NUMBER",
+                    "must be set to a sender number (+1…) or a Messaging Service SID (MG…)",
+                ))
+            }
+        };
+        let base = config.api_base.trim().trim_end_matches('/');
+        let url = reqwest::Url::parse(&format!("{base}/2010-04-01/Accounts/{sid}/Messages.json"))
+            .map_err(|e| {
+            ConfigError::new("TWILIO_API_BASE", format!("is not a valid URL ({e})"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::new(
+                "TWILIO_API_BASE",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let body = TextTemplate::parse(&config.body_template, "TWILIO_BODY_TEMPLATE", true, false)?;
+        let client = http_client(timeout).map_err(|e| ConfigError::new("TWILIO_API_BASE", e))?;
+        Ok(TwilioDelivery {
+            client,
+            url,
+            account_sid: sid.to_owned(),
+            auth_token: config.auth_token.trim().to_owned(),
+            sender,
+            body,
+        })
+    }
+}
+
+#[async_trait]
+impl Delivery for TwilioDelivery {
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn supports(&self, kind: IdentityKind) -> bool {
+        kind == IdentityKind::Phone
+    }
+
+    async fn deliver(&self, message: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
+        if message.kind() != IdentityKind::Phone {
+            return Err(DeliveryError::new(
+                BACKEND,
+                DeliveryErrorKind::Recipient,
+                format!("a {} identity cannot receive SMS", message.kind().as_str()),
+            ));
+        }
+        let body = zeroize::Zeroizing::new(self.body.render(message));
+        let (sender_field, sender_value) = match &self.sender {
+            Sender::From(f) => ("From", f.as_str()),
+            Sender::MessagingService(s) => ("MessagingServiceSid", s.as_str()),
+        };
+        let form = [
+            ("To", message.identity().as_str()),
+            (sender_field, sender_value),
+            ("Body", body.as_str()),
+        ];
+        let response = self
+            .client
+            .post(self.url.clone())
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| transport_error(BACKEND, e))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(BACKEND, e))?;
+        if status.is_success() {
+            let sid = serde_json::from_slice::<TwilioMessage>(&bytes)
+                .ok()
+                .and_then(|m| m.sid);
+            tracing::debug!(
+                backend = BACKEND,
+                message_id = message.id(),
+                sid = sid.as_deref().unwrap_or("-"),
+                "Twilio accepted the message"
+            );
+            return Ok(DeliveryReceipt {
+                backend: BACKEND,
+                provider_id: sid,
+                attempts: 1,
+            });
+        }
+        let code = message.code().expose();
+        let kind = status_kind(status);
+        let detail = match serde_json::from_slice::<TwilioError>(&bytes) {
+            Ok(err) => {
+                let twilio_message =
+                    mask_code(err.message.as_deref().unwrap_or("no message"), code);
+                let more_info = err.more_info.as_deref().unwrap_or("-");
+                let twilio_code = err.code.unwrap_or_default();
+                tracing::warn!(
+                    backend = BACKEND,
+                    message_id = message.id(),
+                    http_status = status.as_u16(),
+                    twilio_status = err.status.unwrap_or(status.as_u16()),
+                    twilio_code,
+                    twilio_message = %twilio_message,
+                    more_info,
+                    transient = kind.is_transient(),
+                    "Twilio refused the message"
+                );
+                format!(
+                    "HTTP {}, Twilio error {twilio_code}: {twilio_message} ({more_info})",
+                    status.as_u16()
+                )
+            }
+            Err(_) => {
+                tracing::warn!(
+                    backend = BACKEND,
+                    message_id = message.id(),
+                    http_status = status.as_u16(),
+                    transient = kind.is_transient(),
+                    "Twilio refused the message (no Twilio error body)"
+                );
+                format!("HTTP {} without a Twilio error body", status.as_u16())
+            }
+        };
+        Err(DeliveryError::new(BACKEND, kind, detail).with_status(status.as_u16()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TwilioConfig {
+        TwilioConfig {
+            account_sid: "AC123".into(),
+            auth_token: "tok".into(),
+            from_number: Some("+15005550006".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn validation_names_variables() {
+        let t = Duration::from_secs(1);
+        let e = TwilioDelivery::new(
+            &TwilioConfig {
+                account_sid: "".into(),
+                ..config()
+            },
+            t,
+        )
+        .unwrap_err();
+        assert_eq!(e.variable, "TWILIO_ACCOUNT_SID");
+        let e = TwilioDelivery::new(
+            &TwilioConfig {
+                auth_token: " ".into(),
+                ..config()
+            },
+            t,
+        )
+        .unwrap_err();
+        assert_eq!(e.variable, "TWILIO_AUTH_TOKEN");
+        let e = TwilioDelivery::new(
+            &TwilioConfig {
+                from_number: None,
+                ..config()
+            },
+            t,
+        )
+        .unwrap_err();
+        assert_eq!(e.variable, "TWILIO_FROM_NUMBER");
+        let e = TwilioDelivery::new(
+            &TwilioConfig {
+                api_base: "ftp://x".into(),
+                ..config()
+            },
+            t,
+        )
+        .unwrap_err();
+        assert_eq!(e.variable, "TWILIO_API_BASE");
+        let e = TwilioDelivery::new(
+            &TwilioConfig {
+                body_template: "hi".into(),
+                ..config()
+            },
+            t,
+        )
+        .unwrap_err();
+        assert_eq!(e.variable, "TWILIO_BODY_TEMPLATE");
+    }
+
+    #[test]
+    fn mg_sender_becomes_messaging_service() {
+        let d = TwilioDelivery::new(
+            &TwilioConfig {
+                from_number: Some("MG42".into()),
+                ..config()
+            },
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(matches!(d.sender, Sender::MessagingService(ref s) if s == "MG42"));
+        assert_eq!(
+            d.url.as_str(),
+            "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json"
+        );
+    }
+}
