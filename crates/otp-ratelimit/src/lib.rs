@@ -1,1 +1,242 @@
-//! otp-ratelimit: placeholder (see issues).
+//! # otp-ratelimit
+//!
+//! The abuse limits of SPEC §6 and the single-use counters of SPEC §3.3, behind
+//! one object ([`Store`]) with two backends:
+//!
+//! - [`MemoryStore`] (`STORE_BACKEND=memory`, the default): one process, no I/O;
+//!   sharded maps, bounded by eviction of idle keys.
+//! - `RedisStore` (feature `redis`, `STORE_BACKEND=redis`): many replicas share
+//!   limits and counters through Redis, standalone or Cluster; every operation
+//!   is one round trip (one atomic Lua script or one plain command).
+//!
+//! # Semantics of a limit (strict sliding window)
+//!
+//! A [`LimitPolicy`] `max / window` allows an event at time `t` if and only if
+//! fewer than `max` *allowed* events of the same key happened in the half-open
+//! interval `(t - window, t]`. So no interval of length `window` ever contains
+//! more than `max` allowed events, whatever their alignment (there is no fixed
+//! bucket boundary to burst across). A denied event is not recorded: hammering
+//! a limited key does not extend its lock-out. When an event is denied,
+//! [`Decision::retry_after_secs`] is the exact wait until the next event would
+//! be allowed (the oldest recorded event leaving the window), rounded up to
+//! whole seconds, so a client that waits `Retry-After` seconds succeeds.
+//!
+//! # Use counters and the attempt budget (SPEC §3.3)
+//!
+//! [`UseCounterStore`] keeps one small counter per (identity, OTP window): the
+//! use counter `n` from which codes are derived. A successful verify advances
+//! it by compare-and-set ([`UseCounterStore::advance`]) so exactly one of any
+//! number of concurrent submissions of one code wins, across replicas too.
+//! [`UseCounterStore::record_failure`] counts wrong codes per (identity,
+//! window); when the count reaches the budget it advances the counters of all
+//! windows still in the acceptance range in the same atomic step, so every code
+//! already sent is void.
+//!
+//! # Failure mode
+//!
+//! A backend that cannot answer returns [`StoreError::Unavailable`] quickly
+//! (the Redis backend bounds every operation by its configured timeouts) and
+//! never panics. Whether the service then fails closed (503) or open is the
+//! caller's policy (otp-service, `RATE_LIMIT_FAIL_MODE`). The Redis backend
+//! reconnects by itself once Redis answers again; [`Store::ping`] serves the
+//! readiness probe.
+//!
+//! # Keys never hold identities
+//!
+//! Both backends store a keyed hash (HMAC-SHA256 under a [`HashKey`],
+//! truncated to 128 bits) of every identity, IP or other key, never the raw
+//! string; see `RedisStore` for the exact Redis key layout.
+//!
+//! # Layout
+//! - [`policy`]: [`LimitPolicy`] and the six default limits ([`Limits`]).
+//! - [`clock`]: injectable time for the memory backend.
+//! - [`memory`]: [`MemoryStore`].
+//! - `redis` (feature `redis`): `RedisStore`, `RedisConfig`.
+//! - `testkit` (feature `test-support`): starts real `redis-server` processes
+//!   for integration tests.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod clock;
+mod hash;
+pub mod memory;
+pub mod policy;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "test-support")]
+pub mod testkit;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use hash::HashKey;
+pub use memory::MemoryStore;
+pub use policy::{LimitPolicy, Limits, DEFAULT_MAX_ATTEMPTS};
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisStore, RedisTopology};
+
+/// The outcome of one [`RateLimiter::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// True if and only if the event was allowed (and recorded).
+    pub allowed: bool,
+    /// The policy's `max` (for `X-RateLimit-Limit`).
+    pub limit: u32,
+    /// Events still allowed in the current window after this one (for
+    /// `X-RateLimit-Remaining`); 0 when denied.
+    pub remaining: u32,
+    /// Whole seconds (rounded up) until the next event would be allowed; 0 when
+    /// allowed (for `Retry-After`).
+    pub retry_after_secs: u64,
+    /// The policy's window in whole seconds, rounded up (for
+    /// `X-RateLimit-Window`).
+    pub window_secs: u64,
+}
+
+/// The outcome of one [`UseCounterStore::record_failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureOutcome {
+    /// Wrong codes counted for (identity, current window), including this one.
+    /// When `exhausted` is true this equals the budget and the stored count
+    /// has been reset to 0.
+    pub failures: u32,
+    /// True if and only if this failure used up the budget: the use counters
+    /// of all given windows were advanced, voiding every code already sent.
+    pub exhausted: bool,
+}
+
+/// Errors of a store. Messages never contain identities or secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend did not answer (connection refused or lost, timeout, Redis
+    /// loading or failing over). Transient: the store recovers by itself.
+    #[error("store backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered something this crate does not understand (e.g. a
+    /// foreign value under one of our keys, or a script error).
+    #[error("store backend protocol error: {0}")]
+    Backend(String),
+    /// The store was configured or called with invalid values.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Returns true if and only if the error is [`StoreError::Unavailable`],
+    /// i.e. the fail-open/fail-closed policy applies.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// A strict sliding-window rate limiter (see the crate docs for the exact
+/// semantics).
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// One event for `key` under `policy`; recorded only if allowed.
+    ///
+    /// `key` is hashed before it is stored; the pair (`policy.name`, `key`)
+    /// names one independent budget.
+    async fn check(&self, policy: &LimitPolicy, key: &str) -> Result<Decision, StoreError>;
+
+    /// Forgets every recorded event of `key` under `policy` (e.g. the verify
+    /// budget after a successful verify).
+    async fn clear(&self, policy: &LimitPolicy, key: &str) -> Result<(), StoreError>;
+}
+
+/// Use counters and failure counts of SPEC §3.3.
+#[async_trait::async_trait]
+pub trait UseCounterStore: Send + Sync + 'static {
+    /// Current use counters of (identity, w) for each w in `windows`, in the
+    /// same order (0 when absent or expired). One round trip.
+    async fn counters(&self, identity: &str, windows: &[u64]) -> Result<Vec<u32>, StoreError>;
+
+    /// Compare-and-set: moves the counter of (identity, window) from `from` to
+    /// `from + 1`. Returns `Ok(true)` if and only if this call did it (the
+    /// counter was `from`). The counter is kept for `ttl` after the write.
+    async fn advance(
+        &self,
+        identity: &str,
+        window: u64,
+        from: u32,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// A wrong code for `identity` during `current_window`. Increments the
+    /// failure count of (identity, current_window); when it reaches
+    /// `max_attempts`, advances the use counters of all `windows` by one and
+    /// resets the count, atomically. Counts and counters are kept for `ttl`.
+    /// One round trip. `max_attempts` 0 is treated as 1.
+    async fn record_failure(
+        &self,
+        identity: &str,
+        current_window: u64,
+        windows: &[u64],
+        max_attempts: u32,
+        ttl: Duration,
+    ) -> Result<FailureOutcome, StoreError>;
+}
+
+/// One object holding both the limiter and the use counters; otp-service keeps
+/// it as `Arc<dyn Store>`.
+#[async_trait::async_trait]
+pub trait Store: RateLimiter + UseCounterStore {
+    /// Readiness: `Ok(())` if and only if the backend answers now (always for
+    /// memory). For `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A short backend name for logs and metrics: `"memory"` or `"redis"`.
+    fn backend_name(&self) -> &'static str;
+}
+
+/// Which backend to build (the typed form of `STORE_BACKEND`, `REDIS_URL`, …).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// [`MemoryStore`] with the given hash key.
+    Memory {
+        /// Key of the hash that replaces identities in the maps. Defaults to a
+        /// random per-process key when `None`.
+        hash_key: Option<HashKey>,
+    },
+    /// `RedisStore`.
+    #[cfg(feature = "redis")]
+    Redis(RedisConfig),
+}
+
+impl Default for StoreConfig {
+    /// Memory with a random per-process hash key.
+    fn default() -> Self {
+        StoreConfig::Memory { hash_key: None }
+    }
+}
+
+/// Builds the store `config` names. For Redis this connects (bounded by the
+/// configured timeouts) and fails with [`StoreError::Unavailable`] if Redis
+/// does not answer.
+pub async fn build_store(config: StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        StoreConfig::Memory { hash_key } => Ok(Arc::new(match hash_key {
+            Some(k) => MemoryStore::new(k),
+            None => MemoryStore::default(),
+        })),
+        #[cfg(feature = "redis")]
+        StoreConfig::Redis(c) => Ok(Arc::new(RedisStore::connect(c).await?)),
+    }
+}
+
+/// Whole seconds in `d`, rounded up.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    let s = d.as_secs();
+    if d.subsec_nanos() > 0 {
+        s + 1
+    } else {
+        s
+    }
+}
+
+/// Milliseconds in `d`, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

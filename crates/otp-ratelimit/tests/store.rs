@@ -1,0 +1,422 @@
+//! Integration tests of otp-ratelimit (one test binary).
+//!
+//! - the shared behaviour suite (`suite/mod.rs`) against memory, a real
+//!   standalone `redis-server` and a real 3-master Redis Cluster;
+//! - memory only: a property test against a naive model, eviction;
+//! - Redis only: key hygiene (no raw identity, every key has a TTL), one
+//!   `EVALSHA` per check, and recovery after Redis is killed and restarted.
+//!
+//! Redis tests skip (saying why) when `redis-server` is missing, and fail
+//! instead when `OTP_E2E_REQUIRE_ALL=1`. `REDIS_URL` replaces the started
+//! standalone server where the test does not need to stop it.
+
+mod suite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use otp_ratelimit::{LimitPolicy, ManualClock, MemoryStore, RateLimiter, Store, UseCounterStore};
+
+const HASH_KEY: &[u8] = b"test-hash-key-0123456789abcdef";
+
+fn memory_with_clock() -> (Arc<MemoryStore>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let store = Arc::new(MemoryStore::new(HASH_KEY).with_clock(clock.clone()));
+    (store, clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn suite_memory() {
+    let (store, clock) = memory_with_clock();
+    let h = suite::Harness {
+        a: store.clone(),
+        b: store,
+        clock: Some(clock),
+        nonce: suite::nonce(),
+    };
+    suite::run_all(&h, "memory").await;
+}
+
+#[test]
+fn memory_evicts_idle_keys_after_their_window() {
+    let (store, clock) = memory_with_clock();
+    let short = LimitPolicy::per_secs("short", 5, 10);
+    let long = LimitPolicy::per_secs("long", 5, 100);
+    for i in 0..1000 {
+        store.check_now(&short, &format!("user{i}")).unwrap();
+    }
+    for i in 0..10 {
+        store.check_now(&long, &format!("user{i}")).unwrap();
+    }
+    assert_eq!(store.tracked_keys(), 1010);
+    clock.advance(Duration::from_secs(9));
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 1010, "nothing idle yet");
+    clock.advance(Duration::from_secs(1));
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 10, "short-window keys idle past 10 s");
+    clock.advance(Duration::from_secs(90));
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 0);
+}
+
+#[test]
+fn memory_sweeps_by_itself_when_new_keys_arrive() {
+    let (store, clock) = memory_with_clock();
+    let p = LimitPolicy::per_secs("flood", 1, 1);
+    // A flood of distinct identities, one second at a time: the number of
+    // tracked keys stays bounded by what one window (plus one sweep
+    // interval) holds, without any explicit sweep call.
+    let mut peak = 0;
+    for round in 0..20 {
+        for i in 0..2000 {
+            store.check_now(&p, &format!("r{round}-u{i}")).unwrap();
+        }
+        peak = peak.max(store.tracked_keys());
+        clock.advance(Duration::from_millis(1001));
+    }
+    assert!(peak <= 3 * 2000, "tracked keys grew to {peak}");
+    assert!(peak >= 2000);
+}
+
+#[tokio::test]
+async fn memory_counters_expire_after_ttl() {
+    let (store, clock) = memory_with_clock();
+    assert!(store
+        .advance("a", 1, 0, Duration::from_secs(30))
+        .await
+        .unwrap());
+    let o = store
+        .record_failure("b", 1, &[1], 5, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(!o.exhausted);
+    assert_eq!(store.tracked_keys(), 2);
+    clock.advance(Duration::from_secs(30));
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 0);
+    assert_eq!(store.counters("a", &[1]).await.unwrap(), vec![0]);
+}
+
+mod model {
+    //! The memory limiter against a naive model: keep every allowed event
+    //! forever and count those inside `(t - window, t]`.
+    use super::*;
+    use proptest::prelude::*;
+
+    struct Naive {
+        max: u32,
+        window_ms: u64,
+        events: Vec<(u8, u64)>,
+    }
+
+    impl Naive {
+        /// (allowed, remaining, retry_after_secs)
+        fn check(&mut self, key: u8, now: u64) -> (bool, u32, u64) {
+            let mut inside: Vec<u64> = self
+                .events
+                .iter()
+                .filter(|(k, t)| *k == key && now - *t < self.window_ms)
+                .map(|(_, t)| *t)
+                .collect();
+            inside.sort_unstable();
+            let n = inside.len() as u32;
+            if n < self.max {
+                self.events.push((key, now));
+                (true, self.max - n - 1, 0)
+            } else {
+                // The wait until only max-1 events remain inside.
+                let oldest = inside[inside.len() - self.max as usize];
+                let wait = oldest + self.window_ms - now;
+                (false, 0, wait.div_ceil(1000))
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn memory_limiter_agrees_with_naive_model(
+            max in 1u32..6,
+            window_ms in 1u64..5000,
+            steps in proptest::collection::vec((0u8..3, 0u64..1500), 1..200),
+        ) {
+            let (store, clock) = memory_with_clock();
+            let start = clock_now_ms(&clock);
+            let policy = LimitPolicy { name: "prop", max, window: Duration::from_millis(window_ms) };
+            let mut naive = Naive { max, window_ms, events: Vec::new() };
+            for (key, gap) in steps {
+                clock.advance(Duration::from_millis(gap));
+                let now = clock_now_ms(&clock) - start;
+                let d = store.check_now(&policy, &format!("k{key}")).unwrap();
+                let (allowed, remaining, retry) = naive.check(key, now);
+                prop_assert_eq!(d.allowed, allowed, "t={} key={}", now, key);
+                prop_assert_eq!(d.remaining, remaining);
+                prop_assert_eq!(d.retry_after_secs, retry);
+            }
+        }
+    }
+
+    fn clock_now_ms(c: &ManualClock) -> u64 {
+        use otp_ratelimit::Clock;
+        c.now().as_millis() as u64
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis_backend {
+    //! Standalone Redis and Redis Cluster.
+    use super::*;
+    use otp_ratelimit::testkit::{self, RedisCluster};
+    use otp_ratelimit::{RedisConfig, RedisStore, RedisTopology, StoreError};
+
+    async fn connect(urls: Vec<String>) -> RedisStore {
+        let mut c = RedisConfig::new(urls, HASH_KEY);
+        c.key_prefix = "otptest".into();
+        RedisStore::connect(c).await.expect("connect to Redis")
+    }
+
+    /// Every key under `otptest:` on `url`, with its PTTL.
+    async fn keys_with_ttl(url: &str) -> Vec<(String, i64)> {
+        let client = redis::Client::open(url).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("otptest:*")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for k in keys {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&k)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            out.push((k, ttl));
+        }
+        out
+    }
+
+    fn assert_key_hygiene(keys: &[(String, i64)], nonce: &str) {
+        assert!(!keys.is_empty(), "the suite must have written keys");
+        for (k, ttl) in keys {
+            assert!(!k.contains(nonce), "raw identity in key {k}");
+            assert!(!k.contains("example.com"), "raw identity in key {k}");
+            assert!(*ttl > 0, "key {k} has no TTL ({ttl})");
+            // otptest:{<32 hex>}:<kind>:<rest>
+            let tag = k
+                .strip_prefix("otptest:{")
+                .and_then(|r| r.split_once('}'))
+                .map(|(t, _)| t)
+                .unwrap_or_default();
+            assert_eq!(tag.len(), 32, "hash tag in {k}");
+            assert!(
+                tag.bytes().all(|b| b.is_ascii_hexdigit()),
+                "hash tag in {k}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn suite_redis_standalone() {
+        let Some(target) = testkit::redis_or_skip("suite_redis_standalone") else {
+            return;
+        };
+        let url = target.url();
+        let h = suite::Harness {
+            a: Arc::new(connect(vec![url.clone()]).await),
+            b: Arc::new(connect(vec![url.clone()]).await),
+            clock: None,
+            nonce: suite::nonce(),
+        };
+        suite::run_all(&h, "redis").await;
+        let keys = keys_with_ttl(&url).await;
+        assert_key_hygiene(&keys, &h.nonce);
+        assert!(
+            keys.iter().any(|(k, _)| k.contains(":rl:t_shared")),
+            "limiter keys present"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn suite_redis_cluster() {
+        let Some(mut cluster) = testkit::cluster_or_skip("suite_redis_cluster") else {
+            return;
+        };
+        let a = connect(cluster.urls()).await;
+        // The second replica knows only one seed node.
+        let mut cfg = RedisConfig::new(vec![cluster.urls()[1].clone()], HASH_KEY);
+        cfg.key_prefix = "otptest".into();
+        cfg.topology = RedisTopology::Cluster;
+        let b = RedisStore::connect(cfg)
+            .await
+            .expect("cluster via one seed");
+        let h = suite::Harness {
+            a: Arc::new(a),
+            b: Arc::new(b),
+            clock: None,
+            nonce: suite::nonce(),
+        };
+        suite::run_all(&h, "redis-cluster").await;
+        let mut all = Vec::new();
+        let mut nodes_with_keys = 0;
+        for url in cluster.urls() {
+            let keys = keys_with_ttl(&url).await;
+            if !keys.is_empty() {
+                nodes_with_keys += 1;
+            }
+            all.extend(keys);
+        }
+        assert_key_hygiene(&all, &h.nonce);
+        assert!(nodes_with_keys >= 2, "keys spread over the cluster's slots");
+        cluster_survives_outage(&mut cluster, &h.a).await;
+    }
+
+    /// All masters killed → `Unavailable` (bounded); restarted on the same
+    /// ports (they keep their `nodes-<port>.conf`) → the same store recovers.
+    async fn cluster_survives_outage(cluster: &mut RedisCluster, store: &Arc<dyn Store>) {
+        let p = LimitPolicy::per_secs("outage", 100, 60);
+        assert!(store.check(&p, "k").await.unwrap().allowed);
+        for n in cluster.nodes_mut() {
+            n.stop();
+        }
+        let started = std::time::Instant::now();
+        let r = store.check(&p, "k").await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        cluster.restart_all().expect("cluster restarts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match store.check(&p, "k").await {
+                Ok(d) => {
+                    assert!(d.allowed);
+                    break;
+                }
+                Err(e) => {
+                    assert!(e.is_unavailable(), "{e}");
+                    assert!(std::time::Instant::now() < deadline, "never recovered: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_evalsha_per_check_and_per_compare_and_set() {
+        let Some(server) = testkit::started_redis_or_skip("one_evalsha_per_check") else {
+            return;
+        };
+        let store = connect(vec![server.url()]).await;
+        let p = LimitPolicy::per_secs("rt", 1000, 60);
+        // Warm up: the first call may load the script.
+        store.check(&p, "warm").await.unwrap();
+        store
+            .advance("warm", 1, 0, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let before = evalsha_calls(&server);
+        for i in 0..100 {
+            store.check(&p, &format!("user{i}")).await.unwrap();
+        }
+        let after_checks = evalsha_calls(&server);
+        assert_eq!(after_checks - before, 100, "one EVALSHA per check");
+        for i in 0..10 {
+            store
+                .advance("id", i, 0, Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            evalsha_calls(&server) - after_checks,
+            10,
+            "one EVALSHA per CAS"
+        );
+    }
+
+    fn evalsha_calls(server: &testkit::RedisServer) -> u64 {
+        let info = server.cli(&["INFO", "commandstats"]).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unavailable_while_redis_is_down_then_recovers_by_itself() {
+        let Some(mut server) = testkit::started_redis_or_skip("redis_outage") else {
+            return;
+        };
+        let mut cfg = RedisConfig::new(vec![server.url()], HASH_KEY);
+        cfg.connect_timeout = Duration::from_millis(300);
+        cfg.response_timeout = Duration::from_millis(300);
+        let store = RedisStore::connect(cfg).await.unwrap();
+        let p = LimitPolicy::per_secs("outage", 100, 60);
+        assert!(store.check(&p, "k").await.unwrap().allowed);
+
+        server.stop();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let r = store.check(&p, "k").await;
+            assert!(
+                matches!(r, Err(StoreError::Unavailable(_))),
+                "expected Unavailable, got {r:?}"
+            );
+            // Bounded by connect + response timeout (plus scheduling slack).
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
+            let r = store.advance("id", 1, 0, Duration::from_secs(60)).await;
+            assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+            assert!(matches!(
+                store.ping().await,
+                Err(StoreError::Unavailable(_))
+            ));
+        }
+
+        server.restart().expect("restart redis on the same port");
+        // The same store object recovers by itself within a few attempts.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.check(&p, "k").await {
+                Ok(d) => {
+                    assert!(d.allowed);
+                    break;
+                }
+                Err(e) => {
+                    assert!(e.is_unavailable(), "{e}");
+                    assert!(std::time::Instant::now() < deadline, "never recovered: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        store.ping().await.unwrap();
+        assert!(store
+            .advance("id", 1, 0, Duration::from_secs(60))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn connect_to_nothing_is_unavailable_quickly() {
+        // A port nobody listens on: bind, learn the port, close.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let started = std::time::Instant::now();
+        let r = RedisStore::connect(RedisConfig::new(
+            vec![format!("redis://127.0.0.1:{port}")],
+            HASH_KEY,
+        ))
+        .await;
+        assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,267 @@
+//! The one behaviour suite every backend must pass (memory, standalone Redis,
+//! Redis Cluster). `tests/store.rs` builds a [`Harness`] per backend and calls
+//! [`run_all`].
+//!
+//! Time: with a [`ManualClock`] (memory) the harness moves the clock and the
+//! assertions are exact to the millisecond; against Redis (server time) it
+//! sleeps for real, and the same assertions hold because a few milliseconds
+//! of work between steps can only shrink a remaining wait, which the
+//! round-up to whole seconds absorbs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use otp_ratelimit::{LimitPolicy, ManualClock, Store};
+
+/// Two handles on one backend plus a way to let time pass.
+pub struct Harness {
+    /// The store under test.
+    pub a: Arc<dyn Store>,
+    /// A second handle on the same data: for Redis a separately connected
+    /// store (another replica); for memory the same object.
+    pub b: Arc<dyn Store>,
+    /// The manual clock of a memory store, if any.
+    pub clock: Option<Arc<ManualClock>>,
+    /// Makes keys unique per run (an external `REDIS_URL` may be shared).
+    pub nonce: String,
+}
+
+impl Harness {
+    async fn pass(&self, d: Duration) {
+        match &self.clock {
+            Some(c) => c.advance(d),
+            None => tokio::time::sleep(d).await,
+        }
+    }
+
+    /// A unique identity for this run; contains `@example.com` so that
+    /// tests can look for it in Redis keys.
+    pub fn identity(&self, tag: &str) -> String {
+        format!("{tag}-{}@example.com", self.nonce)
+    }
+}
+
+/// A nonce from the clock and a counter.
+pub fn nonce() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{t:x}{}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+const TTL: Duration = Duration::from_secs(120);
+
+/// Runs every case in order, naming each on stderr.
+pub async fn run_all(h: &Harness, backend: &str) {
+    macro_rules! case {
+        ($f:ident) => {
+            eprintln!("[{backend}] {}", stringify!($f));
+            $f(h).await;
+        };
+    }
+    case!(limit_exact_at_boundary);
+    case!(retry_after_exact);
+    case!(keys_and_policies_independent);
+    case!(clear_restores_budget);
+    case!(two_handles_share_one_budget);
+    case!(denied_events_are_not_recorded);
+    case!(concurrent_compare_and_set_has_one_winner);
+    case!(counters_read_in_order_with_zero_for_absent);
+    case!(record_failure_exhausts_and_advances_all_windows);
+    case!(zero_max_denies);
+}
+
+async fn limit_exact_at_boundary(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_boundary", 3, 2);
+    let k = h.identity("boundary");
+    for expected_remaining in [2, 1, 0] {
+        let d = h.a.check(&p, &k).await.unwrap();
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(d.remaining, expected_remaining);
+        assert_eq!((d.limit, d.window_secs, d.retry_after_secs), (3, 2, 0));
+    }
+    let d = h.a.check(&p, &k).await.unwrap();
+    assert!(!d.allowed, "the 4th event in the window must be denied");
+    assert_eq!(d.remaining, 0);
+    assert_eq!(d.retry_after_secs, 2);
+    if let Some(c) = &h.clock {
+        // Exactness to the millisecond: still denied 1 ms before the window
+        // has passed, allowed exactly when it has.
+        c.advance(Duration::from_millis(1999));
+        let d = h.a.check(&p, &k).await.unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_secs, 1);
+        c.advance(Duration::from_millis(1));
+    } else {
+        h.pass(Duration::from_millis(2050)).await;
+    }
+    let d = h.a.check(&p, &k).await.unwrap();
+    assert!(d.allowed, "the window has passed: {d:?}");
+    assert_eq!(d.remaining, 2, "the three old events left the window");
+}
+
+async fn retry_after_exact(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_retry", 2, 3);
+    let k = h.identity("retry");
+    assert!(h.a.check(&p, &k).await.unwrap().allowed); // e1 at 0
+    h.pass(Duration::from_secs(1)).await;
+    assert!(h.a.check(&p, &k).await.unwrap().allowed); // e2 at 1
+    h.pass(Duration::from_millis(500)).await;
+    let d = h.a.check(&p, &k).await.unwrap(); // at 1.5: e1 leaves at 3
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after_secs, 2, "1.5 s rounded up");
+    h.pass(Duration::from_millis(1500)).await;
+    let d = h.a.check(&p, &k).await.unwrap(); // at 3: e1 left; e3 at 3
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.remaining, 0);
+    let d = h.a.check(&p, &k).await.unwrap(); // e2 (at 1) leaves at 4
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after_secs, 1);
+}
+
+async fn keys_and_policies_independent(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_indep", 1, 60);
+    let q = LimitPolicy::per_secs("t_indep_other", 1, 60);
+    let a = h.identity("indep-a");
+    let b = h.identity("indep-b");
+    assert!(h.a.check(&p, &a).await.unwrap().allowed);
+    assert!(!h.a.check(&p, &a).await.unwrap().allowed);
+    assert!(h.a.check(&p, &b).await.unwrap().allowed, "other key");
+    assert!(h.a.check(&q, &a).await.unwrap().allowed, "other policy");
+}
+
+async fn clear_restores_budget(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_clear", 2, 600);
+    let k = h.identity("clear");
+    assert!(h.a.check(&p, &k).await.unwrap().allowed);
+    assert!(h.a.check(&p, &k).await.unwrap().allowed);
+    assert!(!h.a.check(&p, &k).await.unwrap().allowed);
+    h.a.clear(&p, &k).await.unwrap();
+    let d = h.a.check(&p, &k).await.unwrap();
+    assert!(d.allowed);
+    assert_eq!(d.remaining, 1);
+    // Clearing a key never seen is fine.
+    h.a.clear(&p, &h.identity("never-seen")).await.unwrap();
+}
+
+async fn two_handles_share_one_budget(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_shared", 4, 600);
+    let k = h.identity("shared");
+    for i in 0..4 {
+        let s = if i % 2 == 0 { &h.a } else { &h.b };
+        assert!(s.check(&p, &k).await.unwrap().allowed);
+    }
+    assert!(!h.a.check(&p, &k).await.unwrap().allowed);
+    assert!(!h.b.check(&p, &k).await.unwrap().allowed);
+    // Use counters are shared too.
+    let id = h.identity("shared-counter");
+    assert!(h.a.advance(&id, 5, 0, TTL).await.unwrap());
+    assert!(!h.b.advance(&id, 5, 0, TTL).await.unwrap());
+    assert_eq!(h.b.counters(&id, &[5]).await.unwrap(), vec![1]);
+}
+
+async fn denied_events_are_not_recorded(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_denied", 1, 2);
+    let k = h.identity("denied");
+    assert!(h.a.check(&p, &k).await.unwrap().allowed);
+    // Hammering while limited must not push the lock-out further.
+    for _ in 0..3 {
+        h.pass(Duration::from_millis(500)).await;
+        assert!(!h.a.check(&p, &k).await.unwrap().allowed);
+    }
+    h.pass(Duration::from_millis(550)).await;
+    assert!(h.a.check(&p, &k).await.unwrap().allowed);
+}
+
+async fn concurrent_compare_and_set_has_one_winner(h: &Harness) {
+    let id = h.identity("cas");
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = if i % 2 == 0 { h.a.clone() } else { h.b.clone() };
+        let id = id.clone();
+        tasks.push(tokio::spawn(
+            async move { s.advance(&id, 42, 0, TTL).await },
+        ));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1, "exactly one compare-and-set from 0 must win");
+    assert_eq!(h.a.counters(&id, &[42]).await.unwrap(), vec![1]);
+    assert!(!h.a.advance(&id, 42, 0, TTL).await.unwrap(), "replay");
+    assert!(h.a.advance(&id, 42, 1, TTL).await.unwrap(), "next use");
+    assert_eq!(h.a.counters(&id, &[42]).await.unwrap(), vec![2]);
+}
+
+async fn counters_read_in_order_with_zero_for_absent(h: &Harness) {
+    let id = h.identity("order");
+    assert!(h.a.advance(&id, 11, 0, TTL).await.unwrap());
+    assert!(h.a.advance(&id, 11, 1, TTL).await.unwrap());
+    assert!(h.a.advance(&id, 13, 0, TTL).await.unwrap());
+    assert_eq!(
+        h.a.counters(&id, &[10, 11, 12, 13]).await.unwrap(),
+        vec![0, 2, 0, 1]
+    );
+    assert_eq!(h.a.counters(&id, &[]).await.unwrap(), Vec::<u32>::new());
+    // Another identity's counters are separate.
+    assert_eq!(
+        h.a.counters(&h.identity("order-other"), &[11])
+            .await
+            .unwrap(),
+        vec![0]
+    );
+}
+
+async fn record_failure_exhausts_and_advances_all_windows(h: &Harness) {
+    let id = h.identity("failures");
+    let windows = [99, 100, 101];
+    assert!(h.a.advance(&id, 100, 0, TTL).await.unwrap()); // n=1 at w=100
+    for i in 1..3 {
+        let o =
+            h.a.record_failure(&id, 100, &windows, 3, TTL)
+                .await
+                .unwrap();
+        assert_eq!((o.failures, o.exhausted), (i, false));
+    }
+    assert_eq!(h.a.counters(&id, &windows).await.unwrap(), vec![0, 1, 0]);
+    let o =
+        h.b.record_failure(&id, 100, &windows, 3, TTL)
+            .await
+            .unwrap();
+    assert_eq!((o.failures, o.exhausted), (3, true));
+    assert_eq!(
+        h.a.counters(&id, &windows).await.unwrap(),
+        vec![1, 2, 1],
+        "every window in the acceptance range advanced"
+    );
+    // The count was reset: a new code gets a fresh budget.
+    let o =
+        h.a.record_failure(&id, 100, &windows, 3, TTL)
+            .await
+            .unwrap();
+    assert_eq!((o.failures, o.exhausted), (1, false));
+    // Failure counts are per window.
+    let o =
+        h.a.record_failure(&id, 101, &windows, 3, TTL)
+            .await
+            .unwrap();
+    assert_eq!((o.failures, o.exhausted), (1, false));
+    // A budget of 1 exhausts at once.
+    let id2 = h.identity("failures-one");
+    let o = h.a.record_failure(&id2, 7, &[7], 1, TTL).await.unwrap();
+    assert!(o.exhausted);
+    assert_eq!(h.a.counters(&id2, &[7]).await.unwrap(), vec![1]);
+}
+
+async fn zero_max_denies(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_zero", 0, 30);
+    let d = h.a.check(&p, &h.identity("zero")).await.unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after_secs, 30);
+}
