@@ -155,7 +155,7 @@ impl<'de> Deserialize<'de> for Claims {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         RawClaims::deserialize(deserializer)?
             .into_claims()
-            .map_err(|name| de::Error::missing_field(name))
+            .map_err(de::Error::missing_field)
     }
 }
 

@@ -25,7 +25,7 @@ pub enum TokenError {
     #[error("token is larger than the 8 KiB limit")]
     TooLarge,
     /// Not a JWS compact serialization: not exactly three `.`-separated
-    /// segments, or an empty header or signature segment.
+    /// segments, or an empty header segment.
     #[error("token is not a three-segment JWS compact serialization")]
     Malformed,
     /// A segment is not canonical unpadded base64url (padding, `+` or `/`,

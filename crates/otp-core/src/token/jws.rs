@@ -60,7 +60,9 @@ pub(crate) fn split(token: &str) -> Result<Segments<'_>, TokenError> {
     else {
         return Err(TokenError::Malformed);
     };
-    if header.is_empty() || signature.is_empty() {
+    // An empty signature is left to the signature check, so that an
+    // `alg: none` token is reported as such.
+    if header.is_empty() {
         return Err(TokenError::Malformed);
     }
     Ok(Segments {
