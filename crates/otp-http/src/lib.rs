@@ -1,1 +1,218 @@
-//! otp-http: placeholder (see issues).
+//! # otp-http
+//!
+//! The REST API of stateless-otp on actix-web (SPEC §5): every route, the
+//! mapping of domain errors to `{"error","message"}` bodies and status codes,
+//! rate-limit headers, client-IP resolution behind trusted proxies, CORS,
+//! Prometheus metrics, the OpenAPI 3.1 document and a Swagger UI served from
+//! the binary.
+//!
+//! Mount it in any actix `App`, under any prefix, with [`configure`]:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use actix_web::{web, App, HttpServer};
+//! use otp_core::engine::OtpPolicy;
+//! use otp_core::keys::{generate_key, OtpKeyRing};
+//! use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+//! use otp_http::{HttpConfig, HttpState};
+//! use otp_service::{OtpService, ServiceConfig};
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let keys = OtpKeyRing::new(generate_key(32).unwrap(), vec![]).unwrap();
+//!     let tokens = TokenService::new(
+//!         TokenKeys::single(SigningKey::hs256(b"a-jwt-secret-of-at-least-32-bytes!!").unwrap()),
+//!         TokenConfig::default(),
+//!     )
+//!     .unwrap();
+//!     let service = OtpService::builder(ServiceConfig::new(OtpPolicy::default(), keys), tokens).build();
+//!     let state = HttpState::new(Arc::new(service), HttpConfig::default());
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             // your own routes …
+//!             .route("/", web::get().to(|| async { "my app" }))
+//!             // … and the OTP API under /auth (e.g. /auth/api/v1/otp/request)
+//!             .service(web::scope("/auth").configure(otp_http::configure(state.clone())))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await
+//! }
+//! ```
+//!
+//! # Layout
+//! - [`configure`], [`HttpState`], [`HttpConfig`], [`cors`]: mounting.
+//! - [`ApiError`]: the single `ResponseError` type.
+//! - [`routes`]: the handlers; [`docs`]: OpenAPI and Swagger UI.
+//! - [`client_ip`]: `TRUSTED_PROXIES` / `X-Forwarded-For` resolution.
+//! - [`http_metrics`]: request counters and latency histograms.
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::middleware::from_fn;
+use actix_web::web::{self, Bytes};
+use ipnet::IpNet;
+use otp_service::OtpService;
+use prometheus_client::registry::Registry;
+use utoipa::OpenApi;
+
+pub mod client_ip;
+pub mod docs;
+mod error;
+pub mod http_metrics;
+pub mod routes;
+
+pub use error::ApiError;
+pub use http_metrics::HttpMetrics;
+
+/// Largest accepted JSON body (SPEC §5): larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// HTTP-level settings (the typed form of `TRUSTED_PROXIES`, `CORS_ORIGINS`).
+#[derive(Debug, Clone, Default)]
+pub struct HttpConfig {
+    /// Proxies whose `X-Forwarded-For` hops are believed (`TRUSTED_PROXIES`).
+    /// Defaults to none: the peer address is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins allowed by CORS (`CORS_ORIGINS`); empty switches CORS off, `*`
+    /// allows any origin without credentials. Defaults to empty.
+    pub cors_origins: Vec<String>,
+}
+
+/// Everything the handlers share; cheap to clone (one `Arc` each).
+#[derive(Clone)]
+pub struct HttpState {
+    /// The OTP service.
+    pub service: Arc<OtpService>,
+    /// HTTP settings.
+    pub config: Arc<HttpConfig>,
+    /// Registry rendered at `/metrics` (service + HTTP metrics).
+    pub registry: Arc<Registry>,
+    /// HTTP request metrics.
+    pub http_metrics: Arc<HttpMetrics>,
+    /// `/.well-known/jwks.json` body, rendered once.
+    pub jwks_json: Bytes,
+    /// `/openapi.json` body, rendered once.
+    pub openapi_json: Bytes,
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState")
+            .field("service", &self.service)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpState {
+    /// Builds the shared state: registers the service's and the HTTP
+    /// metrics, renders the JWKS and the OpenAPI document once.
+    pub fn new(service: Arc<OtpService>, config: HttpConfig) -> Self {
+        let mut registry = Registry::default();
+        service.metrics().register(&mut registry);
+        let http_metrics = Arc::new(HttpMetrics::default());
+        http_metrics.register(&mut registry);
+        let jwks_json = serde_json::to_vec(&service.tokens().jwks())
+            .map(Bytes::from)
+            .unwrap_or_else(|_| Bytes::from_static(b"{\"keys\":[]}"));
+        let openapi_json = docs::ApiDoc::openapi()
+            .to_json()
+            .map(Bytes::from)
+            .unwrap_or_default();
+        HttpState {
+            service,
+            config: Arc::new(config),
+            registry: Arc::new(registry),
+            http_metrics,
+            jwks_json,
+            openapi_json,
+        }
+    }
+}
+
+/// The JSON extractor settings: 16 KiB limit (413), `application/json`
+/// required (415), malformed JSON → 422.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .content_type_required(true)
+        .error_handler(|err, _req| error::json_error(err, MAX_BODY_BYTES).into())
+}
+
+/// Registers every route of SPEC §5 on an actix `ServiceConfig`. Returns a
+/// closure so it can be called once per worker (`HttpServer::new`).
+///
+/// Routes are registered one by one (no catch-all scope), so they coexist
+/// with the embedding application's routes. Unknown paths are left to the
+/// application; the `otp-server` binary mounts [`routes::not_found`] as its
+/// default service.
+pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg: &mut web::ServiceConfig| {
+        let json = json_config();
+        let resource = |path: &'static str| {
+            web::resource(path)
+                .wrap(from_fn(http_metrics::track))
+                .default_service(web::to(routes::method_not_allowed))
+        };
+        cfg.app_data(web::Data::new(state.clone()))
+            .service(
+                resource("/api/v1/otp/request")
+                    .app_data(json.clone())
+                    .route(web::post().to(routes::request_otp)),
+            )
+            .service(
+                resource("/api/v1/otp/verify")
+                    .app_data(json.clone())
+                    .route(web::post().to(routes::verify_otp)),
+            )
+            .service(
+                resource("/api/v1/token/introspect")
+                    .app_data(json.clone())
+                    .route(web::post().to(routes::introspect)),
+            )
+            .service(resource("/api/v1/token/verify").route(web::get().to(routes::verify_bearer)))
+            .service(resource("/health").route(web::get().to(routes::health)))
+            .service(resource("/healthz").route(web::get().to(routes::healthz)))
+            .service(resource("/readyz").route(web::get().to(routes::readyz)))
+            .service(resource("/metrics").route(web::get().to(routes::metrics)))
+            .service(resource("/.well-known/jwks.json").route(web::get().to(routes::jwks)))
+            .service(resource("/openapi.json").route(web::get().to(docs::openapi_json)))
+            .service(resource("/docs").route(web::get().to(docs::index)))
+            .service(resource("/docs/").route(web::get().to(docs::index)))
+            .service(resource("/docs/{file}").route(web::get().to(docs::asset)));
+    }
+}
+
+/// CORS per SPEC §5: `None` when no origin is configured (CORS off); `*`
+/// allows any origin without credentials; a list allows exactly those
+/// origins, with credentials.
+pub fn cors(config: &HttpConfig) -> Option<Cors> {
+    if config.cors_origins.is_empty() {
+        return None;
+    }
+    let base = Cors::default()
+        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .expose_headers([
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-window",
+            "retry-after",
+        ])
+        .max_age(600);
+    if config.cors_origins.iter().any(|o| o == "*") {
+        // Never `*` together with credentials.
+        return Some(base.allow_any_origin().send_wildcard());
+    }
+    let mut cors = base.supports_credentials();
+    for origin in &config.cors_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    Some(cors)
+}

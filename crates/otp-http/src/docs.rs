@@ -1,0 +1,127 @@
+//! The OpenAPI 3.1 document (utoipa) and Swagger UI served from the binary:
+//! the UI's assets are vendored (`assets/vendor/swagger-ui`, swagger-ui-dist
+//! from npm) and compiled in, so `/docs` works offline and loads nothing from
+//! a CDN.
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+/// The API description; `ApiDoc::openapi()` builds the document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "stateless-otp",
+        description = "One-time-code authentication without a database of codes: request a code for an identity, verify it, receive a short-lived signed JWT.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(
+        routes::request_otp,
+        routes::verify_otp,
+        routes::introspect,
+        routes::verify_bearer,
+        routes::health,
+        routes::healthz,
+        routes::readyz,
+        routes::jwks,
+        routes::metrics,
+    ),
+    components(schemas(
+        otp_core::wire::OtpRequest,
+        otp_core::wire::OtpRequestResponse,
+        otp_core::wire::OtpVerifyRequest,
+        otp_core::wire::OtpVerifyResponse,
+        otp_core::wire::IntrospectRequest,
+        otp_core::wire::TokenStatus,
+        otp_core::wire::HealthResponse,
+        otp_core::wire::ErrorBody,
+        otp_core::wire::ErrorCode,
+        otp_core::wire::FieldError,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "otp", description = "Request and verify one-time codes"),
+        (name = "token", description = "Verify and introspect access tokens"),
+        (name = "ops", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+const INDEX_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>stateless-otp API</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script src="/docs/init.js"></script>
+</body>
+</html>
+"#;
+
+const INIT_JS: &str = r#"window.addEventListener('load', function () {
+  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', validatorUrl: null, deepLinking: true });
+});
+"#;
+
+static BUNDLE_JS: &[u8] = include_bytes!("../assets/vendor/swagger-ui/swagger-ui-bundle.js");
+static CSS: &[u8] = include_bytes!("../assets/vendor/swagger-ui/swagger-ui.css");
+
+/// `GET /docs`: the Swagger UI page.
+pub async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+        ))
+        .body(INDEX_HTML)
+}
+
+/// `GET /docs/{file}`: the vendored assets.
+pub async fn asset(file: web::Path<String>) -> HttpResponse {
+    let (body, ctype): (&'static [u8], &str) = match file.as_str() {
+        "swagger-ui-bundle.js" => (BUNDLE_JS, "application/javascript; charset=utf-8"),
+        "swagger-ui.css" => (CSS, "text/css; charset=utf-8"),
+        "init.js" => (INIT_JS.as_bytes(), "application/javascript; charset=utf-8"),
+        _ => {
+            return HttpResponse::NotFound().json(otp_core::wire::ErrorBody::new(
+                otp_core::wire::ErrorCode::NotFound,
+                "not found",
+            ))
+        }
+    };
+    HttpResponse::Ok()
+        .content_type(ctype)
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(body)
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi_json(doc: web::Data<crate::HttpState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.openapi_json.clone())
+}

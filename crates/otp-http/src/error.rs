@@ -1,0 +1,250 @@
+//! The one HTTP error type: maps domain errors to status codes, the
+//! `{"error","message"}` body (SPEC §5) and the headers that go with them
+//! (`Retry-After`, `X-RateLimit-*`, `WWW-Authenticate`).
+
+use actix_web::error::JsonPayloadError;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use otp_core::token::TokenError;
+use otp_core::wire::{messages, ErrorBody, ErrorCode, FieldError};
+use otp_service::{LimitedOperation, RateLimitInfo, ServiceError};
+
+/// An error answered by the API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// A failure of the OTP service.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The body is malformed or misses fields (422 with `details`).
+    #[error("{message}")]
+    Validation {
+        /// Summary.
+        message: String,
+        /// The offending fields.
+        details: Vec<FieldError>,
+    },
+    /// Body over the 16 KiB limit (413).
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Body not `application/json` (415).
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// No bearer token (401 `token_missing`).
+    #[error("missing bearer token")]
+    TokenMissing,
+    /// The bearer token failed verification (401).
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    /// No such route (404).
+    #[error("not found")]
+    NotFound,
+    /// Route exists, method does not (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn field(loc: &[&str], msg: impl Into<String>, kind: &str) -> Self {
+        let msg = msg.into();
+        ApiError::Validation {
+            message: format!("{}: {}", loc.last().copied().unwrap_or("body"), msg),
+            details: vec![FieldError {
+                loc: loc.iter().map(|s| (*s).to_owned()).collect(),
+                msg,
+                kind: kind.to_owned(),
+            }],
+        }
+    }
+
+    /// The stable error code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::Service(e) => match e {
+                ServiceError::InvalidIdentity(_)
+                | ServiceError::InvalidCodeFormat
+                | ServiceError::ReservedClaim(_) => ErrorCode::ValidationError,
+                ServiceError::InvalidOtp { .. } => ErrorCode::OtpInvalid,
+                ServiceError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
+                ServiceError::DeliveryFailed(_) => ErrorCode::DeliveryFailed,
+                ServiceError::Unavailable(_) => ErrorCode::BackendUnavailable,
+                _ => ErrorCode::InternalError,
+            },
+            ApiError::Validation { .. } => ErrorCode::ValidationError,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::TokenMissing => ErrorCode::TokenMissing,
+            ApiError::Token(e) if e.is_expired() => ErrorCode::TokenExpired,
+            ApiError::Token(_) => ErrorCode::TokenInvalid,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let code = self.code();
+        match self {
+            ApiError::Validation { message, details } => {
+                ErrorBody::validation(message.clone(), details.clone())
+            }
+            ApiError::Service(ServiceError::InvalidIdentity(e)) => ErrorBody::validation(
+                format!("identity: {e}"),
+                vec![FieldError {
+                    loc: vec!["body".into(), "identity".into()],
+                    msg: e.to_string(),
+                    kind: "value_error".into(),
+                }],
+            ),
+            ApiError::Service(ServiceError::InvalidCodeFormat) => ErrorBody::validation(
+                "otp: must be 4 to 10 ASCII digits",
+                vec![FieldError {
+                    loc: vec!["body".into(), "otp".into()],
+                    msg: "must be 4 to 10 ASCII digits".into(),
+                    kind: "value_error".into(),
+                }],
+            ),
+            ApiError::Service(ServiceError::InvalidOtp { .. }) => {
+                ErrorBody::new(code, messages::OTP_INVALID)
+            }
+            ApiError::Service(ServiceError::RateLimited { operation, .. }) => ErrorBody::new(
+                code,
+                match operation {
+                    LimitedOperation::Request => messages::TOO_MANY_REQUESTS,
+                    LimitedOperation::Verify => messages::TOO_MANY_VERIFICATIONS,
+                },
+            ),
+            ApiError::Service(ServiceError::DeliveryFailed(_)) => {
+                ErrorBody::new(code, messages::DELIVERY_FAILED)
+            }
+            ApiError::Service(ServiceError::Unavailable(_)) => ErrorBody::new(
+                code,
+                "Service temporarily unavailable. Please try again shortly.",
+            ),
+            ApiError::Service(ServiceError::ReservedClaim(name)) => {
+                ErrorBody::new(code, format!("extra claim {name:?} is reserved"))
+            }
+            // Internal details stay in the log, never in the body.
+            ApiError::Service(_) => ErrorBody::new(code, "Internal server error."),
+            ApiError::Token(e) if e.is_expired() => ErrorBody::new(code, "Token has expired."),
+            ApiError::Token(e) => ErrorBody::new(code, format!("Token is invalid: {}.", e.check())),
+            ApiError::TokenMissing => ErrorBody::new(
+                code,
+                "Missing bearer token: send 'Authorization: Bearer <token>'.",
+            ),
+            other => ErrorBody::new(code, other.to_string()),
+        }
+    }
+}
+
+fn rate_limit_headers(res: &mut HttpResponse, info: &RateLimitInfo) {
+    let h = res.headers_mut();
+    h.insert(
+        header::HeaderName::from_static("x-ratelimit-limit"),
+        HeaderValue::from(info.limit),
+    );
+    h.insert(
+        header::HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderValue::from(info.remaining),
+    );
+    h.insert(
+        header::HeaderName::from_static("x-ratelimit-window"),
+        HeaderValue::from(info.window_secs),
+    );
+}
+
+/// Adds `X-RateLimit-Limit`, `-Remaining` and `-Window` to a success response.
+pub(crate) fn with_rate_limit(mut res: HttpResponse, info: &RateLimitInfo) -> HttpResponse {
+    rate_limit_headers(&mut res, info);
+    res
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            match self {
+                ApiError::Service(
+                    ServiceError::Unavailable(_) | ServiceError::DeliveryFailed(_),
+                ) => {}
+                other => tracing::error!(error = %other, "internal error"),
+            }
+        }
+        let mut res = HttpResponse::build(status).json(self.body());
+        match self {
+            ApiError::Service(ServiceError::RateLimited {
+                info,
+                retry_after_secs,
+                ..
+            }) => {
+                rate_limit_headers(&mut res, info);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Service(ServiceError::InvalidOtp { rate_limit }) => {
+                rate_limit_headers(&mut res, rate_limit);
+            }
+            ApiError::Service(ServiceError::Unavailable(_)) => {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TokenMissing => {
+                // RFC 6750 §3.1: no error code when no credentials were sent.
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"stateless-otp\""),
+                );
+            }
+            ApiError::Token(e) => {
+                let value = if e.is_expired() {
+                    "Bearer realm=\"stateless-otp\", error=\"invalid_token\", error_description=\"the token has expired\"".to_owned()
+                } else {
+                    format!(
+                        "Bearer realm=\"stateless-otp\", error=\"invalid_token\", error_description=\"{}\"",
+                        e.check()
+                    )
+                };
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            _ => {}
+        }
+        if matches!(self, ApiError::Token(_) | ApiError::TokenMissing) {
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        res
+    }
+}
+
+/// Turns actix's JSON extractor errors into 413 / 415 / 422.
+pub(crate) fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge(limit)
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) => ApiError::Validation {
+            message: format!("request body is not valid JSON: {e}"),
+            details: vec![FieldError {
+                loc: vec!["body".into()],
+                msg: e.to_string(),
+                kind: "json_invalid".into(),
+            }],
+        },
+        other => ApiError::Validation {
+            message: format!("request body could not be read: {other}"),
+            details: vec![FieldError {
+                loc: vec!["body".into()],
+                msg: other.to_string(),
+                kind: "body_invalid".into(),
+            }],
+        },
+    }
+}

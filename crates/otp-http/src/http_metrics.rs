@@ -1,0 +1,126 @@
+//! Request metrics: count by route and status, latency histogram by route.
+//! Labels are static strings, so recording allocates nothing.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::HttpState;
+
+/// Labels of one request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route template, e.g. `/api/v1/otp/verify`.
+    pub route: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Labels of a latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route template.
+    pub route: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        10.0,
+    ])
+}
+
+/// HTTP-level metrics.
+#[derive(Debug)]
+pub struct HttpMetrics {
+    /// Requests by route and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Latency by route, seconds.
+    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl HttpMetrics {
+    /// Registers both families (`http_requests_total`, `http_request_duration_seconds`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            self.latency.clone(),
+        );
+    }
+}
+
+/// The route templates this crate serves; anything else is `other`.
+pub(crate) const ROUTES: [&str; 11] = [
+    "/api/v1/otp/request",
+    "/api/v1/otp/verify",
+    "/api/v1/token/introspect",
+    "/api/v1/token/verify",
+    "/health",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+    "/docs",
+];
+
+/// The static route label of `path` (suffix match, so a mount prefix works).
+fn route_of(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|r| path.ends_with(*r))
+        .copied()
+        .unwrap_or(if path.contains("/docs/") {
+            "/docs"
+        } else {
+            "other"
+        })
+}
+
+/// Middleware: records route template, status and latency of each request.
+pub(crate) async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<HttpState>>().cloned();
+    let route = route_of(req.path());
+    let started = Instant::now();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        let status = res.status().as_u16();
+        state
+            .http_metrics
+            .requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        state
+            .http_metrics
+            .latency
+            .get_or_create(&RouteLabels { route })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}

@@ -1,0 +1,326 @@
+//! Route handlers of SPEC §5.
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use otp_core::engine::unix_now;
+use otp_core::token::Claims;
+use otp_core::wire::{
+    messages, ErrorBody, FieldError, HealthResponse, IntrospectRequest, OtpRequest,
+    OtpRequestResponse, OtpVerifyRequest, OtpVerifyResponse, TokenStatus,
+};
+use otp_service::RequestContext;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{with_rate_limit, ApiError};
+use crate::HttpState;
+
+/// Reads the string fields `names` of a JSON object body, collecting every
+/// missing or mistyped field into one 422.
+fn string_fields<'a, const N: usize>(
+    body: &'a Value,
+    names: [&'static str; N],
+) -> Result<[&'a str; N], ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Err(ApiError::field(
+            &["body"],
+            "expected a JSON object",
+            "model_type",
+        ));
+    };
+    let mut out = [""; N];
+    let mut details = Vec::new();
+    for (slot, name) in out.iter_mut().zip(names) {
+        match obj.get(name) {
+            Some(Value::String(s)) => *slot = s.as_str(),
+            None | Some(Value::Null) => details.push(FieldError {
+                loc: vec!["body".into(), name.into()],
+                msg: "field required".into(),
+                kind: "missing".into(),
+            }),
+            Some(_) => details.push(FieldError {
+                loc: vec!["body".into(), name.into()],
+                msg: "must be a string".into(),
+                kind: "string_type".into(),
+            }),
+        }
+    }
+    if details.is_empty() {
+        Ok(out)
+    } else {
+        let fields: Vec<&str> = details
+            .iter()
+            .filter_map(|d| d.loc.last().map(String::as_str))
+            .collect();
+        Err(ApiError::Validation {
+            message: format!("invalid or missing field(s): {}", fields.join(", ")),
+            details,
+        })
+    }
+}
+
+fn no_store(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
+    RequestContext {
+        client_ip: crate::client_ip::client_ip(req, &state.config.trusted_proxies),
+    }
+}
+
+/// Send a one-time code to an identity.
+#[utoipa::path(
+    post,
+    path = "/api/v1/otp/request",
+    tag = "otp",
+    request_body = OtpRequest,
+    responses(
+        (status = 200, description = "OTP sent", body = OtpRequestResponse,
+            headers(("X-RateLimit-Limit" = u32), ("X-RateLimit-Remaining" = u32), ("X-RateLimit-Window" = u64))),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 422, description = "Malformed body or invalid identity", body = ErrorBody),
+        (status = 429, description = "Rate limit exceeded (`rate_limit_exceeded`)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the next request is allowed"))),
+        (status = 502, description = "Delivery failed (`delivery_failed`)", body = ErrorBody),
+        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorBody),
+    )
+)]
+pub async fn request_otp(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let [identity] = string_fields(&body, ["identity"])?;
+    let ctx = context(&req, &state);
+    let out = state.service.request_otp(identity, &ctx).await?;
+    let res = HttpResponse::Ok().json(OtpRequestResponse {
+        success: true,
+        message: messages::OTP_SENT.to_owned(),
+        ttl_seconds: out.ttl_seconds,
+        expires_at: out.expires_at,
+        rate_limit_remaining: out.rate_limit.remaining,
+    });
+    Ok(with_rate_limit(res, &out.rate_limit))
+}
+
+/// Verify a code and receive an access token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/otp/verify",
+    tag = "otp",
+    request_body = OtpVerifyRequest,
+    responses(
+        (status = 200, description = "OTP verified; token issued", body = OtpVerifyResponse,
+            headers(("X-RateLimit-Limit" = u32), ("X-RateLimit-Remaining" = u32), ("X-RateLimit-Window" = u64),
+                ("Cache-Control" = String, description = "no-store"))),
+        (status = 400, description = "Wrong, expired, replayed or wrong-length code (`otp_invalid`)", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 422, description = "Malformed body, identity, or otp not 4 to 10 digits", body = ErrorBody),
+        (status = 429, description = "Too many attempts (`rate_limit_exceeded`)", body = ErrorBody,
+            headers(("Retry-After" = u64))),
+        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorBody),
+    )
+)]
+pub async fn verify_otp(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let [identity, otp] = string_fields(&body, ["identity", "otp"])?;
+    let ctx = context(&req, &state);
+    let out = state.service.verify_otp(identity, otp, &ctx, None).await?;
+    let res = HttpResponse::Ok().json(OtpVerifyResponse {
+        success: true,
+        message: messages::OTP_VERIFIED.to_owned(),
+        access_token: out.token.token,
+        token_type: "bearer".to_owned(),
+        expires_in: out.token.expires_in,
+        rate_limit_remaining: out.rate_limit.remaining,
+    });
+    Ok(no_store(with_rate_limit(res, &out.rate_limit)))
+}
+
+/// Check a token sent in the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/token/introspect",
+    tag = "token",
+    request_body = IntrospectRequest,
+    responses(
+        (status = 200, description = "`{active:true, claims}` for a valid token, `{active:false, claims:null}` otherwise", body = TokenStatus),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Body is not application/json", body = ErrorBody),
+        (status = 422, description = "Malformed body", body = ErrorBody),
+    )
+)]
+pub async fn introspect(
+    state: web::Data<HttpState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let [token] = string_fields(&body, ["token"])?;
+    Ok(no_store(
+        HttpResponse::Ok().json(state.service.introspect(token)),
+    ))
+}
+
+#[derive(Serialize)]
+struct Active<'a> {
+    active: bool,
+    claims: &'a Claims,
+}
+
+/// The bearer token of `req`, if any (`Authorization: Bearer <token>`, scheme
+/// case-insensitive).
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+static REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+
+/// Verify the bearer token (forward-auth hot path: nginx `auth_request`,
+/// Traefik ForwardAuth, Caddy forward_auth). Touches no store.
+#[utoipa::path(
+    get,
+    path = "/api/v1/token/verify",
+    tag = "token",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Valid token", body = TokenStatus,
+            headers(("X-Auth-Subject" = String, description = "The token's `sub`"),
+                ("Remote-User" = String, description = "The token's `sub`"),
+                ("Cache-Control" = String, description = "no-store"))),
+        (status = 401, description = "`token_missing`, `token_invalid` or `token_expired`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String))),
+    )
+)]
+pub async fn verify_bearer(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+) -> Result<HttpResponse, ApiError> {
+    let token = bearer(&req).ok_or(ApiError::TokenMissing)?;
+    let claims = state.service.tokens().verify(token, unix_now())?;
+    let mut res = HttpResponse::Ok();
+    // `sub` is a normalized identity (no control characters), so it is a
+    // valid header value; obs-text bytes of non-ASCII ids are allowed too.
+    if let Ok(sub) = HeaderValue::from_bytes(claims.sub.as_bytes()) {
+        res.insert_header((X_AUTH_SUBJECT.clone(), sub.clone()));
+        res.insert_header((REMOTE_USER.clone(), sub));
+    }
+    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+    Ok(res.json(Active {
+        active: true,
+        claims: &claims,
+    }))
+}
+
+/// Liveness and identity of the service (the Python service's body).
+#[utoipa::path(get, path = "/health", tag = "ops",
+    responses((status = 200, body = HealthResponse, example = json!({"status":"ok","service":"stateless-otp"}))))]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(HealthResponse {
+        status: "ok".into(),
+        service: "stateless-otp".into(),
+    })
+}
+
+/// Liveness probe: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness probe: the store (Redis, when configured) answers.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses(
+        (status = 200, description = "`{\"status\":\"ready\",\"store\":…}`"),
+        (status = 503, description = "Store unreachable (`backend_unavailable`)", body = ErrorBody)))]
+pub async fn readyz(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
+    state.service.ready().await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": "ready",
+        "store": state.service.store_backend(),
+    })))
+}
+
+/// Public keys for offline verification of EdDSA tokens (empty for HS256).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "token",
+    responses((status = 200, description = "`{\"keys\":[…]}` (RFC 7517)")))]
+pub async fn jwks(state: web::Data<HttpState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(state.jwks_json.clone())
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "OpenMetrics / Prometheus text exposition")))]
+pub async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
+    let mut out = String::with_capacity(8192);
+    if prometheus_client::encoding::text::encode(&mut out, &state.registry).is_err() {
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(out)
+}
+
+/// JSON 404 for unknown routes (mount as the app's default service).
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// JSON 405 for a known route with the wrong method.
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_requires_a_token() {
+        let r = TestRequest::default()
+            .insert_header(("Authorization", "bearer abc.def.ghi"))
+            .to_http_request();
+        assert_eq!(bearer(&r), Some("abc.def.ghi"));
+        let r = TestRequest::default()
+            .insert_header(("Authorization", "Basic abc"))
+            .to_http_request();
+        assert_eq!(bearer(&r), None);
+        let r = TestRequest::default()
+            .insert_header(("Authorization", "Bearer   "))
+            .to_http_request();
+        assert_eq!(bearer(&r), None);
+        assert_eq!(bearer(&TestRequest::default().to_http_request()), None);
+    }
+
+    #[test]
+    fn field_errors_name_every_offending_field() {
+        let v: Value = serde_json::json!({"identity": 5});
+        let Err(ApiError::Validation { details, .. }) = string_fields(&v, ["identity", "otp"])
+        else {
+            panic!("expected a validation error");
+        };
+        assert_eq!(details.len(), 2);
+        assert_eq!(details[0].loc, ["body", "identity"]);
+        assert_eq!(details[0].kind, "string_type");
+        assert_eq!(details[1].loc, ["body", "otp"]);
+        assert_eq!(details[1].kind, "missing");
+    }
+}
