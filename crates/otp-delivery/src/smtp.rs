@@ -229,10 +229,11 @@ impl SmtpDelivery {
             DeliveryErrorKind::Timeout
         } else if e.is_tls() {
             DeliveryErrorKind::Tls
+        } else if self.tls_mode != SmtpTls::None && looks_like_tls_failure(&text) {
+            // rustls failures reach us wrapped as connection errors.
+            DeliveryErrorKind::Tls
         } else if e.is_client() || e.is_response() {
             DeliveryErrorKind::Other
-        } else if self.tls_mode == SmtpTls::Tls && looks_like_tls_failure(&text) {
-            DeliveryErrorKind::Tls
         } else {
             DeliveryErrorKind::Connect
         };
@@ -255,10 +256,17 @@ impl SmtpDelivery {
 
 fn looks_like_tls_failure(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    t.contains("tls")
-        || t.contains("invalid message")
-        || t.contains("corrupt")
-        || t.contains("handshake")
+    [
+        "tls",
+        "certificate",
+        "invalid message",
+        "corrupt",
+        "handshake",
+        "alert",
+        "starttls",
+    ]
+    .iter()
+    .any(|needle| t.contains(needle))
 }
 
 /// The default HTML part: the rendered text, escaped, in a small document.
