@@ -3,7 +3,8 @@
 // ready to publish, and the README shows the example the e2e suite runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -46,6 +47,42 @@ test('package.json is ready to publish', () => {
     assert.ok(inFiles, `${target} is listed in "files"`);
   }
   assert.ok(Object.keys(entry.import)[0] === 'types' && Object.keys(entry.require)[0] === 'types', '"types" comes first in each condition');
+});
+
+test('the packed tarball installs and works through import and require', (t) => {
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const work = mkdtempSync(join(tmpdir(), 'otp-js-pack-'));
+  try {
+    try {
+      execFileSync(npm, ['--version'], { encoding: 'utf8' });
+    } catch {
+      if (process.env.OTP_E2E_REQUIRE_ALL === '1') throw new Error('OTP_E2E_REQUIRE_ALL=1 but npm is not on PATH');
+      t.skip('npm is not on PATH');
+      return;
+    }
+    const quiet = ['--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'];
+    execFileSync(npm, ['pack', '--pack-destination', work, ...quiet], { cwd: root, encoding: 'utf8' });
+    const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
+    assert.ok(tarball, 'npm pack wrote a tarball');
+    const app = join(work, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }));
+    execFileSync(npm, ['install', '--offline', ...quiet, join(work, tarball)], { cwd: app, encoding: 'utf8' });
+    const probe = [
+      "const c = require('@stateless-otp/client');",
+      "import('@stateless-otp/client').then((m) => {",
+      "  if (typeof c.OTPClient !== 'function' || typeof m.OTPClient !== 'function') process.exit(2);",
+      "  if (m.OTPClient === c.OTPClient) process.exit(3);",
+      "  console.log(new c.OTPClient('http://x/').baseUrl, new m.OTPClient('http://y/').baseUrl);",
+      "});",
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['-e', probe], { cwd: app, encoding: 'utf8' });
+    assert.equal(out.trim(), 'http://x http://y');
+    const installed = readdirSync(join(app, 'node_modules', '@stateless-otp', 'client')).sort();
+    assert.deepEqual(installed, ['README.md', 'dist', 'index.d.cts', 'index.d.ts', 'package.json', 'src']);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 test('the typings type-check for ESM and CommonJS users (tsc --strict)', (t) => {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.message
 import email.utils
 import http.client
 import json
@@ -284,7 +285,7 @@ class OTPClient:
             )
         return parsed
 
-    def _exchange(self, request: urllib.request.Request) -> Tuple[int, bytes, Mapping[str, str]]:
+    def _exchange(self, request: urllib.request.Request) -> Tuple[int, bytes, email.message.Message]:
         """Sends one request; returns (status, body, headers) for any HTTP answer."""
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -322,7 +323,7 @@ class OTPClient:
         )
 
     @staticmethod
-    def _error_from_response(status: int, headers: Mapping[str, str], parsed: Any) -> OTPError:
+    def _error_from_response(status: int, headers: Optional[email.message.Message], parsed: Any) -> OTPError:
         body: Dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         code = body.get("error")
         if not isinstance(code, str) or not code:

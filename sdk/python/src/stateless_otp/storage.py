@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Optional
-
-try:  # Python >= 3.8
-    from typing import Protocol
-except ImportError:  # pragma: no cover
-    Protocol = object  # type: ignore[assignment,misc]
+from typing import Optional, Protocol
 
 __all__ = ["TokenStorage", "MemoryTokenStorage"]
 
