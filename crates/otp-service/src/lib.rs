@@ -16,11 +16,11 @@
 //! use otp_core::keys::OtpKeyRing;
 //! use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
 //! use otp_core::SecretBytes;
-//! use otp_delivery::{Delivery, DeliveryReceipt, DeliveryError, OtpMessage};
+//! use otp_delivery::{Delivery, DeliveryError, DeliveryReceipt, OtpMessage};
 //! use otp_service::{OtpService, RequestContext, ServiceConfig};
 //!
 //! /// A delivery that keeps the last code, standing in for an email sender.
-//! #[derive(Default)]
+//! #[derive(Debug, Default)]
 //! struct Outbox(std::sync::Mutex<Option<String>>);
 //!
 //! #[async_trait::async_trait]
@@ -28,7 +28,7 @@
 //!     fn name(&self) -> &'static str { "outbox" }
 //!     async fn deliver(&self, m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
 //!         *self.0.lock().unwrap() = Some(m.code().expose().to_owned());
-//!         Ok(DeliveryReceipt::new("outbox", None))
+//!         Ok(DeliveryReceipt { backend: "outbox", provider_id: None, attempts: 1 })
 //!     }
 //! }
 //!

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use otp_core::engine::{unix_now, OtpEngine, OtpPolicy, VerifyError};
 use otp_core::keys::OtpKeyRing;
-use otp_core::token::{Claims, IssuedToken, TokenError, TokenService};
+use otp_core::token::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS};
 use otp_core::wire::TokenStatus;
 use otp_core::Identity;
-use otp_delivery::{ConsoleDelivery, Delivery, OtpMessage};
+use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
 use otp_ratelimit::{Decision, LimitPolicy, Limits, MemoryStore, Store, StoreError};
 use serde_json::{Map, Value};
 
@@ -329,7 +329,9 @@ impl OtpService {
 
     /// Sends a code to `identity`.
     ///
-    /// Order: normalize → per-IP limit → per-identity limit → global limit →
+    /// Order: normalize → can the delivery backend reach this kind of
+    /// identity ([`Delivery::supports`]; if not, `DeliveryFailed` before any
+    /// limit is spent) → per-IP limit → per-identity limit → global limit →
     /// use counter → derive → deliver. Every limit that allowed the call has
     /// recorded it, also when a later step fails.
     #[tracing::instrument(name = "request_otp", skip_all, fields(kind))]
@@ -350,6 +352,23 @@ impl OtpService {
     ) -> Result<RequestOutcome, ServiceError> {
         let identity = Identity::parse(identity)?;
         tracing::Span::current().record("kind", identity.kind().as_str());
+        if !self.delivery.supports(identity.kind()) {
+            // Nothing could be sent: refuse before spending any budget.
+            let backend = self.delivery.name();
+            tracing::warn!(
+                backend,
+                kind = identity.kind().as_str(),
+                "delivery backend cannot reach this kind of identity"
+            );
+            return Err(ServiceError::DeliveryFailed(DeliveryError::new(
+                backend,
+                DeliveryErrorKind::Recipient,
+                format!(
+                    "the {backend} backend cannot deliver to {} identities",
+                    identity.kind().as_str()
+                ),
+            )));
+        }
         let l = &self.limits;
         if let Some(ip) = ctx.client_ip {
             self.check(
@@ -413,7 +432,8 @@ impl OtpService {
 
     /// Verifies `code` for `identity` and issues a token.
     ///
-    /// Order: normalize → code shape (422) → per-IP, identity and daily verify
+    /// Order: normalize → code shape (422) → extra claims (a registered claim
+    /// is `ReservedClaim`, before anything is spent) → per-IP, identity and daily verify
     /// limits → use counters of the candidate windows → constant-time match →
     /// compare-and-set of the matched counter (single use) → clear the
     /// identity's verify limit → sign the token. A wrong code counts against
@@ -443,6 +463,16 @@ impl OtpService {
         tracing::Span::current().record("kind", identity.kind().as_str());
         if !is_code_shaped(code) {
             return Err(ServiceError::InvalidCodeFormat);
+        }
+        // Refuse a registered claim before anything is spent: checked only at
+        // signing time, the code would already be used up (single use) and
+        // the verify budget cleared, with no token to show for it.
+        if let Some(name) = extra_claims.as_ref().and_then(|m| {
+            m.keys()
+                .find(|k| REGISTERED_CLAIMS.contains(&k.as_str()))
+                .cloned()
+        }) {
+            return Err(ServiceError::ReservedClaim(name));
         }
         let l = &self.limits;
         if let Some(ip) = ctx.client_ip {

@@ -1,0 +1,195 @@
+//! Shared harness of the otp-service integration tests: a capturing delivery
+//! (the tests read the code that was really delivered), a failing delivery,
+//! service builders, a fixed clock instant in the middle of an OTP window,
+//! and Redis stores on real `redis-server` processes (from
+//! `otp_ratelimit::testkit`).
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use otp_core::engine::{unix_now, OtpPolicy};
+use otp_core::keys::OtpKeyRing;
+use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+use otp_core::SecretBytes;
+use otp_delivery::{
+    Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage,
+};
+use otp_ratelimit::{HashKey, LimitPolicy, Limits, MemoryStore, RedisConfig, RedisStore, Store};
+use otp_service::{FailMode, OtpService, ServiceConfig};
+
+/// The JWT secret of every test service (checked absent from logs).
+pub const JWT_SECRET: &str = "service-tests-jwt-secret-0123456789abcdef";
+/// The OTP key bytes of every test service.
+pub const OTP_KEY: [u8; 32] = [0x5a; 32];
+
+/// A delivery that records every code it is handed, per normalized identity.
+#[derive(Debug, Default)]
+pub struct CapturingDelivery {
+    sent: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl CapturingDelivery {
+    /// A fresh, shareable outbox.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The last code delivered to `identity` (normalized form).
+    pub fn last_code(&self, identity: &str) -> String {
+        self.sent
+            .lock()
+            .unwrap()
+            .get(identity)
+            .and_then(|v| v.last().cloned())
+            .unwrap_or_else(|| panic!("no code was delivered to {identity:?}"))
+    }
+
+    /// Every code delivered to `identity`, oldest first.
+    pub fn codes(&self, identity: &str) -> Vec<String> {
+        self.sent
+            .lock()
+            .unwrap()
+            .get(identity)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Deliveries made in total.
+    pub fn total(&self) -> usize {
+        self.sent.lock().unwrap().values().map(Vec::len).sum()
+    }
+}
+
+#[async_trait::async_trait]
+impl Delivery for CapturingDelivery {
+    fn name(&self) -> &'static str {
+        "capture"
+    }
+
+    async fn deliver(&self, m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .entry(m.identity().as_str().to_owned())
+            .or_default()
+            .push(m.code().expose().to_owned());
+        Ok(DeliveryReceipt {
+            backend: "capture",
+            provider_id: None,
+            attempts: 1,
+        })
+    }
+}
+
+/// A delivery whose provider always refuses (a permanent failure).
+#[derive(Debug, Default)]
+pub struct FailingDelivery;
+
+#[async_trait::async_trait]
+impl Delivery for FailingDelivery {
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+
+    async fn deliver(&self, _m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
+        Err(
+            DeliveryError::new("failing", DeliveryErrorKind::Rejected, "provider said no")
+                .with_status(400),
+        )
+    }
+}
+
+/// The token service every test uses (HS256, default issuer/audience).
+pub fn tokens() -> TokenService {
+    TokenService::new(
+        TokenKeys::single(SigningKey::hs256(JWT_SECRET.as_bytes()).unwrap()),
+        TokenConfig::default(),
+    )
+    .unwrap()
+}
+
+/// A configuration with the default policy (6 digits, 300 s, drift 1) and
+/// limits large enough never to interfere unless a test lowers them.
+pub fn config() -> ServiceConfig {
+    let keys = OtpKeyRing::new(SecretBytes::new(OTP_KEY.to_vec()), vec![]).unwrap();
+    let mut c = ServiceConfig::new(OtpPolicy::default(), keys);
+    c.limits = roomy_limits();
+    c
+}
+
+/// The default policy names with maxima that no test reaches by accident.
+pub fn roomy_limits() -> Limits {
+    Limits {
+        request_per_identity: LimitPolicy::per_secs("request_identity", 1000, 600),
+        verify_per_identity: LimitPolicy::per_secs("verify_identity", 1000, 600),
+        verify_daily: LimitPolicy::per_secs("verify_daily", 1000, 86_400),
+        request_per_ip: LimitPolicy::per_secs("request_ip", 1000, 600),
+        verify_per_ip: LimitPolicy::per_secs("verify_ip", 1000, 600),
+        global_send: LimitPolicy::per_secs("global_send", 1000, 3600),
+    }
+}
+
+/// A service over `store` delivering into `outbox`.
+pub fn service_with(
+    config: ServiceConfig,
+    store: Arc<dyn Store>,
+    outbox: Arc<dyn Delivery>,
+) -> OtpService {
+    OtpService::builder(config, tokens())
+        .store(store)
+        .delivery(outbox)
+        .build()
+}
+
+/// A service over a fresh memory store delivering into `outbox`.
+pub fn memory_service(config: ServiceConfig, outbox: Arc<dyn Delivery>) -> OtpService {
+    service_with(config, Arc::new(MemoryStore::default()), outbox)
+}
+
+/// An instant in the middle of the previous 300 s window: never in the
+/// future (tokens issued at it verify now), 150 s from any window edge (the
+/// candidate windows are exactly the previous two), so tests that count per
+/// window cannot straddle a boundary.
+pub fn mid_window_now() -> u64 {
+    (unix_now() / 300) * 300 - 150
+}
+
+/// A Redis store on `urls` (one URL: standalone; several: Cluster), under a
+/// key prefix unique to this call (so a shared `REDIS_URL` is safe).
+pub async fn redis_store(urls: Vec<String>) -> RedisStore {
+    let mut c = RedisConfig::new(urls, HashKey::new(b"service-tests-hash-key".to_vec()));
+    c.key_prefix = unique_prefix();
+    RedisStore::connect(c).await.expect("connect to the test Redis")
+}
+
+/// A Redis store with short timeouts (outage tests).
+pub async fn redis_store_fast(url: String) -> RedisStore {
+    let mut c = RedisConfig::new(vec![url], HashKey::new(b"service-tests-hash-key".to_vec()));
+    c.key_prefix = unique_prefix();
+    c.connect_timeout = Duration::from_millis(300);
+    c.response_timeout = Duration::from_millis(300);
+    RedisStore::connect(c).await.expect("connect to the test Redis")
+}
+
+fn unique_prefix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "otp-svc-test-{}-{}-{nanos}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `config()` with the given fail mode.
+pub fn config_with_fail_mode(mode: FailMode) -> ServiceConfig {
+    let mut c = config();
+    c.fail_mode = mode;
+    c
+}
