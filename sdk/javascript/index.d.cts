@@ -23,6 +23,7 @@ export type ServerErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'not_found'
+  | 'method_not_allowed'
   | 'internal_error';
 
 /** Error codes raised by the SDK itself. */
@@ -44,6 +45,7 @@ export declare const ErrorCode: Readonly<{
   PAYLOAD_TOO_LARGE: 'payload_too_large';
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type';
   NOT_FOUND: 'not_found';
+  METHOD_NOT_ALLOWED: 'method_not_allowed';
   INTERNAL_ERROR: 'internal_error';
   NETWORK_ERROR: 'network_error';
   TIMEOUT: 'timeout';
@@ -51,8 +53,15 @@ export declare const ErrorCode: Readonly<{
   INVALID_RESPONSE: 'invalid_response';
 }>;
 
-/** One offending field of a 422 answer, as the server reports it. */
-export type ValidationDetail = unknown;
+/** One offending field of a 422 answer (FastAPI's shape). */
+export interface ValidationDetail {
+  /** Path of the field, e.g. ["body", "identity"]. */
+  loc: string[];
+  /** What is wrong with it. */
+  msg: string;
+  /** A short machine-readable kind, e.g. "missing", "value_error". */
+  type: string;
+}
 
 /** The one error type the client throws for wire and server failures. */
 export declare class OTPError extends Error {

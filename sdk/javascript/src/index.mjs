@@ -26,7 +26,7 @@ export const DEFAULT_RETRY_DELAY_MS = 250;
 const MAX_RETRY_WAIT_MS = 5000;
 
 /**
- * Every `code` an `OTPError` can carry. The first twelve come from the
+ * Every `code` an `OTPError` can carry. The first thirteen come from the
  * server's error bodies; the last four are raised by the SDK itself and
  * always have `statusCode` 0 (no HTTP answer) or the status of an answer
  * that was not one of the server's JSON error bodies.
@@ -43,6 +43,7 @@ export const ErrorCode = Object.freeze({
   PAYLOAD_TOO_LARGE: 'payload_too_large',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
   NOT_FOUND: 'not_found',
+  METHOD_NOT_ALLOWED: 'method_not_allowed',
   INTERNAL_ERROR: 'internal_error',
   /** The server could not be reached (DNS, refused connection, CORS, TLS). */
   NETWORK_ERROR: 'network_error',
@@ -74,7 +75,7 @@ export class OTPError extends Error {
     this.statusCode = statusCode;
     /** Seconds to wait before trying again (from `Retry-After`), or null. */
     this.retryAfter = retryAfter;
-    /** Offending fields of a 422 answer (the server's `details`), or null. */
+    /** Offending fields of a 422 answer (`[{loc, msg, type}]`), or null. */
     this.details = details;
   }
 }
@@ -149,7 +150,9 @@ export function parseRetryAfter(value, nowMs = Date.now()) {
   return Math.max(0, Math.ceil((when - nowMs) / 1000));
 }
 
-const STATUS_CODES = { 404: 'not_found', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+const STATUS_CODES = {
+  404: 'not_found', 405: 'method_not_allowed', 413: 'payload_too_large', 415: 'unsupported_media_type',
+};
 
 function isPlainObject(value) {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

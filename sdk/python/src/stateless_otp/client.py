@@ -28,7 +28,12 @@ DEFAULT_RETRY_DELAY = 0.25
 #: Longest wait between two retries, whatever ``Retry-After`` asks for.
 _MAX_RETRY_WAIT = 5.0
 
-_STATUS_CODES = {404: ErrorCode.NOT_FOUND, 413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ErrorCode.UNSUPPORTED_MEDIA_TYPE}
+_STATUS_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[int]:

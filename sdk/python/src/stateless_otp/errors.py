@@ -10,7 +10,7 @@ __all__ = ["ErrorCode", "OTPError"]
 class ErrorCode:
     """Every ``code`` an :class:`OTPError` can carry, as string constants.
 
-    The first twelve come from the server's error bodies. The last four are
+    The first thirteen come from the server's error bodies. The last four are
     raised by the SDK itself: ``NETWORK_ERROR`` and ``TIMEOUT`` always have
     ``status_code`` 0; ``HTTP_ERROR`` (an error page that is not the API's
     JSON) and ``INVALID_RESPONSE`` (a 2xx that is not the promised JSON) carry
@@ -28,6 +28,7 @@ class ErrorCode:
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL_ERROR = "internal_error"
     NETWORK_ERROR = "network_error"
     TIMEOUT = "timeout"
@@ -42,7 +43,8 @@ class OTPError(Exception):
         code: stable machine-readable code (see :class:`ErrorCode`).
         status_code: HTTP status of the answer, or 0 when no answer arrived.
         retry_after: seconds to wait before trying again (from ``Retry-After``), or None.
-        details: the offending fields of a 422 answer, or None.
+        details: the offending fields of a 422 answer, a list of
+            ``{"loc": [...], "msg": ..., "type": ...}`` dicts, or None.
         message: human-readable text (the server's ``message`` when there is one).
     """
 
