@@ -30,7 +30,10 @@ async fn delivered_code_verifies_and_token_carries_normalized_sub_and_extra_clai
         .await
         .unwrap();
     assert_eq!(sent.identity.as_str(), "alice@example.com");
-    assert!(sent.ttl_seconds > 300 && sent.ttl_seconds <= 600, "{sent:?}");
+    assert!(
+        sent.ttl_seconds > 300 && sent.ttl_seconds <= 600,
+        "{sent:?}"
+    );
     assert!(sent.expires_at > otp_core::engine::unix_now());
 
     let code = outbox.last_code("alice@example.com");
@@ -98,7 +101,10 @@ async fn extra_claim_naming_a_registered_claim_is_reserved_claim_and_does_not_sp
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let now = mid_window_now();
-    service.request_otp_at("carol@example.com", &ctx, now).await.unwrap();
+    service
+        .request_otp_at("carol@example.com", &ctx, now)
+        .await
+        .unwrap();
     let code = outbox.last_code("carol@example.com");
 
     for name in ["sub", "exp", "iss", "aud", "iat", "nbf", "jti", "amr"] {
@@ -154,7 +160,10 @@ async fn bad_identities_are_invalid_identity_on_request_and_verify() {
     }
     assert_eq!(outbox.total(), 0, "nothing is delivered to a bad identity");
     // Phone formatting is normalized, not refused.
-    let sent = service.request_otp("+1 (555) 010-2030", &ctx).await.unwrap();
+    let sent = service
+        .request_otp("+1 (555) 010-2030", &ctx)
+        .await
+        .unwrap();
     assert_eq!(sent.identity.as_str(), "+15550102030");
 }
 
@@ -236,7 +245,11 @@ async fn failing_delivery_is_delivery_failed_and_is_counted() {
         other => panic!("expected DeliveryFailed, got {other:?}"),
     }
     let m = service.metrics();
-    assert_eq!(m.otp_requested.get(), 0, "a failed delivery is not a sent OTP");
+    assert_eq!(
+        m.otp_requested.get(),
+        0,
+        "a failed delivery is not a sent OTP"
+    );
     let labels = otp_service::metrics::DeliveryLabels {
         backend: "failing",
         outcome: "error",

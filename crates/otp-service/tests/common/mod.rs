@@ -13,9 +13,7 @@ use otp_core::engine::{unix_now, OtpPolicy};
 use otp_core::keys::OtpKeyRing;
 use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
 use otp_core::SecretBytes;
-use otp_delivery::{
-    Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage,
-};
+use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
 use otp_ratelimit::{HashKey, LimitPolicy, Limits, MemoryStore, RedisConfig, RedisStore, Store};
 use otp_service::{FailMode, OtpService, ServiceConfig};
 
@@ -161,7 +159,9 @@ pub fn mid_window_now() -> u64 {
 pub async fn redis_store(urls: Vec<String>) -> RedisStore {
     let mut c = RedisConfig::new(urls, HashKey::new(b"service-tests-hash-key".to_vec()));
     c.key_prefix = unique_prefix();
-    RedisStore::connect(c).await.expect("connect to the test Redis")
+    RedisStore::connect(c)
+        .await
+        .expect("connect to the test Redis")
 }
 
 /// A Redis store with short timeouts (outage tests).
@@ -170,7 +170,9 @@ pub async fn redis_store_fast(url: String) -> RedisStore {
     c.key_prefix = unique_prefix();
     c.connect_timeout = Duration::from_millis(300);
     c.response_timeout = Duration::from_millis(300);
-    RedisStore::connect(c).await.expect("connect to the test Redis")
+    RedisStore::connect(c)
+        .await
+        .expect("connect to the test Redis")
 }
 
 fn unique_prefix() -> String {
