@@ -329,6 +329,9 @@ pub fn parse_webhook_headers(value: &str) -> Result<Vec<(String, String)>, Confi
 }
 
 /// The delivery configuration: one variant per `DELIVERY_BACKEND` value.
+// Built once at start-up and read once: the size of `Auto` costs nothing,
+// and boxing would make the binary's code clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum DeliveryConfig {
     /// `console`: [`ConsoleDelivery`].

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use otp_core::Identity;
 use otp_delivery::{
-    build_delivery, DeliveryConfig, DeliveryErrorKind, RetryPolicy, SmtpConfig, SmtpDelivery, SmtpTls,
+    build_delivery, DeliveryConfig, DeliveryErrorKind, RetryPolicy, SmtpConfig, SmtpDelivery,
+    SmtpTls,
 };
 use support::*;
 
@@ -45,11 +46,16 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "otp-delivery test CA");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "otp-delivery test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
+        let mut leaf_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
@@ -88,10 +94,20 @@ async fn plain_delivery_is_multipart_with_the_code_in_both_parts() {
         ..config(port, SmtpTls::None)
     };
     let delivery = build_delivery(&DeliveryConfig::Smtp(cfg), &policy()).unwrap();
-    let receipt = delivery.deliver(&message("Alice@Example.COM", "246810")).await.unwrap();
+    let receipt = delivery
+        .deliver(&message("Alice@Example.COM", "246810"))
+        .await
+        .unwrap();
     assert_eq!(receipt.backend, "smtp");
     assert_eq!(receipt.attempts, 1);
-    assert!(receipt.provider_id.as_deref().unwrap().contains("queued as Q0001"), "{receipt:?}");
+    assert!(
+        receipt
+            .provider_id
+            .as_deref()
+            .unwrap()
+            .contains("queued as Q0001"),
+        "{receipt:?}"
+    );
 
     let files = wait_for_files(out.path(), 1);
     assert_eq!(files.len(), 1);
@@ -104,9 +120,15 @@ async fn plain_delivery_is_multipart_with_the_code_in_both_parts() {
     assert_eq!(r["content_type"], "multipart/alternative");
     assert_eq!(r["tls"], false);
     let text = part(&r, "text/plain");
-    assert!(text.contains("Your code: 246810 <valid> 5 min & more"), "{text}");
+    assert!(
+        text.contains("Your code: 246810 <valid> 5 min & more"),
+        "{text}"
+    );
     let html = part(&r, "text/html");
-    assert!(html.contains("Your code: 246810 &lt;valid&gt; 5 min &amp; more"), "{html}");
+    assert!(
+        html.contains("Your code: 246810 &lt;valid&gt; 5 min &amp; more"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -123,7 +145,9 @@ async fn custom_html_template_and_legacy_use_tls_false() {
     };
     let d = SmtpDelivery::new(&cfg, Duration::from_secs(5)).unwrap();
     use otp_delivery::Delivery;
-    d.deliver(&message("bob@example.org", "1357")).await.unwrap();
+    d.deliver(&message("bob@example.org", "1357"))
+        .await
+        .unwrap();
     let r = read_json(&wait_for_files(out.path(), 1)[0]);
     assert!(part(&r, "text/html").contains("<h1>1357</h1><p>5 min</p>"));
     assert!(part(&r, "text/plain").contains("Your verification code is 1357"));
@@ -144,7 +168,10 @@ async fn headers_cannot_be_injected() {
     assert_eq!(e.variable, "SMTP_SUBJECT_TEMPLATE");
     // So is a From with CR/LF.
     let e = SmtpDelivery::new(
-        &SmtpConfig { from: "a@example.com\r\nBcc: attacker@evil.example".into(), ..config(25, SmtpTls::None) },
+        &SmtpConfig {
+            from: "a@example.com\r\nBcc: attacker@evil.example".into(),
+            ..config(25, SmtpTls::None)
+        },
         Duration::from_secs(1),
     )
     .unwrap_err();
@@ -157,21 +184,37 @@ async fn headers_cannot_be_injected() {
     }
     let out = TempDir::new("smtp-inject");
     let (_server, port) = spawn_python("smtp_server.py", &["--dir", &out.path().to_string_lossy()]);
-    let d = build_delivery(&DeliveryConfig::Smtp(config(port, SmtpTls::None)), &policy()).unwrap();
+    let d = build_delivery(
+        &DeliveryConfig::Smtp(config(port, SmtpTls::None)),
+        &policy(),
+    )
+    .unwrap();
     // Identities that pass identity parsing but are not one plain mailbox
     // are refused before any connection.
-    for hostile in ["a<b>@example.com", "bcc:attacker@example.com", "a,b@example.com", "a\"b@example.com"] {
+    for hostile in [
+        "a<b>@example.com",
+        "bcc:attacker@example.com",
+        "a,b@example.com",
+        "a\"b@example.com",
+    ] {
         let e = d.deliver(&message(hostile, "111111")).await.unwrap_err();
         assert_eq!(e.kind(), DeliveryErrorKind::Recipient, "{hostile}: {e}");
         assert_eq!(e.attempts(), 1);
     }
     // A valid one arrives with exactly one recipient and no smuggled header.
-    d.deliver(&message("victim@example.com", "222222")).await.unwrap();
+    d.deliver(&message("victim@example.com", "222222"))
+        .await
+        .unwrap();
     let files = wait_for_files(out.path(), 1);
     assert_eq!(files.len(), 1, "only the valid message may arrive");
     let r = read_json(&files[0]);
     assert_eq!(r["rcpt_tos"], serde_json::json!(["victim@example.com"]));
-    let names: Vec<String> = r["headers"].as_array().unwrap().iter().map(|h| h[0].as_str().unwrap().to_lowercase()).collect();
+    let names: Vec<String> = r["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap().to_lowercase())
+        .collect();
     assert!(!names.contains(&"bcc".to_string()), "{names:?}");
     assert!(!names.contains(&"cc".to_string()), "{names:?}");
 }
@@ -181,7 +224,10 @@ async fn non_email_identities_are_refused() {
     let d = SmtpDelivery::new(&config(25, SmtpTls::None), Duration::from_secs(1)).unwrap();
     use otp_delivery::Delivery;
     assert!(!d.supports(otp_core::IdentityKind::Phone));
-    let e = d.deliver(&message("+14155550100", "123456")).await.unwrap_err();
+    let e = d
+        .deliver(&message("+14155550100", "123456"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), DeliveryErrorKind::Recipient);
 }
 
@@ -216,24 +262,38 @@ async fn starttls_with_ca_file_and_authentication() {
         ..config(port, SmtpTls::StartTls)
     };
     let d = build_delivery(&DeliveryConfig::Smtp(cfg.clone()), &policy()).unwrap();
-    d.deliver(&message("carol@example.net", "975310")).await.unwrap();
+    d.deliver(&message("carol@example.net", "975310"))
+        .await
+        .unwrap();
     let r = read_json(&wait_for_files(out.path(), 1)[0]);
     assert_eq!(r["tls"], true);
     assert_eq!(r["login"], "relay-user");
     assert!(part(&r, "text/plain").contains("975310"));
 
     // The same server is not trusted without the CA file: TLS error, no retry.
-    let untrusted = SmtpConfig { ca_file: None, ..cfg.clone() };
+    let untrusted = SmtpConfig {
+        ca_file: None,
+        ..cfg.clone()
+    };
     let d = build_delivery(&DeliveryConfig::Smtp(untrusted), &policy()).unwrap();
-    let e = d.deliver(&message("carol@example.net", "975310")).await.unwrap_err();
+    let e = d
+        .deliver(&message("carol@example.net", "975310"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), DeliveryErrorKind::Tls, "{e}");
     assert_eq!(e.attempts(), 1);
     assert!(e.to_string().contains("TLS"), "{e}");
 
     // A wrong password is a permanent SMTP rejection (535).
-    let wrong = SmtpConfig { password: Some("nope".into()), ..cfg };
+    let wrong = SmtpConfig {
+        password: Some("nope".into()),
+        ..cfg
+    };
     let d = build_delivery(&DeliveryConfig::Smtp(wrong), &policy()).unwrap();
-    let e = d.deliver(&message("carol@example.net", "975310")).await.unwrap_err();
+    let e = d
+        .deliver(&message("carol@example.net", "975310"))
+        .await
+        .unwrap_err();
     assert!(!e.is_transient(), "{e}");
     assert_eq!(e.status(), Some(535), "{e}");
     assert_eq!(wait_for_files(out.path(), 1).len(), 1);
@@ -248,9 +308,21 @@ async fn implicit_tls_works_and_fails_clearly_against_a_plain_server() {
     let out = TempDir::new("smtp-tls");
     let (_tls_server, tls_port) = spawn_python(
         "smtp_server.py",
-        &["--dir", &out.path().to_string_lossy(), "--mode", "tls", "--cert", &pki.arg("cert.pem"), "--key", &pki.arg("key.pem")],
+        &[
+            "--dir",
+            &out.path().to_string_lossy(),
+            "--mode",
+            "tls",
+            "--cert",
+            &pki.arg("cert.pem"),
+            "--key",
+            &pki.arg("key.pem"),
+        ],
     );
-    let cfg = SmtpConfig { ca_file: Some(pki.file("ca.pem")), ..config(tls_port, SmtpTls::Tls) };
+    let cfg = SmtpConfig {
+        ca_file: Some(pki.file("ca.pem")),
+        ..config(tls_port, SmtpTls::Tls)
+    };
     build_delivery(&DeliveryConfig::Smtp(cfg), &policy())
         .unwrap()
         .deliver(&message("dave@example.com", "864200"))
@@ -260,8 +332,14 @@ async fn implicit_tls_works_and_fails_clearly_against_a_plain_server() {
     assert_eq!(r["tls"], true);
 
     let plain_out = TempDir::new("smtp-tls-plain");
-    let (_plain, plain_port) = spawn_python("smtp_server.py", &["--dir", &plain_out.path().to_string_lossy()]);
-    let cfg = SmtpConfig { ca_file: Some(pki.file("ca.pem")), ..config(plain_port, SmtpTls::Tls) };
+    let (_plain, plain_port) = spawn_python(
+        "smtp_server.py",
+        &["--dir", &plain_out.path().to_string_lossy()],
+    );
+    let cfg = SmtpConfig {
+        ca_file: Some(pki.file("ca.pem")),
+        ..config(plain_port, SmtpTls::Tls)
+    };
     let started = std::time::Instant::now();
     let e = build_delivery(&DeliveryConfig::Smtp(cfg), &policy())
         .unwrap()
@@ -275,7 +353,10 @@ async fn implicit_tls_works_and_fails_clearly_against_a_plain_server() {
     assert!(wait_for_files(plain_out.path(), 0).is_empty());
 
     // STARTTLS required, but the plain server does not offer it.
-    let cfg = SmtpConfig { ca_file: Some(pki.file("ca.pem")), ..config(plain_port, SmtpTls::StartTls) };
+    let cfg = SmtpConfig {
+        ca_file: Some(pki.file("ca.pem")),
+        ..config(plain_port, SmtpTls::StartTls)
+    };
     let e = build_delivery(&DeliveryConfig::Smtp(cfg), &policy())
         .unwrap()
         .deliver(&message("dave@example.com", "864200"))
@@ -294,14 +375,24 @@ async fn rejections_are_permanent_and_temporary_failures_are_retried() {
     }
     let out = TempDir::new("smtp-reject");
     let (_server, port) = spawn_python("smtp_server.py", &["--dir", &out.path().to_string_lossy()]);
-    let d = build_delivery(&DeliveryConfig::Smtp(config(port, SmtpTls::None)), &policy()).unwrap();
-    let e = d.deliver(&message("reject@example.com", "121212")).await.unwrap_err();
+    let d = build_delivery(
+        &DeliveryConfig::Smtp(config(port, SmtpTls::None)),
+        &policy(),
+    )
+    .unwrap();
+    let e = d
+        .deliver(&message("reject@example.com", "121212"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), DeliveryErrorKind::Rejected, "{e}");
     assert_eq!(e.status(), Some(550));
     assert_eq!(e.attempts(), 1);
 
     // 451 twice, accepted on the third attempt.
-    let r = d.deliver(&message("tempfail@example.com", "343434")).await.unwrap();
+    let r = d
+        .deliver(&message("tempfail@example.com", "343434"))
+        .await
+        .unwrap();
     assert_eq!(r.attempts, 3);
     assert_eq!(wait_for_files(out.path(), 1).len(), 1);
 }
@@ -309,9 +400,20 @@ async fn rejections_are_permanent_and_temporary_failures_are_retried() {
 #[tokio::test]
 async fn connection_refused_is_transient_and_bounded() {
     // Bind then drop to get a port where nothing listens.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let d = build_delivery(&DeliveryConfig::Smtp(config(port, SmtpTls::None)), &policy()).unwrap();
-    let e = d.deliver(&message("x@example.com", "565656")).await.unwrap_err();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = build_delivery(
+        &DeliveryConfig::Smtp(config(port, SmtpTls::None)),
+        &policy(),
+    )
+    .unwrap();
+    let e = d
+        .deliver(&message("x@example.com", "565656"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), DeliveryErrorKind::Connect, "{e}");
     assert_eq!(e.attempts(), 3);
 }
@@ -320,14 +422,62 @@ async fn connection_refused_is_transient_and_bounded() {
 fn config_errors_name_the_variable() {
     let t = Duration::from_secs(1);
     let cases: Vec<(SmtpConfig, &str)> = vec![
-        (SmtpConfig { host: " ".into(), ..config(25, SmtpTls::None) }, "SMTP_HOST"),
-        (SmtpConfig { port: 0, ..config(25, SmtpTls::None) }, "SMTP_PORT"),
-        (SmtpConfig { from: "".into(), ..config(25, SmtpTls::None) }, "SMTP_FROM"),
-        (SmtpConfig { from: "not an address".into(), ..config(25, SmtpTls::None) }, "SMTP_FROM"),
-        (SmtpConfig { username: Some("u".into()), ..config(25, SmtpTls::None) }, "SMTP_PASSWORD"),
-        (SmtpConfig { ca_file: Some("/nonexistent/ca.pem".into()), ..config(25, SmtpTls::StartTls) }, "SMTP_CA_FILE"),
-        (SmtpConfig { body_template: "no code here".into(), ..config(25, SmtpTls::None) }, "SMTP_BODY_TEMPLATE"),
-        (SmtpConfig { html_template: Some("<p>none</p>".into()), ..config(25, SmtpTls::None) }, "SMTP_HTML_TEMPLATE"),
+        (
+            SmtpConfig {
+                host: " ".into(),
+                ..config(25, SmtpTls::None)
+            },
+            "SMTP_HOST",
+        ),
+        (
+            SmtpConfig {
+                port: 0,
+                ..config(25, SmtpTls::None)
+            },
+            "SMTP_PORT",
+        ),
+        (
+            SmtpConfig {
+                from: "".into(),
+                ..config(25, SmtpTls::None)
+            },
+            "SMTP_FROM",
+        ),
+        (
+            SmtpConfig {
+                from: "not an address".into(),
+                ..config(25, SmtpTls::None)
+            },
+            "SMTP_FROM",
+        ),
+        (
+            SmtpConfig {
+                username: Some("u".into()),
+                ..config(25, SmtpTls::None)
+            },
+            "SMTP_PASSWORD",
+        ),
+        (
+            SmtpConfig {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..config(25, SmtpTls::StartTls)
+            },
+            "SMTP_CA_FILE",
+        ),
+        (
+            SmtpConfig {
+                body_template: "no code here".into(),
+                ..config(25, SmtpTls::None)
+            },
+            "SMTP_BODY_TEMPLATE",
+        ),
+        (
+            SmtpConfig {
+                html_template: Some("<p>none</p>".into()),
+                ..config(25, SmtpTls::None)
+            },
+            "SMTP_HTML_TEMPLATE",
+        ),
     ];
     for (cfg, var) in cases {
         let e = SmtpDelivery::new(&cfg, t).unwrap_err();
@@ -336,9 +486,20 @@ fn config_errors_name_the_variable() {
     let not_pem = TempDir::new("notpem");
     let f = not_pem.path().join("ca.pem");
     std::fs::write(&f, "hello").unwrap();
-    let e = SmtpDelivery::new(&SmtpConfig { ca_file: Some(f), ..config(25, SmtpTls::StartTls) }, t).unwrap_err();
+    let e = SmtpDelivery::new(
+        &SmtpConfig {
+            ca_file: Some(f),
+            ..config(25, SmtpTls::StartTls)
+        },
+        t,
+    )
+    .unwrap_err();
     assert_eq!(e.variable, "SMTP_CA_FILE");
     // via build_delivery too
-    let e = build_delivery(&DeliveryConfig::Smtp(SmtpConfig::default()), &RetryPolicy::default()).unwrap_err();
+    let e = build_delivery(
+        &DeliveryConfig::Smtp(SmtpConfig::default()),
+        &RetryPolicy::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.variable, "SMTP_HOST");
 }

@@ -18,7 +18,9 @@ use otp_delivery::{OtpCode, OtpMessage};
 
 /// Returns true if and only if `OTP_E2E_REQUIRE_ALL=1`.
 pub fn require_all() -> bool {
-    std::env::var("OTP_E2E_REQUIRE_ALL").map(|v| v == "1").unwrap_or(false)
+    std::env::var("OTP_E2E_REQUIRE_ALL")
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 /// Returns true if and only if `python3` can import `module`. When it
@@ -32,7 +34,8 @@ pub fn python_has(module: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        let why = format!("python3 with the '{module}' package is not available (pip install {module})");
+        let why =
+            format!("python3 with the '{module}' package is not available (pip install {module})");
         if require_all() {
             panic!("OTP_E2E_REQUIRE_ALL=1 but {why}");
         }
@@ -54,7 +57,9 @@ impl Drop for ChildGuard {
 /// Starts `python3 tests/support/<script> <args>` and waits (at most 20 s)
 /// for its `PORT <n>` line.
 pub fn spawn_python(script: &str, args: &[&str]) -> (ChildGuard, u16) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script);
     let mut child = Command::new("python3")
         .arg("-u")
         .arg(&path)
