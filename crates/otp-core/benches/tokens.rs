@@ -1,0 +1,56 @@
+//! Criterion benchmarks of `otp_core::token`: issuing and verifying HS256
+//! and EdDSA tokens (verify is the hot path of `GET /api/v1/token/verify`).
+//!
+//! Run: `cargo bench -p otp-core --bench tokens -- --warm-up-time 1 --measurement-time 3`
+
+use criterion::{black_box, criterion_main, Criterion};
+use otp_core::token::{generate_ed25519_pkcs8, SigningKey, TokenConfig, TokenKeys, TokenService};
+use serde_json::Map;
+
+const NOW: u64 = 1_800_000_000;
+const SUB: &str = "alice@example.com";
+
+fn services() -> [(&'static str, TokenService); 2] {
+    let hs = SigningKey::hs256("benchmark-secret-of-at-least-32-bytes!").unwrap();
+    let ed_der = generate_ed25519_pkcs8().unwrap();
+    let ed = SigningKey::ed25519_from_pkcs8(ed_der.expose()).unwrap();
+    [
+        (
+            "hs256",
+            TokenService::new(TokenKeys::single(hs), TokenConfig::default()).unwrap(),
+        ),
+        (
+            "eddsa",
+            TokenService::new(TokenKeys::single(ed), TokenConfig::default()).unwrap(),
+        ),
+    ]
+}
+
+fn tokens(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tokens");
+    for (name, service) in services() {
+        group.bench_function(format!("{name}_issue"), |b| {
+            b.iter(|| {
+                service
+                    .issue(black_box(SUB), black_box(NOW), Map::new())
+                    .unwrap()
+            })
+        });
+        let token = service.issue(SUB, NOW, Map::new()).unwrap().token;
+        group.bench_function(format!("{name}_verify"), |b| {
+            b.iter(|| {
+                service
+                    .verify(black_box(&token), black_box(NOW + 1))
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+// The macro generates an undocumented `pub fn benches`.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::tokens);
+}
+criterion_main!(group::benches);
