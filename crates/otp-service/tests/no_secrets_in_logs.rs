@@ -1,0 +1,195 @@
+//! Nothing the service logs contains a code, a token or a secret (SPEC §3.5,
+//! §7): every tracing event and span of a full run — requests, a verify, a
+//! replay, wrong codes, a rate limit, a failed delivery and (with a real
+//! redis-server) a store outage in both fail modes — is captured at TRACE
+//! level and searched.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{
+    config, memory_service, redis_store_fast, service_with, CapturingDelivery, FailingDelivery,
+    JWT_SECRET, OTP_KEY,
+};
+use otp_core::engine::OtpPolicy;
+use otp_ratelimit::{testkit, LimitPolicy};
+use otp_service::{FailMode, RequestContext, ServiceConfig};
+use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Ten-digit codes, so no timestamp or counter in a log line can look like
+/// one by chance (the subscriber also prints no time).
+fn ten_digit_config() -> ServiceConfig {
+    let mut c = config();
+    c.policy = OtpPolicy::default().with_digits(10).unwrap();
+    c.limits.request_per_identity = LimitPolicy::per_secs("request_identity", 3, 600);
+    c
+}
+
+fn wrong(code: &str) -> String {
+    code.bytes()
+        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+        .collect()
+}
+
+#[tokio::test]
+async fn codes_tokens_and_secrets_never_reach_the_logs() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_span_events(FmtSpan::FULL)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let ctx = RequestContext::with_ip("192.0.2.44".parse().unwrap());
+    let outbox = CapturingDelivery::new();
+    let mut tokens = Vec::new();
+    let id = "secret.person@example.com";
+
+    // Memory store: success, replay, wrong codes, rate limit.
+    let service = memory_service(ten_digit_config(), outbox.clone());
+    service.request_otp(id, &ctx).await.unwrap();
+    let code = outbox.last_code(id);
+    let v = service.verify_otp(id, &code, &ctx, None).await.unwrap();
+    tokens.push(v.token.token.clone());
+    assert!(service.verify_otp(id, &code, &ctx, None).await.is_err());
+    service.request_otp(id, &ctx).await.unwrap();
+    let code2 = outbox.last_code(id);
+    for _ in 0..5 {
+        assert!(service
+            .verify_otp(id, &wrong(&code2), &ctx, None)
+            .await
+            .is_err());
+    }
+    service.request_otp(id, &ctx).await.unwrap();
+    assert!(service.request_otp(id, &ctx).await.is_err(), "rate limited");
+    assert!(service.introspect(&tokens[0]).active);
+    assert!(!service.introspect("not-a-token").active);
+
+    // A failed delivery.
+    let failing = memory_service(ten_digit_config(), Arc::new(FailingDelivery));
+    assert!(failing.request_otp(id, &ctx).await.is_err());
+
+    // A Redis outage, closed and open, and the recovery.
+    match testkit::started_redis_or_skip(
+        "codes_tokens_and_secrets_never_reach_the_logs (outage part)",
+    ) {
+        Some(mut redis) => {
+            let store = Arc::new(redis_store_fast(redis.url()).await);
+            let mut closed_c = ten_digit_config();
+            closed_c.fail_mode = FailMode::Closed;
+            let mut open_c = ten_digit_config();
+            open_c.fail_mode = FailMode::Open;
+            let closed = service_with(closed_c, store.clone(), outbox.clone());
+            let open = service_with(open_c, store, outbox.clone());
+            closed.request_otp("redis-user", &ctx).await.unwrap();
+            let c = outbox.last_code("redis-user");
+            tokens.push(
+                closed
+                    .verify_otp("redis-user", &c, &ctx, None)
+                    .await
+                    .unwrap()
+                    .token
+                    .token,
+            );
+            redis.stop();
+            assert!(closed.request_otp("redis-user", &ctx).await.is_err());
+            assert!(closed
+                .verify_otp("redis-user", &c, &ctx, None)
+                .await
+                .is_err());
+            open.request_otp("redis-user", &ctx).await.unwrap();
+            let c = outbox.last_code("redis-user");
+            assert!(open
+                .verify_otp("redis-user", &wrong(&c), &ctx, None)
+                .await
+                .is_err());
+            tokens.push(
+                open.verify_otp("redis-user", &c, &ctx, None)
+                    .await
+                    .unwrap()
+                    .token
+                    .token,
+            );
+            redis.restart().unwrap();
+        }
+        None => eprintln!("store-outage log lines not checked"),
+    }
+
+    let text = logs.text();
+    if std::env::var_os("OTP_TEST_DUMP_LOGS").is_some() {
+        eprintln!("{text}");
+    }
+    // The capture works and saw the interesting paths.
+    assert!(text.contains("OTP delivery failed"), "{text}");
+    assert!(text.contains("attempt budget used up"), "{text}");
+
+    let mut codes: Vec<String> = Vec::new();
+    for who in [id, "redis-user"] {
+        codes.extend(outbox.codes(who));
+    }
+    assert!(codes.len() >= 4);
+    for code in &codes {
+        assert_eq!(code.len(), 10);
+        assert!(
+            !text.contains(code.as_str()),
+            "a code reached the logs:\n{text}"
+        );
+        assert!(
+            !text.contains(&wrong(code)),
+            "a submitted code reached the logs"
+        );
+    }
+    for token in &tokens {
+        for segment in token.split('.').skip(1) {
+            assert!(!text.contains(segment), "a token reached the logs:\n{text}");
+        }
+    }
+    assert!(
+        !text.contains(JWT_SECRET),
+        "the JWT secret reached the logs"
+    );
+    assert_eq!(OTP_KEY, [b'Z'; 32]);
+    // OTP_KEY is 32 bytes of 'Z' (0x5a); its base64 starts with "WlpaWlpa".
+    assert!(
+        !text.contains("ZZZZZZZZ") && !text.contains("WlpaWlpa"),
+        "the OTP key reached the logs"
+    );
+    // Identities are not logged either (only their kind).
+    assert!(!text.contains(id), "the identity reached the logs:\n{text}");
+    assert!(
+        !text.contains("192.0.2.44"),
+        "the client IP reached the logs:\n{text}"
+    );
+}
