@@ -212,7 +212,7 @@ impl Delivery for TwilioDelivery {
                     http_status = status.as_u16(),
                     twilio_status = err.status.unwrap_or(status.as_u16()),
                     twilio_code,
-                    twilio_message = %twilio_message,
+                    twilio_message = ?twilio_message,
                     more_info,
                     transient = kind.is_transient(),
                     "Twilio refused the message"

@@ -181,6 +181,7 @@ async fn twilio_400_is_permanent_not_retried_and_clearly_logged() {
         "{text}"
     );
     let logged = logs.text();
+    eprintln!("{logged}");
     assert!(logged.contains("Twilio refused the message"), "{logged}");
     assert!(logged.contains("twilio_code=21211"), "{logged}");
     assert!(!logged.contains("310310") && !text.contains("310310"));
