@@ -3,6 +3,8 @@
 // Debian's Chromium driven by playwright-core. The server must have been
 // started with CORS_ORIGINS=http://127.0.0.1:<OTP_BROWSER_PORT>. Skips with a
 // message when something is missing; fails instead under OTP_E2E_REQUIRE_ALL=1.
+// With OTP_RATE_LIMIT_REQUESTS set it also checks, from the page, that a 429's
+// Retry-After reaches the SDK across origins (CORS must expose it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { env, skipUnless, serverNeeds, randomIdentity, readDeliveredCode } from '../test-support/e2e-env.mjs';
@@ -37,6 +39,29 @@ test('a person signs in through the browser example against the server', { skip,
     // The token sits in localStorage, so a reload is still signed in.
     await page.reload();
     await page.waitForFunction((sub) => document.getElementById('claims').textContent.includes(sub), identity, { timeout: 10_000 });
+
+    // Cross-origin, a 429's Retry-After is readable only when the server
+    // exposes it through CORS; check that the SDK sees it in the browser.
+    if (env.rateLimitRequests > 0) {
+      const outcome = await page.evaluate(async ({ base, who, max }) => {
+        const { OTPClient, OTPError } = await import('@stateless-otp/client');
+        const client = new OTPClient({ baseUrl: base, maxRetries: 0 });
+        for (let i = 0; i < max; i += 1) await client.requestOTP(who);
+        try {
+          await client.requestOTP(who);
+          return { thrown: false };
+        } catch (err) {
+          return { thrown: err instanceof OTPError, code: err.code, statusCode: err.statusCode, retryAfter: err.retryAfter };
+        }
+      }, { base: api, who: randomIdentity('js-browser-limit'), max: env.rateLimitRequests });
+      assert.equal(outcome.thrown, true);
+      assert.equal(outcome.code, 'rate_limit_exceeded');
+      assert.equal(outcome.statusCode, 429);
+      assert.equal(typeof outcome.retryAfter, 'number', 'Retry-After is exposed to the page (Access-Control-Expose-Headers)');
+      assert.ok(outcome.retryAfter > 0);
+    } else if (env.requireAll) {
+      assert.fail('OTP_E2E_REQUIRE_ALL=1 but OTP_RATE_LIMIT_REQUESTS is unset');
+    }
     assert.deepEqual(pageErrors, []);
   } finally {
     await browser.close();
