@@ -40,8 +40,11 @@ pub struct ServiceConfig {
     pub keys: OtpKeyRing,
     /// The six limits of SPEC §6. Defaults to [`Limits::default`].
     pub limits: Limits,
-    /// Wrong codes per (identity, window) before every sent code is void
-    /// (`OTP_MAX_ATTEMPTS`). Defaults to 5. 0 switches the budget off.
+    /// Wrong codes a sent code tolerates before every sent code of the
+    /// identity is void (`OTP_MAX_ATTEMPTS`), counted over the code's whole
+    /// validity, across window edges. Defaults to 5. 0 switches the budget
+    /// off. Needs `single_use` (the budget voids codes by advancing the use
+    /// counters).
     pub max_attempts: u32,
     /// Single-use codes via use counters (`OTP_SINGLE_USE`). Defaults to
     /// true; false reproduces the Python service (n is always 0).
@@ -550,6 +553,20 @@ impl OtpService {
         })
     }
 
+    /// A wrong (or wrong-length) code: counts it against the attempt budget
+    /// of every code it may have been aimed at.
+    ///
+    /// A code issued in window `i` is accepted during `i ..= i + drift`, and
+    /// a guess made during window `w` may target a code issued in any of
+    /// `w - drift ..= w`. So the guess is counted under each of those issue
+    /// windows: every code's whole lifetime is counted under its own issue
+    /// window, and it gets at most `max_attempts` wrong tries even when the
+    /// guesses straddle a window edge (counting only under the current
+    /// window would allow `(max_attempts - 1) × (drift + 1)`). When one count
+    /// reaches the budget, the use counters of all candidate windows advance
+    /// and every code already sent is void. The price: guesses made while an
+    /// old code was still valid also count towards a code newly issued in
+    /// the same window.
     async fn wrong_code(
         &self,
         identity: &Identity,
@@ -560,29 +577,36 @@ impl OtpService {
         self.metrics.otp_failed.inc();
         if self.single_use && self.max_attempts > 0 {
             let current = self.engine.window_at(now);
-            match self
-                .store
-                .record_failure(
-                    identity.as_str(),
-                    current,
-                    windows,
-                    self.max_attempts,
-                    self.counter_ttl(),
-                )
-                .await
-            {
-                Ok(o) if o.exhausted => {
-                    tracing::info!(
-                        kind = identity.kind().as_str(),
-                        "attempt budget used up; codes already sent are void"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if let Err(err) = self.store_failed("failure", e) {
-                        return err;
+            let mut exhausted = false;
+            // Codes are never issued for a future window: skip `w + 1`.
+            for &issued in windows.iter().filter(|&&w| w <= current) {
+                match self
+                    .store
+                    .record_failure(
+                        identity.as_str(),
+                        issued,
+                        windows,
+                        self.max_attempts,
+                        self.counter_ttl(),
+                    )
+                    .await
+                {
+                    Ok(o) => exhausted |= o.exhausted,
+                    Err(e) => {
+                        if let Err(err) = self.store_failed("failure", e) {
+                            return err;
+                        }
+                        // Failing open: the store is down, do not try the
+                        // other windows (each would time out in turn).
+                        break;
                     }
                 }
+            }
+            if exhausted {
+                tracing::info!(
+                    kind = identity.kind().as_str(),
+                    "attempt budget used up; codes already sent are void"
+                );
             }
         }
         ServiceError::InvalidOtp { rate_limit: info }

@@ -316,3 +316,66 @@ async fn a_code_from_the_previous_window_still_verifies_within_drift() {
         Err(ServiceError::InvalidOtp { .. })
     ));
 }
+
+/// A code stays valid for its own window and the next (drift 1); wrong
+/// guesses on both sides of the window edge add up to one budget of 5, so
+/// splitting them (3 + 2, or 4 + 4) does not buy more tries.
+async fn attempt_budget_spans_the_window_edge(service: &OtpService, outbox: &CapturingDelivery) {
+    let ctx = RequestContext::default();
+    let issued = mid_window_now() - 300; // mid of an earlier window
+    let id = "edge@example.com";
+    service.request_otp_at(id, &ctx, issued).await.unwrap();
+    let code = outbox.last_code(id);
+    let wrong = wrong_code(&code);
+    for t in [issued, issued + 60, issued + 120] {
+        assert!(matches!(
+            service.verify_otp_at(id, &wrong, &ctx, None, t).await,
+            Err(ServiceError::InvalidOtp { .. })
+        ));
+    }
+    // The next window: the code is still inside its validity.
+    let next = issued + 300;
+    for t in [next, next + 1] {
+        assert!(matches!(
+            service.verify_otp_at(id, &wrong, &ctx, None, t).await,
+            Err(ServiceError::InvalidOtp { .. })
+        ));
+    }
+    // Five wrong tries in total: the code is void.
+    assert!(matches!(
+        service.verify_otp_at(id, &code, &ctx, None, next + 2).await,
+        Err(ServiceError::InvalidOtp { .. })
+    ));
+    // A newly requested code verifies.
+    service.request_otp_at(id, &ctx, next + 3).await.unwrap();
+    let fresh = outbox.last_code(id);
+    assert_ne!(fresh, code);
+    assert!(service
+        .verify_otp_at(id, &wrong_code(&fresh), &ctx, None, next + 4)
+        .await
+        .is_err());
+    service
+        .verify_otp_at(id, &fresh, &ctx, None, next + 5)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn wrong_codes_on_both_sides_of_a_window_edge_share_one_budget_of_five_memory() {
+    let outbox = CapturingDelivery::new();
+    let service = memory_service(config(), outbox.clone());
+    attempt_budget_spans_the_window_edge(&service, &outbox).await;
+}
+
+#[tokio::test]
+async fn wrong_codes_on_both_sides_of_a_window_edge_share_one_budget_of_five_redis() {
+    let Some(redis) = testkit::redis_or_skip(
+        "wrong_codes_on_both_sides_of_a_window_edge_share_one_budget_of_five_redis",
+    ) else {
+        return;
+    };
+    let outbox = CapturingDelivery::new();
+    let store = Arc::new(redis_store(vec![redis.url()]).await);
+    let service = service_with(config(), store, outbox.clone());
+    attempt_budget_spans_the_window_edge(&service, &outbox).await;
+}
