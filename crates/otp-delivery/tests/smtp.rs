@@ -503,3 +503,26 @@ fn config_errors_name_the_variable() {
     .unwrap_err();
     assert_eq!(e.variable, "SMTP_HOST");
 }
+
+#[tokio::test]
+async fn a_silent_server_times_out_within_the_bound() {
+    let port = silent_server().await;
+    let policy = RetryPolicy {
+        timeout: Duration::from_millis(300),
+        max_attempts: 2,
+        ..policy()
+    };
+    let d = build_delivery(&DeliveryConfig::Smtp(config(port, SmtpTls::None)), &policy).unwrap();
+    let started = std::time::Instant::now();
+    let e = d
+        .deliver(&message("x@example.com", "989898"))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(e.kind(), DeliveryErrorKind::Timeout, "{e}");
+    assert_eq!(e.attempts(), 2);
+    assert!(
+        took < policy.worst_case() + Duration::from_millis(500),
+        "{took:?}"
+    );
+}

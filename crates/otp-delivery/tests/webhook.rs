@@ -318,3 +318,28 @@ fn missing_settings_name_the_variable() {
     .unwrap_err();
     assert_eq!(e.variable, "WEBHOOK_SECRET");
 }
+
+#[tokio::test]
+async fn a_silent_receiver_times_out_within_the_bound() {
+    let port = silent_server().await;
+    let policy = RetryPolicy {
+        timeout: Duration::from_millis(300),
+        max_attempts: 2,
+        ..policy()
+    };
+    let d = build_delivery(
+        &DeliveryConfig::Webhook(config(format!("http://127.0.0.1:{port}/ok"))),
+        &policy,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let e = d.deliver(&message("user-5", "919191")).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(e.kind(), DeliveryErrorKind::Timeout, "{e}");
+    assert_eq!(e.attempts(), 2);
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    assert!(
+        took < policy.worst_case() + Duration::from_millis(500),
+        "{took:?}"
+    );
+}

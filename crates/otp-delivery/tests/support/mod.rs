@@ -178,3 +178,19 @@ pub fn wait_for_files(dir: &Path, n: usize) -> Vec<PathBuf> {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("parse json")
 }
+
+/// A TCP server on loopback that accepts connections and never says a word
+/// (a hung SMTP relay or HTTP receiver). Stops when the runtime ends.
+pub async fn silent_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
