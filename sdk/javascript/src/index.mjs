@@ -423,7 +423,10 @@ export class OTPClient {
           code: ErrorCode.TIMEOUT, statusCode: 0, cause: err,
         });
       }
-      const reason = err && err.cause && err.cause.code ? `${err.message} (${err.cause.code})` : String(err && err.message);
+      // Node's fetch says only "fetch failed"; the useful part is in `cause`.
+      const cause = err && err.cause;
+      const detail = cause && (cause.code || cause.message);
+      const reason = detail ? `${err.message} (${detail})` : String(err && err.message);
       throw new OTPError(`Could not reach the OTP server at ${this.baseUrl}: ${reason}`, {
         code: ErrorCode.NETWORK_ERROR, statusCode: 0, cause: err,
       });
