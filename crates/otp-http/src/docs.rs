@@ -3,7 +3,7 @@
 //! from npm) and compiled in, so `/docs` works offline and loads nothing from
 //! a CDN.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -27,6 +27,8 @@ use crate::routes;
         routes::readyz,
         routes::jwks,
         routes::metrics,
+        openapi_json,
+        index,
     ),
     components(schemas(
         otp_core::wire::OtpRequest,
@@ -66,38 +68,52 @@ impl Modify for BearerAuth {
     }
 }
 
-const INDEX_HTML: &str = r#"<!doctype html>
+/// The Swagger UI page. Asset URLs are relative (`{base}` is `docs/` when
+/// served at `/docs` and empty at `/docs/`), so the page works under any
+/// mount prefix (e.g. `web::scope("/auth")`) and never names another origin.
+fn index_html(base: &str) -> String {
+    format!(
+        r#"<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>stateless-otp API</title>
-  <link rel="stylesheet" href="/docs/swagger-ui.css">
+  <link rel="stylesheet" href="{base}swagger-ui.css">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="/docs/swagger-ui-bundle.js"></script>
-  <script src="/docs/init.js"></script>
+  <script src="{base}swagger-ui-bundle.js"></script>
+  <script src="{base}init.js"></script>
 </body>
 </html>
-"#;
+"#
+    )
+}
 
-const INIT_JS: &str = r#"window.addEventListener('load', function () {
-  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', validatorUrl: null, deepLinking: true });
-});
+/// Finds the document relative to this script's own URL (`<mount>/docs/init.js`
+/// → `<mount>/openapi.json`), so a mount prefix needs no configuration.
+const INIT_JS: &str = r#"(function () {
+  var spec = new URL('../openapi.json', document.currentScript.src).href;
+  window.addEventListener('load', function () {
+    window.ui = SwaggerUIBundle({ url: spec, dom_id: '#swagger-ui', validatorUrl: null, deepLinking: true });
+  });
+})();
 "#;
 
 static BUNDLE_JS: &[u8] = include_bytes!("../assets/vendor/swagger-ui/swagger-ui-bundle.js");
 static CSS: &[u8] = include_bytes!("../assets/vendor/swagger-ui/swagger-ui.css");
 
-/// `GET /docs`: the Swagger UI page.
-pub async fn index() -> HttpResponse {
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
+
+/// `GET /docs` and `GET /docs/`: the Swagger UI page.
+#[utoipa::path(get, path = "/docs", tag = "ops",
+    responses((status = 200, description = "Swagger UI (HTML); its assets are served from `/docs/*`, no CDN", content_type = "text/html")))]
+pub async fn index(req: HttpRequest) -> HttpResponse {
+    let base = if req.path().ends_with('/') { "" } else { "docs/" };
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
-        ))
-        .body(INDEX_HTML)
+        .insert_header(("Content-Security-Policy", CSP))
+        .body(index_html(base))
 }
 
 /// `GET /docs/{file}`: the vendored assets.
@@ -119,7 +135,9 @@ pub async fn asset(file: web::Path<String>) -> HttpResponse {
         .body(body)
 }
 
-/// `GET /openapi.json`.
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json")))]
 pub async fn openapi_json(doc: web::Data<crate::HttpState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

@@ -1,0 +1,641 @@
+//! Every route and every failure row of the SPEC §5 table, in-process:
+//! status, body fields (`error`, `message`, `details` on 422) and headers.
+
+mod support;
+
+use std::sync::Arc;
+
+use actix_web::test::TestRequest;
+use otp_core::engine::unix_now;
+use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+use otp_http::HttpConfig;
+use otp_ratelimit::{LimitPolicy, Limits};
+use serde_json::{json, Map, Value};
+use support::*;
+
+const ID: &str = "alice@example.com";
+
+// ---------------------------------------------------------------- request
+
+#[actix_web::test]
+async fn request_ok_returns_python_fields_and_rate_limit_headers() {
+    let h = harness();
+    let app = h.app().await;
+    let before = unix_now();
+    let r = send(&app, request_otp(ID)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b = r.json();
+    assert_eq!(b["success"], true);
+    assert_eq!(b["message"], "OTP sent successfully.");
+    let ttl = b["ttl_seconds"].as_u64().unwrap();
+    // rest of the 300 s window + one drift window
+    assert!((300..=600).contains(&ttl), "ttl {ttl}");
+    let expires_at = b["expires_at"].as_u64().unwrap();
+    assert!(expires_at >= before + ttl && expires_at <= unix_now() + ttl + 1);
+    assert_eq!(b["rate_limit_remaining"], 4);
+    assert_eq!(r.header("x-ratelimit-limit"), Some("5"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("4"));
+    assert_eq!(r.header("x-ratelimit-window"), Some("600"));
+    assert_eq!(h.outbox.count(ID), 1);
+    assert_eq!(h.outbox.last(ID).len(), 6);
+}
+
+#[actix_web::test]
+async fn request_validation_failures_are_422_with_details() {
+    let h = harness();
+    let app = h.app().await;
+    let cases: Vec<(&str, TestRequest, &str)> = vec![
+        (
+            "missing identity",
+            post_json("/api/v1/otp/request", json!({})),
+            "identity",
+        ),
+        (
+            "null identity",
+            post_json("/api/v1/otp/request", json!({"identity": null})),
+            "identity",
+        ),
+        ("empty identity", request_otp(""), "identity"),
+        ("blank identity", request_otp("   "), "identity"),
+        ("email with two @", request_otp("a@b@example.com"), "identity"),
+        ("email without domain", request_otp("alice@"), "identity"),
+        ("bad phone", request_otp("+12"), "identity"),
+        ("control character", request_otp("bob\u{7}"), "identity"),
+        (
+            "identity not a string",
+            post_json("/api/v1/otp/request", json!({"identity": 42})),
+            "identity",
+        ),
+        (
+            "JSON array body",
+            post_json("/api/v1/otp/request", json!([{"identity": ID}])),
+            "body",
+        ),
+        (
+            "non-JSON body",
+            TestRequest::post()
+                .uri("/api/v1/otp/request")
+                .insert_header(("content-type", "application/json"))
+                .set_payload("identity=alice"),
+            "body",
+        ),
+        (
+            "truncated JSON",
+            TestRequest::post()
+                .uri("/api/v1/otp/request")
+                .insert_header(("content-type", "application/json"))
+                .set_payload(r#"{"identity": "al"#),
+            "body",
+        ),
+        (
+            "empty body",
+            TestRequest::post()
+                .uri("/api/v1/otp/request")
+                .insert_header(("content-type", "application/json")),
+            "body",
+        ),
+    ];
+    for (name, req, field) in cases {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, 422, "{name}: {}", r.text());
+        let b = r.assert_error(422, "validation_error", None);
+        let loc = b["details"][0]["loc"].as_array().unwrap();
+        assert_eq!(loc.last().unwrap(), field, "{name}: {b}");
+        assert_eq!(loc[0], "body", "{name}: {b}");
+    }
+    assert_eq!(h.outbox.count(ID), 0, "nothing may be sent on a 422");
+}
+
+#[actix_web::test]
+async fn unknown_fields_are_ignored() {
+    let h = harness();
+    let app = h.app().await;
+    let r = send(
+        &app,
+        post_json(
+            "/api/v1/otp/request",
+            json!({"identity": ID, "channel": "sms", "extra": {"a": 1}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[actix_web::test]
+async fn request_body_over_16_kib_is_413() {
+    let h = harness();
+    let app = h.app().await;
+    let big = format!(r#"{{"identity":"{ID}","pad":"{}"}}"#, "x".repeat(17 * 1024));
+    let r = send(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/otp/request")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(big),
+    )
+    .await;
+    r.assert_error(413, "payload_too_large", None);
+    // just under the limit is fine
+    let ok = format!(r#"{{"identity":"{ID}","pad":"{}"}}"#, "x".repeat(15 * 1024));
+    let r = send(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/otp/request")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(ok),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[actix_web::test]
+async fn non_json_content_types_are_415() {
+    let h = harness();
+    let app = h.app().await;
+    for path in [
+        "/api/v1/otp/request",
+        "/api/v1/otp/verify",
+        "/api/v1/token/introspect",
+    ] {
+        let r = send(
+            &app,
+            TestRequest::post()
+                .uri(path)
+                .insert_header(("content-type", "text/plain"))
+                .set_payload(format!(r#"{{"identity":"{ID}"}}"#)),
+        )
+        .await;
+        r.assert_error(415, "unsupported_media_type", None);
+        let r = send(
+            &app,
+            TestRequest::post()
+                .uri(path)
+                .set_payload(format!(r#"{{"identity":"{ID}"}}"#)),
+        )
+        .await;
+        r.assert_error(415, "unsupported_media_type", None);
+    }
+}
+
+#[actix_web::test]
+async fn request_over_the_identity_limit_is_429_with_retry_after() {
+    let h = Setup {
+        limits: Limits {
+            request_per_identity: LimitPolicy::per_secs("request_identity", 2, 600),
+            ..Limits::default()
+        },
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    for remaining in ["1", "0"] {
+        let r = send(&app, request_otp(ID)).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-ratelimit-remaining"), Some(remaining));
+    }
+    let r = send(&app, request_otp(ID)).await;
+    r.assert_error(
+        429,
+        "rate_limit_exceeded",
+        Some("Too many OTP requests. Please wait before requesting again."),
+    );
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.header("x-ratelimit-limit"), Some("2"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+    assert_eq!(r.header("x-ratelimit-window"), Some("600"));
+    assert_eq!(h.outbox.count(ID), 2, "a refused request sends nothing");
+}
+
+#[actix_web::test]
+async fn failing_delivery_is_502_delivery_failed() {
+    let h = Setup {
+        delivery: Some(Arc::new(FailingDelivery)),
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    let r = send(&app, request_otp(ID)).await;
+    r.assert_error(
+        502,
+        "delivery_failed",
+        Some("Failed to deliver OTP. Please try again."),
+    );
+    assert!(!r.text().contains("connection refused"), "no internals leak");
+}
+
+// ---------------------------------------------------------------- verify
+
+#[actix_web::test]
+async fn verify_ok_returns_a_bearer_token_with_no_store() {
+    let h = harness();
+    let app = h.app().await;
+    let code = obtain_code(&h, &app, "Alice@Example.com", ID).await;
+    let r = send(&app, verify_otp(" ALICE@example.com ", &code)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let b = r.json();
+    assert_eq!(b["success"], true);
+    assert_eq!(b["message"], "OTP verified successfully.");
+    assert_eq!(b["token_type"], "bearer");
+    assert_eq!(b["expires_in"], 900);
+    assert_eq!(b["rate_limit_remaining"], 10);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-ratelimit-limit"), Some("10"));
+    assert_eq!(r.header("x-ratelimit-window"), Some("600"));
+    let claims = hs256_tokens()
+        .verify(b["access_token"].as_str().unwrap(), unix_now())
+        .unwrap();
+    assert_eq!(claims.sub, ID);
+    assert_eq!(claims.amr, ["otp"]);
+}
+
+#[actix_web::test]
+async fn wrong_replayed_and_wrong_length_codes_are_400_otp_invalid() {
+    let h = harness();
+    let app = h.app().await;
+    let code = obtain_code(&h, &app, ID, ID).await;
+    for (name, otp) in [
+        ("wrong", wrong_code(&code)),
+        ("8 digits for a 6-digit policy", format!("{code}00")),
+        ("4 digits for a 6-digit policy", code[..4].to_owned()),
+    ] {
+        let r = send(&app, verify_otp(ID, &otp)).await;
+        assert_eq!(r.status, 400, "{name}: {}", r.text());
+        r.assert_error(400, "otp_invalid", Some("Invalid or expired OTP."));
+        assert_eq!(r.header("x-ratelimit-limit"), Some("10"), "{name}");
+        assert!(r.header("x-ratelimit-remaining").is_some(), "{name}");
+        assert!(r.header("retry-after").is_none(), "{name}");
+    }
+    let r = send(&app, verify_otp(ID, &code)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(&app, verify_otp(ID, &code)).await;
+    r.assert_error(400, "otp_invalid", Some("Invalid or expired OTP."));
+}
+
+#[actix_web::test]
+async fn badly_shaped_codes_and_bodies_are_422() {
+    let h = harness();
+    let app = h.app().await;
+    let cases: Vec<(&str, TestRequest, &str)> = vec![
+        ("non-digit", verify_otp(ID, "12a456"), "otp"),
+        ("3 digits", verify_otp(ID, "123"), "otp"),
+        ("11 digits", verify_otp(ID, "12345678901"), "otp"),
+        ("empty otp", verify_otp(ID, ""), "otp"),
+        ("unicode digits", verify_otp(ID, "١٢٣٤٥٦"), "otp"),
+        (
+            "missing otp",
+            post_json("/api/v1/otp/verify", json!({"identity": ID})),
+            "otp",
+        ),
+        (
+            "otp as number",
+            post_json("/api/v1/otp/verify", json!({"identity": ID, "otp": 123456})),
+            "otp",
+        ),
+        ("empty identity", verify_otp("", "123456"), "identity"),
+        (
+            "JSON array",
+            post_json("/api/v1/otp/verify", json!([])),
+            "body",
+        ),
+    ];
+    for (name, req, field) in cases {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, 422, "{name}: {}", r.text());
+        let b = r.assert_error(422, "validation_error", None);
+        let loc = b["details"][0]["loc"].as_array().unwrap();
+        assert_eq!(loc.last().unwrap(), field, "{name}: {b}");
+    }
+    // both fields missing: both named
+    let r = send(&app, post_json("/api/v1/otp/verify", json!({"x": 1}))).await;
+    let b = r.assert_error(422, "validation_error", None);
+    assert_eq!(b["details"].as_array().unwrap().len(), 2, "{b}");
+}
+
+#[actix_web::test]
+async fn verify_over_the_limit_is_429_with_the_python_message() {
+    let h = Setup {
+        limits: Limits {
+            verify_per_identity: LimitPolicy::per_secs("verify_identity", 2, 600),
+            ..Limits::default()
+        },
+        max_attempts: 0,
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    let code = obtain_code(&h, &app, ID, ID).await;
+    for _ in 0..2 {
+        let r = send(&app, verify_otp(ID, &wrong_code(&code))).await;
+        assert_eq!(r.status, 400);
+    }
+    let r = send(&app, verify_otp(ID, &wrong_code(&code))).await;
+    r.assert_error(
+        429,
+        "rate_limit_exceeded",
+        Some("Too many verification attempts. Please request a new OTP."),
+    );
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry));
+    assert_eq!(r.header("x-ratelimit-limit"), Some("2"));
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+}
+
+// ---------------------------------------------------------------- tokens
+
+#[actix_web::test]
+async fn introspect_reports_active_claims_or_inactive_null() {
+    let h = harness();
+    let app = h.app().await;
+    let token = login(&h, &app, ID).await;
+    let r = send(
+        &app,
+        post_json("/api/v1/token/introspect", json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let b = r.json();
+    assert_eq!(b["active"], true);
+    assert_eq!(b["claims"]["sub"], ID);
+    assert_eq!(b["claims"]["iss"], "stateless-otp");
+    assert_eq!(b["claims"]["aud"], "api");
+    assert_eq!(b["claims"]["amr"], json!(["otp"]));
+    for k in ["iat", "nbf", "exp", "jti"] {
+        assert!(!b["claims"][k].is_null(), "claim {k} missing: {b}");
+    }
+    for garbage in ["garbage", "", "a.b.c", &format!("{token}x")] {
+        let r = send(
+            &app,
+            post_json("/api/v1/token/introspect", json!({ "token": garbage })),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), json!({"active": false, "claims": null}));
+    }
+}
+
+#[actix_web::test]
+async fn introspect_without_token_is_422() {
+    let h = harness();
+    let app = h.app().await;
+    let r = send(&app, post_json("/api/v1/token/introspect", json!({}))).await;
+    let b = r.assert_error(422, "validation_error", None);
+    assert_eq!(b["details"][0]["loc"], json!(["body", "token"]));
+    let r = send(
+        &app,
+        post_json("/api/v1/token/introspect", json!({"token": 1})),
+    )
+    .await;
+    r.assert_error(422, "validation_error", None);
+}
+
+#[actix_web::test]
+async fn bearer_verify_ok_sets_subject_headers_and_no_store() {
+    let h = harness();
+    let app = h.app().await;
+    let token = login(&h, &app, ID).await;
+    let r = send(&app, bearer(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-auth-subject"), Some(ID));
+    assert_eq!(r.header("remote-user"), Some(ID));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let b = r.json();
+    assert_eq!(b["active"], true);
+    assert_eq!(b["claims"]["sub"], ID);
+    // the scheme is case-insensitive (RFC 7235)
+    let r = send(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/token/verify")
+            .insert_header(("Authorization", format!("bearer {token}"))),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[actix_web::test]
+async fn bearer_without_token_is_401_token_missing_without_error_code() {
+    let h = harness();
+    let app = h.app().await;
+    let cases = [
+        ("no header", TestRequest::get().uri("/api/v1/token/verify")),
+        (
+            "Basic scheme",
+            TestRequest::get()
+                .uri("/api/v1/token/verify")
+                .insert_header(("Authorization", "Basic YWxpY2U6cHc=")),
+        ),
+        (
+            "empty bearer",
+            TestRequest::get()
+                .uri("/api/v1/token/verify")
+                .insert_header(("Authorization", "Bearer ")),
+        ),
+    ];
+    for (name, req) in cases {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, 401, "{name}");
+        r.assert_error(401, "token_missing", None);
+        let www = r.header("www-authenticate").unwrap();
+        assert_eq!(www, r#"Bearer realm="stateless-otp""#, "{name}");
+        assert!(!www.contains("error="), "RFC 6750 §3.1: {name}");
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+}
+
+#[actix_web::test]
+async fn bad_tokens_are_401_invalid_token() {
+    let h = harness();
+    let app = h.app().await;
+    let token = login(&h, &app, ID).await;
+    // tamper with the payload: flip one character of the middle segment
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut p = parts[1].clone().into_bytes();
+    p[5] = if p[5] == b'A' { b'B' } else { b'A' };
+    parts[1] = String::from_utf8(p).unwrap();
+    let tampered = parts.join(".");
+    let other_key = TokenService::new(
+        TokenKeys::single(SigningKey::hs256(b"another-secret-of-at-least-32-bytes!!!").unwrap()),
+        TokenConfig::default(),
+    )
+    .unwrap()
+    .issue(ID, unix_now(), Map::new())
+    .unwrap()
+    .token;
+    for (name, t) in [
+        ("garbage", "garbage".to_owned()),
+        ("tampered", tampered),
+        ("wrong key", other_key),
+    ] {
+        let r = send(&app, bearer(&t)).await;
+        assert_eq!(r.status, 401, "{name}: {}", r.text());
+        r.assert_error(401, "token_invalid", None);
+        let www = r.header("www-authenticate").unwrap();
+        assert!(www.starts_with("Bearer"), "{name}: {www}");
+        assert!(www.contains(r#"error="invalid_token""#), "{name}: {www}");
+        assert!(r.header("x-auth-subject").is_none());
+    }
+}
+
+#[actix_web::test]
+async fn expired_token_is_401_token_expired() {
+    let h = harness();
+    let app = h.app().await;
+    let old = hs256_tokens()
+        .issue(ID, unix_now() - 10_000, Map::new())
+        .unwrap()
+        .token;
+    let r = send(&app, bearer(&old)).await;
+    r.assert_error(401, "token_expired", Some("Token has expired."));
+    let www = r.header("www-authenticate").unwrap();
+    assert!(www.starts_with("Bearer"), "{www}");
+    assert!(www.contains(r#"error="invalid_token""#), "{www}");
+    // and introspection calls it inactive
+    let r = send(
+        &app,
+        post_json("/api/v1/token/introspect", json!({ "token": old })),
+    )
+    .await;
+    assert_eq!(r.json(), json!({"active": false, "claims": null}));
+}
+
+// ---------------------------------------------------------------- ops
+
+#[actix_web::test]
+async fn health_body_is_exactly_the_python_one() {
+    let h = harness();
+    let app = h.app().await;
+    let r = send(&app, TestRequest::get().uri("/health")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), r#"{"status":"ok","service":"stateless-otp"}"#);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+}
+
+#[actix_web::test]
+async fn healthz_and_readyz_answer_with_the_memory_store() {
+    let h = harness();
+    let app = h.app().await;
+    let r = send(&app, TestRequest::get().uri("/healthz")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"status": "ok"}));
+    let r = send(&app, TestRequest::get().uri("/readyz")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"status": "ready", "store": "memory"}));
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_and_otp_outcomes() {
+    let h = harness();
+    let app = h.app().await;
+    let scrape = || TestRequest::get().uri("/metrics");
+    let before = send(&app, scrape()).await;
+    assert_eq!(before.status, 200);
+    assert!(before
+        .header("content-type")
+        .unwrap()
+        .contains("text/plain") || before.header("content-type").unwrap().contains("openmetrics"));
+    let before = before.text();
+    login(&h, &app, ID).await;
+    send(&app, verify_otp(ID, "000000")).await;
+    let after = send(&app, scrape()).await.text();
+    for name in [
+        "http_requests_total",
+        "otp_requested_total",
+        "otp_verified_total",
+    ] {
+        assert!(after.contains(name), "{name} missing:\n{after}");
+    }
+    assert_eq!(metric(&after, "otp_requested_total"), metric(&before, "otp_requested_total") + 1.0);
+    assert_eq!(metric(&after, "otp_verified_total"), metric(&before, "otp_verified_total") + 1.0);
+    assert_eq!(metric(&after, "otp_failed_total"), metric(&before, "otp_failed_total") + 1.0);
+    let ok_verify = r#"route="/api/v1/otp/verify",status="200""#;
+    assert_eq!(
+        metric_with(&after, "http_requests_total", ok_verify),
+        metric_with(&before, "http_requests_total", ok_verify) + 1.0
+    );
+    let bad_verify = r#"route="/api/v1/otp/verify",status="400""#;
+    assert_eq!(metric_with(&after, "http_requests_total", bad_verify), 1.0);
+    assert!(after.contains("http_request_duration_seconds"), "{after}");
+}
+
+#[actix_web::test]
+async fn jwks_is_empty_for_hs256_and_one_okp_key_for_eddsa() {
+    let h = harness();
+    let app = h.app().await;
+    let r = send(&app, TestRequest::get().uri("/.well-known/jwks.json")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"keys": []}));
+
+    let h = Setup {
+        eddsa: true,
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    let r = send(&app, TestRequest::get().uri("/.well-known/jwks.json")).await;
+    assert_eq!(r.status, 200);
+    let b = r.json();
+    let keys = b["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{b}");
+    assert_eq!(keys[0]["kty"], "OKP");
+    assert_eq!(keys[0]["crv"], "Ed25519");
+    assert!(keys[0]["x"].is_string());
+    assert!(keys[0].get("d").is_none(), "never the private key");
+    // a token issued by this server verifies offline against the JWKS
+    let token = login(&h, &app, ID).await;
+    let jwks: otp_core::token::Jwks = serde_json::from_value(b.clone()).unwrap();
+    let verifier =
+        otp_core::token::JwksVerifier::new(&jwks, TokenConfig::default()).unwrap();
+    assert_eq!(verifier.verify(&token, unix_now()).unwrap().sub, ID);
+    let header: Value = serde_json::from_slice(
+        &base64_url_decode(token.split('.').next().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], keys[0]["kid"]);
+    assert_eq!(header["alg"], "EdDSA");
+}
+
+fn base64_url_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+#[actix_web::test]
+async fn unknown_path_is_json_404_and_wrong_method_is_json_405() {
+    let h = harness();
+    let app = h.app().await;
+    let r = send(&app, TestRequest::get().uri("/api/v1/nope")).await;
+    r.assert_error(404, "not_found", None);
+    let r = send(&app, TestRequest::get().uri("/api/v1/otp/request")).await;
+    r.assert_error(405, "method_not_allowed", None);
+    let r = send(&app, TestRequest::post().uri("/health")).await;
+    r.assert_error(405, "method_not_allowed", None);
+    let r = send(&app, TestRequest::delete().uri("/api/v1/token/verify")).await;
+    r.assert_error(405, "method_not_allowed", None);
+    let r = send(&app, TestRequest::get().uri("/docs/nope.js")).await;
+    r.assert_error(404, "not_found", None);
+}
+
+#[actix_web::test]
+async fn http_config_default_has_no_proxies_and_no_cors() {
+    let c = HttpConfig::default();
+    assert!(c.trusted_proxies.is_empty());
+    assert!(c.cors_origins.is_empty());
+    assert!(otp_http::cors(&c).is_none());
+}
