@@ -379,3 +379,50 @@ async fn wrong_codes_on_both_sides_of_a_window_edge_share_one_budget_of_five_red
     let service = service_with(config(), store, outbox.clone());
     attempt_budget_spans_the_window_edge(&service, &outbox).await;
 }
+
+#[tokio::test]
+async fn codes_sent_before_an_otp_key_rotation_still_verify_once_with_the_previous_key() {
+    use otp_core::keys::OtpKeyRing;
+    use otp_core::SecretBytes;
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let outbox = CapturingDelivery::new();
+    let old_key = SecretBytes::new(vec![1; 32]);
+    let new_key = SecretBytes::new(vec![2; 32]);
+    let with_keys = |ring: OtpKeyRing| {
+        let mut c = config();
+        c.keys = ring;
+        service_with(c, store.clone(), outbox.clone())
+    };
+    let before = with_keys(OtpKeyRing::new(old_key.clone(), vec![]).unwrap());
+    let after = with_keys(OtpKeyRing::new(new_key.clone(), vec![old_key]).unwrap());
+    let new_only = with_keys(OtpKeyRing::new(new_key, vec![]).unwrap());
+    let ctx = RequestContext::default();
+    let now = mid_window_now();
+
+    before.request_otp_at("rot", &ctx, now).await.unwrap();
+    let old_code = outbox.last_code("rot");
+    // Without the previous key the old code is wrong...
+    assert!(matches!(
+        new_only
+            .verify_otp_at("rot", &old_code, &ctx, None, now)
+            .await,
+        Err(ServiceError::InvalidOtp { .. })
+    ));
+    // ...with it, it verifies, once.
+    after
+        .verify_otp_at("rot", &old_code, &ctx, None, now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        after.verify_otp_at("rot", &old_code, &ctx, None, now).await,
+        Err(ServiceError::InvalidOtp { .. })
+    ));
+    // New codes come from the new key.
+    after.request_otp_at("rot", &ctx, now + 1).await.unwrap();
+    let new_code = outbox.last_code("rot");
+    new_only
+        .verify_otp_at("rot", &new_code, &ctx, None, now + 2)
+        .await
+        .unwrap();
+}
