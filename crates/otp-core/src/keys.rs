@@ -172,6 +172,25 @@ impl OtpKeyRing {
         Ok(OtpKeyRing { current, previous })
     }
 
+    /// A 32-byte key for another purpose, derived from the current key as
+    /// HMAC-SHA256(current, `label`). Replicas sharing `OTP_SECRET_KEY` derive
+    /// the same subkey (e.g. for hashing identities in store keys).
+    ///
+    /// ```
+    /// use otp_core::keys::OtpKeyRing;
+    /// use otp_core::SecretBytes;
+    /// let ring = OtpKeyRing::new(SecretBytes::new(vec![1; 32]), vec![]).unwrap();
+    /// assert_eq!(ring.derive_subkey("a"), ring.derive_subkey("a"));
+    /// assert_ne!(ring.derive_subkey("a"), ring.derive_subkey("b"));
+    /// ```
+    pub fn derive_subkey(&self, label: &str) -> SecretBytes {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.current.expose())
+            .unwrap_or_else(|_| <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new(&Default::default()));
+        mac.update(label.as_bytes());
+        SecretBytes::new(mac.finalize().into_bytes().to_vec())
+    }
+
     /// The key that derives new codes.
     pub fn current(&self) -> &SecretBytes {
         &self.current

@@ -1,1 +1,304 @@
-fn main() {}
+//! # otp-server
+//!
+//! The stateless-otp binary: parses the CLI (clap), layers configuration
+//! (defaults < TOML file < environment < flags), sets up logging
+//! (tracing-subscriber), builds the store, the delivery backend and the OTP
+//! service, and serves the REST API of `otp-http` with actix-web until
+//! SIGTERM/SIGINT, draining in-flight requests before exiting 0.
+//!
+//! Subcommands: `serve` (default), `keygen [otp|jwt|ed25519]`, `check-config`,
+//! `healthcheck`. See `otp-server --help`.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use otp_core::keys::{encode_key, generate_key, GENERATED_KEY_BYTES};
+use otp_core::token::{generate_ed25519_pkcs8, generate_hs256_secret, TokenService};
+use otp_http::{HttpState, MAX_BODY_BYTES};
+use otp_service::OtpService;
+
+mod settings;
+mod vars;
+
+use settings::{LogFormat, RawSettings, Settings};
+
+/// One-time-code authentication without a database of codes.
+#[derive(Debug, Parser)]
+#[command(name = "otp-server", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Clone, clap::Args, Default)]
+struct ServeArgs {
+    /// Listen address (overrides BIND_ADDRESS; default 127.0.0.1:8000).
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    /// TOML configuration file (keys are the variable names; environment and flags win).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Development mode: ephemeral secrets when unset (loud warning), console delivery by default.
+    #[arg(long, global = true)]
+    dev: bool,
+    /// actix worker threads (overrides WORKERS; default: number of cores).
+    #[arg(long, global = true)]
+    workers: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Print a fresh key: otp (32 random bytes, base64url), jwt (HS256 secret), ed25519 (PKCS#8, base64 DER).
+    Keygen {
+        /// What to generate.
+        #[arg(value_enum, default_value_t = KeyKind::Otp)]
+        kind: KeyKind,
+    },
+    /// Validate the configuration and print it with secrets redacted.
+    CheckConfig,
+    /// Print every configuration variable with its default and meaning (Markdown table).
+    Env,
+    /// Probe a running server's /healthz (exit 0 when it answers 200); for container probes.
+    Healthcheck {
+        /// URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:8000/healthz")]
+        url: String,
+        /// Timeout in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KeyKind {
+    Otp,
+    Jwt,
+    Ed25519,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("otp-server: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(args: &ServeArgs) -> anyhow::Result<(RawSettings, Settings)> {
+    let mut raw = RawSettings::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(bind) = &args.bind {
+        raw.set("BIND_ADDRESS", bind.clone(), "flag");
+    }
+    if let Some(w) = args.workers {
+        raw.set("WORKERS", w.to_string(), "flag");
+    }
+    let settings = Settings::from_raw(&raw, args.dev)?;
+    Ok((raw, settings))
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Keygen { kind } => {
+            let out = match kind {
+                KeyKind::Otp => encode_key(&generate_key(GENERATED_KEY_BYTES)?),
+                KeyKind::Jwt => generate_hs256_secret()?.to_string(),
+                KeyKind::Ed25519 => {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .encode(generate_ed25519_pkcs8()?.expose())
+                }
+            };
+            println!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            let (raw, settings) = load(&cli.serve)?;
+            println!("configuration is valid");
+            for (name, value, source) in raw.redacted() {
+                println!("{name:<32} {value:<40} ({source})");
+            }
+            println!(
+                "effective: store={} delivery={} jwt={} bind={} workers={}",
+                store_name(&settings),
+                settings.delivery.backend().as_str(),
+                settings.token_keys.algorithm().as_str(),
+                settings.server.bind,
+                settings.server.workers
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Env => {
+            println!("| Variable | Default | Meaning |");
+            println!("|---|---|---|");
+            for v in vars::VARS {
+                let default = v
+                    .default
+                    .map(|d| format!("`{d}`"))
+                    .unwrap_or_else(|| "—".to_owned());
+                println!(
+                    "| `{}` | {} | {} |",
+                    v.name,
+                    default,
+                    v.doc.replace('|', "\\|")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Healthcheck { url, timeout_ms } => {
+            Ok(healthcheck(&url, Duration::from_millis(timeout_ms)))
+        }
+        Command::Serve => {
+            let (_, settings) = load(&cli.serve)?;
+            serve(settings, cli.serve.dev)
+        }
+    }
+}
+
+fn store_name(s: &Settings) -> &'static str {
+    match s.store {
+        otp_ratelimit::StoreConfig::Memory { .. } => "memory",
+        #[allow(unreachable_patterns)]
+        _ => "redis",
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
+    init_logging(settings.server.log_format, &settings.server.rust_log);
+    if dev {
+        eprintln!("\n  ==============================================================");
+        eprintln!("  WARNING: development mode (--dev). Do not use in production.");
+        for note in &settings.dev_notes {
+            eprintln!("    - {note}: codes and tokens die with this process");
+        }
+        eprintln!("  ==============================================================\n");
+    }
+    // The main thread runs actix's system (store connections, signal
+    // handling); request handling runs on `WORKERS` worker threads.
+    let system = actix_web::rt::System::new();
+    system.block_on(async move { run_server(settings).await })?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_server(settings: Settings) -> anyhow::Result<()> {
+    let store = otp_ratelimit::build_store(settings.store.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("STORE_BACKEND: {e}"))?;
+    let delivery = otp_delivery::build_delivery(&settings.delivery, &settings.retry)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.variable, e.reason))?;
+    let tokens = TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
+        .map_err(|e| anyhow::anyhow!("token configuration: {e}"))?;
+    let algorithm = tokens.algorithm().as_str();
+    let service = OtpService::builder(settings.service.clone(), tokens)
+        .store(store)
+        .delivery(delivery)
+        .build();
+    let service = Arc::new(service);
+    let state = HttpState::new(service.clone(), settings.http.clone());
+    let cors = settings.http.clone();
+    let s = &settings.server;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                !cors.cors_origins.is_empty(),
+                otp_http::cors(&cors).unwrap_or_default(),
+            ))
+            .configure(otp_http::configure(state.clone()))
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .default_service(web::to(otp_http::routes::not_found))
+    })
+    .workers(s.workers)
+    .shutdown_timeout(s.shutdown_timeout.as_secs())
+    .client_request_timeout(s.client_request_timeout)
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(s.keep_alive)
+    .max_connections(s.max_connections)
+    .bind(s.bind)
+    .with_context(|| format!("BIND_ADDRESS: cannot listen on {}", s.bind))?;
+    let addrs = server.addrs();
+    let shown = addrs.first().copied().unwrap_or(s.bind);
+    tracing::info!(
+        bind = %shown,
+        store = service.store_backend(),
+        delivery = service.delivery_backend(),
+        algorithm,
+        workers = s.workers,
+        docs = %format!("http://{shown}/docs"),
+        "stateless-otp listening"
+    );
+    // Machine-readable line for tests and scripts that bind port 0.
+    println!("listening on http://{shown}");
+    let _ = std::io::stdout().flush();
+    server.run().await.context("server error")?;
+    Ok(())
+}
+
+/// GET `url` over plain HTTP/1.1; 0 exit when the status is 200.
+fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
+    let probe = || -> anyhow::Result<u16> {
+        let rest = url
+            .strip_prefix("http://")
+            .context("only http:// URLs are supported")?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let addr = authority
+            .to_socket_addrs()?
+            .next()
+            .context("address did not resolve")?;
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: otp-server-healthcheck\r\n\r\n")?;
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf)?;
+        let head = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("not an HTTP response")?;
+        Ok(status)
+    };
+    match probe() {
+        Ok(200) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("unhealthy: {url} answered {status}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
