@@ -48,9 +48,51 @@ fn tokens(c: &mut Criterion) {
     group.finish();
 }
 
+/// The bare cryptography of one verification, for comparison in the same
+/// run: a pre-keyed HMAC-SHA256 over the signing input, and ring's Ed25519
+/// verify. `*_verify` minus these is this module's own overhead (parsing,
+/// base64, claim checks).
+fn baselines(c: &mut Criterion) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use ring::signature::{UnparsedPublicKey, ED25519};
+
+    let mut group = c.benchmark_group("tokens_baseline");
+    let [(_, hs), (_, ed)] = services();
+
+    let token = hs.issue(SUB, NOW, Map::new()).unwrap().token;
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let mac =
+        Hmac::<sha2::Sha256>::new_from_slice(b"benchmark-secret-of-at-least-32-bytes!").unwrap();
+    group.bench_function("hs256_hmac_only", |b| {
+        b.iter(|| {
+            mac.clone()
+                .chain_update(black_box(input.as_bytes()))
+                .verify_slice(black_box(&sig))
+                .unwrap()
+        })
+    });
+
+    let token = ed.issue(SUB, NOW, Map::new()).unwrap().token;
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let x = ed.jwks().keys[0].x.clone().unwrap();
+    let public = URL_SAFE_NO_PAD.decode(x).unwrap();
+    group.bench_function("eddsa_ring_verify_only", |b| {
+        b.iter(|| {
+            UnparsedPublicKey::new(&ED25519, &public)
+                .verify(black_box(input.as_bytes()), black_box(&sig))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
 // The macro generates an undocumented `pub fn benches`.
 #[allow(missing_docs)]
 mod group {
-    criterion::criterion_group!(benches, super::tokens);
+    criterion::criterion_group!(benches, super::tokens, super::baselines);
 }
 criterion_main!(group::benches);

@@ -1298,3 +1298,39 @@ fn python_service_tokens_verify_here() {
         Err(TokenError::BadSignature)
     );
 }
+
+#[test]
+fn services_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<TokenService>();
+    assert_send_sync::<JwksVerifier>();
+    assert_send_sync::<SigningKey>();
+    assert_send_sync::<VerifyingKey>();
+
+    let service = std::sync::Arc::new(ed_service());
+    let token = service.issue("alice", NOW, Map::new()).unwrap().token;
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (service, token) = (service.clone(), token.clone());
+            std::thread::spawn(move || service.verify(&token, NOW).unwrap().sub)
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), "alice");
+    }
+}
+
+#[test]
+fn debug_output_never_shows_key_material() {
+    let key = SigningKey::hs256(SECRET).unwrap();
+    let service =
+        TokenService::new(TokenKeys::single(key.clone()), TokenConfig::default()).unwrap();
+    for text in [
+        format!("{key:?}"),
+        format!("{service:?}"),
+        format!("{:?}", key.verifying_key()),
+    ] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains(key.kid()), "{text}");
+    }
+}

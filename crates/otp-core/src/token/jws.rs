@@ -9,7 +9,7 @@ use base64::DecodeSliceError;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::b64::{is_token_byte, STRICT};
+use super::b64::{all_token_bytes, STRICT};
 use super::claims::{Claims, RawClaims};
 use super::error::TokenError;
 use super::keys::{Algorithm, VerifyingKey};
@@ -51,7 +51,7 @@ pub(crate) fn split(token: &str) -> Result<Segments<'_>, TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
-    if !token.bytes().all(is_token_byte) {
+    if !all_token_bytes(token.as_bytes()) {
         return Err(TokenError::Base64);
     }
     let mut parts = token.split('.');
