@@ -2,11 +2,9 @@
 //! code, a rate-limited request and a failed delivery, the registry in which
 //! `ServiceMetrics::register` was called shows those counts.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{config, memory_service, CapturingDelivery, FailingDelivery};
+use crate::harness::{config, memory_service, CapturingDelivery, FailingDelivery};
 use otp_ratelimit::{LimitPolicy, MemoryStore};
 use otp_service::metrics::ServiceMetrics;
 use otp_service::{OtpService, RequestContext, ServiceError};
@@ -43,12 +41,12 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
     let outbox = CapturingDelivery::new();
     let mut c = config();
     c.limits.request_per_identity = LimitPolicy::per_secs("request_identity", 1, 600);
-    let service = OtpService::builder(c, common::tokens())
+    let service = OtpService::builder(c, crate::harness::tokens())
         .store(Arc::new(MemoryStore::default()))
         .delivery(outbox.clone())
         .metrics(metrics.clone())
         .build();
-    let failing = OtpService::builder(config(), common::tokens())
+    let failing = OtpService::builder(config(), crate::harness::tokens())
         .delivery(Arc::new(FailingDelivery))
         .metrics(metrics.clone())
         .build();

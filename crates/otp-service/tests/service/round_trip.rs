@@ -1,11 +1,9 @@
 //! Request → delivered code → verify → token, extra claims, input
 //! validation and delivery failures (SPEC §3, §4, §5 via the service API).
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{config, memory_service, mid_window_now, CapturingDelivery, FailingDelivery};
+use crate::harness::{config, memory_service, mid_window_now, CapturingDelivery, FailingDelivery};
 use otp_core::token::Audience;
 use otp_core::IdentityKind;
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};

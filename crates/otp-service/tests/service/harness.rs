@@ -3,7 +3,6 @@
 //! service builders, a fixed clock instant in the middle of an OTP window,
 //! and Redis stores on real `redis-server` processes (from
 //! `otp_ratelimit::testkit`).
-#![allow(dead_code)] // each test binary uses a different part of it
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -194,4 +193,11 @@ pub fn config_with_fail_mode(mode: FailMode) -> ServiceConfig {
     let mut c = config();
     c.fail_mode = mode;
     c
+}
+
+/// A wrong code of the same length as `code`: every digit changed.
+pub fn wrong_code(code: &str) -> String {
+    code.bytes()
+        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+        .collect()
 }

@@ -6,13 +6,13 @@
 //!
 //! Every scenario runs on the memory store and on a real Redis.
 
-mod common;
-
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{config, mid_window_now, redis_store, service_with, CapturingDelivery};
+use crate::harness::{
+    config, mid_window_now, redis_store, service_with, wrong_code, CapturingDelivery,
+};
 use otp_ratelimit::{testkit, LimitPolicy, MemoryStore, Store};
 use otp_service::{LimitedOperation, OtpService, RequestContext, ServiceConfig, ServiceError};
 
@@ -73,12 +73,6 @@ fn assert_invalid_otp<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> u32 {
         Err(ServiceError::InvalidOtp { rate_limit }) => rate_limit.remaining,
         other => panic!("expected InvalidOtp, got {other:?}"),
     }
-}
-
-fn wrong_code(code: &str) -> String {
-    code.bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
-        .collect()
 }
 
 fn service(c: ServiceConfig, store: Arc<dyn Store>) -> (OtpService, Arc<CapturingDelivery>) {

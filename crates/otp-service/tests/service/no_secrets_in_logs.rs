@@ -4,14 +4,12 @@
 //! redis-server) a store outage in both fail modes — is captured at TRACE
 //! level and searched.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{
-    config, memory_service, redis_store_fast, service_with, CapturingDelivery, FailingDelivery,
-    JWT_SECRET, OTP_KEY,
+use crate::harness::{
+    config, memory_service, redis_store_fast, service_with, wrong_code, CapturingDelivery,
+    FailingDelivery, JWT_SECRET, OTP_KEY,
 };
 use otp_core::engine::OtpPolicy;
 use otp_ratelimit::{testkit, LimitPolicy};
@@ -54,12 +52,6 @@ fn ten_digit_config() -> ServiceConfig {
     c
 }
 
-fn wrong(code: &str) -> String {
-    code.bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
-        .collect()
-}
-
 #[tokio::test]
 async fn codes_tokens_and_secrets_never_reach_the_logs() {
     let logs = Captured::default();
@@ -88,7 +80,7 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
     let code2 = outbox.last_code(id);
     for _ in 0..5 {
         assert!(service
-            .verify_otp(id, &wrong(&code2), &ctx, None)
+            .verify_otp(id, &wrong_code(&code2), &ctx, None)
             .await
             .is_err());
     }
@@ -132,7 +124,7 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
             open.request_otp("redis-user", &ctx).await.unwrap();
             let c = outbox.last_code("redis-user");
             assert!(open
-                .verify_otp("redis-user", &wrong(&c), &ctx, None)
+                .verify_otp("redis-user", &wrong_code(&c), &ctx, None)
                 .await
                 .is_err());
             tokens.push(
@@ -167,7 +159,7 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
             "a code reached the logs:\n{text}"
         );
         assert!(
-            !text.contains(&wrong(code)),
+            !text.contains(&wrong_code(code)),
             "a submitted code reached the logs"
         );
     }

@@ -4,12 +4,11 @@
 //! Python-compatible mode without use counters, and the per-code attempt
 //! budget.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{
-    config, memory_service, mid_window_now, redis_store, service_with, CapturingDelivery,
+use crate::harness::{
+    config, memory_service, mid_window_now, redis_store, service_with, wrong_code,
+    CapturingDelivery,
 };
 use otp_ratelimit::testkit;
 use otp_ratelimit::{MemoryStore, Store};
@@ -210,13 +209,6 @@ async fn without_single_use_the_same_code_verifies_twice_like_the_python_service
         .verify_otp_at("kim", &code, &ctx, None, now + 3)
         .await
         .unwrap();
-}
-
-fn wrong_code(code: &str) -> String {
-    // Same length, every digit different.
-    code.bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
-        .collect()
 }
 
 async fn attempt_budget_voids_the_sent_code(service: &OtpService, outbox: &CapturingDelivery) {

@@ -3,13 +3,11 @@
 //! request and verify proceed; after Redis restarts on the same port the
 //! same service (not rebuilt) recovers by itself within a few seconds.
 
-mod common;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{config_with_fail_mode, redis_store_fast, service_with, CapturingDelivery};
+use crate::harness::{config_with_fail_mode, redis_store_fast, service_with, CapturingDelivery};
 use otp_ratelimit::testkit;
 use otp_ratelimit::LimitPolicy;
 use otp_service::metrics::StoreLabels;

@@ -1,0 +1,27 @@
+//! Integration tests of `otp-service`, built as one test binary (one link
+//! step on small CI machines). Every test drives the public API only and
+//! reads the code that was really delivered (a capturing `Delivery`), never
+//! re-derives it.
+//!
+//! - [`harness`]: the capturing and failing deliveries, service builders, a
+//!   fixed instant in mid-window, Redis stores on real `redis-server`
+//!   processes (skipped with a message when it is absent; a failure under
+//!   `OTP_E2E_REQUIRE_ALL=1`).
+//! - [`round_trip`]: request → code → verify → token, extra claims, input
+//!   validation, delivery failures.
+//! - [`single_use`]: replays, fresh codes, concurrent verifies (memory,
+//!   Redis, Redis Cluster), the Python-compatible mode, the attempt budget,
+//!   key rotation.
+//! - [`limits`]: the six limits of SPEC §6, on memory and on Redis.
+//! - [`store_outage`]: Redis killed and restarted; fail closed and open.
+//! - [`metrics`]: the Prometheus text of the service metrics.
+//! - [`no_secrets_in_logs`]: codes, tokens, secrets and identities never
+//!   reach a log line.
+
+mod harness;
+mod limits;
+mod metrics;
+mod no_secrets_in_logs;
+mod round_trip;
+mod single_use;
+mod store_outage;
