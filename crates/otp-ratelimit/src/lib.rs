@@ -48,12 +48,12 @@
 //! string; see `RedisStore` for the exact Redis key layout.
 //!
 //! # Layout
-//! - [`policy`]: [`LimitPolicy`] and the six default limits ([`Limits`]).
-//! - [`clock`]: injectable time for the memory backend.
-//! - [`memory`]: [`MemoryStore`].
-//! - `redis` (feature `redis`): `RedisStore`, `RedisConfig`.
-//! - `testkit` (feature `test-support`): starts real `redis-server` processes
-//!   for integration tests.
+//! - [`policy`] — [`LimitPolicy`] and the six default limits ([`Limits`]).
+//! - [`clock`] — injectable time for the memory backend.
+//! - [`memory`] — [`MemoryStore`].
+//! - `redis` (feature `redis`) — `RedisStore`, `RedisConfig`.
+//! - `testkit` (feature `test-support`) — starts real `redis-server`
+//!   processes for integration tests.
 #![deny(missing_docs)]
 
 use std::sync::Arc;

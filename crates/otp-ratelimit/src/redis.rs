@@ -186,6 +186,9 @@ impl RedisConfig {
     }
 }
 
+// One `Conn` lives per store and is cloned per operation (a few `Arc`
+// increments); boxing the large variant would add an allocation per clone.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
