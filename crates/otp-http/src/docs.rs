@@ -109,7 +109,11 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'u
 #[utoipa::path(get, path = "/docs", tag = "ops",
     responses((status = 200, description = "Swagger UI (HTML); its assets are served from `/docs/*`, no CDN", content_type = "text/html")))]
 pub async fn index(req: HttpRequest) -> HttpResponse {
-    let base = if req.path().ends_with('/') { "" } else { "docs/" };
+    let base = if req.path().ends_with('/') {
+        ""
+    } else {
+        "docs/"
+    };
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(("Content-Security-Policy", CSP))

@@ -57,7 +57,11 @@ async fn request_validation_failures_are_422_with_details() {
         ),
         ("empty identity", request_otp(""), "identity"),
         ("blank identity", request_otp("   "), "identity"),
-        ("email with two @", request_otp("a@b@example.com"), "identity"),
+        (
+            "email with two @",
+            request_otp("a@b@example.com"),
+            "identity",
+        ),
         ("email without domain", request_otp("alice@"), "identity"),
         ("bad phone", request_otp("+12"), "identity"),
         ("control character", request_otp("bob\u{7}"), "identity"),
@@ -221,7 +225,10 @@ async fn failing_delivery_is_502_delivery_failed() {
         "delivery_failed",
         Some("Failed to deliver OTP. Please try again."),
     );
-    assert!(!r.text().contains("connection refused"), "no internals leak");
+    assert!(
+        !r.text().contains("connection refused"),
+        "no internals leak"
+    );
 }
 
 // ---------------------------------------------------------------- verify
@@ -534,10 +541,16 @@ async fn metrics_count_requests_and_otp_outcomes() {
     let scrape = || TestRequest::get().uri("/metrics");
     let before = send(&app, scrape()).await;
     assert_eq!(before.status, 200);
-    assert!(before
-        .header("content-type")
-        .unwrap()
-        .contains("text/plain") || before.header("content-type").unwrap().contains("openmetrics"));
+    assert!(
+        before
+            .header("content-type")
+            .unwrap()
+            .contains("text/plain")
+            || before
+                .header("content-type")
+                .unwrap()
+                .contains("openmetrics")
+    );
     let before = before.text();
     login(&h, &app, ID).await;
     send(&app, verify_otp(ID, "000000")).await;
@@ -549,9 +562,18 @@ async fn metrics_count_requests_and_otp_outcomes() {
     ] {
         assert!(after.contains(name), "{name} missing:\n{after}");
     }
-    assert_eq!(metric(&after, "otp_requested_total"), metric(&before, "otp_requested_total") + 1.0);
-    assert_eq!(metric(&after, "otp_verified_total"), metric(&before, "otp_verified_total") + 1.0);
-    assert_eq!(metric(&after, "otp_failed_total"), metric(&before, "otp_failed_total") + 1.0);
+    assert_eq!(
+        metric(&after, "otp_requested_total"),
+        metric(&before, "otp_requested_total") + 1.0
+    );
+    assert_eq!(
+        metric(&after, "otp_verified_total"),
+        metric(&before, "otp_verified_total") + 1.0
+    );
+    assert_eq!(
+        metric(&after, "otp_failed_total"),
+        metric(&before, "otp_failed_total") + 1.0
+    );
     let ok_verify = r#"route="/api/v1/otp/verify",status="200""#;
     assert_eq!(
         metric_with(&after, "http_requests_total", ok_verify),
@@ -588,13 +610,10 @@ async fn jwks_is_empty_for_hs256_and_one_okp_key_for_eddsa() {
     // a token issued by this server verifies offline against the JWKS
     let token = login(&h, &app, ID).await;
     let jwks: otp_core::token::Jwks = serde_json::from_value(b.clone()).unwrap();
-    let verifier =
-        otp_core::token::JwksVerifier::new(&jwks, TokenConfig::default()).unwrap();
+    let verifier = otp_core::token::JwksVerifier::new(&jwks, TokenConfig::default()).unwrap();
     assert_eq!(verifier.verify(&token, unix_now()).unwrap().sub, ID);
-    let header: Value = serde_json::from_slice(
-        &base64_url_decode(token.split('.').next().unwrap()),
-    )
-    .unwrap();
+    let header: Value =
+        serde_json::from_slice(&base64_url_decode(token.split('.').next().unwrap())).unwrap();
     assert_eq!(header["kid"], keys[0]["kid"]);
     assert_eq!(header["alg"], "EdDSA");
 }

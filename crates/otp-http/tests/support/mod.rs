@@ -26,9 +26,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::App;
 use otp_core::engine::OtpPolicy;
 use otp_core::keys::OtpKeyRing;
-use otp_core::token::{
-    generate_ed25519_pkcs8, SigningKey, TokenConfig, TokenKeys, TokenService,
-};
+use otp_core::token::{generate_ed25519_pkcs8, SigningKey, TokenConfig, TokenKeys, TokenService};
 use otp_core::SecretBytes;
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
 use otp_http::{HttpConfig, HttpState};
@@ -58,11 +56,7 @@ impl Outbox {
 
     /// How many codes were delivered to `identity`.
     pub fn count(&self, identity: &str) -> usize {
-        self.codes
-            .lock()
-            .unwrap()
-            .get(identity)
-            .map_or(0, Vec::len)
+        self.codes.lock().unwrap().get(identity).map_or(0, Vec::len)
     }
 }
 
@@ -208,8 +202,11 @@ impl Harness {
     /// The in-process app (see the module docs).
     pub async fn app(
         &self,
-    ) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>
-    {
+    ) -> impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    > {
         test::init_service(server_app!(self.state.clone())).await
     }
 
@@ -247,7 +244,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         let handle = self.handle.clone();
         // Stopping is async; the runtime may be going away, so best effort.
-        drop(actix_web::rt::spawn(async move { handle.stop(false).await }));
+        drop(actix_web::rt::spawn(
+            async move { handle.stop(false).await },
+        ));
     }
 }
 
@@ -300,7 +299,10 @@ impl Reply {
                 "422 must carry details: {body}"
             );
         } else {
-            assert!(body.get("details").is_none(), "only 422 has details: {body}");
+            assert!(
+                body.get("details").is_none(),
+                "only 422 has details: {body}"
+            );
         }
         body
     }
