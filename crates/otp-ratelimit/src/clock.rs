@@ -40,9 +40,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to, for tests (millisecond resolution is
-/// not required: it stores nanoseconds). Share it as `Arc<ManualClock>` and
-/// pass a clone to [`crate::MemoryStore::with_clock`].
+/// A clock that moves only when told to, for tests (nanosecond resolution).
+/// Share it as `Arc<ManualClock>` and pass a clone to
+/// [`crate::MemoryStore::with_clock`]; then [`ManualClock::advance`] lets
+/// windows pass instantly and makes every `Retry-After` exact.
 #[derive(Debug, Default)]
 pub struct ManualClock {
     nanos: AtomicU64,

@@ -169,13 +169,48 @@ impl Expiring for EventLog {
     }
 }
 
-/// One (identity, OTP window) slot of use counter and failure count.
+/// One (identity, OTP window) slot: the use counter and the failure count,
+/// each with its own expiry (like the two Redis keys they mirror). A value
+/// past its expiry reads as 0.
 #[derive(Clone, Copy)]
 struct Slot {
     window: u64,
     counter: u32,
+    counter_expires: u64,
     failures: u32,
-    expires_at: u64,
+    failures_expires: u64,
+}
+
+impl Slot {
+    fn counter(&self, now: u64) -> u32 {
+        if self.counter_expires > now {
+            self.counter
+        } else {
+            0
+        }
+    }
+
+    fn failures(&self, now: u64) -> u32 {
+        if self.failures_expires > now {
+            self.failures
+        } else {
+            0
+        }
+    }
+
+    fn set_counter(&mut self, value: u32, expires: u64) {
+        self.counter = value;
+        self.counter_expires = expires;
+    }
+
+    fn set_failures(&mut self, value: u32, expires: u64) {
+        self.failures = value;
+        self.failures_expires = expires;
+    }
+
+    fn expires_at(&self) -> u64 {
+        self.counter_expires.max(self.failures_expires)
+    }
 }
 
 /// All live slots of one identity (a handful: the acceptance range).
@@ -185,30 +220,27 @@ struct IdentitySlots {
 
 impl Expiring for IdentitySlots {
     fn expires_at(&self) -> u64 {
-        self.slots.iter().map(|s| s.expires_at).max().unwrap_or(0)
+        self.slots.iter().map(Slot::expires_at).max().unwrap_or(0)
     }
 }
 
 impl IdentitySlots {
-    /// The live slot of `window`, if any.
-    fn get(&self, window: u64, now: u64) -> Option<&Slot> {
-        self.slots
-            .iter()
-            .find(|s| s.window == window && s.expires_at > now)
+    /// The slot of `window`, if any (possibly expired).
+    fn get(&self, window: u64) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.window == window)
     }
 
-    /// The slot of `window`, created (zeroed) if absent or expired. Expired
-    /// slots are dropped on the way.
-    fn get_mut(&mut self, window: u64, now: u64) -> &mut Slot {
-        self.slots.retain(|s| s.expires_at > now);
+    /// The slot of `window`, created (zeroed, expired) if absent.
+    fn get_mut(&mut self, window: u64) -> &mut Slot {
         let i = match self.slots.iter().position(|s| s.window == window) {
             Some(i) => i,
             None => {
                 self.slots.push(Slot {
                     window,
                     counter: 0,
+                    counter_expires: 0,
                     failures: 0,
-                    expires_at: now,
+                    failures_expires: 0,
                 });
                 self.slots.len() - 1
             }
@@ -372,7 +404,7 @@ impl MemoryStore {
         let entry = shard.map.get(&k);
         windows
             .iter()
-            .map(|&w| entry.and_then(|e| e.get(w, now)).map_or(0, |s| s.counter))
+            .map(|&w| entry.and_then(|e| e.get(w)).map_or(0, |s| s.counter(now)))
             .collect()
     }
 
@@ -389,6 +421,8 @@ impl MemoryStore {
             .entry(k)
             .or_insert_with(|| IdentitySlots { slots: Vec::new() });
         let r = f(entry, now);
+        // Drop what expired or was never written (a lost compare-and-set).
+        entry.slots.retain(|s| s.expires_at() > now);
         if entry.slots.is_empty() {
             shard.map.remove(&k);
         }
@@ -435,11 +469,10 @@ impl UseCounterStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let ttl = millis(ttl);
         Ok(self.with_slots(identity, |e, now| {
-            let s = e.get_mut(window, now);
-            let won = s.counter == from;
+            let s = e.get_mut(window);
+            let won = s.counter(now) == from;
             if won {
-                s.counter = from.saturating_add(1);
-                s.expires_at = now.saturating_add(ttl);
+                s.set_counter(from.saturating_add(1), now.saturating_add(ttl));
             }
             won
         }))
@@ -456,22 +489,21 @@ impl UseCounterStore for MemoryStore {
         let ttl = millis(ttl);
         let max_attempts = max_attempts.max(1);
         Ok(self.with_slots(identity, |e, now| {
-            let expires_at = now.saturating_add(ttl);
-            let s = e.get_mut(current_window, now);
-            s.failures = s.failures.saturating_add(1);
-            s.expires_at = expires_at;
-            let failures = s.failures;
+            let expires = now.saturating_add(ttl);
+            let s = e.get_mut(current_window);
+            let failures = s.failures(now).saturating_add(1);
             if failures < max_attempts {
+                s.set_failures(failures, expires);
                 return FailureOutcome {
                     failures,
                     exhausted: false,
                 };
             }
-            s.failures = 0;
+            s.set_failures(0, 0);
             for &w in windows {
-                let s = e.get_mut(w, now);
-                s.counter = s.counter.saturating_add(1);
-                s.expires_at = expires_at;
+                let s = e.get_mut(w);
+                let n = s.counter(now).saturating_add(1);
+                s.set_counter(n, expires);
             }
             FailureOutcome {
                 failures,
@@ -537,6 +569,49 @@ mod tests {
         assert!(!d.allowed);
         // Newest two events were at +3 s and +4 s; now is +5 s.
         assert_eq!(d.retry_after_secs, 8);
+    }
+
+    #[test]
+    fn a_short_failure_ttl_never_shortens_the_counter() {
+        let (s, c) = store();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(s
+                .advance("a", 7, 0, Duration::from_secs(100))
+                .await
+                .unwrap());
+            let o = s
+                .record_failure("a", 7, &[7], 5, Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert_eq!(o.failures, 1);
+            c.advance(Duration::from_secs(2));
+            s.sweep();
+            assert_eq!(s.counters("a", &[7]).await.unwrap(), vec![1]);
+            // The failure count expired on its own.
+            let o = s
+                .record_failure("a", 7, &[7], 5, Duration::from_secs(1))
+                .await
+                .unwrap();
+            assert_eq!(o.failures, 1);
+        });
+    }
+
+    #[test]
+    fn lost_compare_and_set_leaves_nothing_behind() {
+        let (s, _) = store();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(!s
+                .advance("a", 7, 3, Duration::from_secs(100))
+                .await
+                .unwrap());
+        });
+        assert_eq!(s.tracked_keys(), 0);
     }
 
     #[test]

@@ -277,7 +277,9 @@ impl RedisStore {
             let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
-                .retries(1)
+                // Retries cover MOVED/ASK redirects and a node failing over;
+                // the whole operation stays bounded by `op_timeout`.
+                .retries(3)
                 .min_retry_wait(10)
                 .max_retry_wait(100)
                 .build()

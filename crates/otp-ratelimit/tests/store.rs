@@ -15,7 +15,7 @@ mod suite;
 use std::sync::Arc;
 use std::time::Duration;
 
-use otp_ratelimit::{LimitPolicy, ManualClock, MemoryStore, RateLimiter, Store, UseCounterStore};
+use otp_ratelimit::{LimitPolicy, ManualClock, MemoryStore, UseCounterStore};
 
 const HASH_KEY: &[u8] = b"test-hash-key-0123456789abcdef";
 
@@ -168,7 +168,7 @@ mod redis_backend {
     //! Standalone Redis and Redis Cluster.
     use super::*;
     use otp_ratelimit::testkit::{self, RedisCluster};
-    use otp_ratelimit::{RedisConfig, RedisStore, RedisTopology, StoreError};
+    use otp_ratelimit::{RateLimiter, RedisConfig, RedisStore, RedisTopology, Store, StoreError};
 
     async fn connect(urls: Vec<String>) -> RedisStore {
         let mut c = RedisConfig::new(urls, HASH_KEY);
@@ -180,11 +180,24 @@ mod redis_backend {
     async fn keys_with_ttl(url: &str) -> Vec<(String, i64)> {
         let client = redis::Client::open(url).unwrap();
         let mut con = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("otptest:*")
-            .query_async(&mut con)
-            .await
-            .unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("otptest:*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
         let mut out = Vec::new();
         for k in keys {
             let ttl: i64 = redis::cmd("PTTL")
