@@ -16,6 +16,7 @@ use base64::Engine as _;
 /// One JSON Web Key. Only the members an Ed25519 public key uses are kept;
 /// unknown members (e.g. an RSA key's `n`, `e`) are ignored when parsing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Jwk {
     /// Key type: `OKP` for Ed25519.
     pub kty: String,
@@ -70,6 +71,7 @@ impl Jwk {
 
 /// A JSON Web Key Set: `{"keys":[…]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Jwks {
     /// The keys; empty when tokens are HS256.
     pub keys: Vec<Jwk>,

@@ -18,6 +18,9 @@ use super::{TokenConfig, MAX_TOKEN_BYTES};
 /// Largest decoded protected header accepted (ours is under 100 bytes).
 const MAX_HEADER_BYTES: usize = 1024;
 
+/// Decoded payloads up to this size are parsed from a stack buffer.
+const SMALL_PAYLOAD_BYTES: usize = 768;
+
 /// The protected header fields we look at; unknown members are ignored.
 /// Strings borrow from the decoded header unless they contain escapes.
 #[derive(Deserialize)]
@@ -153,8 +156,19 @@ pub(crate) fn verify_signature<'t>(
 /// Decodes and parses a payload segment into claims with the required
 /// claims present (no value checks).
 pub(crate) fn decode_claims(payload: &str) -> Result<Claims, TokenError> {
-    let json = STRICT.decode(payload).map_err(|_| TokenError::Base64)?;
-    let raw: RawClaims = serde_json::from_slice(&json).map_err(|_| TokenError::MalformedClaims)?;
+    // Typical payloads (ours are ~200 bytes) decode on the stack; larger
+    // ones (up to the 8 KiB token cap) on the heap.
+    let mut small = [0u8; SMALL_PAYLOAD_BYTES];
+    let heap;
+    let json: &[u8] = match STRICT.decode_slice(payload, &mut small) {
+        Ok(len) => &small[..len],
+        Err(DecodeSliceError::DecodeError(_)) => return Err(TokenError::Base64),
+        Err(DecodeSliceError::OutputSliceTooSmall) => {
+            heap = STRICT.decode(payload).map_err(|_| TokenError::Base64)?;
+            &heap
+        }
+    };
+    let raw: RawClaims = serde_json::from_slice(json).map_err(|_| TokenError::MalformedClaims)?;
     raw.into_claims().map_err(TokenError::MissingClaim)
 }
 
