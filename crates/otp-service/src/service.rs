@@ -255,9 +255,27 @@ impl OtpService {
         self.delivery.name()
     }
 
-    /// Readiness: the store answers now.
+    /// Readiness (`/readyz`): the store answers now.
+    ///
+    /// With [`FailMode::Open`] the service keeps answering while the store is
+    /// down, so it stays ready (a warning is logged): reporting not-ready
+    /// would make an orchestrator pull every replica out of rotation, which
+    /// defeats the choice of failing open. Use [`OtpService::store_ping`] for
+    /// the store's own state.
     pub async fn ready(&self) -> Result<(), ServiceError> {
-        self.store.ping().await.map_err(ServiceError::Unavailable)
+        match self.store.ping().await {
+            Ok(()) => Ok(()),
+            Err(e) if self.fail_mode == FailMode::Open && e.is_unavailable() => {
+                tracing::warn!(error = %e, "store unavailable; still ready because RATE_LIMIT_FAIL_MODE=open");
+                Ok(())
+            }
+            Err(e) => Err(ServiceError::Unavailable(e)),
+        }
+    }
+
+    /// Pings the store, whatever the fail mode.
+    pub async fn store_ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
     }
 
     fn store_failed(&self, op: &'static str, err: StoreError) -> Result<(), ServiceError> {
