@@ -47,6 +47,28 @@
 //! truncated to 128 bits) of every identity, IP or other key, never the raw
 //! string; see `RedisStore` for the exact Redis key layout.
 //!
+//! # Operating it
+//!
+//! - **One process**: the memory backend. Limits and counters die with the
+//!   process (a restart forgives every limit and makes codes of the current
+//!   windows verifiable once more — acceptable for a single instance, not
+//!   for several). Memory: about 150 bytes per tracked (key, policy) pair
+//!   with one event (measured: `benches/memory.rs`), freed once the pair has
+//!   been idle for its window; a day-long policy such as `verify_daily` keeps
+//!   an identity for a day.
+//! - **Several replicas**: Redis ≥ 5 (tested with 7.0), standalone or
+//!   Cluster. Every replica must use the same hash key and key prefix, or
+//!   they silently stop sharing budgets. Memory per key is bounded by its
+//!   TTL; a limiter key holds at most `max` entries.
+//! - **Redis down**: operations fail within `connect_timeout +
+//!   response_timeout` (default 1 s) with [`StoreError::Unavailable`]; the
+//!   service answers 503 `backend_unavailable` (or lets requests through
+//!   with `RATE_LIMIT_FAIL_MODE=open`) and `/readyz` fails via
+//!   [`Store::ping`]. Nothing needs restarting when Redis is back: the next
+//!   operations reconnect.
+//! - **Config errors** ([`StoreError::Config`]): an invalid `REDIS_URL`, a
+//!   zero timeout, a policy window under 1 ms. Fix the configuration.
+//!
 //! # Layout
 //! - [`policy`] — [`LimitPolicy`] and the six default limits ([`Limits`]).
 //! - [`clock`] — injectable time for the memory backend.

@@ -14,6 +14,29 @@
 //!
 //! Every process started here is killed, and its directory removed, when
 //! its guard is dropped. Only `std` is used, so any test runtime works.
+//!
+//! # Use from another crate
+//!
+//! ```toml
+//! [dev-dependencies]
+//! otp-ratelimit = { workspace = true, features = ["redis", "test-support"] }
+//! ```
+//!
+//! ```no_run
+//! # fn main() {
+//! use otp_ratelimit::testkit;
+//! let Some(redis) = testkit::redis_or_skip("my_test") else {
+//!     return; // skipped, reason printed (or panicked under OTP_E2E_REQUIRE_ALL=1)
+//! };
+//! let url = redis.url(); // redis://127.0.0.1:<port>
+//! # let _ = url;
+//! let Some(cluster) = testkit::cluster_or_skip("my_cluster_test") else {
+//!     return;
+//! };
+//! let seeds: Vec<String> = cluster.urls(); // one URL per master
+//! # let _ = seeds;
+//! # }
+//! ```
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
