@@ -152,37 +152,41 @@ pub fn json_config() -> web::JsonConfig {
 pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
         let json = json_config();
-        let resource = |path: &'static str| {
+        // A known path with another method gets a JSON 405 naming the
+        // allowed method in `Allow` (RFC 9110 §15.5.6).
+        let resource = |path: &'static str, allow: &'static str| {
             web::resource(path)
                 .wrap(from_fn(http_metrics::track))
-                .default_service(web::to(routes::method_not_allowed))
+                .default_service(web::to(move || routes::method_not_allowed_for(allow)))
         };
+        let get = |path: &'static str| resource(path, "GET");
+        let post = |path: &'static str| resource(path, "POST");
         cfg.app_data(web::Data::new(state.clone()))
             .service(
-                resource("/api/v1/otp/request")
+                post("/api/v1/otp/request")
                     .app_data(json.clone())
                     .route(web::post().to(routes::request_otp)),
             )
             .service(
-                resource("/api/v1/otp/verify")
+                post("/api/v1/otp/verify")
                     .app_data(json.clone())
                     .route(web::post().to(routes::verify_otp)),
             )
             .service(
-                resource("/api/v1/token/introspect")
+                post("/api/v1/token/introspect")
                     .app_data(json.clone())
                     .route(web::post().to(routes::introspect)),
             )
-            .service(resource("/api/v1/token/verify").route(web::get().to(routes::verify_bearer)))
-            .service(resource("/health").route(web::get().to(routes::health)))
-            .service(resource("/healthz").route(web::get().to(routes::healthz)))
-            .service(resource("/readyz").route(web::get().to(routes::readyz)))
-            .service(resource("/metrics").route(web::get().to(routes::metrics)))
-            .service(resource("/.well-known/jwks.json").route(web::get().to(routes::jwks)))
-            .service(resource("/openapi.json").route(web::get().to(docs::openapi_json)))
-            .service(resource("/docs").route(web::get().to(docs::index)))
-            .service(resource("/docs/").route(web::get().to(docs::index)))
-            .service(resource("/docs/{file}").route(web::get().to(docs::asset)));
+            .service(get("/api/v1/token/verify").route(web::get().to(routes::verify_bearer)))
+            .service(get("/health").route(web::get().to(routes::health)))
+            .service(get("/healthz").route(web::get().to(routes::healthz)))
+            .service(get("/readyz").route(web::get().to(routes::readyz)))
+            .service(get("/metrics").route(web::get().to(routes::metrics)))
+            .service(get("/.well-known/jwks.json").route(web::get().to(routes::jwks)))
+            .service(get("/openapi.json").route(web::get().to(docs::openapi_json)))
+            .service(get("/docs").route(web::get().to(docs::index)))
+            .service(get("/docs/").route(web::get().to(docs::index)))
+            .service(get("/docs/{file}").route(web::get().to(docs::asset)));
     }
 }
 

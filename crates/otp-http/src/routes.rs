@@ -288,6 +288,16 @@ pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed)
 }
 
+/// JSON 405 with `Allow: <allow>` (RFC 9110 §15.5.6), the default service
+/// of every resource [`crate::configure`] mounts.
+pub(crate) async fn method_not_allowed_for(allow: &'static str) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut res = ApiError::MethodNotAllowed.error_response();
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -641,12 +641,24 @@ async fn unknown_path_is_json_404_and_wrong_method_is_json_405() {
     let app = h.app().await;
     let r = send(&app, TestRequest::get().uri("/api/v1/nope")).await;
     r.assert_error(404, "not_found", None);
-    let r = send(&app, TestRequest::get().uri("/api/v1/otp/request")).await;
-    r.assert_error(405, "method_not_allowed", None);
-    let r = send(&app, TestRequest::post().uri("/health")).await;
-    r.assert_error(405, "method_not_allowed", None);
-    let r = send(&app, TestRequest::delete().uri("/api/v1/token/verify")).await;
-    r.assert_error(405, "method_not_allowed", None);
+    for (method, path, allow) in [
+        ("GET", "/api/v1/otp/request", "POST"),
+        ("PUT", "/api/v1/otp/verify", "POST"),
+        ("GET", "/api/v1/token/introspect", "POST"),
+        ("POST", "/health", "GET"),
+        ("DELETE", "/api/v1/token/verify", "GET"),
+        ("POST", "/metrics", "GET"),
+    ] {
+        let r = send(
+            &app,
+            TestRequest::default()
+                .method(method.parse().unwrap())
+                .uri(path),
+        )
+        .await;
+        r.assert_error(405, "method_not_allowed", None);
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+    }
     let r = send(&app, TestRequest::get().uri("/docs/nope.js")).await;
     r.assert_error(404, "not_found", None);
 }
@@ -657,4 +669,25 @@ async fn http_config_default_has_no_proxies_and_no_cors() {
     assert!(c.trusted_proxies.is_empty());
     assert!(c.cors_origins.is_empty());
     assert!(otp_http::cors(&c).is_none());
+}
+
+#[actix_web::test]
+async fn json_content_types_with_parameters_or_json_suffix_are_accepted() {
+    let h = harness();
+    let app = h.app().await;
+    for ctype in [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ] {
+        let r = send(
+            &app,
+            TestRequest::post()
+                .uri("/api/v1/otp/request")
+                .insert_header(("content-type", ctype))
+                .set_payload(format!(r#"{{"identity":"{ID}"}}"#)),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{ctype}: {}", r.text());
+    }
 }
