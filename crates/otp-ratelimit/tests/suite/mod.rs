@@ -68,6 +68,7 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(clear_restores_budget);
     case!(two_handles_share_one_budget);
     case!(denied_events_are_not_recorded);
+    case!(concurrent_checks_never_exceed_max);
     case!(concurrent_compare_and_set_has_one_winner);
     case!(counters_read_in_order_with_zero_for_absent);
     case!(record_failure_exhausts_and_advances_all_windows);
@@ -174,6 +175,35 @@ async fn denied_events_are_not_recorded(h: &Harness) {
     }
     h.pass(Duration::from_millis(550)).await;
     assert!(h.a.check(&p, &k).await.unwrap().allowed);
+}
+
+async fn concurrent_checks_never_exceed_max(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_concurrent", 37, 600);
+    let k = h.identity("concurrent");
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let s = if i % 2 == 0 { h.a.clone() } else { h.b.clone() };
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move { s.check(&p, &k).await }));
+    }
+    let mut allowed = 0;
+    let mut remaining_seen = Vec::new();
+    for t in tasks {
+        let d = t.await.unwrap().unwrap();
+        if d.allowed {
+            allowed += 1;
+            remaining_seen.push(d.remaining);
+        } else {
+            assert!(d.retry_after_secs > 0 && d.retry_after_secs <= 600, "{d:?}");
+        }
+    }
+    assert_eq!(allowed, 37, "exactly max of 100 concurrent events allowed");
+    remaining_seen.sort_unstable();
+    assert_eq!(
+        remaining_seen,
+        (0..37).collect::<Vec<u32>>(),
+        "each allowed event saw a distinct remaining count"
+    );
 }
 
 async fn concurrent_compare_and_set_has_one_winner(h: &Harness) {
