@@ -31,7 +31,18 @@ use settings::{LogFormat, RawSettings, Settings};
 
 /// One-time-code authentication without a database of codes.
 #[derive(Debug, Parser)]
-#[command(name = "otp-server", version, about, long_about = None)]
+#[command(
+    name = "otp-server",
+    version,
+    about = "stateless-otp: one-time-code authentication without a database of codes",
+    after_help = "Configuration layers, later wins: built-in defaults < TOML file (--config) < \
+environment variables < flags. `otp-server env` lists every variable.\n\n\
+Examples:\n  \
+otp-server serve --dev                     development: ephemeral secrets, codes on the console\n  \
+OTP_SECRET_KEY=$(otp-server keygen otp) JWT_SECRET=$(otp-server keygen jwt) otp-server serve --bind 0.0.0.0:8000\n  \
+otp-server check-config --config /etc/otp-server.toml\n  \
+otp-server healthcheck --url http://127.0.0.1:8000/healthz"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -127,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig => {
             let (raw, settings) = load(&cli.serve)?;
+            validate_backends(&settings)?;
             println!("configuration is valid");
             for (name, value, source) in raw.redacted() {
                 println!("{name:<32} {value:<40} ({source})");
@@ -168,6 +180,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Builds what `serve` builds besides the store connection (delivery
+/// backend, token service), so `check-config` also catches what only those
+/// constructors check (webhook URL and secret, SMTP TLS files, key shapes).
+fn validate_backends(settings: &Settings) -> anyhow::Result<()> {
+    // Some delivery clients expect a Tokio runtime when they are built.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    let _guard = rt.enter();
+    otp_delivery::build_delivery(&settings.delivery, &settings.retry)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.variable, e.reason))?;
+    TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
+        .map_err(|e| anyhow::anyhow!("token configuration: {e}"))?;
+    Ok(())
+}
+
 fn store_name(s: &Settings) -> &'static str {
     match s.store {
         otp_ratelimit::StoreConfig::Memory { .. } => "memory",
@@ -179,8 +208,11 @@ fn store_name(s: &Settings) -> &'static str {
 fn init_logging(format: LogFormat, filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: journald and container logs get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use ipnet::IpNet;
 use otp_core::engine::{HashAlgorithm, OtpPolicy};
-use otp_core::keys::{decode_base64_key, generate_key, OtpKeyRing};
+use otp_core::keys::{decode_base64_key, generate_key, parse_otp_key, OtpKeyRing};
 use otp_core::token::{
     generate_ed25519_pkcs8, generate_hs256_secret, Algorithm, SigningKey, TokenConfig, TokenKeys,
     VerifyingKey,
@@ -354,13 +354,29 @@ impl Settings {
 
         let keys = match raw.get("OTP_SECRET_KEY") {
             Some(k) => {
-                OtpKeyRing::from_base64(k, raw.get("OTP_PREVIOUS_SECRET_KEYS").unwrap_or(""))
-                    .map_err(|e| {
-                        err(
-                            "OTP_SECRET_KEY",
-                            format!("{e} (previous keys: OTP_PREVIOUS_SECRET_KEYS)"),
-                        )
-                    })?
+                // Each variable is checked on its own so the error names the
+                // one at fault (and never echoes a key).
+                let current = parse_otp_key(k).map_err(|e| {
+                    err(
+                        "OTP_SECRET_KEY",
+                        format!("{e} (expected base64 of at least 16 random bytes; create one with `otp-server keygen otp`)"),
+                    )
+                })?;
+                let previous = raw
+                    .list("OTP_PREVIOUS_SECRET_KEYS")
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        parse_otp_key(p).map_err(|e| {
+                            err(
+                                "OTP_PREVIOUS_SECRET_KEYS",
+                                format!("entry {}: {e} (expected comma-separated base64 keys of at least 16 bytes)", i + 1),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                OtpKeyRing::new(current, previous)
+                    .map_err(|e| err("OTP_PREVIOUS_SECRET_KEYS", e.to_string()))?
             }
             None if dev => {
                 dev_notes.push("OTP_SECRET_KEY generated for this process only".into());

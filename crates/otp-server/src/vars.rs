@@ -61,7 +61,7 @@ pub const VARS: &[Var] = &[
     secret("JWT_SECRET", "HS256 key (UTF-8 bytes), >= 32 bytes. Required for HS256 unless --dev."),
     secret("JWT_PREVIOUS_SECRETS", "Comma-separated previous HS256 secrets: verify only."),
     secret("JWT_ED25519_PRIVATE_KEY", "EdDSA signing key: PKCS#8, base64 DER or PEM. Required for EdDSA unless --dev."),
-    var("JWT_ED25519_PREVIOUS_KEYS", None, "Comma-separated previous Ed25519 keys (PKCS#8 base64 DER, or base64url 32-byte public keys): verify only, published in the JWKS."),
+    secret("JWT_ED25519_PREVIOUS_KEYS", "Comma-separated previous Ed25519 keys (PKCS#8 base64 DER, or base64url 32-byte public keys): verify only, published in the JWKS."),
     var("TOKEN_ISSUER", Some("stateless-otp"), "iss of issued tokens, required on verify."),
     var("TOKEN_AUDIENCE", Some("api"), "aud of issued tokens, required on verify."),
     var("ACCESS_TOKEN_TTL", Some("900"), "Token lifetime in seconds."),
