@@ -55,7 +55,13 @@ pub fn decode_claims_unverified(token: &str) -> Result<Claims, TokenError> {
 /// assert_eq!(dangerous::verify_signature(&jws, &key.verifying_key()).unwrap(), b"hello");
 /// ```
 pub fn verify_signature(token: &str, key: &VerifyingKey) -> Result<Vec<u8>, TokenError> {
-    let payload = verify_core(token, key.algorithm(), std::slice::from_ref(key), false)?;
+    let payload = verify_core(
+        token,
+        key.algorithm(),
+        std::slice::from_ref(key),
+        false,
+        &[],
+    )?;
     STRICT.decode(payload).map_err(|_| TokenError::Base64)
 }
 

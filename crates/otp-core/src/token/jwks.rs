@@ -121,11 +121,7 @@ impl JwksVerifier {
             return Err(KeyError::NoUsableKeys);
         }
         Ok(JwksVerifier {
-            validator: Validator {
-                algorithm: Algorithm::EdDsa,
-                keys,
-                config,
-            },
+            validator: Validator::new(Algorithm::EdDsa, keys, config),
         })
     }
 

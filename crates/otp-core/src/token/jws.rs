@@ -109,27 +109,38 @@ pub(crate) fn parse_header<'b>(
 /// header's `alg` must merely equal it. With a `kid`, only the key with that
 /// id is tried (unknown → [`TokenError::UnknownKid`]); without one, every
 /// key is tried (tokens of the Python service carry no `kid`).
+///
+/// `known` lists the encoded headers this verifier's own keys produce; a
+/// token whose header segment equals one of them skips header decoding
+/// (canonical base64url is one-to-one, so equal text means an equal,
+/// already-validated header).
 pub(crate) fn verify_signature<'t>(
     token: &'t str,
     algorithm: Algorithm,
     keys: &[VerifyingKey],
     match_kid: bool,
+    known: &[KnownHeader],
 ) -> Result<&'t str, TokenError> {
     let seg = split(token)?;
-    let mut buf = [0u8; MAX_HEADER_BYTES];
-    let header = parse_header(seg.header, &mut buf)?;
-    match Algorithm::from_jose(&header.alg) {
-        None => return Err(TokenError::UnsupportedAlgorithm),
-        Some(alg) if alg != algorithm => return Err(TokenError::AlgorithmMismatch),
-        Some(_) => {}
-    }
-    let chosen: Option<&VerifyingKey> = match (&header.kid, match_kid) {
-        (Some(kid), true) => Some(
-            keys.iter()
-                .find(|k| k.kid() == kid.as_ref())
-                .ok_or(TokenError::UnknownKid)?,
-        ),
-        _ => None,
+    let chosen: Option<&VerifyingKey> = match known.iter().find(|h| h.segment == seg.header) {
+        Some(hit) => hit.key.and_then(|i| keys.get(i)),
+        None => {
+            let mut buf = [0u8; MAX_HEADER_BYTES];
+            let header = parse_header(seg.header, &mut buf)?;
+            match Algorithm::from_jose(&header.alg) {
+                None => return Err(TokenError::UnsupportedAlgorithm),
+                Some(alg) if alg != algorithm => return Err(TokenError::AlgorithmMismatch),
+                Some(_) => {}
+            }
+            match (&header.kid, match_kid) {
+                (Some(kid), true) => Some(
+                    keys.iter()
+                        .find(|k| k.kid() == kid.as_ref())
+                        .ok_or(TokenError::UnknownKid)?,
+                ),
+                _ => None,
+            }
+        }
     };
     let mut sig = [0u8; 64];
     let sig_len = match STRICT.decode_slice(seg.signature, &mut sig) {
@@ -172,20 +183,67 @@ pub(crate) fn decode_claims(payload: &str) -> Result<Claims, TokenError> {
     raw.into_claims().map_err(TokenError::MissingClaim)
 }
 
+/// The JSON protected header this library writes: `alg`, `typ`, then `kid`
+/// if given (JSON-escaped).
+pub(crate) fn header_json(algorithm: Algorithm, kid: Option<&str>) -> String {
+    let mut json = String::with_capacity(96);
+    json.push_str(r#"{"alg":""#);
+    json.push_str(algorithm.as_str());
+    json.push_str(r#"","typ":"JWT""#);
+    if let Some(kid) = kid {
+        json.push_str(r#","kid":"#);
+        json.push_str(&serde_json::Value::from(kid).to_string());
+    }
+    json.push('}');
+    json
+}
+
+/// An encoded header that needs no parsing, and the key it names (`None`:
+/// no `kid`, try every key).
+#[derive(Clone, Debug)]
+pub(crate) struct KnownHeader {
+    segment: String,
+    key: Option<usize>,
+}
+
 /// A key set with one algorithm plus the claim rules: the verification core.
 #[derive(Clone, Debug)]
 pub(crate) struct Validator {
     pub(crate) algorithm: Algorithm,
     pub(crate) keys: Vec<VerifyingKey>,
     pub(crate) config: TokenConfig,
+    known: Vec<KnownHeader>,
 }
 
 impl Validator {
+    /// A validator for `keys` (all of `algorithm`), precomputing the encoded
+    /// headers of our own tokens: with each key's `kid`, and without `kid`.
+    pub(crate) fn new(algorithm: Algorithm, keys: Vec<VerifyingKey>, config: TokenConfig) -> Self {
+        let mut known: Vec<KnownHeader> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| KnownHeader {
+                segment: STRICT.encode(header_json(algorithm, Some(k.kid()))),
+                key: Some(i),
+            })
+            .collect();
+        known.push(KnownHeader {
+            segment: STRICT.encode(header_json(algorithm, None)),
+            key: None,
+        });
+        Validator {
+            algorithm,
+            keys,
+            config,
+            known,
+        }
+    }
+
     /// Full verification: signature first, then claims. Claim checks run in
     /// the order iss, aud, exp, nbf, iat, so a token for another issuer or
     /// audience is "invalid" even when it is also expired.
     pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
-        let payload = verify_signature(token, self.algorithm, &self.keys, true)?;
+        let payload = verify_signature(token, self.algorithm, &self.keys, true, &self.known)?;
         let claims = decode_claims(payload)?;
         self.check_claims(&claims, now)?;
         Ok(claims)
@@ -211,5 +269,57 @@ impl Validator {
             return Err(TokenError::IssuedInFuture);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{dangerous, SigningKey};
+
+    fn validator(keys: &[&SigningKey]) -> Validator {
+        let keys = keys.iter().map(|k| k.verifying_key()).collect();
+        Validator::new(Algorithm::Hs256, keys, TokenConfig::default())
+    }
+
+    fn claims() -> Vec<u8> {
+        br#"{"sub":"a","iss":"stateless-otp","aud":"api","exp":100}"#.to_vec()
+    }
+
+    #[test]
+    fn known_header_fast_path_still_checks_the_named_key() {
+        let a = SigningKey::hs256([1u8; 32]).unwrap();
+        let b = SigningKey::hs256([2u8; 32]).unwrap();
+        let v = validator(&[&a, &b]);
+        let header_a = header_json(Algorithm::Hs256, Some(a.kid()));
+        assert!(v
+            .known
+            .iter()
+            .any(|h| h.segment == STRICT.encode(&header_a)));
+
+        // Header naming `a`, signed by `a`: accepted; signed by `b`: refused
+        // even though `b` is configured, because the kid pins the key.
+        let good = dangerous::encode_raw(&a, header_a.as_bytes(), &claims());
+        assert!(v.verify(&good, 1).is_ok());
+        let swapped = dangerous::encode_raw(&b, header_a.as_bytes(), &claims());
+        assert_eq!(v.verify(&swapped, 1), Err(TokenError::BadSignature));
+
+        // The no-kid header tries every key.
+        let no_kid = header_json(Algorithm::Hs256, None);
+        let by_b = dangerous::encode_raw(&b, no_kid.as_bytes(), &claims());
+        assert!(v.verify(&by_b, 1).is_ok());
+
+        // A validator without `a` does not know its header: slow path, and
+        // the kid is unknown.
+        let only_b = validator(&[&b]);
+        assert_eq!(only_b.verify(&good, 1), Err(TokenError::UnknownKid));
+    }
+
+    #[test]
+    fn header_json_escapes_the_kid() {
+        assert_eq!(
+            header_json(Algorithm::EdDsa, Some("a\"b")),
+            r#"{"alg":"EdDSA","typ":"JWT","kid":"a\"b"}"#
+        );
     }
 }

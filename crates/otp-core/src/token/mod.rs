@@ -159,26 +159,12 @@ impl TokenService {
         config.validate()?;
         let algorithm = keys.algorithm();
         let with_kid = algorithm == Algorithm::EdDsa || !keys.previous().is_empty();
-        // Written by hand for the conventional member order (serde_json's
-        // Map sorts keys); string values go through serde_json for escaping.
-        let mut json = String::with_capacity(96);
-        json.push_str(r#"{"alg":"#);
-        json.push_str(&Value::from(algorithm.as_str()).to_string());
-        json.push_str(r#","typ":"JWT""#);
-        if with_kid {
-            json.push_str(r#","kid":"#);
-            json.push_str(&Value::from(keys.current().kid()).to_string());
-        }
-        json.push('}');
-        let header_b64 = STRICT.encode(json.as_bytes());
+        let kid = with_kid.then(|| keys.current().kid());
+        let header_b64 = STRICT.encode(jws::header_json(algorithm, kid));
         Ok(TokenService {
             current: keys.current().clone(),
             header_b64,
-            validator: Validator {
-                algorithm,
-                keys: keys.verifying_keys(),
-                config,
-            },
+            validator: Validator::new(algorithm, keys.verifying_keys(), config),
             rng: SystemRandom::new(),
         })
     }
