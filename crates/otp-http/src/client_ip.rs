@@ -30,6 +30,19 @@ fn is_trusted(ip: &IpAddr, trusted: &[IpNet]) -> bool {
 }
 
 /// Pure form of [`client_ip`]: `xff` yields the header values in order.
+///
+/// ```
+/// use otp_http::client_ip::resolve;
+/// let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+/// let peer = "10.0.0.2".parse().unwrap();
+/// // behind a trusted proxy: the right-most untrusted hop; the left-most
+/// // hop was written by the client and is ignored
+/// let xff = ["203.0.113.66, 198.51.100.1"];
+/// assert_eq!(resolve(peer, xff.into_iter(), &trusted).to_string(), "198.51.100.1");
+/// // an untrusted peer is the client, whatever it sends
+/// let peer = "192.0.2.9".parse().unwrap();
+/// assert_eq!(resolve(peer, xff.into_iter(), &trusted).to_string(), "192.0.2.9");
+/// ```
 pub fn resolve<'a>(peer: IpAddr, xff: impl Iterator<Item = &'a str>, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(&peer, trusted) {
         return peer;

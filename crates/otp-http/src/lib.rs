@@ -193,6 +193,22 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
 /// CORS per SPEC §5: `None` when no origin is configured (CORS off); `*`
 /// allows any origin without credentials; a list allows exactly those
 /// origins, with credentials.
+///
+/// Wrap the whole `App` with it, as `otp-server` does:
+///
+/// ```
+/// use actix_web::middleware::Condition;
+/// use otp_http::HttpConfig;
+///
+/// let off = HttpConfig::default();
+/// assert!(otp_http::cors(&off).is_none());
+/// let on = HttpConfig {
+///     cors_origins: vec!["https://app.example.com".into()],
+///     ..HttpConfig::default()
+/// };
+/// let cors = otp_http::cors(&on);
+/// let _app = actix_web::App::new().wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()));
+/// ```
 pub fn cors(config: &HttpConfig) -> Option<Cors> {
     if config.cors_origins.is_empty() {
         return None;

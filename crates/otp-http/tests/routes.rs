@@ -65,6 +65,7 @@ async fn request_validation_failures_are_422_with_details() {
         ("email without domain", request_otp("alice@"), "identity"),
         ("bad phone", request_otp("+12"), "identity"),
         ("control character", request_otp("bob\u{7}"), "identity"),
+        ("321 characters", request_otp(&"a".repeat(321)), "identity"),
         (
             "identity not a string",
             post_json("/api/v1/otp/request", json!({"identity": 42})),
