@@ -1,0 +1,517 @@
+//! [`OtpClient`] and its [`ClientBuilder`]: one method per REST route of
+//! SPEC §5, typed answers from [`otp_core::wire`], typed failures
+//! ([`Error`]), an optional bounded retry ([`RetryPolicy`]) and the access
+//! token kept after a successful [`OtpClient::verify_otp`].
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use otp_core::token::{Jwks, TokenConfig};
+use otp_core::wire::{
+    HealthResponse, IntrospectRequest, OtpRequest, OtpRequestResponse, OtpVerifyRequest,
+    OtpVerifyResponse, TokenStatus,
+};
+use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, UnauthorizedReason};
+use crate::offline::OfflineVerifier;
+
+/// Default per-request timeout (whole request, connect included): 10 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default `User-Agent`: `stateless-otp-rust/<version>`.
+pub const DEFAULT_USER_AGENT: &str = concat!("stateless-otp-rust/", env!("CARGO_PKG_VERSION"));
+
+/// When and how often a failed call is repeated.
+///
+/// Only failures that cannot have had an effect on the server are retried:
+/// a 503 (the server fails closed before doing anything when its store is
+/// down) and a connection that could not be established. A timeout, a 429
+/// or any other answer is returned at once. The wait is the server's
+/// `Retry-After` when it sent one, else `base_delay` doubled per attempt,
+/// and never more than `max_delay`.
+///
+/// ```
+/// use std::time::Duration;
+/// use otp_client::RetryPolicy;
+/// let policy = RetryPolicy { max_retries: 3, ..RetryPolicy::default() };
+/// assert_eq!(policy.base_delay, Duration::from_millis(250));
+/// assert_eq!(RetryPolicy::none().max_retries, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt. Defaults to 2.
+    pub max_retries: u32,
+    /// Wait before the first retry when the server sent no `Retry-After`,
+    /// doubled for each further retry. Defaults to 250 ms.
+    pub base_delay: Duration,
+    /// Longest single wait, whatever `Retry-After` asks for. Defaults to 5 s.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retry: every failure is returned at once (the builder's default).
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The wait before retry number `attempt` (0-based).
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let backoff = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.min(16)));
+        retry_after.unwrap_or(backoff).min(self.max_delay)
+    }
+}
+
+/// Builds an [`OtpClient`]; start with [`OtpClient::builder`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base_url: String,
+    timeout: Duration,
+    user_agent: String,
+    retry: RetryPolicy,
+    access_token: Option<String>,
+    http: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    /// Per-request timeout (connect, send and read the whole answer).
+    /// Defaults to [`DEFAULT_TIMEOUT`]. Ignored with [`ClientBuilder::http_client`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` header. Defaults to [`DEFAULT_USER_AGENT`].
+    /// Ignored with [`ClientBuilder::http_client`].
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Retries 503 answers and failed connections (see [`RetryPolicy`]).
+    /// Defaults to [`RetryPolicy::none`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Starts with this access token stored (e.g. one kept from an earlier
+    /// session). Defaults to none.
+    pub fn access_token(mut self, token: impl Into<String>) -> Self {
+        self.access_token = Some(token.into());
+        self
+    }
+
+    /// Uses this reqwest client (own proxy, TLS roots, pool settings)
+    /// instead of building one; then `timeout` and `user_agent` are the
+    /// given client's.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Builds the client. Fails with [`Error::Config`] when the base URL is
+    /// not an absolute `http`/`https` URL without query or fragment, or the
+    /// user agent is not a valid header value.
+    pub fn build(self) -> Result<OtpClient, Error> {
+        let url = reqwest::Url::parse(self.base_url.trim())
+            .map_err(|e| Error::Config(format!("base URL is not a valid URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(Error::Config(
+                "base URL must be an http:// or https:// URL with a host".into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(Error::Config(
+                "base URL must not have a query or a fragment".into(),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::Config("base URL must not carry credentials".into()));
+        }
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .timeout(self.timeout)
+                .connect_timeout(self.timeout)
+                .user_agent(
+                    reqwest::header::HeaderValue::from_str(&self.user_agent)
+                        .map_err(|_| Error::Config("user agent is not a valid header".into()))?,
+                )
+                .build()
+                .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
+        };
+        Ok(OtpClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                retry: self.retry,
+                token: RwLock::new(self.access_token),
+            }),
+        })
+    }
+}
+
+/// An async client of a stateless-otp server.
+///
+/// Cheap to clone: clones share the connection pool and the stored access
+/// token. Every method is safe to call from many tasks at once.
+///
+/// # Example: a full login
+/// ```no_run
+/// use otp_client::OtpClient;
+///
+/// # async fn run() -> Result<(), otp_client::Error> {
+/// let client = OtpClient::new("http://127.0.0.1:8000")?;
+/// let sent = client.request_otp("alice@example.com").await?;
+/// println!("code valid for {} s", sent.ttl_seconds);
+///
+/// let code = "123456"; // what the user typed
+/// client.verify_otp("alice@example.com", code).await?; // keeps the token
+/// let me = client.verify_bearer().await?;
+/// assert_eq!(me.claims.unwrap()["sub"], "alice@example.com");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OtpClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    retry: RetryPolicy,
+    token: RwLock<Option<String>>,
+}
+
+impl std::fmt::Debug for OtpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpClient")
+            .field("base_url", &self.inner.base)
+            .field("retry", &self.inner.retry)
+            .field("access_token", &self.access_token().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+/// How one call may be retried.
+#[derive(Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+}
+
+impl OtpClient {
+    /// A builder for a server at `base_url` (e.g. `https://auth.example.com`
+    /// or `https://example.com/auth` behind a path prefix).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use otp_client::{OtpClient, RetryPolicy};
+    /// let client = OtpClient::builder("https://auth.example.com/")
+    ///     .timeout(Duration::from_secs(5))
+    ///     .user_agent("my-app/1.0")
+    ///     .retry(RetryPolicy::default())
+    ///     .build()?;
+    /// assert_eq!(client.base_url(), "https://auth.example.com");
+    /// # Ok::<(), otp_client::Error>(())
+    /// ```
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base_url: base_url.into(),
+            timeout: DEFAULT_TIMEOUT,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            retry: RetryPolicy::none(),
+            access_token: None,
+            http: None,
+        }
+    }
+
+    /// A client with the default settings (see [`OtpClient::builder`]).
+    pub fn new(base_url: impl Into<String>) -> Result<Self, Error> {
+        Self::builder(base_url).build()
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The stored access token, if any (secret: never log it).
+    pub fn access_token(&self) -> Option<String> {
+        self.inner
+            .token
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stores `token` (e.g. one kept from an earlier session).
+    pub fn set_access_token(&self, token: impl Into<String>) {
+        *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = Some(token.into());
+    }
+
+    /// Forgets the stored token (a local log-out: tokens are stateless and
+    /// stay valid until they expire).
+    pub fn clear_access_token(&self) {
+        *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// `POST /api/v1/otp/request`: asks the server to send a code to
+    /// `identity` (email, E.164 phone number or user id).
+    ///
+    /// Fails with [`Error::RateLimited`] (429), [`Error::Validation`] (422,
+    /// bad identity), [`Error::DeliveryFailed`] (502), [`Error::Unavailable`]
+    /// (503) or [`Error::Transport`].
+    pub async fn request_otp(&self, identity: &str) -> Result<OtpRequestResponse, Error> {
+        let body = OtpRequest {
+            identity: identity.to_owned(),
+        };
+        self.call(Method::Post, "/api/v1/otp/request", Some(&body), None)
+            .await
+    }
+
+    /// `POST /api/v1/otp/verify`: checks `otp` for `identity` and, on
+    /// success, stores the access token (see [`OtpClient::access_token`]).
+    ///
+    /// Fails with [`Error::InvalidOtp`] (400: wrong, expired or replayed),
+    /// [`Error::Validation`] (422: not 4–10 digits), [`Error::RateLimited`]
+    /// (429), [`Error::Unavailable`] (503) or [`Error::Transport`]; on
+    /// failure the stored token is left as it was.
+    pub async fn verify_otp(&self, identity: &str, otp: &str) -> Result<OtpVerifyResponse, Error> {
+        let body = OtpVerifyRequest {
+            identity: identity.to_owned(),
+            otp: otp.to_owned(),
+        };
+        let verified: OtpVerifyResponse = self
+            .call(Method::Post, "/api/v1/otp/verify", Some(&body), None)
+            .await?;
+        self.set_access_token(verified.access_token.clone());
+        Ok(verified)
+    }
+
+    /// `POST /api/v1/token/introspect`: whether `token` is valid now, and its
+    /// claims. An invalid or expired token is not an error: it answers
+    /// `{active: false, claims: None}`.
+    pub async fn introspect_token(&self, token: &str) -> Result<TokenStatus, Error> {
+        let body = IntrospectRequest {
+            token: token.to_owned(),
+        };
+        self.call(Method::Post, "/api/v1/token/introspect", Some(&body), None)
+            .await
+    }
+
+    /// `GET /api/v1/token/verify` with the stored token as the bearer.
+    /// Fails with [`Error::Unauthorized`] (reason
+    /// [`UnauthorizedReason::Missing`] without a request when no token is
+    /// stored).
+    pub async fn verify_bearer(&self) -> Result<TokenStatus, Error> {
+        let token = self.access_token().ok_or_else(|| Error::Unauthorized {
+            reason: UnauthorizedReason::Missing,
+            message: "no token is stored; call verify_otp first".into(),
+        })?;
+        self.verify_bearer_token(&token).await
+    }
+
+    /// `GET /api/v1/token/verify` with `token` as the bearer: 200 with the
+    /// claims, or [`Error::Unauthorized`] saying whether the token is
+    /// missing, invalid or expired.
+    pub async fn verify_bearer_token(&self, token: &str) -> Result<TokenStatus, Error> {
+        self.call::<(), _>(Method::Get, "/api/v1/token/verify", None, Some(token))
+            .await
+    }
+
+    /// `GET /.well-known/jwks.json`: the server's public token keys (empty
+    /// when it signs with HS256).
+    pub async fn jwks(&self) -> Result<Jwks, Error> {
+        self.call::<(), _>(Method::Get, "/.well-known/jwks.json", None, None)
+            .await
+    }
+
+    /// `GET /health`: `{"status":"ok","service":"stateless-otp"}`.
+    pub async fn health(&self) -> Result<HealthResponse, Error> {
+        self.call::<(), _>(Method::Get, "/health", None, None).await
+    }
+
+    /// An [`OfflineVerifier`] that checks this server's EdDSA tokens locally
+    /// against its JWKS (fetched on first use, cached). `config` holds the
+    /// server's `TOKEN_ISSUER`, `TOKEN_AUDIENCE` and the leeway to allow.
+    ///
+    /// ```no_run
+    /// use otp_client::OtpClient;
+    /// use otp_core::token::TokenConfig;
+    /// # async fn run(token: &str) -> Result<(), otp_client::Error> {
+    /// let verifier = OtpClient::new("https://auth.example.com")?
+    ///     .offline_verifier(TokenConfig::default());
+    /// let claims = verifier.verify(token).await?;
+    /// println!("signed in as {}", claims.sub);
+    /// # Ok(()) }
+    /// ```
+    pub fn offline_verifier(&self, config: TokenConfig) -> OfflineVerifier {
+        OfflineVerifier::new(self.clone(), config)
+    }
+
+    /// Sends one call, retrying per the [`RetryPolicy`].
+    async fn call<B, T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        bearer: Option<&str>,
+    ) -> Result<T, Error>
+    where
+        B: serde::Serialize,
+        T: DeserializeOwned,
+    {
+        let url = format!("{}{path}", self.inner.base);
+        let policy = self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            let mut request = match method {
+                Method::Get => self.inner.http.get(&url),
+                Method::Post => self.inner.http.post(&url),
+            }
+            .header(ACCEPT, "application/json");
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
+            }
+            match send(request).await {
+                Ok(value) => return Ok(value),
+                Err(err) if attempt < policy.max_retries && is_retryable(&err) => {
+                    tokio::time::sleep(policy.delay(attempt, err.retry_after())).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// Returns true if and only if `err` cannot have had an effect on the
+/// server: a 503 or a connection that was never established.
+fn is_retryable(err: &Error) -> bool {
+    match err {
+        Error::Unavailable { .. } => true,
+        Error::Transport(e) => e.is_connect(),
+        _ => false,
+    }
+}
+
+async fn send<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, Error> {
+    let response = request.send().await.map_err(Error::Transport)?;
+    let status = response.status().as_u16();
+    let retry_after = parse_retry_after(response.headers(), SystemTime::now());
+    let bytes = response.bytes().await.map_err(Error::Transport)?;
+    if (200..300).contains(&status) {
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            status,
+            message: format!("body is not the documented JSON: {e}"),
+        })
+    } else {
+        Err(Error::from_response(status, &bytes, retry_after))
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a
+/// date in the past is a zero wait.
+fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_retry_after(&h, now), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("42"));
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(42)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(90)));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&earlier).unwrap());
+        assert_eq!(parse_retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(parse_retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(0, None), Duration::from_millis(250));
+        assert_eq!(p.delay(1, None), Duration::from_millis(500));
+        assert_eq!(p.delay(10, None), Duration::from_secs(5));
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(1))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(3600))),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn bad_base_urls_are_config_errors() {
+        for bad in [
+            "",
+            "not a url",
+            "ftp://example.com",
+            "http://example.com/?q=1",
+            "http://user:pw@example.com",
+        ] {
+            let err = OtpClient::new(bad).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{bad}: {err:?}");
+        }
+        let c = OtpClient::new("http://127.0.0.1:8000/auth/").unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8000/auth");
+        let err = OtpClient::builder("http://x")
+            .user_agent("bad\nagent")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)));
+    }
+
+    #[test]
+    fn debug_redacts_the_token() {
+        let c = OtpClient::builder("http://127.0.0.1:1")
+            .access_token("secret.token.value")
+            .build()
+            .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("secret.token.value"), "{shown}");
+        assert!(shown.contains("[REDACTED]"));
+        c.clear_access_token();
+        assert_eq!(c.access_token(), None);
+    }
+}
