@@ -692,3 +692,63 @@ async fn json_content_types_with_parameters_or_json_suffix_are_accepted() {
         assert_eq!(r.status, 200, "{ctype}: {}", r.text());
     }
 }
+
+#[actix_web::test]
+async fn a_non_ascii_subject_is_passed_on_as_utf8_bytes() {
+    let h = harness();
+    let app = h.app().await;
+    let id = "José-Ünïcode";
+    let code = obtain_code(&h, &app, id, id).await;
+    let r = send(&app, verify_otp(id, &code)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let r = send(&app, bearer(&token)).await;
+    assert_eq!(r.status, 200);
+    for name in ["x-auth-subject", "remote-user"] {
+        assert_eq!(
+            r.headers.get(name).unwrap().as_bytes(),
+            id.as_bytes(),
+            "{name}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn debug_output_of_the_state_holds_no_secret() {
+    let h = harness();
+    let dbg = format!("{:?}", h.state);
+    let secret = std::str::from_utf8(JWT_SECRET).unwrap();
+    assert!(!dbg.contains(secret), "{dbg}");
+    assert!(!dbg.contains("90, 90, 90"), "OTP key bytes leak: {dbg}");
+    assert!(!dbg.contains("5a5a5a"), "OTP key bytes leak: {dbg}");
+}
+
+#[actix_web::test]
+async fn a_chunked_body_over_16_kib_is_413_on_a_real_server() {
+    use std::io::{Read, Write};
+    let h = harness();
+    let server = h.serve();
+    let addr = server.addr;
+    let head = actix_web::rt::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let body = format!(r#"{{"identity":"{ID}","pad":"{}"}}"#, "x".repeat(17 * 1024));
+        let req = format!(
+            "POST /api/v1/otp/request HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        // The server may answer and close before reading everything.
+        let _ = s.write_all(req.as_bytes());
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains(r#""error":"payload_too_large""#), "{head}");
+    assert_eq!(h.outbox.count(ID), 0);
+}
