@@ -140,6 +140,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (raw, settings) = load(&cli.serve)?;
             validate_backends(&settings)?;
             println!("configuration is valid");
+            for warning in &settings.warnings {
+                println!("warning: {warning}");
+            }
             for (name, value, source) in raw.redacted() {
                 println!("{name:<32} {value:<40} ({source})");
             }
@@ -229,6 +232,9 @@ fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
             eprintln!("    - {note}: codes and tokens die with this process");
         }
         eprintln!("  ==============================================================\n");
+    }
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
     }
     // The main thread runs actix's system (store connections, signal
     // handling); request handling runs on `WORKERS` worker threads.

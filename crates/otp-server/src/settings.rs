@@ -246,6 +246,8 @@ pub struct Settings {
     pub http: HttpConfig,
     /// Things `--dev` generated or relaxed, for the start-up warning.
     pub dev_notes: Vec<String>,
+    /// Valid but risky choices, logged as warnings at start-up.
+    pub warnings: Vec<String>,
 }
 
 fn limit(
@@ -288,6 +290,7 @@ impl Settings {
     /// warning) and relaxes the production key-length rules.
     pub fn from_raw(raw: &RawSettings, dev: bool) -> Result<Settings, SettingError> {
         let mut dev_notes = Vec::new();
+        let mut warnings = Vec::new();
 
         // --- server
         let bind: SocketAddr = raw
@@ -542,11 +545,29 @@ impl Settings {
                     .expose()
                     .to_vec(),
             ),
-            None => HashKey::new(
-                keys.derive_subkey("stateless-otp store key hashing v1")
-                    .expose()
-                    .to_vec(),
-            ),
+            // Derived from the OLDEST key in the ring: adding the current key
+            // to OTP_PREVIOUS_SECRET_KEYS during a rotation keeps the store
+            // namespace, so use counters and limits survive the rotation (a
+            // new namespace would let a code verified just before it verify
+            // once more). Removing the previous key later changes it: pin
+            // STORE_HASH_KEY before that (docs/operations.md, key rotation).
+            None => {
+                let oldest = keys.previous().last().unwrap_or(keys.current()).clone();
+                if keys.len() > 1 {
+                    warnings.push(
+                        "STORE_HASH_KEY is not set while OTP_PREVIOUS_SECRET_KEYS is: store keys are \
+                         derived from the oldest OTP key, so removing it will reset use counters and \
+                         limits. Pin STORE_HASH_KEY before removing it (docs/operations.md)."
+                            .to_owned(),
+                    );
+                }
+                HashKey::new(
+                    OtpKeyRing::single_unchecked(oldest)
+                        .derive_subkey("stateless-otp store key hashing v1")
+                        .expose()
+                        .to_vec(),
+                )
+            }
         };
         let store = match raw
             .get("STORE_BACKEND")
@@ -612,6 +633,7 @@ impl Settings {
                 cors_origins,
             },
             dev_notes,
+            warnings,
         })
     }
 }

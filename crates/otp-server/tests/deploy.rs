@@ -587,3 +587,69 @@ fn systemd_unit_is_hardened_and_verifies() {
         "systemd-analyze verify:\n{stderr}"
     );
 }
+
+#[test]
+fn otp_key_rotation_on_shared_redis_keeps_codes_single_use() {
+    if skip_without("redis-server") {
+        return;
+    }
+    let dir = TempDir::new("rotation");
+    let (_redis, redis_port) = start_redis(&dir);
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let old_key = support::TEST_OTP_KEY;
+    let new_key = "bmV3LW90cC1rZXktYWZ0ZXItcm90YXRpb24tMDEyMzQ1";
+    let replica = |current: &str, previous: Option<&str>| {
+        let mut b = Server::builder()
+            .env("STORE_BACKEND", "redis")
+            .env("REDIS_URL", redis_url.clone())
+            .env("OTP_SECRET_KEY", current)
+            .env("WORKERS", "1");
+        if let Some(p) = previous {
+            b = b.env("OTP_PREVIOUS_SECRET_KEYS", p);
+        }
+        b.start()
+    };
+    let verify = |s: &Server, identity: &str, code: &str| {
+        post_json(
+            &format!("{}/api/v1/otp/verify", s.url),
+            &json!({"identity": identity, "otp": code}),
+        )
+        .status
+    };
+    let request = |s: &mut Server, identity: &str| {
+        let r = post_json(
+            &format!("{}/api/v1/otp/request", s.url),
+            &json!({ "identity": identity }),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        s.console_code(identity, Duration::from_secs(5))
+            .expect("code")
+    };
+
+    // Before the rotation: one code verified, one sent and not yet used.
+    let mut before = replica(old_key, None);
+    let used = request(&mut before, "used@example.com");
+    assert_eq!(verify(&before, "used@example.com", &used), 200);
+    let pending = request(&mut before, "pending@example.com");
+
+    // Rotation step 1 on another replica: new key, old key verify-only.
+    let mut after = replica(new_key, Some(old_key));
+    assert!(
+        after.stderr().contains("Pin STORE_HASH_KEY"),
+        "warns about the unpinned store key"
+    );
+    assert_eq!(
+        verify(&after, "used@example.com", &used),
+        400,
+        "a code verified before the rotation must not verify again after it"
+    );
+    assert_eq!(
+        verify(&after, "pending@example.com", &pending),
+        200,
+        "a code sent before the rotation still verifies once"
+    );
+    assert_eq!(verify(&before, "pending@example.com", &pending), 400);
+    let fresh = request(&mut after, "fresh@example.com");
+    assert_eq!(verify(&after, "fresh@example.com", &fresh), 200);
+    assert_eq!(verify(&after, "fresh@example.com", &fresh), 400);
+}
