@@ -1,0 +1,385 @@
+//! End-to-end: the three SDKs (Rust `otp-client`, JavaScript, Python)
+//! against the REAL `otp-server` binary, whose webhook delivery lands in a
+//! receiver in this test process (`sdk_support::CodeReceiver`), so every
+//! suite can read the code a user would have received.
+//!
+//! One `#[test]` per SDK (plus one for offline JWKS verification), each with
+//! its own receiver and server, so a failure names the SDK. The JS and
+//! Python suites get the environment contract of
+//! `sdk/javascript/test-support/e2e-env.mjs` / `sdk/python/tests/support.py`
+//! (`OTP_BASE_URL`, `OTP_CODES_URL`, `OTP_RATE_LIMIT_REQUESTS`,
+//! `OTP_UNREACHABLE_URL`, `OTP_BROWSER_PORT`) and run as bounded
+//! subprocesses. A missing runtime (node, node_modules, python3) skips that
+//! test with a message, or fails it under `OTP_E2E_REQUIRE_ALL=1`.
+
+mod sdk_support;
+mod support;
+
+// The README's login example, compiled here and run against the server.
+#[allow(dead_code)]
+#[path = "../../otp-client/examples/login.rs"]
+mod login_example;
+
+use std::process::Command;
+use std::time::Duration;
+
+use otp_client::token::TokenConfig;
+use otp_client::{Error, OtpClient, UnauthorizedReason};
+use sdk_support::{repo_root, run_bounded, E2eEnv, Finished, RATE_LIMIT_REQUESTS};
+use support::{free_port, require_all, skip_without};
+
+/// A fresh identity, so tests never share limits or codes.
+fn identity(prefix: &str) -> String {
+    let n: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{prefix}-{:x}{:x}@example.com", n, std::process::id())
+}
+
+/// A code of the same length that differs in every digit.
+fn wrong_code_for(code: &str) -> String {
+    code.chars()
+        .map(|c| char::from_digit((c.to_digit(10).unwrap_or(0) + 1) % 10, 10).unwrap_or('0'))
+        .collect()
+}
+
+fn client(env: &E2eEnv) -> OtpClient {
+    OtpClient::builder(&env.server.url)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_against_the_server() {
+    let env = E2eEnv::start(|b| b);
+
+    // The README example (examples/login.rs), verbatim.
+    let who = identity("rs-readme");
+    let receiver = &env.receiver;
+    let signed_in = login_example::login(&env.server.url, &who, |id| async move {
+        Ok(receiver.wait_code(&id, None).await)
+    })
+    .await
+    .expect("the README login signs in");
+    let token = signed_in
+        .access_token()
+        .expect("the example keeps the token");
+    let status = signed_in.introspect_token(&token).await.unwrap();
+    assert!(status.active);
+    assert_eq!(status.claims.unwrap()["sub"], who.as_str());
+
+    // Full login, field by field.
+    let c = client(&env);
+    let who = identity("rs-login");
+    let sent = c.request_otp(&who).await.expect("request");
+    assert!(sent.success);
+    assert_eq!(sent.message, "OTP sent successfully.");
+    assert!(sent.ttl_seconds > 0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(sent.expires_at > now);
+    assert_eq!(sent.rate_limit_remaining, RATE_LIMIT_REQUESTS - 1);
+    let code = env.receiver.wait_code(&who, None).await;
+    let verified = c.verify_otp(&who, &code).await.expect("verify");
+    assert_eq!(verified.message, "OTP verified successfully.");
+    assert_eq!(verified.token_type, "bearer");
+    assert!(verified.expires_in > 0);
+    assert_eq!(
+        c.access_token().as_deref(),
+        Some(verified.access_token.as_str())
+    );
+    let bearer = c.verify_bearer().await.expect("bearer");
+    assert!(bearer.active);
+    let claims = bearer.claims.clone().unwrap();
+    assert_eq!(claims["sub"], who.as_str());
+    assert!(claims["exp"].as_u64().unwrap() > now);
+    assert_eq!(
+        c.introspect_token(&verified.access_token).await.unwrap(),
+        bearer
+    );
+    c.clear_access_token();
+    assert!(matches!(
+        c.verify_bearer().await,
+        Err(Error::Unauthorized {
+            reason: UnauthorizedReason::Missing,
+            ..
+        })
+    ));
+
+    // Replay: the same code a second time.
+    let err = client(&env).verify_otp(&who, &code).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidOtp { .. }), "replay: {err:?}");
+
+    // Wrong code.
+    let c = client(&env);
+    let who = identity("rs-wrong");
+    c.request_otp(&who).await.unwrap();
+    let code = env.receiver.wait_code(&who, None).await;
+    let err = c
+        .verify_otp(&who, &wrong_code_for(&code))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidOtp { .. }),
+        "wrong code: {err:?}"
+    );
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(c.access_token(), None, "nothing stored after a failure");
+
+    // Rate limit: RATE_REQUEST_OTP_MAX sends, then 429 with Retry-After.
+    let who = identity("rs-limit");
+    let mut remaining = u32::MAX;
+    for _ in 0..RATE_LIMIT_REQUESTS {
+        let sent = c.request_otp(&who).await.unwrap();
+        assert!(sent.rate_limit_remaining < remaining);
+        remaining = sent.rate_limit_remaining;
+    }
+    assert_eq!(remaining, 0);
+    match c.request_otp(&who).await.unwrap_err() {
+        Error::RateLimited {
+            retry_after: Some(wait),
+            message,
+        } => {
+            assert!(wait > Duration::ZERO, "{wait:?}");
+            assert_eq!(
+                message,
+                "Too many OTP requests. Please wait before requesting again."
+            );
+        }
+        other => panic!("expected RateLimited with Retry-After, got {other:?}"),
+    }
+
+    // Garbage tokens.
+    let err = c.verify_bearer_token("not.a.token").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unauthorized {
+                reason: UnauthorizedReason::Invalid,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    for garbage in ["not.a.token", "garbage"] {
+        let status = c.introspect_token(garbage).await.unwrap();
+        assert!(!status.active);
+        assert!(status.claims.is_none());
+    }
+
+    // Bad identity: 422 with the offending field.
+    match c.request_otp("   ").await.unwrap_err() {
+        Error::Validation { details, .. } => assert!(!details.is_empty()),
+        other => panic!("expected Validation, got {other:?}"),
+    }
+    // A code that is not 4..=10 digits.
+    assert!(matches!(
+        c.verify_otp("a@example.com", "12ab").await,
+        Err(Error::Validation { .. })
+    ));
+
+    // Health and JWKS (HS256: no public key, so no offline verification).
+    assert_eq!(c.health().await.unwrap().service, "stateless-otp");
+    assert!(c.jwks().await.unwrap().keys.is_empty());
+    let err = c
+        .offline_verifier(TokenConfig::default())
+        .verify(&verified.access_token)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Jwks(_)), "{err:?}");
+
+    // Nothing listens: a typed transport error.
+    let down = OtpClient::builder(&env.unreachable_url)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let err = down.request_otp(&identity("rs-down")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert_eq!(err.code(), "network_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_verifies_eddsa_tokens_offline_against_the_jwks() {
+    let keygen = Command::new(support::bin())
+        .args(["keygen", "ed25519"])
+        .output()
+        .expect("otp-server keygen ed25519");
+    assert!(keygen.status.success(), "keygen failed");
+    let key = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
+    let env = E2eEnv::start(|b| {
+        b.env("JWT_ALGORITHM", "EdDSA")
+            .env("JWT_ED25519_PRIVATE_KEY", key)
+            .env("TOKEN_AUDIENCE", "orders")
+    });
+    let c = client(&env);
+    let jwks = c.jwks().await.unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(jwks.keys[0].kty, "OKP");
+
+    let who = identity("rs-eddsa");
+    c.request_otp(&who).await.unwrap();
+    let code = env.receiver.wait_code(&who, None).await;
+    let token = c.verify_otp(&who, &code).await.unwrap().access_token;
+
+    let config = TokenConfig {
+        audience: "orders".into(),
+        ..TokenConfig::default()
+    };
+    let verifier = c.offline_verifier(config.clone());
+    for _ in 0..3 {
+        let claims = verifier.verify(&token).await.expect("offline verify");
+        assert_eq!(claims.sub, who);
+        assert_eq!(claims.amr, vec!["otp".to_owned()]);
+    }
+    assert_eq!(verifier.fetch_count(), 1, "the JWKS is fetched once");
+    // The server agrees.
+    assert_eq!(
+        c.verify_bearer().await.unwrap().claims.unwrap()["sub"],
+        who.as_str()
+    );
+
+    // A tampered signature, the wrong audience, and expiry are all refused.
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(matches!(
+        verifier.verify(&forged).await,
+        Err(Error::Token(_))
+    ));
+    let wrong_aud = c.offline_verifier(TokenConfig::default());
+    let err = wrong_aud.verify(&token).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Token(e) if e.check() == "wrong_audience"),
+        "{err:?}"
+    );
+    let exp = verifier.verify(&token).await.unwrap().exp;
+    let err = verifier.verify_at(&token, exp + 1).await.unwrap_err();
+    assert!(matches!(&err, Error::Token(e) if e.is_expired()), "{err:?}");
+
+    // A token from another EdDSA server (unknown kid) triggers one refetch
+    // and is refused.
+    let other = otp_core::token::TokenService::new(
+        otp_core::token::TokenKeys::single(
+            otp_core::token::SigningKey::ed25519_from_pkcs8(
+                otp_core::token::generate_ed25519_pkcs8().unwrap().expose(),
+            )
+            .unwrap(),
+        ),
+        config,
+    )
+    .unwrap();
+    let stranger = other.issue_now(&who, Default::default()).unwrap().token;
+    let fresh = c.offline_verifier(TokenConfig {
+        audience: "orders".into(),
+        ..TokenConfig::default()
+    });
+    fresh.verify(&token).await.unwrap();
+    let err = fresh.verify(&stranger).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Token(e) if e.check() == "unknown_kid"),
+        "{err:?}"
+    );
+}
+
+/// Prints a suite's output and asserts it passed.
+fn assert_passed(label: &str, run: &Finished) {
+    let summary: Vec<&str> = run
+        .stdout
+        .lines()
+        .chain(run.stderr.lines())
+        .filter(|l| {
+            let l = l.trim_start();
+            [
+                "# tests",
+                "# pass",
+                "# fail",
+                "# skipped",
+                "# skip",
+                "# todo",
+                "Ran ",
+                "OK",
+                "FAILED",
+                "SKIP",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+                || l.contains("skipped")
+        })
+        .collect();
+    eprintln!("{label} summary:\n{}", summary.join("\n"));
+    assert!(
+        run.status.success(),
+        "{label} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// Skips (true) or, under OTP_E2E_REQUIRE_ALL=1, fails when `present` is false.
+fn skip_unless(present: bool, why: &str) -> bool {
+    if present {
+        return false;
+    }
+    assert!(!require_all(), "OTP_E2E_REQUIRE_ALL=1 but {why}");
+    eprintln!("SKIP: {why}");
+    true
+}
+
+#[test]
+fn javascript_sdk_against_the_server() {
+    if skip_without("node") {
+        return;
+    }
+    let root = repo_root();
+    let js = root.join("sdk/javascript");
+    if skip_unless(
+        js.join("node_modules/playwright-core").is_dir(),
+        "sdk/javascript/node_modules is missing (run `npm ci` in sdk/javascript)",
+    ) {
+        return;
+    }
+    let browser_port = free_port();
+    let env = E2eEnv::start(|b| b.env("CORS_ORIGINS", format!("http://127.0.0.1:{browser_port}")));
+    let mut node = Command::new("node");
+    node.args(["--test", "sdk/javascript/test/"])
+        .current_dir(&root)
+        .envs(env.contract())
+        .env("OTP_BROWSER_PORT", browser_port.to_string());
+    let run = run_bounded(node, Duration::from_secs(300), "node --test");
+    assert_passed("JavaScript SDK (node --test sdk/javascript/test/)", &run);
+    assert!(env.receiver.deliveries() > 0, "the JS suites sent codes");
+}
+
+#[test]
+fn python_sdk_against_the_server() {
+    if skip_without("python3") {
+        return;
+    }
+    let root = repo_root();
+    let env = E2eEnv::start(|b| b);
+    let mut python = Command::new("python3");
+    python
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "sdk/python/tests",
+            "-t",
+            "sdk/python",
+        ])
+        .current_dir(&root)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(env.contract());
+    let run = run_bounded(python, Duration::from_secs(300), "python3 -m unittest");
+    assert_passed("Python SDK (python3 -m unittest discover)", &run);
+    assert!(
+        env.receiver.deliveries() > 0,
+        "the Python suites sent codes"
+    );
+}
