@@ -608,18 +608,19 @@ impl OtpEngine {
     pub fn ttl_seconds(&self, unix_seconds: u64) -> u64 {
         let w = self.policy.window_seconds;
         let left = w - unix_seconds % w;
-        left + u64::from(self.policy.drift_tolerance) * w
+        // Saturating: times and windows near u64::MAX must not overflow.
+        left.saturating_add(u64::from(self.policy.drift_tolerance).saturating_mul(w))
     }
 
     /// Unix time at which a code issued at `unix_seconds` stops verifying.
     pub fn expires_at(&self, unix_seconds: u64) -> u64 {
-        unix_seconds + self.ttl_seconds(unix_seconds)
+        unix_seconds.saturating_add(self.ttl_seconds(unix_seconds))
     }
 
     /// How long a store must keep a use counter or failure count of the
     /// current window so that it outlives the window's acceptance range.
     pub fn counter_ttl_seconds(&self) -> u64 {
-        (u64::from(self.policy.drift_tolerance) + 2) * self.policy.window_seconds
+        (u64::from(self.policy.drift_tolerance) + 2).saturating_mul(self.policy.window_seconds)
     }
 }
 
@@ -810,5 +811,19 @@ mod tests {
             "skew 30 must be below the window"
         );
         assert!(OtpPolicy::default().with_drift_tolerance(11).is_err());
+    }
+
+    /// Found by cargo-fuzz (`otp_verify`): times and windows near `u64::MAX`
+    /// overflowed (a panic in debug builds, a wrapped `expires_at` in release).
+    #[test]
+    fn extreme_times_and_windows_saturate_instead_of_overflowing() {
+        let e = engine(OtpPolicy::default());
+        assert_eq!(e.expires_at(u64::MAX - 5), u64::MAX);
+        assert!(e.ttl_seconds(u64::MAX) >= 300);
+        let huge = OtpPolicy::new(6, u64::MAX / 2, HashAlgorithm::Sha256, 10, 30).unwrap();
+        let e = engine(huge);
+        assert_eq!(e.ttl_seconds(0), u64::MAX);
+        assert_eq!(e.counter_ttl_seconds(), u64::MAX);
+        assert_eq!(e.expires_at(7), u64::MAX);
     }
 }
