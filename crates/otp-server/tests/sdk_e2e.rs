@@ -285,6 +285,55 @@ async fn rust_sdk_verifies_eddsa_tokens_offline_against_the_jwks() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_types_expired_tokens_and_failed_deliveries() {
+    // Tokens that live one second.
+    let env = E2eEnv::start(|b| b.env("ACCESS_TOKEN_TTL", "1"));
+    let c = client(&env);
+    let who = identity("rs-expiry");
+    c.request_otp(&who).await.unwrap();
+    let code = env.receiver.wait_code(&who, None).await;
+    let verified = c.verify_otp(&who, &code).await.unwrap();
+    assert_eq!(verified.expires_in, 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let err = c.verify_bearer().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unauthorized {
+                reason: UnauthorizedReason::Expired,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.code(), "token_expired");
+    assert!(
+        !c.introspect_token(&verified.access_token)
+            .await
+            .unwrap()
+            .active
+    );
+
+    // A webhook receiver that is not there: 502 delivery_failed.
+    let nowhere = format!("http://127.0.0.1:{}/hook", free_port());
+    let env = E2eEnv::start(|b| {
+        b.env("WEBHOOK_URL", nowhere)
+            .env("DELIVERY_MAX_ATTEMPTS", "1")
+    });
+    let err = client(&env)
+        .request_otp(&identity("rs-undeliverable"))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::DeliveryFailed { message } => {
+            assert_eq!(message, "Failed to deliver OTP. Please try again.")
+        }
+        other => panic!("expected DeliveryFailed, got {other:?}"),
+    }
+    assert_eq!(err.status(), Some(502));
+}
+
 /// Prints a suite's output and asserts it passed.
 fn assert_passed(label: &str, run: &Finished) {
     let summary: Vec<&str> = run
