@@ -24,9 +24,10 @@ impl HashKey {
         HashKey(Zeroizing::new(bytes))
     }
 
-    /// A random key for one process (from the operating system's randomness,
-    /// through the standard library's randomly seeded hasher). Fine for the
-    /// memory backend, which shares nothing.
+    /// A random key for one process: 32 bytes derived with SipHash from the
+    /// standard library's per-thread random seed (128 bits from the operating
+    /// system). Fine for the memory backend, which shares nothing; Redis
+    /// needs a configured key shared by all replicas.
     pub fn random() -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut out = Vec::with_capacity(32);
