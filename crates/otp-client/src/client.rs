@@ -280,6 +280,13 @@ impl OtpClient {
     /// Fails with [`Error::RateLimited`] (429), [`Error::Validation`] (422,
     /// bad identity), [`Error::DeliveryFailed`] (502), [`Error::Unavailable`]
     /// (503) or [`Error::Transport`].
+    ///
+    /// ```no_run
+    /// # async fn run(client: otp_client::OtpClient) -> Result<(), otp_client::Error> {
+    /// let sent = client.request_otp("+15551234567").await?;
+    /// println!("valid until {}; {} sends left", sent.expires_at, sent.rate_limit_remaining);
+    /// # Ok(()) }
+    /// ```
     pub async fn request_otp(&self, identity: &str) -> Result<OtpRequestResponse, Error> {
         let body = OtpRequest {
             identity: identity.to_owned(),
@@ -295,6 +302,17 @@ impl OtpClient {
     /// [`Error::Validation`] (422: not 4–10 digits), [`Error::RateLimited`]
     /// (429), [`Error::Unavailable`] (503) or [`Error::Transport`]; on
     /// failure the stored token is left as it was.
+    ///
+    /// ```no_run
+    /// use otp_client::Error;
+    /// # async fn run(client: otp_client::OtpClient, typed: &str) -> Result<(), Error> {
+    /// match client.verify_otp("alice@example.com", typed).await {
+    ///     Ok(done) => println!("token valid for {} s", done.expires_in),
+    ///     Err(Error::InvalidOtp { .. }) => println!("wrong or expired code"),
+    ///     Err(err) => return Err(err),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn verify_otp(&self, identity: &str, otp: &str) -> Result<OtpVerifyResponse, Error> {
         let body = OtpVerifyRequest {
             identity: identity.to_owned(),

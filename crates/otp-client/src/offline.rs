@@ -22,9 +22,16 @@ pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Default [`OfflineVerifier::max_age`]: 1 hour.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 
-/// Verifies access tokens offline against a server's JWKS; see the
-/// [module docs](self). Create it with [`OtpClient::offline_verifier`];
-/// cheap to clone (clones share the key cache).
+/// Verifies access tokens offline against a server's JWKS. Create it with
+/// [`OtpClient::offline_verifier`]; cheap to clone (clones share the key
+/// cache).
+///
+/// Keys are fetched on first use and cached. They are fetched again when a
+/// token names a key id the cache does not know (key rotation) — at most
+/// once per [`OfflineVerifier::min_refetch_interval`], so tokens with
+/// made-up `kid`s cannot cause a flood of JWKS requests — and when the
+/// cache is older than [`OfflineVerifier::max_age`]. If such a refresh
+/// fails, the cached keys stay in use for the key ids they know.
 ///
 /// The checks are those of the server ([`JwksVerifier`]): EdDSA only,
 /// signature first, then `iss`, `aud`, `exp`, `nbf`, `iat`.
