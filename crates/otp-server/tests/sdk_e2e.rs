@@ -334,6 +334,39 @@ async fn rust_sdk_types_expired_tokens_and_failed_deliveries() {
     assert_eq!(err.status(), Some(502));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_retry_waits_for_a_server_that_is_starting() {
+    // The client starts first; the server comes up a little later on the
+    // port it was given. Refused connections are retried (bounded).
+    let receiver = sdk_support::CodeReceiver::start();
+    let port = free_port();
+    let builder = E2eEnv::builder(&receiver).port(port);
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        builder.start()
+    });
+    let c = OtpClient::builder(format!("http://127.0.0.1:{port}"))
+        .timeout(Duration::from_secs(5))
+        .retry(otp_client::RetryPolicy {
+            max_retries: 40,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(250),
+        })
+        .build()
+        .unwrap();
+    let health = c.health().await.expect("retried until the server answered");
+    assert_eq!(health.status, "ok");
+    let server = starter.join().expect("server started");
+    drop(server);
+    // Without retry, the stopped server is a transport error at once.
+    let err = OtpClient::new(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .health()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+}
+
 /// Prints a suite's output and asserts it passed.
 fn assert_passed(label: &str, run: &Finished) {
     let summary: Vec<&str> = run
