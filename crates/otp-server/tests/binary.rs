@@ -47,11 +47,20 @@ fn refuses_to_start_without_secrets_naming_both_variables() {
     );
 }
 
+/// (variables set, the variable the error line must name, a fragment of
+/// what it says is accepted).
+const WEBHOOK_SECRET: &str = "whsec_c3RhdGVsZXNzLW90cCB3ZWJob29rIGtleQ==";
+
+type Case = (
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn each_invalid_variable_stops_start_up_with_one_line_naming_it() {
-    let webhook_secret = "whsec_c3RhdGVsZXNzLW90cCB3ZWJob29rIGtleQ==";
     // (variables, the variable the line must name, a fragment of the accepted range)
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    let cases: &[Case] = &[
         (&[("OTP_DIGITS", "11")], "OTP_DIGITS", "between 4 and 10"),
         (&[("OTP_DIGITS", "3")], "OTP_DIGITS", "between 4 and 10"),
         (&[("OTP_LENGTH", "11")], "OTP_DIGITS", "between 4 and 10"),
@@ -115,7 +124,7 @@ fn each_invalid_variable_stops_start_up_with_one_line_naming_it() {
             &[
                 ("DELIVERY_BACKEND", "webhook"),
                 ("WEBHOOK_URL", "not a url"),
-                ("WEBHOOK_SECRET", webhook_secret),
+                ("WEBHOOK_SECRET", WEBHOOK_SECRET),
             ],
             "WEBHOOK_URL",
             "URL",
