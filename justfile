@@ -28,3 +28,7 @@ bench:
 # CI as it runs on a fresh machine
 ci:
     bash .ci/run
+
+# load test against nginx (bench/load.py; `just load --quick` for a smoke run)
+load *ARGS:
+    python3 bench/load.py {{ARGS}}

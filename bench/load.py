@@ -1,0 +1,577 @@
+#!/usr/bin/env python3
+"""Load harness of stateless-otp (SPEC §9), measured against nginx.
+
+Starts nginx (one worker, static `return 200` with a small JSON body) and the
+release `otp-server` on loopback, drives each with the same generator (wrk,
+1 thread, 64 connections) and reports, per scenario: requests/s, latency
+percentiles, status codes, the ratio to nginx and the server CPU time per
+request (utime+stime from /proc/PID/stat of the server processes divided by
+the requests served).
+
+Pinning: the server side (nginx, or otp-server and redis-server) runs on
+CPU 0 and wrk on CPU 1 (`taskset`), so both servers get the same one core
+and the generator never steals it.
+
+Status codes: the measured run uses no per-response Lua hook (it costs
+throughput); the exact status counts come from the server's own
+`/metrics` (`http_requests_total` by route and status), read before and after
+each run, plus wrk's socket-error and non-2xx counters. Any status outside a
+scenario's expected set, any socket error, fails the run (exit 1).
+
+Right codes: codes are stateless (SPEC §3.1), so the harness derives the code
+of each fresh identity (use counter 0) from OTP_SECRET_KEY exactly as a
+delivery backend would receive it; every (identity, code) pair is used once.
+
+Usage:
+    python3 bench/load.py                 # full run (15 s per scenario), writes docs/
+    python3 bench/load.py --quick         # few-second smoke, writes target/bench-quick/
+    python3 bench/load.py --duration 30 --only token_hs256,verify_right
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_CPU = "0"
+WRK_CPU = "1"
+OTP_WINDOW = 300
+
+# Limits raised so the run measures the route, not 429s. The per-IP and global
+# windows are 1 s so the single client IP's event log stays bounded (every
+# check still runs the same strict sliding-window code).
+RAISED_LIMITS = {
+    "RATE_REQUEST_OTP_MAX": "10000000",
+    "RATE_REQUEST_OTP_WINDOW": "1",
+    "RATE_VERIFY_OTP_MAX": "10000000",
+    "RATE_VERIFY_OTP_WINDOW": "1",
+    "RATE_VERIFY_OTP_DAILY_MAX": "10000000",
+    "RATE_REQUEST_OTP_PER_IP_MAX": "10000000",
+    "RATE_REQUEST_OTP_PER_IP_WINDOW": "1",
+    "RATE_VERIFY_OTP_PER_IP_MAX": "10000000",
+    "RATE_VERIFY_OTP_PER_IP_WINDOW": "1",
+    "RATE_GLOBAL_SEND_MAX": "10000000",
+    "RATE_GLOBAL_SEND_WINDOW": "1",
+    # wrong codes: the attempt budget voids codes (still 400), not a 429
+    "OTP_MAX_ATTEMPTS": "1000",
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        # fields[0] is field 3 (state); utime/stime are fields 14/15
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def otp_code(key: bytes, identity: str, window: int, digits: int = 6) -> str:
+    """SPEC §3.1 derivation, use counter 0, HMAC-SHA256."""
+    d = hmac.new(key, identity.encode() + struct.pack(">Q", window), hashlib.sha256).digest()
+    off = d[-1] & 0x0F
+    value = int.from_bytes(d[off : off + 4], "big") & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+class Proc:
+    """A child process killed (whole process group) when the harness ends."""
+
+    def __init__(self, argv, env=None, stdout=subprocess.PIPE, cpu=None):
+        if cpu is not None:
+            argv = ["taskset", "-c", cpu] + list(argv)
+        self.p = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            text=True,
+        )
+        self.pid = self.p.pid
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+                self.p.wait(timeout=10)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait()
+
+
+class Harness:
+    def __init__(self, args):
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="otp-load-"))
+        self.procs: list[Proc] = []
+        self.otp_key = os.urandom(32)
+        self.jwt_secret = base64.b64encode(os.urandom(48)).decode()
+        self.binary = Path(args.target_dir) / "release" / "otp-server"
+        self.results: list[dict] = []
+        self.failures: list[str] = []
+
+    # ---------- processes ----------
+    def start(self, *a, **kw) -> Proc:
+        p = Proc(*a, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p: Proc) -> None:
+        p.stop()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def cleanup(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+        self.procs.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_nginx(self) -> tuple[Proc, str]:
+        port = free_port()
+        d = self.tmp / "nginx"
+        d.mkdir(exist_ok=True)
+        conf = (BENCH / "nginx.conf.template").read_text()
+        conf = conf.replace("${DIR}", str(d)).replace("${PORT}", str(port))
+        (d / "nginx.conf").write_text(conf)
+        p = self.start(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")],
+                       stdout=subprocess.DEVNULL, cpu=SERVER_CPU)
+        url = f"http://127.0.0.1:{port}"
+        self.wait_http(url + "/", p)
+        return p, url
+
+    def start_redis(self) -> tuple[Proc, str]:
+        port = free_port()
+        p = self.start(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, cpu=SERVER_CPU)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return p, f"redis://127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def server_env(self, extra: dict) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RATE_", "OTP_", "JWT_", "STORE_", "REDIS_", "DELIVERY_"))}
+        env.update({
+            "OTP_SECRET_KEY": base64.b64encode(self.otp_key).decode(),
+            "JWT_SECRET": self.jwt_secret,
+            "DELIVERY_BACKEND": "none",
+            "WORKERS": str(self.args.workers),
+            "RUST_LOG": "warn",
+            "LOG_FORMAT": "json",
+        })
+        env.update(RAISED_LIMITS)
+        env.update(extra)
+        return env
+
+    def start_server(self, extra: dict) -> tuple[Proc, str, float]:
+        port = free_port()
+        t0 = time.perf_counter()
+        p = self.start([str(self.binary), "serve", "--bind", f"127.0.0.1:{port}"],
+                       env=self.server_env(extra), cpu=SERVER_CPU)
+        url = f"http://127.0.0.1:{port}"
+        startup = self.wait_http(url + "/healthz", p, t0)
+        return p, url, startup
+
+    def wait_http(self, url: str, p: Proc, t0: float | None = None) -> float:
+        t0 = t0 if t0 is not None else time.perf_counter()
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if p.p.poll() is not None:
+                raise RuntimeError(f"{url}: process exited: {p.p.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return time.perf_counter() - t0
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.001)
+        raise RuntimeError(f"{url} did not answer 200 in 15 s")
+
+    # ---------- measurement ----------
+    def metrics(self, url: str, route: str) -> dict[str, int]:
+        status, body = http("GET", url + "/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        out: dict[str, int] = {}
+        pat = re.compile(r'^http_requests_total\{(.*)\} (\d+)', re.M)
+        for labels, n in pat.findall(body.decode()):
+            if f'route="{route}"' in labels:
+                code = re.search(r'status="(\d+)"', labels).group(1)
+                out[code] = out.get(code, 0) + int(n)
+        return out
+
+    def wrk(self, url: str, script: str, env: dict, duration: float) -> dict:
+        e = dict(os.environ)
+        e.update(env)
+        e["BENCH_DIR"] = str(BENCH)
+        argv = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{self.args.connections}",
+                f"-d{max(1, round(duration))}s", "--timeout", "5s", "-s", str(BENCH / script), url]
+        r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=duration + 120)
+        m = re.search(r"^WRKJSON (.*)$", r.stdout, re.M)
+        if r.returncode != 0 or not m:
+            raise RuntimeError(f"wrk failed ({r.returncode}): {r.stdout[-1500:]} {r.stderr[-1500:]}")
+        return json.loads(m.group(1))
+
+    def measure(self, name: str, label: str, url: str, path: str, script: str, env: dict,
+                pids_fn, expected: set[str], route: str | None, extra_pids_fn=None) -> dict:
+        a = self.args
+        if a.warmup > 0:
+            self.wrk(url + path, script, env, a.warmup)
+        before = self.metrics(url, route) if route else {}
+        pids = pids_fn()
+        extra = extra_pids_fn() if extra_pids_fn else []
+        c0, x0 = cpu_ticks(pids), cpu_ticks(extra)
+        w = self.wrk(url + path, script, env, a.duration)
+        c1, x1 = cpu_ticks(pids), cpu_ticks(extra)
+        after = self.metrics(url, route) if route else {}
+        statuses = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        statuses = {k: v for k, v in statuses.items() if v}
+        n = w["requests"]
+        secs = w["duration_us"] / 1e6
+        res = {
+            "scenario": name,
+            "label": label,
+            "requests": n,
+            "rps": round(n / secs, 1),
+            "p50_ms": w["p50"] / 1000,
+            "p99_ms": w["p99"] / 1000,
+            "p999_ms": w["p999"] / 1000,
+            "max_ms": w["max"] / 1000,
+            "cpu_us_per_req": round((c1 - c0) / CLK_TCK * 1e6 / max(n, 1), 2),
+            "statuses": statuses,
+            "wrk_non2xx": w["status"],
+            "socket_errors": w["connect"] + w["read"] + w["write"] + w["timeout"],
+        }
+        if extra_pids_fn:
+            res["redis_cpu_us_per_req"] = round((x1 - x0) / CLK_TCK * 1e6 / max(n, 1), 2)
+        problems = []
+        if res["socket_errors"]:
+            problems.append(f"{res['socket_errors']} socket errors")
+        if route:
+            # the server counted every response (the warm-up is excluded by the diff)
+            bad = {k: v for k, v in statuses.items() if k not in expected}
+            if bad:
+                problems.append(f"unexpected statuses {bad}")
+            if not statuses:
+                problems.append("server counted no responses")
+        elif "200" in expected and w["status"]:
+            problems.append(f"{w['status']} non-2xx responses")
+        if problems:
+            self.failures.append(f"{name}: " + "; ".join(problems))
+        res["ok"] = not problems
+        self.results.append(res)
+        log(f"  {name:<22} {res['rps']:>10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
+            f"p99 {res['p99_ms']:.3f} ms  p99.9 {res['p999_ms']:.3f} ms  "
+            f"cpu {res['cpu_us_per_req']:.2f} us/req  statuses {statuses or '-'}"
+            + (f"  redis cpu {res['redis_cpu_us_per_req']:.2f} us/req" if extra_pids_fn else "")
+            + ("" if res["ok"] else "  <-- " + "; ".join(problems)))
+        return res
+
+    # ---------- scenarios ----------
+    def fetch_token(self, url: str, identity: str) -> str:
+        code = otp_code(self.otp_key, identity, int(time.time()) // OTP_WINDOW)
+        status, body = http("POST", url + "/api/v1/otp/verify", {"identity": identity, "otp": code})
+        if status != 200:
+            raise RuntimeError(f"could not obtain a token: {status} {body[:300]!r}")
+        return json.loads(body)["access_token"]
+
+    def bodies(self, prefix: str, count: int, right: bool) -> Path:
+        """One JSON body per line: fresh identities with their right code, or
+        with a code that is certainly wrong (the right one plus one)."""
+        w = int(time.time()) // OTP_WINDOW
+        path = self.tmp / f"{prefix}-{'right' if right else 'wrong'}.txt"
+        with path.open("w") as f:
+            for i in range(count):
+                ident = f"{prefix}-{i}"
+                code = otp_code(self.otp_key, ident, w)
+                if not right:
+                    code = str((int(code) + 1) % 10**6).zfill(6)
+                f.write(f'{{"identity":"{ident}","otp":"{code}"}}\n')
+        return path
+
+    def run(self) -> int:
+        a = self.args
+        only = set(a.only.split(",")) if a.only else None
+
+        def want(s: str) -> bool:
+            return only is None or s in only
+
+        size = self.binary.stat().st_size
+        log(f"binary {self.binary} ({size / 1e6:.1f} MB); wrk -t1 -c{a.connections} "
+            f"-d{a.duration}s; server on CPU {SERVER_CPU}, wrk on CPU {WRK_CPU}; WORKERS={a.workers}")
+        meta = {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "nproc": os.cpu_count(),
+            "cpu": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                         if l.startswith("model name")), "?"),
+            "kernel": os.uname().release,
+            "wrk": f"wrk -t1 -c{a.connections} -d{a.duration}s (warm-up {a.warmup}s)",
+            "workers": a.workers,
+            "binary_bytes": size,
+        }
+
+        # nginx baseline
+        ng, ng_url = self.start_nginx()
+        nginx_pids = lambda: [ng.pid] + children(ng.pid)
+        nginx = self.measure("nginx", "nginx return 200", ng_url, "/", "get.lua", {"BENCH_TOKEN": ""},
+                             nginx_pids, {"200"}, None)
+        self.stop(ng)
+
+        pairs = int(a.duration * a.pair_rate) + 1000
+
+        def otp_scenarios(tag: str, extra: dict, extra_pids_fn=None):
+            p, url, startup = self.start_server(extra)
+            meta.setdefault("startup_ms", {})[tag] = round(startup * 1000, 1)
+            sp = lambda: [p.pid]
+            prefix = f"{tag}-{int(time.time())}"
+            if want(f"verify_wrong{tag}"):
+                body = self.bodies(prefix + "w", min(pairs, 200_000), right=False)
+                self.measure(f"verify_wrong{tag}", f"POST /otp/verify wrong code{tag}", url,
+                             "/api/v1/otp/verify", "post_bodies.lua", {"BENCH_BODIES": str(body)},
+                             sp, {"400"}, "/api/v1/otp/verify", extra_pids_fn)
+            if want(f"verify_right{tag}"):
+                body = self.bodies(prefix + "r", pairs + int(a.warmup * a.pair_rate), right=True)
+                # the warm-up and the measured run share the file: use a
+                # single wrk run instead so no pair is replayed
+                saved = a.warmup
+                a.warmup = 0
+                try:
+                    self.measure(f"verify_right{tag}", f"POST /otp/verify right code{tag}", url,
+                                 "/api/v1/otp/verify", "post_bodies.lua", {"BENCH_BODIES": str(body)},
+                                 sp, {"200"}, "/api/v1/otp/verify", extra_pids_fn)
+                finally:
+                    a.warmup = saved
+            if want(f"request{tag}"):
+                self.measure(f"request{tag}", f"POST /otp/request{tag}", url, "/api/v1/otp/request",
+                             "post_request.lua", {}, sp, {"200"}, "/api/v1/otp/request", extra_pids_fn)
+            return p, url
+
+        # HS256 server: token verify, then the POST routes on memory backends
+        p, url, startup = self.start_server({})
+        meta.setdefault("startup_ms", {})["hs256"] = round(startup * 1000, 1)
+        if want("token_hs256"):
+            tok = self.fetch_token(url, "load-user")
+            self.measure("token_hs256", "GET /token/verify HS256", url, "/api/v1/token/verify",
+                         "get.lua", {"BENCH_TOKEN": tok}, lambda: [p.pid], {"200"}, "/api/v1/token/verify")
+        self.stop(p)
+        otp_p, _ = otp_scenarios("", {})
+        if a.rss_seconds > 0:
+            meta["rss"] = self.rss_run(otp_p)
+        self.stop(otp_p)
+
+        # EdDSA server
+        if want("token_eddsa"):
+            key = subprocess.run([str(self.binary), "keygen", "ed25519"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+            p, url, startup = self.start_server({"JWT_ALGORITHM": "EdDSA", "JWT_ED25519_PRIVATE_KEY": key})
+            meta["startup_ms"]["eddsa"] = round(startup * 1000, 1)
+            tok = self.fetch_token(url, "load-user")
+            self.measure("token_eddsa", "GET /token/verify EdDSA", url, "/api/v1/token/verify",
+                         "get.lua", {"BENCH_TOKEN": tok}, lambda: [p.pid], {"200"}, "/api/v1/token/verify")
+            self.stop(p)
+
+        # Redis backend
+        if not a.no_redis and (only is None or any(s.endswith("_redis") for s in only)):
+            rp, rurl = self.start_redis()
+            rp_, _ = otp_scenarios("_redis", {"STORE_BACKEND": "redis", "REDIS_URL": rurl},
+                                   lambda: [rp.pid])
+            self.stop(rp_)
+            self.stop(rp)
+
+        for r in self.results:
+            r["ratio_to_nginx"] = round(r["rps"] / nginx["rps"], 3)
+            r["cpu_ratio_to_nginx"] = round(r["cpu_us_per_req"] / max(nginx["cpu_us_per_req"], 1e-9), 2)
+        self.print_table()
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "benchmarks.json").write_text(json.dumps({"meta": meta, "results": self.results}, indent=2) + "\n")
+        (out / "benchmarks.svg").write_text(svg_chart(self.results, meta))
+        log(f"wrote {out / 'benchmarks.json'} and {out / 'benchmarks.svg'}")
+        log(f"meta: {json.dumps(meta)}")
+        if self.failures:
+            for f in self.failures:
+                log(f"FAIL {f}")
+            return 1
+        log("load: all scenarios answered only expected statuses")
+        return 0
+
+    def rss_run(self, p: Proc) -> dict:
+        """`rss_seconds` of wrong-code verify over a pool of 50 000 identities,
+        VmRSS sampled every second."""
+        a = self.args
+        body = self.bodies(f"rss-{int(time.time())}", 50_000, right=False)
+        addr = self._url_of(p)
+        e = dict(os.environ, BENCH_DIR=str(BENCH), BENCH_BODIES=str(body))
+        argv = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{a.connections}", f"-d{a.rss_seconds}s",
+                "-s", str(BENCH / "post_bodies.lua"), addr + "/api/v1/otp/verify"]
+        w = subprocess.Popen(argv, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        samples = []
+        t_end = time.time() + a.rss_seconds + 60
+        while w.poll() is None and time.time() < t_end:
+            samples.append(rss_kib(p.pid))
+            time.sleep(1)
+        out, _ = w.communicate(timeout=120)
+        m = re.search(r"^WRKJSON (.*)$", out, re.M)
+        reqs = json.loads(m.group(1))["requests"] if m else 0
+        res = {"seconds": a.rss_seconds, "requests": reqs, "samples_kib": samples,
+               "first_kib": samples[0] if samples else 0, "last_kib": samples[-1] if samples else 0,
+               "max_kib": max(samples) if samples else 0}
+        log(f"  RSS over {a.rss_seconds}s ({reqs} verify requests): first {res['first_kib']} KiB, "
+            f"last {res['last_kib']} KiB, max {res['max_kib']} KiB")
+        return res
+
+    def _url_of(self, p: Proc) -> str:
+        argv = Path(f"/proc/{p.pid}/cmdline").read_text().split("\0")
+        return "http://" + argv[argv.index("--bind") + 1]
+
+    def print_table(self) -> None:
+        print(f"{'scenario':<22}{'req/s':>11}{'x nginx':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
+              f"{'cpu us/req':>12}{'x nginx':>9}  statuses")
+        for r in self.results:
+            print(f"{r['scenario']:<22}{r['rps']:>11.0f}{r['ratio_to_nginx']:>9.2f}{r['p50_ms']:>9.3f}"
+                  f"{r['p99_ms']:>9.3f}{r['p999_ms']:>10.3f}{r['cpu_us_per_req']:>12.2f}"
+                  f"{r['cpu_ratio_to_nginx']:>9.2f}  {r['statuses'] or ('non-2xx ' + str(r['wrk_non2xx']))}")
+        sys.stdout.flush()
+
+
+def svg_chart(results: list[dict], meta: dict) -> str:
+    """A horizontal bar chart of req/s per scenario, nginx as a reference line."""
+    rows = results
+    nginx = next(r for r in results if r["scenario"] == "nginx")["rps"]
+    top = max(r["rps"] for r in rows) * 1.1
+    left, bar_h, gap, width = 290, 22, 8, 460
+    height = 70 + len(rows) * (bar_h + gap) + 40
+    x = lambda v: left + v / top * width
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{height}" '
+           f'font-family="sans-serif" font-size="13">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="10" y="22" font-size="15" font-weight="bold">stateless-otp vs nginx `return 200`: requests/s</text>',
+           f'<text x="10" y="42" fill="#555">{meta["wrk"]}; server on 1 core; {meta["cpu"]}, '
+           f'{meta["nproc"]} cores; {meta["date"]}</text>']
+    y = 60
+    for r in rows:
+        color = "#888" if r["scenario"] == "nginx" else ("#d9534f" if not r.get("ok", True) else "#3b7dd8")
+        out.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{r["label"]}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{x(r["rps"]) - left:.1f}" height="{bar_h}" fill="{color}"/>')
+        out.append(f'<text x="{x(r["rps"]) + 6:.1f}" y="{y + 16}">{r["rps"]:,.0f} ({r["rps"] / nginx:.0%})</text>')
+        y += bar_h + gap
+    for frac, dash in ((1.0, ""), (0.7, "4 3"), (0.5, "2 3")):
+        xv = x(nginx * frac)
+        out.append(f'<line x1="{xv:.1f}" y1="55" x2="{xv:.1f}" y2="{y}" stroke="#444" '
+                   f'stroke-dasharray="{dash}"/>')
+        out.append(f'<text x="{xv:.1f}" y="{y + 16}" text-anchor="middle" fill="#444">'
+                   f'{int(frac * 100)}% nginx</text>')
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="few-second smoke: 2 s per scenario, no RSS run")
+    ap.add_argument("--duration", type=float, default=15.0, help="seconds per measured run (default 15)")
+    ap.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each run")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1, help="WORKERS of otp-server (default 1: one core)")
+    ap.add_argument("--rss-seconds", type=int, default=60, help="RSS sampling run (0 = skip)")
+    ap.add_argument("--pair-rate", type=float, default=90_000,
+                    help="right-code pairs generated per second of run (must exceed the verify rate)")
+    ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--no-redis", action="store_true")
+    ap.add_argument("--no-build", action="store_true", help="reuse the existing release binary")
+    ap.add_argument("--out", help="output directory (default docs/, or target/bench-quick with --quick)")
+    ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")))
+    a = ap.parse_args()
+    if a.quick:
+        a.duration, a.warmup, a.rss_seconds = 2.0, 1.0, 0
+    a.out = a.out or str(ROOT / ("target/bench-quick" if a.quick else "docs"))
+    for tool in ("wrk", "nginx", "taskset") + (() if a.no_redis else ("redis-server",)):
+        if shutil.which(tool) is None:
+            log(f"load: {tool} is not installed")
+            return 2
+    if os.cpu_count() < 2:
+        global WRK_CPU
+        WRK_CPU = "0"
+    if not a.no_build:
+        env = dict(os.environ, CARGO_TARGET_DIR=a.target_dir)
+        subprocess.run(["cargo", "build", "--release", "-p", "otp-server"], cwd=ROOT, env=env, check=True)
+    h = Harness(a)
+    try:
+        return h.run()
+    finally:
+        h.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
