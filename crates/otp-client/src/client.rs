@@ -351,7 +351,15 @@ impl OtpClient {
     /// `GET /api/v1/token/verify` with `token` as the bearer: 200 with the
     /// claims, or [`Error::Unauthorized`] saying whether the token is
     /// missing, invalid or expired.
+    ///
+    /// An empty `token` fails locally, like a missing one.
     pub async fn verify_bearer_token(&self, token: &str) -> Result<TokenStatus, Error> {
+        if token.trim().is_empty() {
+            return Err(Error::Unauthorized {
+                reason: UnauthorizedReason::Missing,
+                message: "the bearer token is empty".into(),
+            });
+        }
         self.call::<(), _>(Method::Get, "/api/v1/token/verify", None, Some(token))
             .await
     }

@@ -78,7 +78,8 @@ pub enum Error {
         message: String,
     },
     /// 401 from `GET /token/verify`, or [`UnauthorizedReason::Missing`] when
-    /// no token was given and none is stored (then no request is sent).
+    /// the token is empty or none is stored (then no request is sent and
+    /// [`Error::status`] is `None`).
     #[error("unauthorized ({reason}): {message}")]
     Unauthorized {
         /// Which token check failed.

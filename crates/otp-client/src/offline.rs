@@ -114,7 +114,8 @@ impl OfflineVerifier {
     /// Verifies `token` now (system clock). Fails with [`Error::Token`]
     /// (which check failed; `is_expired()` for an expired token),
     /// [`Error::Jwks`] when the server publishes no Ed25519 key (HS256), or
-    /// the fetch's error when the keys cannot be loaded.
+    /// the fetch's error when the keys cannot be loaded (until keys have
+    /// been fetched once, every call tries to fetch them).
     pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

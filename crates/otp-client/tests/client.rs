@@ -52,6 +52,9 @@ async fn verify_otp_sends_the_documented_body_and_keeps_the_token() {
             ..
         }
     ));
+    let err = client.verify_bearer_token(" ").await.unwrap_err();
+    assert_eq!(err.code(), "token_missing");
+    assert_eq!(err.status(), None, "no request was sent");
     let verified = client.verify_otp("a@example.com", "123456").await.unwrap();
     assert_eq!(verified.expires_in, 900);
     assert_eq!(client.access_token().as_deref(), Some("h.p.s"));
