@@ -30,7 +30,8 @@ pub const DEFAULT_USER_AGENT: &str = concat!("stateless-otp-rust/", env!("CARGO_
 /// down) and a connection that could not be established. A timeout, a 429
 /// or any other answer is returned at once. The wait is the server's
 /// `Retry-After` when it sent one, else `base_delay` doubled per attempt,
-/// and never more than `max_delay`.
+/// and never more than `max_delay`. Waits use tokio's timer, so the runtime
+/// must have time enabled (`#[tokio::main]` does).
 ///
 /// ```
 /// use std::time::Duration;
