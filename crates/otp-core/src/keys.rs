@@ -186,7 +186,9 @@ impl OtpKeyRing {
     pub fn derive_subkey(&self, label: &str) -> SecretBytes {
         use hmac::{Hmac, Mac};
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.current.expose())
-            .unwrap_or_else(|_| <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new(&Default::default()));
+            .unwrap_or_else(|_| {
+                <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new(&Default::default())
+            });
         mac.update(label.as_bytes());
         SecretBytes::new(mac.finalize().into_bytes().to_vec())
     }
