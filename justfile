@@ -32,3 +32,7 @@ ci:
 # load test against nginx (bench/load.py; `just load --quick` for a smoke run)
 load *ARGS:
     python3 bench/load.py {{ARGS}}
+
+# soak: release server under paced load for 10 minutes (SOAK_SECONDS to change); not part of CI
+soak:
+    bash bench/soak.sh
