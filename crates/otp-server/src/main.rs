@@ -245,9 +245,7 @@ fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_server(settings: Settings) -> anyhow::Result<()> {
-    let store = otp_ratelimit::build_store(settings.store.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("STORE_BACKEND: {e}"))?;
+    let store = connect_store(&settings).await?;
     let delivery = otp_delivery::build_delivery(&settings.delivery, &settings.retry)
         .map_err(|e| anyhow::anyhow!("{}: {}", e.variable, e.reason))?;
     let tokens = TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
@@ -295,6 +293,31 @@ async fn run_server(settings: Settings) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     server.run().await.context("server error")?;
     Ok(())
+}
+
+/// Builds the store. An unreachable Redis is retried (with a log line each
+/// time) for up to `REDIS_STARTUP_WAIT_SECONDS`, so replicas started before
+/// Redis (compose, Kubernetes) come up by themselves instead of crash-looping.
+async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn otp_ratelimit::Store>> {
+    let deadline = std::time::Instant::now() + settings.server.store_wait;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match otp_ratelimit::build_store(settings.store.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unavailable() && std::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Redis is not reachable yet; retrying");
+                actix_web::rt::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if e.is_unavailable() => {
+                anyhow::bail!(
+                    "REDIS_URL: Redis did not answer within REDIS_STARTUP_WAIT_SECONDS={}s ({e})",
+                    settings.server.store_wait.as_secs()
+                )
+            }
+            Err(e) => anyhow::bail!("REDIS_URL: {e}"),
+        }
+    }
 }
 
 /// GET `url` over plain HTTP/1.1; 0 exit when the status is 200.

@@ -224,6 +224,8 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     /// tracing filter.
     pub rust_log: String,
+    /// How long start-up keeps retrying an unreachable Redis.
+    pub store_wait: Duration,
 }
 
 /// Everything validated, ready to build the service.
@@ -330,8 +332,30 @@ impl Settings {
                     ))
                 }
             },
-            rust_log: raw.get("RUST_LOG").unwrap_or("info").to_owned(),
+            rust_log: {
+                let filter = raw.get("RUST_LOG").unwrap_or("info");
+                tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
+                    err(
+                        "RUST_LOG",
+                        format!(
+                            "expected a tracing filter like info or info,otp_service=debug ({e})"
+                        ),
+                    )
+                })?;
+                filter.to_owned()
+            },
+            store_wait: Duration::from_secs(raw.num(
+                "REDIS_STARTUP_WAIT_SECONDS",
+                30u64,
+                0,
+                3600,
+            )?),
         };
+        if dev && !bind.ip().is_loopback() {
+            dev_notes.push(format!(
+                "listening on {bind}, reachable from other machines, with development settings"
+            ));
+        }
 
         // --- OTP engine and keys
         let algorithm = match raw.get("OTP_ALGORITHM") {

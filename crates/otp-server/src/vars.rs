@@ -84,6 +84,7 @@ pub const VARS: &[Var] = &[
     var("REDIS_CLUSTER", Some("auto"), "auto (several URLs = Cluster), true or false."),
     var("REDIS_KEY_PREFIX", Some("otp"), "Prefix of every Redis key."),
     var("REDIS_TIMEOUT_MS", Some("500"), "Redis connect and response timeout, milliseconds."),
+    var("REDIS_STARTUP_WAIT_SECONDS", Some("30"), "At start-up, keep retrying an unreachable Redis this long before giving up; 0 = fail at once."),
     secret("STORE_HASH_KEY", "base64 key hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key."),
     // delivery
     var("DELIVERY_BACKEND", Some("console"), "console, smtp, twilio, webhook, auto or none (benchmarks only)."),

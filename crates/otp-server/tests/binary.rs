@@ -167,6 +167,16 @@ fn each_invalid_variable_stops_start_up_with_one_line_naming_it() {
             "127.0.0.1:8000",
         ),
         (&[("WORKERS", "0")], "WORKERS", "between 1 and"),
+        (
+            &[("RUST_LOG", "info,=nonsense=")],
+            "RUST_LOG",
+            "tracing filter",
+        ),
+        (
+            &[("REDIS_STARTUP_WAIT_SECONDS", "-1")],
+            "REDIS_STARTUP_WAIT_SECONDS",
+            "between 0 and",
+        ),
     ];
     for (vars, named, range) in cases {
         let mut env: Vec<(&str, &str)> = SECRETS.to_vec();
@@ -684,4 +694,19 @@ fn version_and_help_describe_the_commands() {
     let (code, out, _) = run_bin(&["healthcheck", "--help"], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("--url"), "{out}");
+}
+
+#[test]
+fn a_busy_port_is_one_line_naming_bind_address() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, _, err) = run_bin(&["serve", "--bind", &addr], &SECRETS);
+    assert_ne!(code, 0);
+    let err = err.trim();
+    let line = err.lines().last().unwrap_or("");
+    assert!(
+        line.starts_with("otp-server: BIND_ADDRESS: cannot listen on"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }

@@ -60,6 +60,11 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child) {
 /// `redis-server` on a free port, nothing persisted.
 fn start_redis(dir: &TempDir) -> (Guard, u16) {
     let port = free_port();
+    (start_redis_on(dir, port), port)
+}
+
+/// `redis-server` on `port`, nothing persisted.
+fn start_redis_on(dir: &TempDir, port: u16) -> Guard {
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
@@ -70,7 +75,7 @@ fn start_redis(dir: &TempDir) -> (Guard, u16) {
         .spawn()
         .expect("spawn redis-server");
     wait_for_port(port, "redis-server", &mut child);
-    (Guard(child), port)
+    Guard(child)
 }
 
 /// A tiny HTTP upstream that answers every request with 200 and a JSON
@@ -652,4 +657,59 @@ fn otp_key_rotation_on_shared_redis_keeps_codes_single_use() {
     let fresh = request(&mut after, "fresh@example.com");
     assert_eq!(verify(&after, "fresh@example.com", &fresh), 200);
     assert_eq!(verify(&after, "fresh@example.com", &fresh), 400);
+}
+
+#[test]
+fn a_replica_started_before_redis_waits_for_it() {
+    if skip_without("redis-server") {
+        return;
+    }
+    let dir = std::sync::Arc::new(TempDir::new("late-redis"));
+    let redis_port = free_port();
+    let d = dir.clone();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        start_redis_on(&d, redis_port)
+    });
+    // `start` waits (up to 20 s) for /healthz, i.e. until Redis answered.
+    let mut server = Server::builder()
+        .env("STORE_BACKEND", "redis")
+        .env("REDIS_URL", format!("redis://127.0.0.1:{redis_port}"))
+        .env("REDIS_STARTUP_WAIT_SECONDS", "15")
+        .start();
+    let _redis = late.join().expect("redis thread");
+    assert!(
+        server
+            .stderr()
+            .contains("Redis is not reachable yet; retrying"),
+        "{}",
+        server.stderr()
+    );
+    let r = post_json(
+        &format!("{}/api/v1/otp/request", server.url),
+        &json!({"identity": "late@example.com"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(server
+        .console_code("late@example.com", Duration::from_secs(5))
+        .is_some());
+}
+
+#[test]
+fn an_unreachable_redis_stops_start_up_naming_redis_url_without_its_password() {
+    let url = format!("redis://:hunter2-redis-pw@127.0.0.1:{}", free_port());
+    let (code, _, err) = run_bin(
+        &["serve", "--bind", &format!("127.0.0.1:{}", free_port())],
+        &[
+            ("OTP_SECRET_KEY", support::TEST_OTP_KEY),
+            ("JWT_SECRET", support::TEST_JWT_SECRET),
+            ("STORE_BACKEND", "redis"),
+            ("REDIS_URL", &url),
+            ("REDIS_STARTUP_WAIT_SECONDS", "0"),
+        ],
+    );
+    assert_ne!(code, 0);
+    let line = err.trim().lines().last().unwrap_or("");
+    assert!(line.starts_with("otp-server: REDIS_URL:"), "{err}");
+    assert!(!err.contains("hunter2"), "password leaked: {err}");
 }
