@@ -710,3 +710,49 @@ fn a_busy_port_is_one_line_naming_bind_address() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn the_drain_is_bounded_by_shutdown_timeout_seconds() {
+    // The webhook receiver never answers while the test holds `_hold`.
+    let (hook_port, delivered, _hold) = slow_webhook();
+    let mut server = Server::builder()
+        .env("DELIVERY_BACKEND", "webhook")
+        .env("WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/otp"))
+        .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("DELIVERY_TIMEOUT_SECONDS", "60")
+        .env("SHUTDOWN_TIMEOUT_SECONDS", "1")
+        .start();
+    let url = format!("{}/api/v1/otp/request", server.url);
+    let _client = std::thread::spawn(move || {
+        http(
+            "POST",
+            &url,
+            &[],
+            Some(&json!({"identity": "stuck@example.com"}).to_string()),
+        )
+    });
+    delivered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the webhook receives the delivery");
+    let started = std::time::Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits although a request is stuck");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?} with SHUTDOWN_TIMEOUT_SECONDS=1",
+        started.elapsed()
+    );
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn workers_default_to_the_number_of_cores() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (code, out, err) = run_bin(&["check-config"], &SECRETS);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("workers={cores}")), "{out}");
+    let (_, out, _) = run_bin(&["check-config", "--workers", "3"], &SECRETS);
+    assert!(out.contains("workers=3"), "{out}");
+}
