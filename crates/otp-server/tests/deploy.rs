@@ -591,6 +591,28 @@ fn systemd_unit_is_hardened_and_verifies() {
         out.status.success() && ours.is_empty(),
         "systemd-analyze verify:\n{stderr}"
     );
+
+    // systemd's own exposure score (0 = locked down, 10 = unprotected).
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze security");
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for otp-server.service:")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+    {
+        Some(score) => assert!(score <= 2.0, "exposure {score} > 2.0:\n{text}"),
+        None => eprintln!(
+            "note: this systemd-analyze cannot score units offline: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
 }
 
 #[test]
