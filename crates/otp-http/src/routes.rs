@@ -177,7 +177,15 @@ struct Active<'a> {
 /// The bearer token of `req`, if any (`Authorization: Bearer <token>`, scheme
 /// case-insensitive).
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    // Same acceptance as `HeaderValue::to_str` (visible ASCII and tab: a
+    // parsed header value never holds other control bytes), but checked a
+    // word at a time instead of byte by byte: this runs on every forward-auth
+    // request and a token is a few hundred bytes.
+    let bytes = req.headers().get(header::AUTHORIZATION)?.as_bytes();
+    if !bytes.is_ascii() {
+        return None;
+    }
+    let value = std::str::from_utf8(bytes).ok()?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
