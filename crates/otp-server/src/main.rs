@@ -183,6 +183,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The `--dev` warning: a box on stderr for people, or WARN records when
+/// logs are JSON (so log pipelines keep one JSON object per line).
+fn dev_warning(format: LogFormat, notes: &[String]) {
+    const HEADLINE: &str = "development mode (--dev): do not use in production";
+    match format {
+        LogFormat::Json => {
+            tracing::warn!("{HEADLINE}");
+            for note in notes {
+                tracing::warn!(dev = true, "{note}");
+            }
+        }
+        LogFormat::Pretty => {
+            let rule = "=".repeat(66);
+            eprintln!("\n  {rule}");
+            eprintln!("  WARNING: {HEADLINE}.");
+            for note in notes {
+                eprintln!("    - {note}");
+            }
+            eprintln!("  {rule}\n");
+        }
+    }
+}
+
 /// Builds what `serve` builds besides the store connection (delivery
 /// backend, token service), so `check-config` also catches what only those
 /// constructors check (webhook URL and secret, SMTP TLS files, key shapes).
@@ -226,12 +249,7 @@ fn init_logging(format: LogFormat, filter: &str) {
 fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
     init_logging(settings.server.log_format, &settings.server.rust_log);
     if dev {
-        eprintln!("\n  ==============================================================");
-        eprintln!("  WARNING: development mode (--dev). Do not use in production.");
-        for note in &settings.dev_notes {
-            eprintln!("    - {note}: codes and tokens die with this process");
-        }
-        eprintln!("  ==============================================================\n");
+        dev_warning(settings.server.log_format, &settings.dev_notes);
     }
     for warning in &settings.warnings {
         tracing::warn!("{warning}");

@@ -406,7 +406,7 @@ impl Settings {
                     .map_err(|e| err("OTP_PREVIOUS_SECRET_KEYS", e.to_string()))?
             }
             None if dev => {
-                dev_notes.push("OTP_SECRET_KEY generated for this process only".into());
+                dev_notes.push("OTP_SECRET_KEY generated for this process only: what it signs dies with the process".into());
                 OtpKeyRing::new(
                     generate_key(32).map_err(|e| err("OTP_SECRET_KEY", e.to_string()))?,
                     vec![],
@@ -436,7 +436,7 @@ impl Settings {
                     Some(s) if dev => SigningKey::hs256_insecure(s),
                     Some(s) => SigningKey::hs256(s),
                     None if dev => {
-                        dev_notes.push("JWT_SECRET generated for this process only".into());
+                        dev_notes.push("JWT_SECRET generated for this process only: what it signs dies with the process".into());
                         let s = generate_hs256_secret()
                             .map_err(|e| err("JWT_SECRET", e.to_string()))?;
                         SigningKey::hs256(s.as_bytes())
@@ -463,7 +463,7 @@ impl Settings {
                 let current = match raw.get("JWT_ED25519_PRIVATE_KEY") {
                     Some(k) => SigningKey::ed25519_from_pkcs8(ed25519_der("JWT_ED25519_PRIVATE_KEY", k)?),
                     None if dev => {
-                        dev_notes.push("JWT_ED25519_PRIVATE_KEY generated for this process only".into());
+                        dev_notes.push("JWT_ED25519_PRIVATE_KEY generated for this process only: what it signs dies with the process".into());
                         let der = generate_ed25519_pkcs8().map_err(|e| err("JWT_ED25519_PRIVATE_KEY", e.to_string()))?;
                         SigningKey::ed25519_from_pkcs8(der.expose())
                     }

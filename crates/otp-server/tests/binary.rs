@@ -221,9 +221,30 @@ fn dev_mode_starts_with_a_loud_warning_and_console_delivery() {
         .arg("--dev")
         .start();
     let log = server.stderr();
-    assert!(log.contains("WARNING: development mode (--dev)"), "{log}");
-    assert!(log.contains("OTP_SECRET_KEY generated"), "{log}");
-    assert!(log.contains("JWT_SECRET generated"), "{log}");
+    // JSON logs: the warning is WARN records, and every line stays JSON.
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let warns: Vec<&str> = records
+        .iter()
+        .filter(|r| r["level"] == "WARN")
+        .filter_map(|r| r["fields"]["message"].as_str())
+        .collect();
+    assert!(
+        warns.contains(&"development mode (--dev): do not use in production"),
+        "{log}"
+    );
+    assert!(
+        warns
+            .iter()
+            .any(|w| w.starts_with("OTP_SECRET_KEY generated")),
+        "{log}"
+    );
+    assert!(
+        warns.iter().any(|w| w.starts_with("JWT_SECRET generated")),
+        "{log}"
+    );
 
     // The start-up line (JSON logs): bind address, backends, algorithm, docs URL.
     let start = log
@@ -268,8 +289,25 @@ fn code_in_json_noise(log: &str, code: &str) -> bool {
 
 #[test]
 fn pretty_logs_have_no_colour_codes_off_a_terminal() {
-    let server = Server::builder().env("LOG_FORMAT", "pretty").start();
+    let server = Server::builder()
+        .env("LOG_FORMAT", "pretty")
+        .unset("JWT_SECRET")
+        .arg("--dev")
+        .start();
     let log = server.stderr();
+    // People get a box they cannot miss.
+    assert!(
+        log.contains("WARNING: development mode (--dev): do not use in production."),
+        "{log}"
+    );
+    assert!(
+        log.contains("- JWT_SECRET generated for this process only"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("OTP_SECRET_KEY generated"),
+        "a key that was set is not generated"
+    );
     assert!(log.contains("stateless-otp listening"), "{log}");
     assert!(
         !log.contains('\u{1b}'),
