@@ -279,6 +279,29 @@ fn nginx_auth_request_protects_the_demo_upstream() {
     assert_eq!(echoed["headers"]["x-auth-subject"], "alice@example.com");
     assert_eq!(echoed["headers"]["remote-user"], "alice@example.com");
 
+    // Swagger UI (and its assets), OpenAPI and JWKS are published.
+    for path in ["/docs", "/openapi.json", "/.well-known/jwks.json"] {
+        let r = http("GET", &format!("{lb}{path}"), &[], None).expect("answers");
+        assert_eq!(r.status, 200, "{path} through nginx");
+    }
+    let page = http("GET", &format!("{lb}/docs"), &[], None)
+        .expect("docs")
+        .body;
+    let asset = page
+        .split(['"', '\''])
+        .find(|s| s.ends_with(".js") && !s.starts_with("http"))
+        .expect("the docs page loads a script");
+    // Relative to the page `/docs`, i.e. to `/`.
+    let asset_url = format!(
+        "{lb}/{}",
+        asset.trim_start_matches("./").trim_start_matches('/')
+    );
+    assert_eq!(
+        http("GET", &asset_url, &[], None).map(|r| r.status),
+        Some(200),
+        "{asset_url}"
+    );
+
     // Metrics and probes are not exposed through the load balancer.
     let r = http("GET", &format!("{lb}/metrics"), &[], None).expect("answers");
     assert_eq!(r.status, 404);
