@@ -79,11 +79,21 @@ impl RawSettings {
                         format!("unknown setting '{key}' in {}", path.display()),
                     )
                 })?;
-                let text = value.into_string().map_err(|e| {
+                // Lists (TRUSTED_PROXIES, CORS_ORIGINS, previous keys…) may be
+                // TOML arrays; they mean the same as the comma-separated form.
+                let text = match value.kind {
+                    config::ValueKind::Array(items) => items
+                        .into_iter()
+                        .map(config::Value::into_string)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|v| v.join(",")),
+                    _ => value.into_string(),
+                }
+                .map_err(|e| {
                     err(
                         name,
                         format!(
-                            "in {}: expected a string, number or boolean ({e})",
+                            "in {}: expected a string, number, boolean or list of them ({e})",
                             path.display()
                         ),
                     )

@@ -467,7 +467,8 @@ fn toml_file_is_overridden_by_environment_which_is_overridden_by_flags() {
              bind_address = \"127.0.0.1:1\"\n\
              otp_secret_key = \"{TEST_OTP_KEY}\"\n\
              jwt_secret = \"{TEST_JWT_SECRET}\"\n\
-             rate_request_otp_max = 2\n"
+             rate_request_otp_max = 2\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\"]\n"
         ),
     )
     .expect("write TOML");
@@ -498,6 +499,11 @@ fn toml_file_is_overridden_by_environment_which_is_overridden_by_flags() {
     assert_eq!(line("BIND_ADDRESS"), "BIND_ADDRESS 127.0.0.1:9999 (flag)");
     assert_eq!(line("OTP_SECRET_KEY"), "OTP_SECRET_KEY <redacted> (file)");
     assert_eq!(line("OTP_ALGORITHM"), "OTP_ALGORITHM sha256 (default)");
+    assert_eq!(
+        line("TRUSTED_PROXIES"),
+        "TRUSTED_PROXIES 10.0.0.0/8,127.0.0.1/32 (file)",
+        "a TOML array is the comma-separated list"
+    );
 
     // And serve behaves accordingly: 8 digits (file), a 60 s window (env:
     // ttl <= 2 windows), the --bind port (flag), 2 sends (file).
