@@ -82,9 +82,10 @@ enum Command {
     Env,
     /// Probe a running server's /healthz (exit 0 when it answers 200); for container probes.
     Healthcheck {
-        /// URL to probe.
-        #[arg(long, default_value = "http://127.0.0.1:8000/healthz")]
-        url: String,
+        /// URL to probe [default: /healthz on --bind, else BIND_ADDRESS, else
+        /// 127.0.0.1:8000; an unspecified address (0.0.0.0, ::) means loopback].
+        #[arg(long)]
+        url: Option<String>,
         /// Timeout in milliseconds.
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
@@ -174,6 +175,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url, timeout_ms } => {
+            let url = url.unwrap_or_else(|| {
+                let bind = cli
+                    .serve
+                    .bind
+                    .clone()
+                    .or_else(|| std::env::var("BIND_ADDRESS").ok());
+                default_health_url(bind.as_deref())
+            });
             Ok(healthcheck(&url, Duration::from_millis(timeout_ms)))
         }
         Command::Serve => {
@@ -336,6 +345,24 @@ async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn otp_rateli
             Err(e) => anyhow::bail!("REDIS_URL: {e}"),
         }
     }
+}
+
+/// `http://<bind>/healthz`, with an unspecified address (0.0.0.0, ::)
+/// replaced by loopback, so a container's `HEALTHCHECK` follows
+/// `BIND_ADDRESS` without repeating the port.
+fn default_health_url(bind: Option<&str>) -> String {
+    let addr = bind
+        .and_then(|b| b.trim().parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8000)));
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!(
+        "http://{}/healthz",
+        std::net::SocketAddr::new(ip, addr.port())
+    )
 }
 
 /// GET `url` over plain HTTP/1.1; 0 exit when the status is 200.

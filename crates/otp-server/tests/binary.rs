@@ -703,6 +703,21 @@ fn healthcheck_exits_zero_against_a_running_server_and_one_otherwise() {
     );
     assert_eq!(code, 1, "a 404 is unhealthy: {err}");
     assert!(err.contains("404"), "{err}");
+    // Without --url: /healthz on BIND_ADDRESS (0.0.0.0 = loopback), or --bind.
+    let (code, _, err) = run_bin(
+        &["healthcheck"],
+        &[("BIND_ADDRESS", &format!("0.0.0.0:{}", server.port))],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run_bin(
+        &[
+            "healthcheck",
+            "--bind",
+            &format!("127.0.0.1:{}", server.port),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
     let nothing = format!("http://127.0.0.1:{}/healthz", free_port());
     let (code, _, err) = run_bin(
         &["healthcheck", "--url", &nothing, "--timeout-ms", "500"],
