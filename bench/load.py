@@ -127,6 +127,23 @@ def http(method: str, url: str, body: dict | None = None, headers: dict | None =
         return e.code, e.read()
 
 
+def redis_calls(url: str) -> dict[str, int]:
+    """Commands executed by a Redis server so far (INFO commandstats)."""
+    host, port = url.removeprefix("redis://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while True:
+            data += s.recv(65536)
+            head, _, rest = data.partition(b"\r\n")
+            if head.startswith(b"$") and len(rest) >= int(head[1:]):
+                break
+    out = {}
+    for cmd, calls in re.findall(r"cmdstat_([a-z|_]+):calls=(\d+)", data.decode()):
+        out[cmd] = int(calls)
+    return out
+
+
 def otp_code(key: bytes, identity: str, window: int, digits: int = 6) -> str:
     """SPEC §3.1 derivation, use counter 0, HMAC-SHA256."""
     d = hmac.new(key, identity.encode() + struct.pack(">Q", window), hashlib.sha256).digest()
@@ -285,16 +302,21 @@ class Harness:
         return json.loads(m.group(1))
 
     def measure(self, name: str, label: str, url: str, path: str, script: str, env: dict,
-                pids_fn, expected: set[str], route: str | None, extra_pids_fn=None) -> dict:
+                pids_fn, expected: set[str], route: str | None, extra_pids_fn=None,
+                redis_url: str | None = None) -> dict:
         a = self.args
         if a.warmup > 0:
             self.wrk(url + path, script, env, a.warmup)
+        # other processes on the machine disturb the figures: record how busy it was
+        load1 = float(Path("/proc/loadavg").read_text().split()[0])
         before = self.metrics(url, route) if route else {}
         pids = pids_fn()
         extra = extra_pids_fn() if extra_pids_fn else []
         c0, x0 = cpu_ticks(pids), cpu_ticks(extra)
+        r0 = redis_calls(redis_url) if redis_url else {}
         w = self.wrk(url + path, script, env, a.duration)
         c1, x1 = cpu_ticks(pids), cpu_ticks(extra)
+        r1 = redis_calls(redis_url) if redis_url else {}
         after = self.metrics(url, route) if route else {}
         statuses = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         statuses = {k: v for k, v in statuses.items() if v}
@@ -313,7 +335,12 @@ class Harness:
             "statuses": statuses,
             "wrk_non2xx": w["status"],
             "socket_errors": w["connect"] + w["read"] + w["write"] + w["timeout"],
+            "loadavg_1m_before": load1,
         }
+        if redis_url:
+            calls = {k: v - r0.get(k, 0) for k, v in r1.items() if v - r0.get(k, 0) > 0}
+            calls.pop("info", None)
+            res["redis_commands_per_req"] = {k: round(v / max(n, 1), 2) for k, v in calls.items()}
         if extra_pids_fn:
             res["redis_cpu_us_per_req"] = round((x1 - x0) / CLK_TCK * 1e6 / max(n, 1), 2)
         problems = []
@@ -334,8 +361,9 @@ class Harness:
         self.results.append(res)
         log(f"  {name:<22} {res['rps']:>10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
             f"p99 {res['p99_ms']:.3f} ms  p99.9 {res['p999_ms']:.3f} ms  "
-            f"cpu {res['cpu_us_per_req']:.2f} us/req  statuses {statuses or '-'}"
+            f"cpu {res['cpu_us_per_req']:.2f} us/req  load {load1:.1f}  statuses {statuses or '-'}"
             + (f"  redis cpu {res['redis_cpu_us_per_req']:.2f} us/req" if extra_pids_fn else "")
+            + (f"  redis commands/req {res['redis_commands_per_req']}" if redis_url else "")
             + ("" if res["ok"] else "  <-- " + "; ".join(problems)))
         return res
 
@@ -349,7 +377,7 @@ class Harness:
 
     def bodies(self, prefix: str, count: int, right: bool) -> Path:
         """One JSON body per line: fresh identities with their right code, or
-        with a code that is certainly wrong (the right one plus one)."""
+        with a code that is wrong for every window the server accepts."""
         w = int(time.time()) // OTP_WINDOW
         path = self.tmp / f"{prefix}-{'right' if right else 'wrong'}.txt"
         with path.open("w") as f:
@@ -357,7 +385,12 @@ class Harness:
                 ident = f"{prefix}-{i}"
                 code = otp_code(self.otp_key, ident, w)
                 if not right:
-                    code = str((int(code) + 1) % 10**6).zfill(6)
+                    # wrong for every window the server may accept (w-1, w, w+1)
+                    taken = {otp_code(self.otp_key, ident, x) for x in (w - 1, w, w + 1, w + 2)}
+                    n = int(code)
+                    while code in taken:
+                        n = (n + 1) % 10**6
+                        code = str(n).zfill(6)
                 f.write(f'{{"identity":"{ident}","otp":"{code}"}}\n')
         return path
 
@@ -391,7 +424,7 @@ class Harness:
 
         pairs = int(a.duration * a.pair_rate) + 1000
 
-        def otp_scenarios(tag: str, extra: dict, extra_pids_fn=None):
+        def otp_scenarios(tag: str, extra: dict, extra_pids_fn=None, redis_url=None):
             p, url, startup = self.start_server(extra)
             meta.setdefault("startup_ms", {})[tag] = round(startup * 1000, 1)
             sp = lambda: [p.pid]
@@ -400,7 +433,7 @@ class Harness:
                 body = self.bodies(prefix + "w", min(pairs, 200_000), right=False)
                 self.measure(f"verify_wrong{tag}", f"POST /otp/verify wrong code{tag}", url,
                              "/api/v1/otp/verify", "post_bodies.lua", {"BENCH_BODIES": str(body)},
-                             sp, {"400"}, "/api/v1/otp/verify", extra_pids_fn)
+                             sp, {"400"}, "/api/v1/otp/verify", extra_pids_fn, redis_url)
             if want(f"verify_right{tag}"):
                 body = self.bodies(prefix + "r", pairs + int(a.warmup * a.pair_rate), right=True)
                 # the warm-up and the measured run share the file: use a
@@ -410,12 +443,12 @@ class Harness:
                 try:
                     self.measure(f"verify_right{tag}", f"POST /otp/verify right code{tag}", url,
                                  "/api/v1/otp/verify", "post_bodies.lua", {"BENCH_BODIES": str(body)},
-                                 sp, {"200"}, "/api/v1/otp/verify", extra_pids_fn)
+                                 sp, {"200"}, "/api/v1/otp/verify", extra_pids_fn, redis_url)
                 finally:
                     a.warmup = saved
             if want(f"request{tag}"):
                 self.measure(f"request{tag}", f"POST /otp/request{tag}", url, "/api/v1/otp/request",
-                             "post_request.lua", {}, sp, {"200"}, "/api/v1/otp/request", extra_pids_fn)
+                             "post_request.lua", {}, sp, {"200"}, "/api/v1/otp/request", extra_pids_fn, redis_url)
             return p, url
 
         # HS256 server: token verify, then the POST routes on memory backends
@@ -446,7 +479,7 @@ class Harness:
         if not a.no_redis and (only is None or any(s.endswith("_redis") for s in only)):
             rp, rurl = self.start_redis()
             rp_, _ = otp_scenarios("_redis", {"STORE_BACKEND": "redis", "REDIS_URL": rurl},
-                                   lambda: [rp.pid])
+                                   lambda: [rp.pid], rurl)
             self.stop(rp_)
             self.stop(rp)
 
