@@ -304,13 +304,19 @@ impl RedisStore {
         let store = RedisStore {
             conn,
             hasher: KeyHasher::new(&config.hash_key),
-            prefix: config.key_prefix,
+            prefix: config.key_prefix.clone(),
             op_timeout,
             check: Script::new(CHECK_LUA),
             advance: Script::new(ADVANCE_LUA),
             failure: Script::new(FAILURE_LUA),
         };
         store.ping().await?;
+        tracing::info!(
+            cluster = config.is_cluster(),
+            nodes = config.urls.len(),
+            prefix = %store.prefix,
+            "connected to Redis"
+        );
         Ok(store)
     }
 
@@ -363,14 +369,18 @@ async fn bounded<T>(
     limit: Duration,
     fut: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(map_err(&e)),
-        Err(_) => Err(StoreError::Unavailable(format!(
+    let r = match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => map_err(&e),
+        Err(_) => StoreError::Unavailable(format!(
             "Redis did not answer within {} ms",
             limit.as_millis()
-        ))),
-    }
+        )),
+    };
+    // The caller (otp-service) logs the failure with its fail-mode decision;
+    // this is the detail for `RUST_LOG=otp_ratelimit=debug`.
+    tracing::debug!(error = %r, "Redis operation failed");
+    Err(r)
 }
 
 fn map_err(e: &RedisError) -> StoreError {
