@@ -24,7 +24,7 @@ delivery backend would receive it; every (identity, code) pair is used once.
 
 Usage:
     python3 bench/load.py                 # full run (15 s per scenario), writes docs/
-    python3 bench/load.py --quick         # few-second smoke, writes target/bench-quick/
+    python3 bench/load.py --quick         # smoke (debug build, 2 s runs), writes target/bench-quick/
     python3 bench/load.py --duration 30 --only token_hs256,verify_right
 """
 
@@ -155,20 +155,26 @@ def otp_code(key: bytes, identity: str, window: int, digits: int = 6) -> str:
 class Proc:
     """A child process killed (whole process group) when the harness ends."""
 
-    def __init__(self, argv, env=None, stdout=subprocess.PIPE, cpu=None):
+    def __init__(self, argv, env=None, stdout=subprocess.DEVNULL, cpu=None, log=None):
         if cpu is not None:
             argv = ["taskset", "-c", cpu] + list(argv)
+        # stderr goes to a file: an unread pipe would fill and stall the server
+        self.log = log or Path(tempfile.mkstemp(prefix="otp-load-", suffix=".log")[1])
         self.p = subprocess.Popen(
             argv,
             env=env,
             stdout=stdout,
-            stderr=subprocess.PIPE,
+            stderr=self.log.open("w"),
             start_new_session=True,
             text=True,
         )
         self.pid = self.p.pid
 
     def stop(self) -> None:
+        try:
+            self.log.unlink()
+        except FileNotFoundError:
+            pass
         if self.p.poll() is None:
             try:
                 os.killpg(self.pid, signal.SIGTERM)
@@ -188,7 +194,7 @@ class Harness:
         self.procs: list[Proc] = []
         self.otp_key = os.urandom(32)
         self.jwt_secret = base64.b64encode(os.urandom(48)).decode()
-        self.binary = Path(args.target_dir) / "release" / "otp-server"
+        self.binary = Path(args.target_dir) / args.profile / "otp-server"
         self.results: list[dict] = []
         self.failures: list[str] = []
 
@@ -246,8 +252,8 @@ class Harness:
             "JWT_SECRET": self.jwt_secret,
             "DELIVERY_BACKEND": "none",
             "WORKERS": str(self.args.workers),
-            "RUST_LOG": "warn",
-            "LOG_FORMAT": "json",
+            # the default log level: what an operator runs
+            "RUST_LOG": "info",
         })
         env.update(RAISED_LIMITS)
         env.update(extra)
@@ -267,7 +273,7 @@ class Harness:
         deadline = time.time() + 15
         while time.time() < deadline:
             if p.p.poll() is not None:
-                raise RuntimeError(f"{url}: process exited: {p.p.stderr.read()[-2000:]}")
+                raise RuntimeError(f"{url}: process exited: {p.log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(url, timeout=1) as r:
                     if r.status == 200:
@@ -402,6 +408,9 @@ class Harness:
             return only is None or s in only
 
         size = self.binary.stat().st_size
+        if a.profile != "release":
+            log("NOTE: debug binary: the figures below only show that the harness runs; "
+                "measure with the release build")
         log(f"binary {self.binary} ({size / 1e6:.1f} MB); wrk -t1 -c{a.connections} "
             f"-d{a.duration}s; server on CPU {SERVER_CPU}, wrk on CPU {WRK_CPU}; WORKERS={a.workers}")
         meta = {
@@ -412,6 +421,7 @@ class Harness:
             "kernel": os.uname().release,
             "wrk": f"wrk -t1 -c{a.connections} -d{a.duration}s (warm-up {a.warmup}s)",
             "workers": a.workers,
+            "profile": a.profile,
             "binary_bytes": size,
         }
 
@@ -582,12 +592,16 @@ def main() -> int:
                     help="right-code pairs generated per second of run (must exceed the verify rate)")
     ap.add_argument("--only", help="comma-separated scenario names")
     ap.add_argument("--no-redis", action="store_true")
-    ap.add_argument("--no-build", action="store_true", help="reuse the existing release binary")
+    ap.add_argument("--no-build", action="store_true", help="reuse the existing binary")
+    ap.add_argument("--profile", choices=["release", "debug"],
+                    help="binary to build and drive (default release; debug with --quick, which "
+                         "reuses the test build and only checks the harness and the statuses)")
     ap.add_argument("--out", help="output directory (default docs/, or target/bench-quick with --quick)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")))
     a = ap.parse_args()
     if a.quick:
         a.duration, a.warmup, a.rss_seconds = 2.0, 1.0, 0
+    a.profile = a.profile or ("debug" if a.quick else "release")
     a.out = a.out or str(ROOT / ("target/bench-quick" if a.quick else "docs"))
     for tool in ("wrk", "nginx", "taskset") + (() if a.no_redis else ("redis-server",)):
         if shutil.which(tool) is None:
@@ -598,7 +612,8 @@ def main() -> int:
         WRK_CPU = "0"
     if not a.no_build:
         env = dict(os.environ, CARGO_TARGET_DIR=a.target_dir)
-        subprocess.run(["cargo", "build", "--release", "-p", "otp-server"], cwd=ROOT, env=env, check=True)
+        cmd = ["cargo", "build", "-p", "otp-server"] + (["--release"] if a.profile == "release" else [])
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     h = Harness(a)
     try:
         return h.run()
