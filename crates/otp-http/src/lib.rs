@@ -161,6 +161,8 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
         };
         let get = |path: &'static str| resource(path, "GET");
         let post = |path: &'static str| resource(path, "POST");
+        // Probes (and `curl -I`) may send HEAD; actix sends no body for it.
+        let probe = |path: &'static str| resource(path, "GET, HEAD");
         cfg.app_data(web::Data::new(state.clone()))
             .service(
                 post("/api/v1/otp/request")
@@ -178,9 +180,21 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
                     .route(web::post().to(routes::introspect)),
             )
             .service(get("/api/v1/token/verify").route(web::get().to(routes::verify_bearer)))
-            .service(get("/health").route(web::get().to(routes::health)))
-            .service(get("/healthz").route(web::get().to(routes::healthz)))
-            .service(get("/readyz").route(web::get().to(routes::readyz)))
+            .service(
+                probe("/health")
+                    .route(web::get().to(routes::health))
+                    .route(web::head().to(routes::health)),
+            )
+            .service(
+                probe("/healthz")
+                    .route(web::get().to(routes::healthz))
+                    .route(web::head().to(routes::healthz)),
+            )
+            .service(
+                probe("/readyz")
+                    .route(web::get().to(routes::readyz))
+                    .route(web::head().to(routes::readyz)),
+            )
             .service(get("/metrics").route(web::get().to(routes::metrics)))
             .service(get("/.well-known/jwks.json").route(web::get().to(routes::jwks)))
             .service(get("/openapi.json").route(web::get().to(docs::openapi_json)))

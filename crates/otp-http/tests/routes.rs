@@ -536,6 +536,22 @@ async fn healthz_and_readyz_answer_with_the_memory_store() {
 }
 
 #[actix_web::test]
+async fn probes_answer_head_for_container_health_checks() {
+    let h = harness();
+    let app = h.app().await;
+    for path in ["/health", "/healthz", "/readyz"] {
+        let r = send(
+            &app,
+            TestRequest::default()
+                .method(actix_web::http::Method::HEAD)
+                .uri(path),
+        )
+        .await;
+        assert_eq!(r.status, 200, "HEAD {path}");
+    }
+}
+
+#[actix_web::test]
 async fn metrics_count_requests_and_otp_outcomes() {
     let h = harness();
     let app = h.app().await;
@@ -646,7 +662,7 @@ async fn unknown_path_is_json_404_and_wrong_method_is_json_405() {
         ("GET", "/api/v1/otp/request", "POST"),
         ("PUT", "/api/v1/otp/verify", "POST"),
         ("GET", "/api/v1/token/introspect", "POST"),
-        ("POST", "/health", "GET"),
+        ("POST", "/health", "GET, HEAD"),
         ("DELETE", "/api/v1/token/verify", "GET"),
         ("POST", "/metrics", "GET"),
     ] {
