@@ -1,7 +1,7 @@
 -- wrk script of bench/soak.sh: a paced mix of the four API calls a deployed
 -- service sees, with every response's status counted.
 --   70% GET  /api/v1/token/verify   (valid bearer)      -> 200
---   10% POST /api/v1/otp/request    (identity pool)     -> 200
+--   10% POST /api/v1/otp/request    (random identity of SOAK_IDENTITIES) -> 200
 --   10% POST /api/v1/otp/verify     (wrong code)        -> 400
 --   10% POST /api/v1/token/introspect (valid token)     -> 200
 -- Pacing: each connection waits SOAK_DELAY_MS between requests (wrk's
@@ -10,7 +10,7 @@
 
 local token = os.getenv("SOAK_TOKEN")
 local delay_ms = tonumber(os.getenv("SOAK_DELAY_MS") or "1")
-local pool = tonumber(os.getenv("SOAK_IDENTITIES") or "5000")
+local pool = tonumber(os.getenv("SOAK_IDENTITIES") or "1000000")
 local threads = {}
 
 function setup(thread)
