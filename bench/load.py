@@ -631,6 +631,9 @@ def main() -> int:
         cmd = ["cargo", "build", "-p", "otp-server"] + (["--release"] if a.profile == "release" else [])
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
     h = Harness(a)
+    if not h.binary.is_file():
+        log(f"load: {h.binary} does not exist (build it, or drop --no-build)")
+        return 2
     try:
         return h.run()
     finally:
