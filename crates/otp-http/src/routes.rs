@@ -15,13 +15,155 @@ use serde_json::Value;
 use crate::error::{with_rate_limit, ApiError};
 use crate::HttpState;
 
-/// Reads the string fields `names` of a JSON object body, collecting every
-/// missing or mistyped field into one 422.
-fn string_fields<'a, const N: usize>(
-    body: &'a Value,
-    names: [&'static str; N],
-) -> Result<[&'a str; N], ApiError> {
-    let Some(obj) = body.as_object() else {
+/// One field a route reads from a JSON object body.
+#[derive(Debug, Default)]
+enum Field {
+    /// Absent, or `null`.
+    #[default]
+    Missing,
+    /// A string.
+    Str(String),
+    /// Present with another type.
+    NotString,
+}
+
+impl Field {
+    fn of(value: Value) -> Field {
+        match value {
+            Value::String(s) => Field::Str(s),
+            Value::Null => Field::Missing,
+            _ => Field::NotString,
+        }
+    }
+}
+
+/// The names of the string fields one route reads.
+pub trait FieldNames<const N: usize>: 'static {
+    /// The field names, in the order the route wants them.
+    const NAMES: [&'static str; N];
+}
+
+/// `identity` (POST /otp/request).
+pub struct RequestFields;
+impl FieldNames<1> for RequestFields {
+    const NAMES: [&'static str; 1] = ["identity"];
+}
+
+/// `identity`, `otp` (POST /otp/verify).
+pub struct VerifyFields;
+impl FieldNames<2> for VerifyFields {
+    const NAMES: [&'static str; 2] = ["identity", "otp"];
+}
+
+/// `token` (POST /token/introspect).
+pub struct IntrospectFields;
+impl FieldNames<1> for IntrospectFields {
+    const NAMES: [&'static str; 1] = ["token"];
+}
+
+/// A JSON body read for the fields `M` names, without building the body's
+/// map: every value (a wanted field's, an unknown field's, an array
+/// element's) is still parsed as a [`serde_json::Value`], so the body is
+/// accepted or refused exactly as `web::Json<Value>` would (same syntax,
+/// UTF-8, number-range and depth checks, same error text), and the later
+/// of two duplicate keys wins as in a `Value` map.
+pub struct StringFields<M, const N: usize> {
+    /// `None` when the body is valid JSON but not an object.
+    fields: Option<[Field; N]>,
+    names: std::marker::PhantomData<M>,
+}
+
+impl<'de, M: FieldNames<N>, const N: usize> serde::Deserialize<'de> for StringFields<M, N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BodyVisitor::<M, N>(std::marker::PhantomData))
+    }
+}
+
+struct BodyVisitor<M, const N: usize>(std::marker::PhantomData<M>);
+
+impl<M, const N: usize> BodyVisitor<M, N> {
+    fn not_object<E>(self) -> Result<StringFields<M, N>, E> {
+        Ok(StringFields {
+            fields: None,
+            names: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<'de, M: FieldNames<N>, const N: usize> serde::de::Visitor<'de> for BodyVisitor<M, N> {
+    type Value = StringFields<M, N>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        self.not_object()
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        self.not_object()
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        self.not_object()
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        self.not_object()
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        self.not_object()
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        self.not_object()
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        self.not_object()
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<Value>()?.is_some() {}
+        self.not_object()
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields: [Field; N] = std::array::from_fn(|_| Field::Missing);
+        while let Some(key) = map.next_key_seed(KeyIndex::<M, N>(std::marker::PhantomData))? {
+            let value: Value = map.next_value()?;
+            if let Some(slot) = key.and_then(|i| fields.get_mut(i)) {
+                *slot = Field::of(value);
+            }
+        }
+        Ok(StringFields {
+            fields: Some(fields),
+            names: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A map key as the index of the wanted field it names (`None`: another
+/// key), read without allocating when the key has no escapes.
+struct KeyIndex<M, const N: usize>(std::marker::PhantomData<M>);
+
+impl<'de, M: FieldNames<N>, const N: usize> serde::de::DeserializeSeed<'de> for KeyIndex<M, N> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, M: FieldNames<N>, const N: usize> serde::de::Visitor<'de> for KeyIndex<M, N> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(M::NAMES.iter().position(|n| *n == v))
+    }
+}
+
+/// Reads the string fields of a JSON object body, collecting every missing
+/// or mistyped field into one 422.
+fn string_fields<M: FieldNames<N>, const N: usize>(
+    body: &StringFields<M, N>,
+) -> Result<[&str; N], ApiError> {
+    let Some(fields) = &body.fields else {
         return Err(ApiError::field(
             &["body"],
             "expected a JSON object",
@@ -30,15 +172,15 @@ fn string_fields<'a, const N: usize>(
     };
     let mut out = [""; N];
     let mut details = Vec::new();
-    for (slot, name) in out.iter_mut().zip(names) {
-        match obj.get(name) {
-            Some(Value::String(s)) => *slot = s.as_str(),
-            None | Some(Value::Null) => details.push(FieldError {
+    for ((slot, name), field) in out.iter_mut().zip(M::NAMES).zip(fields) {
+        match field {
+            Field::Str(s) => *slot = s.as_str(),
+            Field::Missing => details.push(FieldError {
                 loc: vec!["body".into(), name.into()],
                 msg: "field required".into(),
                 kind: "missing".into(),
             }),
-            Some(_) => details.push(FieldError {
+            Field::NotString => details.push(FieldError {
                 loc: vec!["body".into(), name.into()],
                 msg: "must be a string".into(),
                 kind: "string_type".into(),
@@ -92,9 +234,9 @@ fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
 pub async fn request_otp(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Json<Value>,
+    body: web::Json<StringFields<RequestFields, 1>>,
 ) -> Result<HttpResponse, ApiError> {
-    let [identity] = string_fields(&body, ["identity"])?;
+    let [identity] = string_fields(&body)?;
     let ctx = context(&req, &state);
     let out = state.service.request_otp(identity, &ctx).await?;
     let res = HttpResponse::Ok().json(OtpRequestResponse {
@@ -129,9 +271,9 @@ pub async fn request_otp(
 pub async fn verify_otp(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Json<Value>,
+    body: web::Json<StringFields<VerifyFields, 2>>,
 ) -> Result<HttpResponse, ApiError> {
-    let [identity, otp] = string_fields(&body, ["identity", "otp"])?;
+    let [identity, otp] = string_fields(&body)?;
     let ctx = context(&req, &state);
     let out = state.service.verify_otp(identity, otp, &ctx, None).await?;
     let res = HttpResponse::Ok().json(OtpVerifyResponse {
@@ -160,9 +302,9 @@ pub async fn verify_otp(
 )]
 pub async fn introspect(
     state: web::Data<HttpState>,
-    body: web::Json<Value>,
+    body: web::Json<StringFields<IntrospectFields, 1>>,
 ) -> Result<HttpResponse, ApiError> {
-    let [token] = string_fields(&body, ["token"])?;
+    let [token] = string_fields(&body)?;
     Ok(no_store(
         HttpResponse::Ok().json(state.service.introspect(token)),
     ))
@@ -330,9 +472,8 @@ mod tests {
 
     #[test]
     fn field_errors_name_every_offending_field() {
-        let v: Value = serde_json::json!({"identity": 5});
-        let Err(ApiError::Validation { details, .. }) = string_fields(&v, ["identity", "otp"])
-        else {
+        let v: StringFields<VerifyFields, 2> = serde_json::from_str(r#"{"identity": 5}"#).unwrap();
+        let Err(ApiError::Validation { details, .. }) = string_fields(&v) else {
             panic!("expected a validation error");
         };
         assert_eq!(details.len(), 2);
