@@ -162,6 +162,33 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// names one independent budget.
     async fn check(&self, policy: &LimitPolicy, key: &str) -> Result<Decision, StoreError>;
 
+    /// Several policies on one `key`, in order, with exactly the semantics of
+    /// calling [`RateLimiter::check`] for each in turn and stopping at the
+    /// first denial: the answer holds one [`Decision`] per policy up to and
+    /// including the first denied one (all of them when every policy
+    /// allowed). A policy that allowed before a later one denied has recorded
+    /// its event, as consecutive checks would have; the denying policy
+    /// records nothing, and the policies after it are not consulted.
+    ///
+    /// The default runs the checks one after the other. The Redis backend
+    /// runs them all in one atomic script (one round trip for all of them:
+    /// the keys of one `key` share a Cluster hash tag).
+    async fn check_many(
+        &self,
+        policies: &[&LimitPolicy],
+        key: &str,
+    ) -> Result<Vec<Decision>, StoreError> {
+        let mut out = Vec::with_capacity(policies.len());
+        for policy in policies {
+            let d = self.check(policy, key).await?;
+            out.push(d);
+            if !d.allowed {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets every recorded event of `key` under `policy` (e.g. the verify
     /// budget after a successful verify).
     async fn clear(&self, policy: &LimitPolicy, key: &str) -> Result<(), StoreError>;
@@ -198,6 +225,33 @@ pub trait UseCounterStore: Send + Sync + 'static {
         max_attempts: u32,
         ttl: Duration,
     ) -> Result<FailureOutcome, StoreError>;
+
+    /// [`UseCounterStore::record_failure`] for each window of `issued`, in
+    /// order, with exactly the effect of consecutive calls (each with the
+    /// same `windows`, `max_attempts` and `ttl`); one outcome per entry of
+    /// `issued`. A wrong code counts against every window whose code it may
+    /// have been meant for.
+    ///
+    /// The default makes the calls one after the other. The memory backend
+    /// does them under one lock, the Redis backend in one atomic script
+    /// (one round trip for all of them).
+    async fn record_failures(
+        &self,
+        identity: &str,
+        issued: &[u64],
+        windows: &[u64],
+        max_attempts: u32,
+        ttl: Duration,
+    ) -> Result<Vec<FailureOutcome>, StoreError> {
+        let mut out = Vec::with_capacity(issued.len());
+        for &w in issued {
+            out.push(
+                self.record_failure(identity, w, windows, max_attempts, ttl)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
 }
 
 /// One object holding both the limiter and the use counters; otp-service keeps

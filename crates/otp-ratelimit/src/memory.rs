@@ -487,29 +487,59 @@ impl UseCounterStore for MemoryStore {
         ttl: Duration,
     ) -> Result<FailureOutcome, StoreError> {
         let ttl = millis(ttl);
-        let max_attempts = max_attempts.max(1);
         Ok(self.with_slots(identity, |e, now| {
-            let expires = now.saturating_add(ttl);
-            let s = e.get_mut(current_window);
-            let failures = s.failures(now).saturating_add(1);
-            if failures < max_attempts {
-                s.set_failures(failures, expires);
-                return FailureOutcome {
-                    failures,
-                    exhausted: false,
-                };
-            }
-            s.set_failures(0, 0);
-            for &w in windows {
-                let s = e.get_mut(w);
-                let n = s.counter(now).saturating_add(1);
-                s.set_counter(n, expires);
-            }
-            FailureOutcome {
-                failures,
-                exhausted: true,
-            }
+            fail_once(e, now, current_window, windows, max_attempts, ttl)
         }))
+    }
+
+    async fn record_failures(
+        &self,
+        identity: &str,
+        issued: &[u64],
+        windows: &[u64],
+        max_attempts: u32,
+        ttl: Duration,
+    ) -> Result<Vec<FailureOutcome>, StoreError> {
+        let ttl = millis(ttl);
+        Ok(self.with_slots(identity, |e, now| {
+            issued
+                .iter()
+                .map(|&w| fail_once(e, now, w, windows, max_attempts, ttl))
+                .collect()
+        }))
+    }
+}
+
+/// One wrong code for `current_window` (the body of
+/// [`UseCounterStore::record_failure`], under the identity's lock).
+fn fail_once(
+    e: &mut IdentitySlots,
+    now: u64,
+    current_window: u64,
+    windows: &[u64],
+    max_attempts: u32,
+    ttl_ms: u64,
+) -> FailureOutcome {
+    let max_attempts = max_attempts.max(1);
+    let expires = now.saturating_add(ttl_ms);
+    let s = e.get_mut(current_window);
+    let failures = s.failures(now).saturating_add(1);
+    if failures < max_attempts {
+        s.set_failures(failures, expires);
+        return FailureOutcome {
+            failures,
+            exhausted: false,
+        };
+    }
+    s.set_failures(0, 0);
+    for &w in windows {
+        let s = e.get_mut(w);
+        let n = s.counter(now).saturating_add(1);
+        s.set_counter(n, expires);
+    }
+    FailureOutcome {
+        failures,
+        exhausted: true,
     }
 }
 

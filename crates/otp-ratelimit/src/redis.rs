@@ -3,8 +3,10 @@
 //!
 //! # Round trips and atomicity
 //!
-//! Every operation is exactly one command on the wire: a limiter check, a
-//! compare-and-set and a failure count are each one Lua script run with
+//! Every operation is exactly one command on the wire: a limiter check (or
+//! several checks of one key, [`RateLimiter::check_many`]), a
+//! compare-and-set and a failure count (or several,
+//! [`UseCounterStore::record_failures`]) are each one Lua script run with
 //! `EVALSHA` (atomic on the server); reading counters is one `MGET`; clearing
 //! is one `DEL`. Only when Redis has lost its script cache (restart, failover,
 //! `SCRIPT FLUSH`) does the first call after it answer `NOSCRIPT` and the
@@ -218,6 +220,42 @@ end
 return {0, 0, retry}
 ";
 
+/// Several sliding-window checks of one key stem, in order, at one server
+/// time, stopping at the first denial (what consecutive CHECK_LUA calls
+/// would do, atomically). KEYS[i] = log of policy i; ARGV[2i-1], ARGV[2i] =
+/// its max and window in ms. Returns {allowed, remaining, retry_after_us}
+/// per consulted policy, flattened.
+const CHECK_MANY_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local max = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i]) * 1000
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count < max then
+    redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. ':' .. count)
+    redis.call('PEXPIRE', key, ARGV[2 * i])
+    out[#out + 1] = 1
+    out[#out + 1] = max - count - 1
+    out[#out + 1] = 0
+  else
+    local retry = window
+    if count > 0 then
+      local e = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
+      if e[2] then retry = tonumber(e[2]) + window - now end
+    end
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = retry
+    return out
+  end
+end
+return out
+";
+
 /// Compare-and-set. KEYS[1] = counter; ARGV = from, ttl in ms.
 const ADVANCE_LUA: &str = r"
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -244,6 +282,33 @@ end
 return {f, 1}
 ";
 
+/// Several failure counts of one identity, in order (what consecutive
+/// FAILURE_LUA calls would do, atomically). KEYS[1..m] = failure keys,
+/// KEYS[m+1..] = counters; ARGV = max, ttl ms, m. Returns {failures,
+/// exhausted} per failure key, flattened.
+const FAILURES_LUA: &str = r"
+local max = tonumber(ARGV[1])
+local m = tonumber(ARGV[3])
+local out = {}
+for j = 1, m do
+  local f = redis.call('INCR', KEYS[j])
+  if f < max then
+    redis.call('PEXPIRE', KEYS[j], ARGV[2])
+    out[#out + 1] = f
+    out[#out + 1] = 0
+  else
+    redis.call('DEL', KEYS[j])
+    for i = m + 1, #KEYS do
+      redis.call('INCR', KEYS[i])
+      redis.call('PEXPIRE', KEYS[i], ARGV[2])
+    end
+    out[#out + 1] = f
+    out[#out + 1] = 1
+  end
+end
+return out
+";
+
 /// The Redis [`Store`] (see the module docs for semantics, key layout and
 /// failure behaviour). Cheap to share behind an `Arc`; all methods take
 /// `&self` and run concurrently over one multiplexed connection.
@@ -253,8 +318,10 @@ pub struct RedisStore {
     prefix: String,
     op_timeout: Duration,
     check: Script,
+    check_many: Script,
     advance: Script,
     failure: Script,
+    failures: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -307,8 +374,10 @@ impl RedisStore {
             prefix: config.key_prefix.clone(),
             op_timeout,
             check: Script::new(CHECK_LUA),
+            check_many: Script::new(CHECK_MANY_LUA),
             advance: Script::new(ADVANCE_LUA),
             failure: Script::new(FAILURE_LUA),
+            failures: Script::new(FAILURES_LUA),
         };
         store.ping().await?;
         tracing::info!(
@@ -408,36 +477,79 @@ fn map_err(e: &RedisError) -> StoreError {
     }
 }
 
+/// The window of `policy` in ms; a window under 1 ms is a config error.
+fn window_ms(policy: &LimitPolicy) -> Result<u64, StoreError> {
+    match millis(policy.window) {
+        0 => Err(StoreError::Config(format!(
+            "limit policy {:?} has a window under 1 ms",
+            policy.name
+        ))),
+        ms => Ok(ms),
+    }
+}
+
+/// A [`Decision`] from a check script's `{allowed, remaining, retry_us}`.
+fn decision(policy: &LimitPolicy, allowed: i64, remaining: i64, retry_us: i64) -> Decision {
+    let allowed = allowed == 1;
+    let retry_after_secs = if allowed {
+        0
+    } else {
+        u64::try_from(retry_us)
+            .unwrap_or(0)
+            .div_ceil(1_000_000)
+            .max(1)
+    };
+    Decision {
+        allowed,
+        limit: policy.max,
+        remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+        retry_after_secs,
+        window_secs: ceil_secs(policy.window),
+    }
+}
+
 #[async_trait::async_trait]
 impl RateLimiter for RedisStore {
     async fn check(&self, policy: &LimitPolicy, key: &str) -> Result<Decision, StoreError> {
-        let window_ms = millis(policy.window);
-        if window_ms == 0 {
-            return Err(StoreError::Config(format!(
-                "limit policy {:?} has a window under 1 ms",
-                policy.name
-            )));
-        }
+        let window_ms = window_ms(policy)?;
         let k = format!("{}:rl:{}", self.stem(key), policy.name);
         let (allowed, remaining, retry_us): (i64, i64, i64) = self
             .eval(&self.check, &[k], &[u64::from(policy.max), window_ms])
             .await?;
-        let allowed = allowed == 1;
-        let retry_after_secs = if allowed {
-            0
-        } else {
-            u64::try_from(retry_us)
-                .unwrap_or(0)
-                .div_ceil(1_000_000)
-                .max(1)
-        };
-        Ok(Decision {
-            allowed,
-            limit: policy.max,
-            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
-            retry_after_secs,
-            window_secs: ceil_secs(policy.window),
-        })
+        Ok(decision(policy, allowed, remaining, retry_us))
+    }
+
+    async fn check_many(
+        &self,
+        policies: &[&LimitPolicy],
+        key: &str,
+    ) -> Result<Vec<Decision>, StoreError> {
+        match policies {
+            [] => return Ok(Vec::new()),
+            [one] => return Ok(vec![self.check(one, key).await?]),
+            _ => {}
+        }
+        let stem = self.stem(key);
+        let mut keys = Vec::with_capacity(policies.len());
+        let mut args = Vec::with_capacity(2 * policies.len());
+        for p in policies {
+            args.push(u64::from(p.max));
+            args.push(window_ms(p)?);
+            keys.push(format!("{stem}:rl:{}", p.name));
+        }
+        let flat: Vec<i64> = self.eval(&self.check_many, &keys, &args).await?;
+        if flat.is_empty() || flat.len() % 3 != 0 || flat.len() / 3 > policies.len() {
+            return Err(StoreError::Backend(format!(
+                "the check script answered {} values for {} policies",
+                flat.len(),
+                policies.len()
+            )));
+        }
+        Ok(flat
+            .chunks_exact(3)
+            .zip(policies)
+            .map(|(c, p)| decision(p, c[0], c[1], c[2]))
+            .collect())
     }
 
     async fn clear(&self, policy: &LimitPolicy, key: &str) -> Result<(), StoreError> {
@@ -502,10 +614,60 @@ impl UseCounterStore for RedisStore {
                 &[u64::from(max_attempts.max(1)), millis(ttl).max(1)],
             )
             .await?;
-        Ok(FailureOutcome {
-            failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
-            exhausted: exhausted == 1,
-        })
+        Ok(failure_outcome(failures, exhausted))
+    }
+
+    async fn record_failures(
+        &self,
+        identity: &str,
+        issued: &[u64],
+        windows: &[u64],
+        max_attempts: u32,
+        ttl: Duration,
+    ) -> Result<Vec<FailureOutcome>, StoreError> {
+        match issued {
+            [] => return Ok(Vec::new()),
+            [one] => {
+                return Ok(vec![
+                    self.record_failure(identity, *one, windows, max_attempts, ttl)
+                        .await?,
+                ])
+            }
+            _ => {}
+        }
+        let stem = self.stem(identity);
+        let mut keys = Vec::with_capacity(issued.len() + windows.len());
+        keys.extend(issued.iter().map(|w| format!("{stem}:f:{w}")));
+        keys.extend(windows.iter().map(|w| format!("{stem}:n:{w}")));
+        let flat: Vec<i64> = self
+            .eval(
+                &self.failures,
+                &keys,
+                &[
+                    u64::from(max_attempts.max(1)),
+                    millis(ttl).max(1),
+                    issued.len() as u64,
+                ],
+            )
+            .await?;
+        if flat.len() != 2 * issued.len() {
+            return Err(StoreError::Backend(format!(
+                "the failure script answered {} values for {} windows",
+                flat.len(),
+                issued.len()
+            )));
+        }
+        Ok(flat
+            .chunks_exact(2)
+            .map(|c| failure_outcome(c[0], c[1]))
+            .collect())
+    }
+}
+
+fn failure_outcome(failures: i64, exhausted: i64) -> FailureOutcome {
+    FailureOutcome {
+        failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
+        exhausted: exhausted == 1,
     }
 }
 

@@ -343,10 +343,46 @@ mod redis_backend {
                 .await
                 .unwrap();
         }
+        let after_cas = evalsha_calls(&server);
+        assert_eq!(after_cas - after_checks, 10, "one EVALSHA per CAS");
+        let q = LimitPolicy::per_secs("rt_daily", 1000, 600);
+        store.check_many(&[&p, &q], "warm").await.unwrap();
+        let before_many = evalsha_calls(&server);
+        for i in 0..20 {
+            let ds = store
+                .check_many(&[&p, &q], &format!("many{i}"))
+                .await
+                .unwrap();
+            assert_eq!(ds.len(), 2);
+        }
         assert_eq!(
-            evalsha_calls(&server) - after_checks,
-            10,
-            "one EVALSHA per CAS"
+            evalsha_calls(&server) - before_many,
+            20,
+            "one EVALSHA per check_many, whatever the number of policies"
+        );
+        let windows = [10, 11, 12];
+        store
+            .record_failures("warm", &[10, 11], &windows, 1000, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let before_failures = evalsha_calls(&server);
+        for i in 0..20 {
+            let o = store
+                .record_failures(
+                    &format!("f{i}"),
+                    &[10, 11],
+                    &windows,
+                    1000,
+                    Duration::from_secs(60),
+                )
+                .await
+                .unwrap();
+            assert_eq!(o.len(), 2);
+        }
+        assert_eq!(
+            evalsha_calls(&server) - before_failures,
+            20,
+            "one EVALSHA per record_failures, whatever the number of windows"
         );
     }
 

@@ -317,6 +317,42 @@ impl OtpService {
         }
     }
 
+    /// Several limits of one key, in order, in one store call (one Redis
+    /// round trip): the semantics of consecutive [`OtpService::check`] calls
+    /// stopping at the first denial. `Ok(Some(decisions))`, one per policy,
+    /// when all allowed; `Ok(None)` when the store failed open.
+    async fn check_many(
+        &self,
+        policies: &[&LimitPolicy],
+        key: &str,
+        operation: LimitedOperation,
+    ) -> Result<Option<Vec<Decision>>, ServiceError> {
+        let decisions = match self.store.check_many(policies, key).await {
+            Ok(d) => d,
+            Err(e) => return self.store_failed("limit", e).map(|()| None),
+        };
+        for (policy, d) in policies.iter().zip(&decisions) {
+            if !d.allowed {
+                self.metrics
+                    .rate_limited
+                    .get_or_create(&LimitLabels { limit: policy.name })
+                    .inc();
+                return Err(ServiceError::RateLimited {
+                    operation,
+                    limit: policy.name,
+                    info: (*d).into(),
+                    retry_after_secs: d.retry_after_secs.max(1),
+                });
+            }
+        }
+        if decisions.len() != policies.len() {
+            return Err(ServiceError::Internal(
+                "store returned the wrong number of limit decisions".into(),
+            ));
+        }
+        Ok(Some(decisions))
+    }
+
     fn open_info(policy: &LimitPolicy) -> RateLimitInfo {
         RateLimitInfo {
             limit: policy.max,
@@ -500,16 +536,16 @@ impl OtpService {
             self.check(&l.verify_per_ip, &ip.to_string(), LimitedOperation::Verify)
                 .await?;
         }
+        // Both identity limits in one store call (one Redis round trip).
         let per_identity = self
-            .check(
-                &l.verify_per_identity,
+            .check_many(
+                &[&l.verify_per_identity, &l.verify_daily],
                 identity.as_str(),
                 LimitedOperation::Verify,
             )
             .await?;
-        self.check(&l.verify_daily, identity.as_str(), LimitedOperation::Verify)
-            .await?;
         let info = per_identity
+            .and_then(|d| d.first().copied())
             .map(RateLimitInfo::from)
             .unwrap_or_else(|| Self::open_info(&l.verify_per_identity));
 
@@ -595,31 +631,28 @@ impl OtpService {
         self.metrics.otp_failed.inc();
         if self.single_use && self.max_attempts > 0 {
             let current = self.engine.window_at(now);
-            let mut exhausted = false;
             // Codes are never issued for a future window: skip `w + 1`.
-            for &issued in windows.iter().filter(|&&w| w <= current) {
-                match self
-                    .store
-                    .record_failure(
-                        identity.as_str(),
-                        issued,
-                        windows,
-                        self.max_attempts,
-                        self.counter_ttl(),
-                    )
-                    .await
-                {
-                    Ok(o) => exhausted |= o.exhausted,
-                    Err(e) => {
-                        if let Err(err) = self.store_failed("failure", e) {
-                            return err;
-                        }
-                        // Failing open: the store is down, do not try the
-                        // other windows (each would time out in turn).
-                        break;
+            let issued: Vec<u64> = windows.iter().copied().filter(|&w| w <= current).collect();
+            // Every window in range in one store call (one Redis round trip).
+            let exhausted = match self
+                .store
+                .record_failures(
+                    identity.as_str(),
+                    &issued,
+                    windows,
+                    self.max_attempts,
+                    self.counter_ttl(),
+                )
+                .await
+            {
+                Ok(outcomes) => outcomes.iter().any(|o| o.exhausted),
+                Err(e) => {
+                    if let Err(err) = self.store_failed("failure", e) {
+                        return err;
                     }
+                    false
                 }
-            }
+            };
             if exhausted {
                 tracing::info!(
                     kind = identity.kind().as_str(),

@@ -73,6 +73,8 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(counters_read_in_order_with_zero_for_absent);
     case!(record_failure_exhausts_and_advances_all_windows);
     case!(zero_max_denies);
+    case!(check_many_is_consecutive_checks_stopping_at_the_first_denial);
+    case!(record_failures_is_consecutive_record_failure_calls);
 }
 
 async fn limit_exact_at_boundary(h: &Harness) {
@@ -294,4 +296,94 @@ async fn zero_max_denies(h: &Harness) {
     let d = h.a.check(&p, &h.identity("zero")).await.unwrap();
     assert!(!d.allowed);
     assert_eq!(d.retry_after_secs, 30);
+}
+
+/// `check_many` = `check` per policy in order, stopping at the first denial:
+/// earlier allowed policies keep their event, the denying one and the ones
+/// after it record nothing; and it shares budgets with plain `check`.
+async fn check_many_is_consecutive_checks_stopping_at_the_first_denial(h: &Harness) {
+    let short = LimitPolicy::per_secs("t_many_short", 3, 60);
+    let daily = LimitPolicy::per_secs("t_many_daily", 2, 600);
+    let after = LimitPolicy::per_secs("t_many_after", 5, 60);
+    let k = h.identity("many");
+    let all = [&short, &daily, &after];
+    assert!(h.a.check_many(&[], &k).await.unwrap().is_empty());
+    let ds = h.a.check_many(&all, &k).await.unwrap();
+    assert_eq!(ds.len(), 3, "{ds:?}");
+    assert!(ds.iter().all(|d| d.allowed), "{ds:?}");
+    assert_eq!(
+        ds.iter()
+            .map(|d| (d.limit, d.remaining, d.window_secs))
+            .collect::<Vec<_>>(),
+        [(3, 2, 60), (2, 1, 600), (5, 4, 60)]
+    );
+    // A plain check on the other handle spends the same budget.
+    assert!(h.b.check(&daily, &k).await.unwrap().allowed);
+    // `short` allows (its 2nd event, recorded), `daily` denies, `after` is
+    // not consulted.
+    let ds = h.b.check_many(&all, &k).await.unwrap();
+    assert_eq!(ds.len(), 2, "{ds:?}");
+    assert!(ds[0].allowed && ds[0].remaining == 1, "{ds:?}");
+    assert!(!ds[1].allowed, "{ds:?}");
+    assert_eq!((ds[1].limit, ds[1].remaining), (2, 0));
+    assert!((1..=600).contains(&ds[1].retry_after_secs), "{ds:?}");
+    // The denied `daily` event was not recorded, `after` untouched, `short`
+    // recorded twice: it has one event left.
+    assert_eq!(h.a.check(&after, &k).await.unwrap().remaining, 3);
+    let d = h.a.check(&short, &k).await.unwrap();
+    assert!(d.allowed && d.remaining == 0, "{d:?}");
+    // Now the first policy denies: one decision, nothing recorded anywhere.
+    let ds = h.a.check_many(&all, &k).await.unwrap();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    assert!(!ds[0].allowed);
+    assert_eq!(h.a.check(&after, &k).await.unwrap().remaining, 2);
+    // One policy behaves exactly as `check`.
+    let ds = h.a.check_many(&[&after], &k).await.unwrap();
+    assert_eq!(ds.len(), 1);
+    assert!(ds[0].allowed && ds[0].remaining == 1, "{ds:?}");
+}
+
+/// `record_failures` has the effect of one `record_failure` per issued window,
+/// in order, including an exhaustion in the middle of the batch.
+async fn record_failures_is_consecutive_record_failure_calls(h: &Harness) {
+    let id = h.identity("failures-batch");
+    let windows = [99, 100, 101];
+    assert!(h
+        .a
+        .record_failures(&id, &[], &windows, 3, TTL)
+        .await
+        .unwrap()
+        .is_empty());
+    let o =
+        h.a.record_failures(&id, &[99, 100], &windows, 3, TTL)
+            .await
+            .unwrap();
+    let got: Vec<_> = o.iter().map(|o| (o.failures, o.exhausted)).collect();
+    assert_eq!(got, [(1, false), (1, false)]);
+    // Window 99 reaches 2, then a plain call on the other handle makes it 3
+    // (exhausted: every counter advances, its count resets).
+    let o =
+        h.b.record_failures(&id, &[99], &windows, 3, TTL)
+            .await
+            .unwrap();
+    assert_eq!((o[0].failures, o[0].exhausted), (2, false));
+    let o = h.b.record_failure(&id, 99, &windows, 3, TTL).await.unwrap();
+    assert!(o.exhausted);
+    assert_eq!(h.a.counters(&id, &windows).await.unwrap(), vec![1, 1, 1]);
+    // Window 100 (at 1) then 99 (reset, at 0): 100 reaches 2, then 3 inside
+    // the batch exhausts and advances every counter; 99 counts from the
+    // reset; a duplicate window counts twice, as two calls would.
+    let o =
+        h.a.record_failures(&id, &[100, 100, 99], &windows, 3, TTL)
+            .await
+            .unwrap();
+    let got: Vec<_> = o.iter().map(|o| (o.failures, o.exhausted)).collect();
+    assert_eq!(got, [(2, false), (3, true), (1, false)]);
+    assert_eq!(h.a.counters(&id, &windows).await.unwrap(), vec![2, 2, 2]);
+    // After the exhaustion window 100 starts again from 0.
+    let o =
+        h.a.record_failure(&id, 100, &windows, 3, TTL)
+            .await
+            .unwrap();
+    assert_eq!((o.failures, o.exhausted), (1, false));
 }
