@@ -264,6 +264,28 @@ pub trait Store: RateLimiter + UseCounterStore {
 
     /// A short backend name for logs and metrics: `"memory"` or `"redis"`.
     fn backend_name(&self) -> &'static str;
+
+    /// [`RateLimiter::check_many`] of `policies` on `identity`, then, only
+    /// when every policy allowed, [`UseCounterStore::counters`] of
+    /// `identity` for `windows`: the two calls a verify makes back to back,
+    /// with their semantics. The counters are `None` when a policy denied.
+    ///
+    /// The default makes the two calls. The Redis backend does both in one
+    /// atomic script (the limiter logs and the counters of one identity share
+    /// its hash tag): one round trip.
+    async fn check_many_then_counters(
+        &self,
+        policies: &[&LimitPolicy],
+        identity: &str,
+        windows: &[u64],
+    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
+        let decisions = self.check_many(policies, identity).await?;
+        if decisions.len() != policies.len() || decisions.iter().any(|d| !d.allowed) {
+            return Ok((decisions, None));
+        }
+        let counters = self.counters(identity, windows).await?;
+        Ok((decisions, Some(counters)))
+    }
 }
 
 /// Which backend to build (the typed form of `STORE_BACKEND`, `REDIS_URL`, …).

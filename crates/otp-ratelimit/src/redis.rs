@@ -256,6 +256,51 @@ end
 return out
 ";
 
+/// CHECK_MANY_LUA on the first ARGV[1] keys, then, if every policy allowed,
+/// the use counters KEYS[ARGV[1]+1..] (0 when absent, -1 for a value that is
+/// not a number). ARGV = policy count, then max and window in ms per policy.
+/// Returns {allowed, remaining, retry_after_us} per consulted policy, then
+/// the counters, flattened.
+const CHECK_THEN_COUNTERS_LUA: &str = r"
+local p = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i = 1, p do
+  local key = KEYS[i]
+  local max = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1]) * 1000
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  if count < max then
+    redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. ':' .. count)
+    redis.call('PEXPIRE', key, ARGV[2 * i + 1])
+    out[#out + 1] = 1
+    out[#out + 1] = max - count - 1
+    out[#out + 1] = 0
+  else
+    local retry = window
+    if count > 0 then
+      local e = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
+      if e[2] then retry = tonumber(e[2]) + window - now end
+    end
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = retry
+    return out
+  end
+end
+for i = p + 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v then
+    out[#out + 1] = tonumber(v) or -1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+";
+
 /// Compare-and-set. KEYS[1] = counter; ARGV = from, ttl in ms.
 const ADVANCE_LUA: &str = r"
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -319,6 +364,7 @@ pub struct RedisStore {
     op_timeout: Duration,
     check: Script,
     check_many: Script,
+    check_then_counters: Script,
     advance: Script,
     failure: Script,
     failures: Script,
@@ -375,6 +421,7 @@ impl RedisStore {
             op_timeout,
             check: Script::new(CHECK_LUA),
             check_many: Script::new(CHECK_MANY_LUA),
+            check_then_counters: Script::new(CHECK_THEN_COUNTERS_LUA),
             advance: Script::new(ADVANCE_LUA),
             failure: Script::new(FAILURE_LUA),
             failures: Script::new(FAILURES_LUA),
@@ -677,6 +724,62 @@ impl Store for RedisStore {
         // Cluster: routed to every node, so readiness means all are up.
         let _: String = self.query(&redis::cmd("PING")).await?;
         Ok(())
+    }
+
+    async fn check_many_then_counters(
+        &self,
+        policies: &[&LimitPolicy],
+        identity: &str,
+        windows: &[u64],
+    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
+        let stem = self.stem(identity);
+        let mut keys = Vec::with_capacity(policies.len() + windows.len());
+        let mut args = Vec::with_capacity(1 + 2 * policies.len());
+        args.push(policies.len() as u64);
+        for p in policies {
+            args.push(u64::from(p.max));
+            args.push(window_ms(p)?);
+            keys.push(format!("{stem}:rl:{}", p.name));
+        }
+        keys.extend(windows.iter().map(|w| format!("{stem}:n:{w}")));
+        let flat: Vec<i64> = self.eval(&self.check_then_counters, &keys, &args).await?;
+        let bad = || {
+            StoreError::Backend(format!(
+                "the check-and-counters script answered {} values for {} policies and {} windows",
+                flat.len(),
+                policies.len(),
+                windows.len()
+            ))
+        };
+        let mut decisions = Vec::with_capacity(policies.len());
+        let mut rest = flat.as_slice();
+        for p in policies {
+            let [allowed, remaining, retry_us, tail @ ..] = rest else {
+                return Err(bad());
+            };
+            rest = tail;
+            let d = decision(p, *allowed, *remaining, *retry_us);
+            decisions.push(d);
+            if !d.allowed {
+                return if rest.is_empty() {
+                    Ok((decisions, None))
+                } else {
+                    Err(bad())
+                };
+            }
+        }
+        if rest.len() != windows.len() {
+            return Err(bad());
+        }
+        let counters = rest
+            .iter()
+            .map(|&v| {
+                u32::try_from(v).map_err(|_| {
+                    StoreError::Backend("a use counter holds a value that is not a count".into())
+                })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        Ok((decisions, Some(counters)))
     }
 
     fn backend_name(&self) -> &'static str {

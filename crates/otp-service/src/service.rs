@@ -331,7 +331,61 @@ impl OtpService {
             Ok(d) => d,
             Err(e) => return self.store_failed("limit", e).map(|()| None),
         };
-        for (policy, d) in policies.iter().zip(&decisions) {
+        self.limit_decisions(policies, &decisions, operation)?;
+        Ok(Some(decisions))
+    }
+
+    /// [`OtpService::check_many`] of `policies` on `identity`, then (all
+    /// allowed) [`OtpService::counters`] of `windows`, in one store call.
+    /// When the store fails open, both count a store error and the result
+    /// is `(None, zeros)`, as the two separate calls would give.
+    async fn identity_limits_then_counters(
+        &self,
+        policies: &[&LimitPolicy],
+        identity: &Identity,
+        windows: &[u64],
+        operation: LimitedOperation,
+    ) -> Result<(Option<Vec<Decision>>, Vec<u32>), ServiceError> {
+        if !self.single_use {
+            let d = self
+                .check_many(policies, identity.as_str(), operation)
+                .await?;
+            return Ok((d, vec![0; windows.len()]));
+        }
+        let (decisions, counters) = match self
+            .store
+            .check_many_then_counters(policies, identity.as_str(), windows)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.store_failed("limit", e)?;
+                // Failing open: the counter read failed with the same call.
+                self.metrics
+                    .store_errors
+                    .get_or_create(&StoreLabels { op: "counters" })
+                    .inc();
+                return Ok((None, vec![0; windows.len()]));
+            }
+        };
+        self.limit_decisions(policies, &decisions, operation)?;
+        match counters {
+            Some(c) if c.len() == windows.len() => Ok((Some(decisions), c)),
+            _ => Err(ServiceError::Internal(
+                "store returned the wrong number of counters".into(),
+            )),
+        }
+    }
+
+    /// `Err(RateLimited)` for the first denied decision; an internal error
+    /// unless there is one decision per policy.
+    fn limit_decisions(
+        &self,
+        policies: &[&LimitPolicy],
+        decisions: &[Decision],
+        operation: LimitedOperation,
+    ) -> Result<(), ServiceError> {
+        for (policy, d) in policies.iter().zip(decisions) {
             if !d.allowed {
                 self.metrics
                     .rate_limited
@@ -350,7 +404,7 @@ impl OtpService {
                 "store returned the wrong number of limit decisions".into(),
             ));
         }
-        Ok(Some(decisions))
+        Ok(())
     }
 
     fn open_info(policy: &LimitPolicy) -> RateLimitInfo {
@@ -536,11 +590,14 @@ impl OtpService {
             self.check(&l.verify_per_ip, &ip.to_string(), LimitedOperation::Verify)
                 .await?;
         }
-        // Both identity limits in one store call (one Redis round trip).
-        let per_identity = self
-            .check_many(
+        let windows = self.engine.candidate_windows(now);
+        // Both identity limits, then the use counters: one store call (one
+        // Redis round trip).
+        let (per_identity, counters) = self
+            .identity_limits_then_counters(
                 &[&l.verify_per_identity, &l.verify_daily],
-                identity.as_str(),
+                &identity,
+                windows.as_slice(),
                 LimitedOperation::Verify,
             )
             .await?;
@@ -548,9 +605,6 @@ impl OtpService {
             .and_then(|d| d.first().copied())
             .map(RateLimitInfo::from)
             .unwrap_or_else(|| Self::open_info(&l.verify_per_identity));
-
-        let windows = self.engine.candidate_windows(now);
-        let counters = self.counters(&identity, windows.as_slice()).await?;
         let matched = match self.engine.verify(&identity, code, now, &counters) {
             Ok(m) => m,
             Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {

@@ -75,6 +75,7 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(zero_max_denies);
     case!(check_many_is_consecutive_checks_stopping_at_the_first_denial);
     case!(record_failures_is_consecutive_record_failure_calls);
+    case!(check_many_then_counters_reads_counters_only_when_all_allowed);
 }
 
 async fn limit_exact_at_boundary(h: &Harness) {
@@ -386,4 +387,37 @@ async fn record_failures_is_consecutive_record_failure_calls(h: &Harness) {
             .await
             .unwrap();
     assert_eq!((o.failures, o.exhausted), (1, false));
+}
+
+/// `check_many_then_counters` = `check_many`, then `counters` when every
+/// policy allowed.
+async fn check_many_then_counters_reads_counters_only_when_all_allowed(h: &Harness) {
+    let short = LimitPolicy::per_secs("t_mc_short", 5, 60);
+    let daily = LimitPolicy::per_secs("t_mc_daily", 1, 600);
+    let id = h.identity("many-counters");
+    let windows = [40, 41, 42];
+    assert!(h.a.advance(&id, 41, 0, TTL).await.unwrap());
+    assert!(h.a.advance(&id, 41, 1, TTL).await.unwrap());
+    assert!(h.a.advance(&id, 42, 0, TTL).await.unwrap());
+    let (ds, counters) =
+        h.b.check_many_then_counters(&[&short, &daily], &id, &windows)
+            .await
+            .unwrap();
+    assert_eq!(ds.len(), 2);
+    assert!(ds.iter().all(|d| d.allowed), "{ds:?}");
+    assert_eq!((ds[0].remaining, ds[1].remaining), (4, 0));
+    assert_eq!(counters, Some(vec![0, 2, 1]));
+    // `daily` denies now: no counters, `short` recorded its event.
+    let (ds, counters) =
+        h.a.check_many_then_counters(&[&short, &daily], &id, &windows)
+            .await
+            .unwrap();
+    assert_eq!(ds.len(), 2);
+    assert!(ds[0].allowed && !ds[1].allowed, "{ds:?}");
+    assert_eq!(counters, None);
+    assert_eq!(h.a.check(&short, &id).await.unwrap().remaining, 2);
+    // No policy: just the counters.
+    let (ds, counters) = h.a.check_many_then_counters(&[], &id, &[41]).await.unwrap();
+    assert!(ds.is_empty());
+    assert_eq!(counters, Some(vec![2]));
 }
