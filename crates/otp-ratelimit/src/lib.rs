@@ -286,6 +286,28 @@ pub trait Store: RateLimiter + UseCounterStore {
         let counters = self.counters(identity, windows).await?;
         Ok((decisions, Some(counters)))
     }
+
+    /// [`UseCounterStore::advance`] of (identity, window) from `from`, then,
+    /// only if this call won, [`RateLimiter::clear`] of `policy` on
+    /// `identity`: the two calls of a successful verify, with their
+    /// semantics. Returns whether this call won.
+    ///
+    /// The default makes the two calls. The Redis backend does both in one
+    /// atomic script (same hash tag): one round trip.
+    async fn advance_then_clear(
+        &self,
+        identity: &str,
+        window: u64,
+        from: u32,
+        ttl: Duration,
+        policy: &LimitPolicy,
+    ) -> Result<bool, StoreError> {
+        if !self.advance(identity, window, from, ttl).await? {
+            return Ok(false);
+        }
+        self.clear(policy, identity).await?;
+        Ok(true)
+    }
 }
 
 /// Which backend to build (the typed form of `STORE_BACKEND`, `REDIS_URL`, …).

@@ -311,6 +311,17 @@ end
 return 0
 ";
 
+/// ADVANCE_LUA on KEYS[1], then, if it won, DEL of the limiter log KEYS[2].
+const ADVANCE_THEN_CLEAR_LUA: &str = r"
+local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+if v == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], v + 1, 'PX', ARGV[2])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+";
+
 /// Failure count. KEYS[1] = failures, KEYS[2..] = counters; ARGV = max, ttl ms.
 /// Returns {failures, exhausted}.
 const FAILURE_LUA: &str = r"
@@ -366,6 +377,7 @@ pub struct RedisStore {
     check_many: Script,
     check_then_counters: Script,
     advance: Script,
+    advance_then_clear: Script,
     failure: Script,
     failures: Script,
 }
@@ -423,6 +435,7 @@ impl RedisStore {
             check_many: Script::new(CHECK_MANY_LUA),
             check_then_counters: Script::new(CHECK_THEN_COUNTERS_LUA),
             advance: Script::new(ADVANCE_LUA),
+            advance_then_clear: Script::new(ADVANCE_THEN_CLEAR_LUA),
             failure: Script::new(FAILURE_LUA),
             failures: Script::new(FAILURES_LUA),
         };
@@ -780,6 +793,29 @@ impl Store for RedisStore {
             })
             .collect::<Result<Vec<u32>, _>>()?;
         Ok((decisions, Some(counters)))
+    }
+
+    async fn advance_then_clear(
+        &self,
+        identity: &str,
+        window: u64,
+        from: u32,
+        ttl: Duration,
+        policy: &LimitPolicy,
+    ) -> Result<bool, StoreError> {
+        let stem = self.stem(identity);
+        let keys = [
+            format!("{stem}:n:{window}"),
+            format!("{stem}:rl:{}", policy.name),
+        ];
+        let won: i64 = self
+            .eval(
+                &self.advance_then_clear,
+                &keys,
+                &[u64::from(from), millis(ttl).max(1)],
+            )
+            .await?;
+        Ok(won == 1)
     }
 
     fn backend_name(&self) -> &'static str {

@@ -617,13 +617,15 @@ impl OtpService {
             }
         };
         if self.single_use {
+            // Compare-and-set, then clear the verify limit: one store call.
             match self
                 .store
-                .advance(
+                .advance_then_clear(
                     identity.as_str(),
                     matched.window,
                     matched.counter,
                     self.counter_ttl(),
+                    &l.verify_per_identity,
                 )
                 .await
             {
@@ -633,10 +635,16 @@ impl OtpService {
                     self.metrics.otp_failed.inc();
                     return Err(ServiceError::InvalidOtp { rate_limit: info });
                 }
-                Err(e) => self.store_failed("advance", e)?,
+                Err(e) => {
+                    self.store_failed("advance", e)?;
+                    // Failing open: the clear failed with the same call.
+                    self.metrics
+                        .store_errors
+                        .get_or_create(&StoreLabels { op: "clear" })
+                        .inc();
+                }
             }
-        }
-        if let Err(e) = self
+        } else if let Err(e) = self
             .store
             .clear(&l.verify_per_identity, identity.as_str())
             .await

@@ -76,6 +76,7 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(check_many_is_consecutive_checks_stopping_at_the_first_denial);
     case!(record_failures_is_consecutive_record_failure_calls);
     case!(check_many_then_counters_reads_counters_only_when_all_allowed);
+    case!(advance_then_clear_clears_only_when_it_won);
 }
 
 async fn limit_exact_at_boundary(h: &Harness) {
@@ -420,4 +421,24 @@ async fn check_many_then_counters_reads_counters_only_when_all_allowed(h: &Harne
     let (ds, counters) = h.a.check_many_then_counters(&[], &id, &[41]).await.unwrap();
     assert!(ds.is_empty());
     assert_eq!(counters, Some(vec![2]));
+}
+
+/// `advance_then_clear` = `advance`, then `clear` only if the CAS won.
+async fn advance_then_clear_clears_only_when_it_won(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_adv_clear", 3, 60);
+    let id = h.identity("advance-clear");
+    for _ in 0..2 {
+        assert!(h.a.check(&p, &id).await.unwrap().allowed);
+    }
+    // A lost CAS (the counter is 0, not 5) clears nothing.
+    assert!(!h.a.advance_then_clear(&id, 9, 5, TTL, &p).await.unwrap());
+    assert_eq!(h.a.counters(&id, &[9]).await.unwrap(), vec![0]);
+    assert_eq!(h.a.check(&p, &id).await.unwrap().remaining, 0);
+    // A won CAS advances and clears the budget.
+    assert!(h.b.advance_then_clear(&id, 9, 0, TTL, &p).await.unwrap());
+    assert_eq!(h.a.counters(&id, &[9]).await.unwrap(), vec![1]);
+    assert_eq!(h.a.check(&p, &id).await.unwrap().remaining, 2);
+    // Replaying the same `from` loses.
+    assert!(!h.a.advance_then_clear(&id, 9, 0, TTL, &p).await.unwrap());
+    assert_eq!(h.a.check(&p, &id).await.unwrap().remaining, 1);
 }
