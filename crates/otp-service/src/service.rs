@@ -336,7 +336,7 @@ impl OtpService {
     }
 
     /// [`OtpService::check_many`] of `policies` on `identity`, then (all
-    /// allowed) [`OtpService::counters`] of `windows`, in one store call.
+    /// allowed) the use counters of `windows`, in one store call.
     /// When the store fails open, both count a store error and the result
     /// is `(None, zeros)`, as the two separate calls would give.
     async fn identity_limits_then_counters(
@@ -415,25 +415,6 @@ impl OtpService {
         }
     }
 
-    async fn counters(
-        &self,
-        identity: &Identity,
-        windows: &[u64],
-    ) -> Result<Vec<u32>, ServiceError> {
-        if !self.single_use {
-            return Ok(vec![0; windows.len()]);
-        }
-        match self.store.counters(identity.as_str(), windows).await {
-            Ok(c) if c.len() == windows.len() => Ok(c),
-            Ok(_) => Err(ServiceError::Internal(
-                "store returned the wrong number of counters".into(),
-            )),
-            Err(e) => self
-                .store_failed("counters", e)
-                .map(|()| vec![0; windows.len()]),
-        }
-    }
-
     fn counter_ttl(&self) -> Duration {
         Duration::from_secs(self.engine.counter_ttl_seconds())
     }
@@ -442,8 +423,8 @@ impl OtpService {
     ///
     /// Order: normalize → can the delivery backend reach this kind of
     /// identity ([`Delivery::supports`]; if not, `DeliveryFailed` before any
-    /// limit is spent) → per-IP limit → per-identity limit → global limit →
-    /// use counter → derive → deliver. Every limit that allowed the call has
+    /// limit is spent) → per-IP limit → per-identity limit and use counter
+    /// (one store call) → global limit → derive → deliver. Every limit that allowed the call has
     /// recorded it, also when a later step fails.
     #[tracing::instrument(name = "request_otp", skip_all, fields(kind))]
     pub async fn request_otp(
@@ -489,26 +470,26 @@ impl OtpService {
             )
             .await?;
         }
-        let per_identity = self
-            .check(
-                &l.request_per_identity,
-                identity.as_str(),
+        let window = self.engine.window_at(now);
+        // The identity's limit and its use counter: one store call (one
+        // Redis round trip). Reading the counter before the global check
+        // changes no state: a denied global check leaves it unused.
+        let (per_identity, counters) = self
+            .identity_limits_then_counters(
+                &[&l.request_per_identity],
+                &identity,
+                &[window],
                 LimitedOperation::Request,
             )
             .await?;
+        let per_identity = per_identity.and_then(|d| d.first().copied());
         self.check(
             &l.global_send,
             Limits::GLOBAL_KEY,
             LimitedOperation::Request,
         )
         .await?;
-
-        let window = self.engine.window_at(now);
-        let counter = if self.single_use {
-            self.counters(&identity, &[window]).await?[0]
-        } else {
-            0
-        };
+        let counter = counters.first().copied().unwrap_or(0);
         let code = self.engine.generate_for_window(&identity, window, counter);
         let ttl_seconds = self.engine.ttl_seconds(now);
         let expires_at = self.engine.expires_at(now);
