@@ -8,7 +8,11 @@
 //! compare-and-set and a failure count (or several,
 //! [`UseCounterStore::record_failures`]) are each one Lua script run with
 //! `EVALSHA` (atomic on the server); reading counters is one `MGET`; clearing
-//! is one `DEL`. Only when Redis has lost its script cache (restart, failover,
+//! is one `DEL`. The combined operations of one identity
+//! ([`Store::check_many_then_counters`], [`Store::advance_then_clear`]) are
+//! one script each too: their keys share the identity's hash tag. A verify
+//! thus costs 3 round trips (per-IP check; identity limits + counters;
+//! failure records, or compare-and-set + clear). Only when Redis has lost its script cache (restart, failover,
 //! `SCRIPT FLUSH`) does the first call after it answer `NOSCRIPT` and the
 //! client sends `SCRIPT LOAD` and retries, once.
 //!
