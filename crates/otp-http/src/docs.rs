@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 document (utoipa) and Swagger UI served from the binary:
-//! the UI's assets are vendored (`assets/vendor/swagger-ui`, swagger-ui-dist
+//! the UI's assets are vendored (`vendor/swagger-ui` at the repository root, swagger-ui-dist
 //! from npm) and compiled in, so `/docs` works offline and loads nothing from
 //! a CDN.
 
@@ -100,8 +100,8 @@ const INIT_JS: &str = r#"(function () {
 })();
 "#;
 
-static BUNDLE_JS: &[u8] = include_bytes!("../assets/vendor/swagger-ui/swagger-ui-bundle.js");
-static CSS: &[u8] = include_bytes!("../assets/vendor/swagger-ui/swagger-ui.css");
+static BUNDLE_JS: &[u8] = include_bytes!("../../../vendor/swagger-ui/swagger-ui-bundle.js");
+static CSS: &[u8] = include_bytes!("../../../vendor/swagger-ui/swagger-ui.css");
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
 
