@@ -120,7 +120,10 @@ export declare class LocalStorageTokenStorage implements TokenStorage {
 
 /** Options of `OTPClient`. */
 export interface OTPClientOptions {
-  /** The server's base URL, e.g. "https://auth.example.com" (a path prefix is kept). */
+  /**
+   * The server's base URL, e.g. "https://auth.example.com" (a path prefix is
+   * kept; a trailing slash or `/api/v1` suffix is dropped).
+   */
   baseUrl: string;
   /** Per-attempt timeout in milliseconds. Defaults to 10000. */
   timeout?: number;
@@ -190,12 +193,19 @@ export interface HealthResult {
   service: string;
 }
 
+/**
+ * The base URL as the client uses it: trimmed, without trailing slashes and
+ * without a final `/api/v1`.
+ */
+export declare function normalizeBaseUrl(baseUrl: string): string;
+
 /** Parses a `Retry-After` value (seconds or HTTP date) into whole seconds. */
 export declare function parseRetryAfter(value: string | null | undefined, nowMs?: number): number | null;
 
 /** Client for one stateless-otp server. */
 export declare class OTPClient {
   constructor(options: string | OTPClientOptions);
+  /** The base URL without a trailing slash or `/api/v1` (see `normalizeBaseUrl`). */
   readonly baseUrl: string;
   timeout: number;
   maxRetries: number;

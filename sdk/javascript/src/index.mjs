@@ -2,16 +2,19 @@
  * @stateless-otp/client — JavaScript SDK for the stateless-otp REST API.
  *
  * One file, zero runtime dependencies. It runs in Node.js >= 18 and in
- * browsers: it needs only `fetch` and `AbortController`. This file is the ESM
- * build; `dist/index.cjs` is its CommonJS twin, generated from it by
- * `scripts/build.mjs` (never edit the twin by hand).
+ * browsers: it needs only `fetch` and `AbortController`. This file is the
+ * source and the browser's ESM entry; `dist/index.cjs` is its CommonJS twin,
+ * generated from it by `scripts/build.mjs` (never edit the twin by hand).
+ * In Node, `import` and `require` both reach that one CommonJS copy (through
+ * the `dist/index.mjs` wrapper for `import`), so there is only one `OTPError`
+ * class and `instanceof` holds whichever way a module loaded the SDK.
  *
  * The method names and result shapes are those of the earlier Python
  * service's JavaScript SDK, so code written against it keeps working.
  */
 
 /** Version of this SDK (kept equal to package.json's `version`). */
-export const VERSION = '0.1.0';
+export const VERSION = '0.2.0';
 
 /** Default per-attempt timeout in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 10000;
@@ -199,6 +202,18 @@ function requireString(name, value) {
 }
 
 /**
+ * The server's base URL as the client uses it: trimmed, without trailing
+ * slashes and without a final `/api/v1` (so `https://auth.example.com`,
+ * `https://auth.example.com/` and `https://auth.example.com/api/v1/` all
+ * name the same server; a path prefix such as `/auth` is kept).
+ * @param {string} baseUrl
+ * @returns {string}
+ */
+export function normalizeBaseUrl(baseUrl) {
+  return baseUrl.trim().replace(/\/+$/, '').replace(/\/api\/v1$/, '');
+}
+
+/**
  * Client for one stateless-otp server.
  *
  * Retries: calls that change nothing on the server (`introspectToken`,
@@ -240,8 +255,11 @@ export class OTPClient {
     if (fetchImpl === undefined && typeof globalThis.fetch !== 'function') {
       throw new TypeError('OTPClient: no global fetch here (Node >= 18 has one); pass options.fetch');
     }
-    /** The server's base URL, without a trailing slash. */
-    this.baseUrl = baseUrl.trim().replace(/\/+$/, '');
+    /**
+     * The server's base URL, without a trailing slash or `/api/v1` suffix
+     * (the Python service's SDKs were documented with `…/api/v1`).
+     */
+    this.baseUrl = normalizeBaseUrl(baseUrl);
     /** Per-attempt timeout in milliseconds. */
     this.timeout = timeout;
     /** Retries after a retryable failure. */

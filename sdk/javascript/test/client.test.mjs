@@ -53,6 +53,22 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
       assert.deepEqual(JSON.parse(req.body), { identity: 'alice@example.com' });
     });
 
+    test('a base URL with or without /api/v1 and trailing slashes names the same server (the Python SDKs were documented with /api/v1)', async () => {
+      for (const given of ['/prefix', '/prefix/', '/prefix/api/v1', '/prefix/api/v1/', '/prefix/api/v1//', '  /prefix/api/v1  ']) {
+        const url = given.startsWith(' ') ? `  ${server.url}${given.trim()}  ` : `${server.url}${given}`;
+        const client = new OTPClient(url);
+        assert.equal(client.baseUrl, `${server.url}/prefix`, given);
+        const sent = await client.requestOTP('alice@example.com');
+        assert.equal(sent.success, true, given);
+        assert.equal(server.requests.at(-1).url, '/prefix/api/v1/otp/request', given);
+        assert.deepEqual(await client.health(), { status: 'ok', service: 'stateless-otp' }, given);
+        assert.equal(server.requests.at(-1).url, '/prefix/health', given);
+      }
+      assert.equal(sdk.normalizeBaseUrl('https://auth.example.com/api/v1/'), 'https://auth.example.com');
+      assert.equal(sdk.normalizeBaseUrl('https://auth.example.com/api/v10'), 'https://auth.example.com/api/v10', 'only the exact suffix');
+      assert.equal(sdk.normalizeBaseUrl('https://auth.example.com/v1'), 'https://auth.example.com/v1');
+    });
+
     test('verifyOTP maps the answer and stores the token', async () => {
       const client = new OTPClient(`${server.url}/prefix`);
       assert.equal(client.getToken(), null);

@@ -43,6 +43,16 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
   const newClient = (opts = {}) => new OTPClient({ baseUrl: env.baseUrl, timeout: 5000, ...opts });
 
   describe(`${flavour}: SDK against the server`, { skip }, () => {
+    test('the base URL the Python service documented (…/api/v1/) signs in against this server', async () => {
+      const client = newClient({ baseUrl: `${env.baseUrl}/api/v1/` });
+      const identity = randomIdentity(`js-apiv1-${flavour}`);
+      assert.equal((await client.requestOTP(identity)).success, true);
+      const verified = await client.verifyOTP(identity, await readDeliveredCode(identity));
+      assert.equal(verified.tokenType, 'bearer');
+      assert.equal((await client.verifyBearer()).claims.sub, identity);
+      assert.equal((await client.health()).status, 'ok');
+    });
+
     test('full login: request, read the delivered code, verify, verifyBearer shows sub', async () => {
       const client = newClient();
       const identity = randomIdentity(`js-${flavour}`);

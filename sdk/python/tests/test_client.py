@@ -14,6 +14,7 @@ from stateless_otp import (
     OTPRequestResult,
     OTPVerifyResult,
     TokenInfo,
+    normalize_base_url,
     parse_retry_after,
 )
 
@@ -81,6 +82,20 @@ class SuccessfulCalls(unittest.TestCase):
         self.assertEqual(rec.headers["content-type"], "application/json")
         self.assertEqual(rec.json(), {"identity": "alice@example.com"})
         self.assertTrue(rec.headers["user-agent"].startswith("stateless-otp-python/"))
+
+    def test_a_base_url_with_or_without_api_v1_names_the_same_server(self) -> None:
+        # The Python service's SDKs were documented with http://host:8000/api/v1.
+        for given in ["/prefix", "/prefix/", "/prefix/api/v1", "/prefix/api/v1/", "/prefix/api/v1//"]:
+            with self.subTest(given=given):
+                client = OTPClient(f"  {self.server.url}{given}  ")
+                self.assertEqual(client.base_url, self.server.url + "/prefix")
+                self.assertTrue(client.request_otp("alice@example.com").success)
+                self.assertEqual(self.server.requests[-1].path, "/prefix/api/v1/otp/request")
+                self.assertEqual(client.health(), {"status": "ok", "service": "stateless-otp"})
+                self.assertEqual(self.server.requests[-1].path, "/prefix/health")
+        self.assertEqual(normalize_base_url("https://auth.example.com/api/v1/"), "https://auth.example.com")
+        self.assertEqual(normalize_base_url("https://auth.example.com/api/v10"), "https://auth.example.com/api/v10")
+        self.assertEqual(normalize_base_url("https://auth.example.com/v1"), "https://auth.example.com/v1")
 
     def test_verify_otp_returns_the_result_and_stores_the_token(self) -> None:
         self.assertIsNone(self.client.token)

@@ -86,6 +86,17 @@ class AgainstTheServer(unittest.TestCase):
         client.logout()
         self.assertIsNone(client.token)
 
+    def test_the_base_url_the_python_service_documented_signs_in(self) -> None:
+        client = OTPClient(support.BASE_URL.rstrip("/") + "/api/v1/", timeout=5.0)
+        identity = random_identity("py-apiv1")
+        self.assertTrue(client.request_otp(identity).success)
+        verified = client.verify_otp(identity, read_delivered_code(identity))
+        self.assertEqual(verified.token_type, "bearer")
+        bearer = client.verify_bearer()
+        assert bearer.claims is not None
+        self.assertEqual(bearer.claims["sub"], identity)
+        self.assertEqual(client.health()["status"], "ok")
+
     def test_a_wrong_code_is_otp_invalid(self) -> None:
         client = new_client()
         identity = random_identity("py-wrong")

@@ -1,5 +1,7 @@
 """Packaging checks: the README shows the example the e2e suite runs, the
-package is typed, and it installs with pip from its pyproject.toml."""
+package is typed, it installs with pip from its pyproject.toml, and the wheel
+carries both licence files, the licence expression, the project URLs and a
+supported-Python floor that is not end-of-life."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import zipfile
 
 import stateless_otp
 
@@ -45,7 +48,7 @@ class Package(unittest.TestCase):
                         module = line.split()[1].split(".")[0]
                         self.assertIn(module, set(stdlib) | {"__future__"}, f"{name}: {line}")
 
-    def test_pip_installs_the_package_with_its_type_marker(self) -> None:
+    def skip_unless_pip_can_build(self) -> None:
         # Offline build with the installed setuptools: it needs pip, and
         # either the `wheel` package or setuptools >= 70.1 (own bdist_wheel).
         missing = None
@@ -57,6 +60,45 @@ class Package(unittest.TestCase):
             if support.REQUIRE_ALL:
                 self.fail(f"OTP_E2E_REQUIRE_ALL=1 but {missing}")
             self.skipTest(missing)
+
+    def test_licence_files_equal_the_repository_ones(self) -> None:
+        for name in ("LICENSE-MIT", "LICENSE-APACHE"):
+            with open(os.path.join(ROOT, "..", "..", name), encoding="utf-8") as handle:
+                self.assertEqual(read(name), handle.read(), f"{name} differs from the repository's")
+
+    def test_the_wheel_carries_both_licences_the_urls_and_a_supported_python_floor(self) -> None:
+        self.skip_unless_pip_can_build()
+        with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as work:
+            source = os.path.join(work, "python")
+            shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+            result = subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", out, source],
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            wheels = [name for name in os.listdir(out) if name.endswith(".whl")]
+            self.assertEqual(len(wheels), 1, wheels)
+            self.assertTrue(wheels[0].startswith(f"stateless_otp_client-{stateless_otp.__version__}-"), wheels[0])
+            with zipfile.ZipFile(os.path.join(out, wheels[0])) as wheel:
+                names = wheel.namelist()
+                for licence in ("LICENSE-MIT", "LICENSE-APACHE"):
+                    inside = [n for n in names if ".dist-info/" in n and n.endswith(licence)]
+                    self.assertEqual(len(inside), 1, f"{licence} in the wheel: {names}")
+                    self.assertEqual(wheel.read(inside[0]).decode("utf-8"), read(licence))
+                self.assertIn("stateless_otp/py.typed", names)
+                metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode("utf-8")
+            fields = [line.split(": ", 1) for line in metadata.split("\n\n", 1)[0].splitlines() if ": " in line]
+            self.assertIn(["License", "MIT OR Apache-2.0"], fields)
+            self.assertIn(["Requires-Python", ">=3.10"], fields)
+            urls = [value for key, value in fields if key == "Project-URL"]
+            for label in ("Homepage", "Source", "Changelog", "Issues"):
+                self.assertTrue(any(u.startswith(f"{label}, https://") for u in urls), f"{label} in {urls}")
+            self.assertIn(["Version", stateless_otp.__version__], fields)
+
+    def test_pip_installs_the_package_with_its_type_marker(self) -> None:
+        self.skip_unless_pip_can_build()
         with tempfile.TemporaryDirectory() as target, tempfile.TemporaryDirectory() as work:
             # Build from a copy so the checkout gets no build/ or egg-info.
             source = os.path.join(work, "python")

@@ -12,7 +12,7 @@ service's SDK::
 """
 
 from ._version import __version__
-from .client import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT, OTPClient, parse_retry_after
+from .client import DEFAULT_MAX_RETRIES, DEFAULT_RETRY_DELAY, DEFAULT_TIMEOUT, OTPClient, normalize_base_url, parse_retry_after
 from .errors import ErrorCode, OTPError
 from .models import OTPRequestResult, OTPVerifyResult, TokenInfo
 from .storage import MemoryTokenStorage, TokenStorage
@@ -28,6 +28,7 @@ __all__ = [
     "TokenStorage",
     "MemoryTokenStorage",
     "parse_retry_after",
+    "normalize_base_url",
     "DEFAULT_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_RETRY_DELAY",

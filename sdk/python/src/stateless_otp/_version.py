@@ -1,3 +1,3 @@
 """The SDK's version (kept equal to pyproject.toml's)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -79,12 +79,25 @@ def _token_info(data: Dict[str, Any]) -> TokenInfo:
     return TokenInfo(active=data.get("active") is True, claims=claims if isinstance(claims, dict) else None)
 
 
+def normalize_base_url(base_url: str) -> str:
+    """Returns the base URL as the client uses it: trimmed, without trailing
+    slashes and without a final ``/api/v1``, so ``https://auth.example.com``,
+    ``https://auth.example.com/`` and ``https://auth.example.com/api/v1/``
+    name the same server (a path prefix such as ``/auth`` is kept)."""
+    url = base_url.strip().rstrip("/")
+    if url.endswith("/api/v1"):
+        url = url[: -len("/api/v1")]
+    return url
+
+
 class OTPClient:
     """Client for one stateless-otp server.
 
     Args:
         base_url: the server, e.g. ``"https://auth.example.com"``; a path
-            prefix such as ``/auth`` is kept.
+            prefix such as ``/auth`` is kept, and a trailing ``/`` or
+            ``/api/v1`` (the form the Python service's SDKs were documented
+            with) is dropped: see :func:`normalize_base_url`.
         timeout: per-attempt timeout in seconds. Defaults to 10.0.
         token_storage: where the access token is kept. Defaults to a new
             :class:`MemoryTokenStorage`.
@@ -117,7 +130,7 @@ class OTPClient:
             raise ValueError("timeout must be a positive number of seconds")
         if not (isinstance(max_retries, int) and max_retries >= 0):
             raise ValueError("max_retries must be a whole number >= 0")
-        self.base_url = base_url.strip().rstrip("/")
+        self.base_url = normalize_base_url(base_url)
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.retry_delay = float(retry_delay)
