@@ -61,23 +61,29 @@ class Package(unittest.TestCase):
                 self.fail(f"OTP_E2E_REQUIRE_ALL=1 but {missing}")
             self.skipTest(missing)
 
+    def pip_from_a_copy(self, *args: str) -> None:
+        """Runs ``pip ARGS… SOURCE`` offline on a copy of the package (so the
+        checkout gets no build/ or egg-info) and asserts that it succeeded."""
+        self.skip_unless_pip_can_build()
+        with tempfile.TemporaryDirectory() as work:
+            source = os.path.join(work, "python")
+            shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+            result = subprocess.run(
+                [sys.executable, "-m", "pip", *args, "--quiet", "--no-deps", "--no-build-isolation", "--no-index", source],
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
     def test_licence_files_equal_the_repository_ones(self) -> None:
         for name in ("LICENSE-MIT", "LICENSE-APACHE"):
             with open(os.path.join(ROOT, "..", "..", name), encoding="utf-8") as handle:
                 self.assertEqual(read(name), handle.read(), f"{name} differs from the repository's")
 
     def test_the_wheel_carries_both_licences_the_urls_and_a_supported_python_floor(self) -> None:
-        self.skip_unless_pip_can_build()
-        with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as work:
-            source = os.path.join(work, "python")
-            shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
-            result = subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", out, source],
-                capture_output=True,
-                text=True,
-                timeout=240,
-            )
-            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with tempfile.TemporaryDirectory() as out:
+            self.pip_from_a_copy("wheel", "--wheel-dir", out)
             wheels = [name for name in os.listdir(out) if name.endswith(".whl")]
             self.assertEqual(len(wheels), 1, wheels)
             self.assertTrue(wheels[0].startswith(f"stateless_otp_client-{stateless_otp.__version__}-"), wheels[0])
@@ -98,18 +104,8 @@ class Package(unittest.TestCase):
             self.assertIn(["Version", stateless_otp.__version__], fields)
 
     def test_pip_installs_the_package_with_its_type_marker(self) -> None:
-        self.skip_unless_pip_can_build()
-        with tempfile.TemporaryDirectory() as target, tempfile.TemporaryDirectory() as work:
-            # Build from a copy so the checkout gets no build/ or egg-info.
-            source = os.path.join(work, "python")
-            shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
-            result = subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--target", target, source],
-                capture_output=True,
-                text=True,
-                timeout=240,
-            )
-            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with tempfile.TemporaryDirectory() as target:
+            self.pip_from_a_copy("install", "--target", target)
             installed = os.path.join(target, "stateless_otp")
             self.assertTrue(os.path.isfile(os.path.join(installed, "py.typed")))
             probe = subprocess.run(
