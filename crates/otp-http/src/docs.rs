@@ -38,7 +38,8 @@ use crate::routes;
         otp_core::wire::IntrospectRequest,
         otp_core::wire::TokenStatus,
         otp_core::wire::HealthResponse,
-        otp_core::wire::ErrorBody,
+        crate::ErrorResponse,
+        crate::error::Detail,
         otp_core::wire::ErrorCode,
         otp_core::wire::FieldError,
     )),
@@ -126,12 +127,7 @@ pub async fn asset(file: web::Path<String>) -> HttpResponse {
         "swagger-ui-bundle.js" => (BUNDLE_JS, "application/javascript; charset=utf-8"),
         "swagger-ui.css" => (CSS, "text/css; charset=utf-8"),
         "init.js" => (INIT_JS.as_bytes(), "application/javascript; charset=utf-8"),
-        _ => {
-            return HttpResponse::NotFound().json(otp_core::wire::ErrorBody::new(
-                otp_core::wire::ErrorCode::NotFound,
-                "not found",
-            ))
-        }
+        _ => return actix_web::ResponseError::error_response(&crate::ApiError::NotFound),
     };
     HttpResponse::Ok()
         .content_type(ctype)

@@ -1,6 +1,12 @@
 //! The one HTTP error type: maps domain errors to status codes, the
-//! `{"error","message"}` body (SPEC §5) and the headers that go with them
-//! (`Retry-After`, `X-RateLimit-*`, `WWW-Authenticate`).
+//! `{"error","message","detail"}` body (SPEC §5) and the headers that go with
+//! them (`Retry-After`, `X-RateLimit-*`, `WWW-Authenticate`).
+//!
+//! `detail` is what the Python (FastAPI) service sent, so clients that read
+//! `resp.json()["detail"]` keep working: the message as a string, or on 422
+//! FastAPI's list of `{loc, msg, type}` with FastAPI's own `type` and `msg`
+//! texts (see [`fastapi_detail`]). FastAPI's `input` and `ctx` members are
+//! left out: they would echo the submitted identity or code back.
 
 use actix_web::error::JsonPayloadError;
 use actix_web::http::header::{self, HeaderValue};
@@ -9,6 +15,86 @@ use actix_web::{HttpResponse, ResponseError};
 use otp_core::token::TokenError;
 use otp_core::wire::{messages, ErrorBody, ErrorCode, FieldError};
 use otp_service::{LimitedOperation, RateLimitInfo, ServiceError};
+use serde::Serialize;
+
+/// FastAPI's `detail`: a string, or on 422 a list of `{loc, msg, type}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Detail {
+    /// Every status but 422: the same text as `message`.
+    Message(String),
+    /// 422: one entry per offending field, in FastAPI's words.
+    Fields(Vec<FieldError>),
+}
+
+/// Every error body on the wire (SPEC §5): `error`, `message`, `details` on
+/// 422, and FastAPI's `detail`.
+///
+/// The shared wire type `otp_core::wire::ErrorBody` (which the Rust client
+/// reads) plus `detail`; the OpenAPI document calls this schema `ErrorBody`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub struct ErrorResponse {
+    /// Stable error code.
+    pub error: ErrorCode,
+    /// Human-readable message.
+    pub message: String,
+    /// Offending fields (422 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<FieldError>>,
+    /// The Python service's FastAPI-style `detail`: `message` as a string, or
+    /// on 422 the list of `{loc, msg, type}` FastAPI gives.
+    pub detail: Detail,
+}
+
+impl From<ErrorBody> for ErrorResponse {
+    fn from(body: ErrorBody) -> Self {
+        let detail = match &body.details {
+            Some(details) => Detail::Fields(fastapi_detail(details)),
+            None => Detail::Message(body.message.clone()),
+        };
+        ErrorResponse {
+            error: body.error,
+            message: body.message,
+            details: body.details,
+            detail,
+        }
+    }
+}
+
+/// FastAPI's (pydantic 2's) entries for our field errors: the same `loc`,
+/// with the `type` and `msg` FastAPI sends for the same mistake (observed
+/// with FastAPI 0.165 / pydantic 2.13: a missing field is `missing` "Field
+/// required", a number where a string belongs is `string_type` "Input should
+/// be a valid string", …). Kinds FastAPI has no word for keep ours.
+pub fn fastapi_detail(details: &[FieldError]) -> Vec<FieldError> {
+    details
+        .iter()
+        .map(|d| {
+            let (kind, msg) = match d.kind.as_str() {
+                "missing" => ("missing", "Field required".to_owned()),
+                "string_type" => ("string_type", "Input should be a valid string".to_owned()),
+                "string_too_short" => (
+                    "string_too_short",
+                    "String should have at least 1 character".to_owned(),
+                ),
+                "json_invalid" => ("json_invalid", "JSON decode error".to_owned()),
+                "model_type" => (
+                    "model_attributes_type",
+                    "Input should be a valid dictionary or object to extract fields from"
+                        .to_owned(),
+                ),
+                "value_error" => ("value_error", format!("Value error, {}", d.msg)),
+                other => (other, d.msg.clone()),
+            };
+            FieldError {
+                loc: d.loc.clone(),
+                msg,
+                kind: kind.to_owned(),
+            }
+        })
+        .collect()
+}
 
 /// An error answered by the API.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +169,12 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> ErrorBody {
+    /// The body this error is answered with.
+    pub fn body(&self) -> ErrorResponse {
+        self.core_body().into()
+    }
+
+    fn core_body(&self) -> ErrorBody {
         let code = self.code();
         match self {
             ApiError::Validation { message, details } => {
@@ -230,6 +321,10 @@ pub(crate) fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
             ApiError::PayloadTooLarge(limit)
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        // FastAPI answers an empty body with `missing` at `["body"]`.
+        JsonPayloadError::Deserialize(e) if e.is_eof() && e.line() == 1 && e.column() == 0 => {
+            ApiError::field(&["body"], "request body is empty", "missing")
+        }
         JsonPayloadError::Deserialize(e) => ApiError::Validation {
             message: format!("request body is not valid JSON: {e}"),
             details: vec![FieldError {

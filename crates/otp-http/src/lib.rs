@@ -1,7 +1,7 @@
 //! # otp-http
 //!
 //! The REST API of stateless-otp on actix-web (SPEC §5): every route, the
-//! mapping of domain errors to `{"error","message"}` bodies and status codes,
+//! mapping of domain errors to `{"error","message","detail"}` bodies and status codes,
 //! rate-limit headers, client-IP resolution behind trusted proxies, CORS,
 //! Prometheus metrics, the OpenAPI 3.1 document and a Swagger UI served from
 //! the binary.
@@ -42,7 +42,7 @@
 //!
 //! # Layout
 //! - [`configure`], [`HttpState`], [`HttpConfig`], [`cors`]: mounting.
-//! - [`ApiError`]: the single `ResponseError` type.
+//! - [`ApiError`]: the single `ResponseError` type; [`ErrorResponse`]: its body.
 //! - [`routes`]: the handlers; [`docs`]: OpenAPI and Swagger UI.
 //! - [`client_ip`]: `TRUSTED_PROXIES` / `X-Forwarded-For` resolution.
 //! - [`http_metrics`]: request counters and latency histograms.
@@ -64,7 +64,7 @@ mod error;
 pub mod http_metrics;
 pub mod routes;
 
-pub use error::ApiError;
+pub use error::{fastapi_detail, ApiError, Detail, ErrorResponse};
 pub use http_metrics::HttpMetrics;
 
 /// Largest accepted JSON body (SPEC §5): larger bodies get 413.

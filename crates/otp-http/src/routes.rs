@@ -5,25 +5,26 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use otp_core::engine::unix_now;
 use otp_core::token::Claims;
 use otp_core::wire::{
-    messages, ErrorBody, FieldError, HealthResponse, IntrospectRequest, OtpRequest,
-    OtpRequestResponse, OtpVerifyRequest, OtpVerifyResponse, TokenStatus,
+    messages, FieldError, HealthResponse, IntrospectRequest, OtpRequest, OtpRequestResponse,
+    OtpVerifyRequest, OtpVerifyResponse, TokenStatus,
 };
 use otp_service::RequestContext;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{with_rate_limit, ApiError};
+use crate::error::{with_rate_limit, ApiError, ErrorResponse};
 use crate::HttpState;
 
 /// One field a route reads from a JSON object body.
 #[derive(Debug, Default)]
 enum Field {
-    /// Absent, or `null`.
+    /// Absent.
     #[default]
     Missing,
     /// A string.
     Str(String),
-    /// Present with another type.
+    /// Present with another type, `null` included (as FastAPI: a required
+    /// `str` field given `null` is `string_type`, not `missing`).
     NotString,
 }
 
@@ -31,7 +32,6 @@ impl Field {
     fn of(value: Value) -> Field {
         match value {
             Value::String(s) => Field::Str(s),
-            Value::Null => Field::Missing,
             _ => Field::NotString,
         }
     }
@@ -222,13 +222,13 @@ fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
     responses(
         (status = 200, description = "OTP sent", body = OtpRequestResponse,
             headers(("X-RateLimit-Limit" = u32), ("X-RateLimit-Remaining" = u32), ("X-RateLimit-Window" = u64))),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Malformed body or invalid identity", body = ErrorBody),
-        (status = 429, description = "Rate limit exceeded (`rate_limit_exceeded`)", body = ErrorBody,
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not application/json", body = ErrorResponse),
+        (status = 422, description = "Malformed body or invalid identity", body = ErrorResponse),
+        (status = 429, description = "Rate limit exceeded (`rate_limit_exceeded`)", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds until the next request is allowed"))),
-        (status = 502, description = "Delivery failed (`delivery_failed`)", body = ErrorBody),
-        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorBody),
+        (status = 502, description = "Delivery failed (`delivery_failed`)", body = ErrorResponse),
+        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse),
     )
 )]
 pub async fn request_otp(
@@ -259,13 +259,13 @@ pub async fn request_otp(
         (status = 200, description = "OTP verified; token issued", body = OtpVerifyResponse,
             headers(("X-RateLimit-Limit" = u32), ("X-RateLimit-Remaining" = u32), ("X-RateLimit-Window" = u64),
                 ("Cache-Control" = String, description = "no-store"))),
-        (status = 400, description = "Wrong, expired, replayed or wrong-length code (`otp_invalid`)", body = ErrorBody),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Malformed body, identity, or otp not 4 to 10 digits", body = ErrorBody),
-        (status = 429, description = "Too many attempts (`rate_limit_exceeded`)", body = ErrorBody,
+        (status = 400, description = "Wrong, expired, replayed or wrong-length code (`otp_invalid`)", body = ErrorResponse),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not application/json", body = ErrorResponse),
+        (status = 422, description = "Malformed body, identity, or otp not 4 to 10 digits", body = ErrorResponse),
+        (status = 429, description = "Too many attempts (`rate_limit_exceeded`)", body = ErrorResponse,
             headers(("Retry-After" = u64))),
-        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorBody),
+        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse),
     )
 )]
 pub async fn verify_otp(
@@ -295,9 +295,9 @@ pub async fn verify_otp(
     request_body = IntrospectRequest,
     responses(
         (status = 200, description = "`{active:true, claims}` for a valid token, `{active:false, claims:null}` otherwise", body = TokenStatus),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Body is not application/json", body = ErrorBody),
-        (status = 422, description = "Malformed body", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is not application/json", body = ErrorResponse),
+        (status = 422, description = "Malformed body, or a missing or empty `token`", body = ErrorResponse),
     )
 )]
 pub async fn introspect(
@@ -305,6 +305,15 @@ pub async fn introspect(
     body: web::Json<StringFields<IntrospectFields, 1>>,
 ) -> Result<HttpResponse, ApiError> {
     let [token] = string_fields(&body)?;
+    // The Python service's model required a non-empty string (422), and an
+    // empty token is a client bug rather than an inactive token.
+    if token.is_empty() {
+        return Err(ApiError::field(
+            &["body", "token"],
+            "must not be empty",
+            "string_too_short",
+        ));
+    }
     Ok(no_store(
         HttpResponse::Ok().json(state.service.introspect(token)),
     ))
@@ -351,7 +360,7 @@ static REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
             headers(("X-Auth-Subject" = String, description = "The token's `sub`"),
                 ("Remote-User" = String, description = "The token's `sub`"),
                 ("Cache-Control" = String, description = "no-store"))),
-        (status = 401, description = "`token_missing`, `token_invalid` or `token_expired`", body = ErrorBody,
+        (status = 401, description = "`token_missing`, `token_invalid` or `token_expired`", body = ErrorResponse,
             headers(("WWW-Authenticate" = String))),
     )
 )]
@@ -396,7 +405,7 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
         (status = 200, description = "`{\"status\":\"ready\",\"store\":…}`"),
-        (status = 503, description = "Store unreachable (`backend_unavailable`)", body = ErrorBody)))]
+        (status = 503, description = "Store unreachable (`backend_unavailable`)", body = ErrorResponse)))]
 pub async fn readyz(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
     state.service.ready().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({

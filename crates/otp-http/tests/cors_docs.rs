@@ -274,6 +274,17 @@ async fn openapi_is_3_1_and_documents_every_route_and_response() {
     ] {
         assert!(schemas.contains_key(s), "schema {s}");
     }
+    // FastAPI's `detail` is part of every error body (issue 13 item 8)
+    assert!(
+        schemas["ErrorBody"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("detail")),
+        "{}",
+        schemas["ErrorBody"]
+    );
+    assert_eq!(schemas["Detail"]["oneOf"][0]["type"], "string");
+    assert_eq!(schemas["Detail"]["oneOf"][1]["type"], "array");
     let codes: Vec<&str> = schemas["ErrorCode"]["enum"]
         .as_array()
         .unwrap()

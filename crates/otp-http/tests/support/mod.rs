@@ -294,11 +294,24 @@ impl Reply {
             assert_eq!(body["message"], m, "body: {body}");
         }
         if status == 422 {
+            let details = body["details"].as_array();
             assert!(
-                body["details"].as_array().is_some_and(|d| !d.is_empty()),
+                details.is_some_and(|d| !d.is_empty()),
                 "422 must carry details: {body}"
             );
+            // FastAPI's `detail`: one `{loc, msg, type}` per offending field.
+            let detail = body["detail"].as_array().expect("422 detail is a list");
+            assert_eq!(detail.len(), details.map_or(0, Vec::len), "body: {body}");
+            for (d, ours) in detail.iter().zip(details.into_iter().flatten()) {
+                assert_eq!(d["loc"], ours["loc"], "body: {body}");
+                assert!(
+                    d["msg"].is_string() && d["type"].is_string(),
+                    "body: {body}"
+                );
+            }
         } else {
+            // FastAPI's `detail` is the message as a string.
+            assert_eq!(body["detail"], body["message"], "body: {body}");
             assert!(
                 body.get("details").is_none(),
                 "only 422 has details: {body}"
