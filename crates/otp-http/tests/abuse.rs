@@ -328,6 +328,64 @@ async fn a_trusted_proxys_forwarded_for_names_the_client() {
     );
 }
 
+// See: issue 13 item 2 (`::ffff:a.b.c.d` had its own per-IP budget).
+#[actix_web::test]
+async fn a_v4_mapped_peer_shares_the_per_ip_budget_of_its_ipv4_address() {
+    let h = Setup {
+        limits: Limits {
+            request_per_ip: LimitPolicy::per_secs("request_ip", 1, 600),
+            ..Limits::default()
+        },
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    let from = |ip: &str, id: &str| request_otp(id).peer_addr(ip.parse().unwrap());
+    assert_eq!(
+        send(&app, from("203.0.113.5:40000", "m1")).await.status,
+        200
+    );
+    // the same client seen through a dual-stack socket bound to [::]
+    let r = send(&app, from("[::ffff:203.0.113.5]:40001", "m2")).await;
+    r.assert_error(429, "rate_limit_exceeded", Some(REQUEST_MSG));
+}
+
+// See: issue 13 item 2 (TRUSTED_PROXIES did not match IPv4 proxies seen as
+// v4-mapped peers when bound to `[::]`).
+#[actix_web::test]
+async fn an_ipv4_trusted_proxy_seen_as_a_v4_mapped_peer_is_trusted() {
+    let h = Setup {
+        limits: Limits {
+            request_per_ip: LimitPolicy::per_secs("request_ip", 1, 600),
+            ..Limits::default()
+        },
+        http: HttpConfig {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..HttpConfig::default()
+        },
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    let via_proxy = |xff: &str, id: &str| {
+        request_otp(id)
+            .peer_addr("[::ffff:10.0.0.2]:40000".parse().unwrap())
+            .insert_header(("X-Forwarded-For", xff.to_owned()))
+    };
+    // two clients behind the proxy: two budgets (the proxy is trusted)
+    assert_eq!(
+        send(&app, via_proxy("198.51.100.1", "t1")).await.status,
+        200
+    );
+    assert_eq!(
+        send(&app, via_proxy("198.51.100.2", "t2")).await.status,
+        200
+    );
+    // a client's hop written v4-mapped is the same client
+    let r = send(&app, via_proxy("::ffff:198.51.100.1", "t3")).await;
+    r.assert_error(429, "rate_limit_exceeded", Some(REQUEST_MSG));
+}
+
 #[actix_web::test]
 async fn an_untrusted_peers_forwarded_for_is_ignored() {
     let h = Setup {
