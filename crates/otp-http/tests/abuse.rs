@@ -284,20 +284,26 @@ async fn per_ip_verify_limit_trips() {
     assert_retry_after(&r, 600);
 }
 
-#[actix_web::test]
-async fn a_trusted_proxys_forwarded_for_names_the_client() {
-    let h = Setup {
+/// A harness allowing one OTP request per client IP per 600 s, trusting the
+/// `trusted` proxies.
+fn one_request_per_ip(trusted: &[&str]) -> Harness {
+    Setup {
         limits: Limits {
             request_per_ip: LimitPolicy::per_secs("request_ip", 1, 600),
             ..Limits::default()
         },
         http: HttpConfig {
-            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
             ..HttpConfig::default()
         },
         ..Setup::default()
     }
-    .build();
+    .build()
+}
+
+#[actix_web::test]
+async fn a_trusted_proxys_forwarded_for_names_the_client() {
+    let h = one_request_per_ip(&["10.0.0.0/8"]);
     let app = h.app().await;
     let via_proxy = |xff: &str, id: &str| {
         request_otp(id)
@@ -331,14 +337,7 @@ async fn a_trusted_proxys_forwarded_for_names_the_client() {
 // See: issue 13 item 2 (`::ffff:a.b.c.d` had its own per-IP budget).
 #[actix_web::test]
 async fn a_v4_mapped_peer_shares_the_per_ip_budget_of_its_ipv4_address() {
-    let h = Setup {
-        limits: Limits {
-            request_per_ip: LimitPolicy::per_secs("request_ip", 1, 600),
-            ..Limits::default()
-        },
-        ..Setup::default()
-    }
-    .build();
+    let h = one_request_per_ip(&[]);
     let app = h.app().await;
     let from = |ip: &str, id: &str| request_otp(id).peer_addr(ip.parse().unwrap());
     assert_eq!(
@@ -354,18 +353,7 @@ async fn a_v4_mapped_peer_shares_the_per_ip_budget_of_its_ipv4_address() {
 // v4-mapped peers when bound to `[::]`).
 #[actix_web::test]
 async fn an_ipv4_trusted_proxy_seen_as_a_v4_mapped_peer_is_trusted() {
-    let h = Setup {
-        limits: Limits {
-            request_per_ip: LimitPolicy::per_secs("request_ip", 1, 600),
-            ..Limits::default()
-        },
-        http: HttpConfig {
-            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
-            ..HttpConfig::default()
-        },
-        ..Setup::default()
-    }
-    .build();
+    let h = one_request_per_ip(&["10.0.0.0/8"]);
     let app = h.app().await;
     let via_proxy = |xff: &str, id: &str| {
         request_otp(id)
@@ -388,18 +376,7 @@ async fn an_ipv4_trusted_proxy_seen_as_a_v4_mapped_peer_is_trusted() {
 
 #[actix_web::test]
 async fn an_untrusted_peers_forwarded_for_is_ignored() {
-    let h = Setup {
-        limits: Limits {
-            request_per_ip: LimitPolicy::per_secs("request_ip", 1, 600),
-            ..Limits::default()
-        },
-        http: HttpConfig {
-            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
-            ..HttpConfig::default()
-        },
-        ..Setup::default()
-    }
-    .build();
+    let h = one_request_per_ip(&["10.0.0.0/8"]);
     let app = h.app().await;
     let spoof = |xff: &str, id: &str| {
         request_otp(id)
