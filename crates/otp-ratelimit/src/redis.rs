@@ -602,7 +602,7 @@ impl RateLimiter for RedisStore {
             keys.push(format!("{stem}:rl:{}", p.name));
         }
         let flat: Vec<i64> = self.eval(&self.check_many, &keys, &args).await?;
-        if flat.is_empty() || flat.len() % 3 != 0 || flat.len() / 3 > policies.len() {
+        if flat.is_empty() || !flat.len().is_multiple_of(3) || flat.len() / 3 > policies.len() {
             return Err(StoreError::Backend(format!(
                 "the check script answered {} values for {} policies",
                 flat.len(),

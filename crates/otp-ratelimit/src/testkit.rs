@@ -12,8 +12,10 @@
 //!   [`redis_or_skip`] uses `REDIS_URL` instead of starting a server when it
 //!   is set.
 //!
-//! Every process started here is killed, and its directory removed, when
-//! its guard is dropped. Only `std` is used, so any test runtime works.
+//! Every process started here runs in its own process group and is killed
+//! with that whole group ([`kill_process_group`]), and its directory
+//! removed, when its guard is dropped, also when the test panics. Only `std`
+//! is used, so any test runtime works.
 //!
 //! # Use from another crate
 //!
@@ -40,6 +42,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -161,6 +164,24 @@ impl Drop for TempDir {
     }
 }
 
+/// SIGKILLs every process in the process group led by `child` (a child
+/// spawned with `CommandExt::process_group(0)`, so the group id is its pid),
+/// then reaps `child`. Children that the process started (nginx workers, a
+/// browser's helpers) die with it instead of outliving the test. Safe after
+/// `child` has exited: until it is reaped its pid, and so the group id,
+/// cannot be reused.
+pub fn kill_process_group(child: &mut Child) {
+    // `kill -KILL -- -PGID`: std has no killpg, and this crate forbids unsafe.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A port on 127.0.0.1 that was free a moment ago (and, if `bus`, whose
 /// Cluster bus port `port + 10000` was free too).
 fn free_port(bus: bool) -> std::io::Result<u16> {
@@ -257,6 +278,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("spawn redis-server: {e}"))?;
         self.child = Some(child);
@@ -306,8 +328,7 @@ impl RedisServer {
     /// Kills the server (SIGKILL, like a crash) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_process_group(&mut c);
         }
     }
 

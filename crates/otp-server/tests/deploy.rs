@@ -36,14 +36,24 @@ fn must_replace(text: &str, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-/// A child process killed (and waited for) on drop.
+/// A child process started in its own process group (see [`spawn_grouped`]),
+/// killed with the whole group (nginx's workers too) and reaped on drop,
+/// also when the test panics.
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        support::kill_process_group(&mut self.0);
     }
+}
+
+/// Spawns `cmd` as the leader of a new process group, so [`Guard`] can stop
+/// it and everything it forks.
+fn spawn_grouped(cmd: &mut Command, what: &str) -> Child {
+    use std::os::unix::process::CommandExt as _;
+    cmd.process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"))
 }
 
 fn wait_for_port(port: u16, what: &str, child: &mut Child) {
@@ -65,15 +75,16 @@ fn start_redis(dir: &TempDir) -> (Guard, u16) {
 
 /// `redis-server` on `port`, nothing persisted.
 fn start_redis_on(dir: &TempDir, port: u16) -> Guard {
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
+    let mut child = spawn_grouped(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "redis-server",
+    );
     wait_for_port(port, "redis-server", &mut child);
     Guard(child)
 }
@@ -199,13 +210,42 @@ fn start_nginx(dir: &TempDir, replicas: [u16; 3], demo: u16) -> (Guard, u16) {
     );
     let mut cmd = Command::new("nginx");
     args(&mut cmd);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
+    let mut child = spawn_grouped(cmd.stdout(Stdio::null()).stderr(Stdio::null()), "nginx");
     wait_for_port(port, "nginx", &mut child);
     (Guard(child), port)
+}
+
+// See: issue 13 item 13 (nginx workers outlived the deploy tests).
+#[test]
+fn nginx_and_its_workers_are_gone_after_a_test_panics() {
+    if skip_without("nginx") {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let failed = std::thread::spawn(move || {
+        let dir = TempDir::new("nginx-panic");
+        let (nginx, _port) = start_nginx(&dir, [free_port(); 3], free_port());
+        let pgid = nginx.0.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while support::process_group_members(pgid).len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tx.send((pgid, support::process_group_members(pgid)))
+            .expect("send");
+        panic!("a deploy test failing while nginx runs (expected by this test)");
+    })
+    .join();
+    assert!(failed.is_err(), "the inner test panicked");
+    let (pgid, running) = rx.recv().expect("nginx started");
+    assert!(
+        running.len() >= 2,
+        "nginx master and worker were running: {running:?}"
+    );
+    assert_eq!(
+        support::process_group_members(pgid),
+        Vec::<u32>::new(),
+        "nginx processes survived the panicking test"
+    );
 }
 
 #[test]

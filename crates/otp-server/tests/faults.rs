@@ -39,7 +39,7 @@ fn assert_no_panic(server: &Server) {
 /// code on `/otp/verify`. Returns (status, error code).
 async fn one(c: &reqwest::Client, base: &str, n: usize) -> (u16, String) {
     let id = format!("load{n}@example.com");
-    let r = if n % 2 == 0 {
+    let r = if n.is_multiple_of(2) {
         post(
             c,
             &format!("{base}/api/v1/otp/request"),

@@ -465,3 +465,30 @@ fn python_sdk_against_the_server() {
         "the Python suites sent codes"
     );
 }
+
+// See: issue 13 item 13. A suite whose runner exits while something it
+// started (a browser) still runs must not leave that behind.
+#[test]
+fn a_suite_that_exits_leaving_a_child_behind_has_the_child_killed() {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "sleep 300 & echo $$ $!"]);
+    let run = run_bounded(sh, Duration::from_secs(30), "leaves-a-child");
+    assert!(run.status.success(), "{}", run.stderr);
+    let pids: Vec<u32> = run
+        .stdout
+        .split_whitespace()
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    let [group, sleeper] = pids[..] else {
+        panic!("expected two pids: {:?}", run.stdout)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !support::process_group_members(group).is_empty() && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !support::process_group_members(group).contains(&sleeper),
+        "the child ({sleeper}) of the finished suite is still running"
+    );
+}

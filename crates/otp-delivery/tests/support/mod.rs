@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -44,11 +45,18 @@ pub fn python_has(module: &str) -> bool {
     ok
 }
 
-/// Kills and reaps the child when dropped.
+/// Kills the child's whole process group (it is spawned as a group leader,
+/// so anything it forks dies too) and reaps it when dropped, also when the
+/// test panics.
 pub struct ChildGuard(pub Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
+        // `kill -KILL -- -PGID`: std has no killpg and unsafe is forbidden.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -67,6 +75,7 @@ pub fn spawn_python(script: &str, args: &[&str]) -> (ChildGuard, u16) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("starting {script}: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");

@@ -271,19 +271,13 @@ pub struct Finished {
 }
 
 /// A subprocess in its own process group, killed (group and all, e.g. a
-/// browser it started) on drop.
+/// browser it started) on drop, also when the leader already exited and left
+/// children behind.
 struct Group(Child);
 
 impl Drop for Group {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(format!("-{}", self.0.id()))
-                .status();
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
+        crate::support::kill_process_group(&mut self.0);
     }
 }
 

@@ -1,13 +1,44 @@
 //! Shared harness of otp-server's integration tests: runs the REAL binary
 //! (`CARGO_BIN_EXE_otp-server`) on a free loopback port and stops it when the
 //! guard drops. Each test file includes it with `mod support;`.
+//!
+//! Every process started here runs in its own process group and is killed
+//! with its whole group on drop (`otp_ratelimit::testkit::kill_process_group`),
+//! also when the test fails or panics: nothing it started outlives the test.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub use otp_ratelimit::testkit::kill_process_group;
+
+/// The live (not zombie) processes whose process group is `pgid`, read from
+/// `/proc/*/stat`: empty once a group was killed.
+pub fn process_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the `(comm)` field: state, ppid, pgrp, …
+            let mut rest = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let state = rest.next();
+            let pgrp = rest.nth(1).and_then(|g| g.parse::<u32>().ok());
+            state != Some("Z") && pgrp == Some(pgid)
+        })
+        .collect()
+}
 
 /// A 32-byte OTP key (base64url) for tests.
 pub const TEST_OTP_KEY: &str = "dGVzdC1vdHAta2V5LXRlc3Qtb3RwLWtleS10ZXN0LW8";
@@ -133,6 +164,7 @@ impl ServerBuilder {
             .command(port)
             .stdout(Stdio::piped())
             .stderr(stderr)
+            .process_group(0)
             .spawn()
             .expect("spawn otp-server");
         let out = child.stdout.take().expect("stdout");
@@ -208,8 +240,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_process_group(&mut self.child);
         let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
@@ -404,6 +435,7 @@ pub fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .expect("spawn otp-server");
     let mut out = child.stdout.take().expect("stdout");
@@ -424,8 +456,7 @@ pub fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
             break s;
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_process_group(&mut child);
             panic!("otp-server {args:?} did not finish within 30 s");
         }
         std::thread::sleep(Duration::from_millis(10));
