@@ -13,7 +13,7 @@ use otp_core::token::{
     MAX_TOKEN_BYTES,
 };
 use otp_core::wire::{IntrospectRequest, OtpRequest, OtpVerifyRequest};
-use otp_core::{Identity, SecretBytes};
+use otp_core::{Digits, Identity, OtpCode, SecretBytes};
 use std::sync::OnceLock;
 
 /// A fixed "now" for token checks: 2023-11-14T22:13:20Z.
@@ -218,7 +218,17 @@ pub fn otp_verify(data: &[u8]) {
         _ => HashAlgorithm::Sha512,
     };
     let skew = u64::from(data[4]) % window;
-    let Ok(policy) = OtpPolicy::new(digits, window, alg, drift, skew) else {
+    let Ok(digits_count) = Digits::try_from(digits) else {
+        return;
+    };
+    let Ok(policy) = OtpPolicy::builder()
+        .digits(digits_count)
+        .window_seconds(window)
+        .algorithm(alg)
+        .drift_tolerance(drift)
+        .clock_skew_seconds(skew)
+        .build()
+    else {
         return;
     };
     let now = match data[5] % 4 {
@@ -241,15 +251,18 @@ pub fn otp_verify(data: &[u8]) {
     assert!(!windows.is_empty() && windows.len() <= drift as usize + 2);
     let counter = u32::from(data[11] % 3);
     let counters = vec![counter; windows.len()];
-    if let Ok(code) = std::str::from_utf8(code_bytes) {
-        let _ = engine.verify(&identity, code, now, &counters);
+    if let Some(code) = std::str::from_utf8(code_bytes)
+        .ok()
+        .and_then(|c| OtpCode::parse(c).ok())
+    {
+        let _ = engine.verify(&identity, &code, now, &counters);
         // A wrong number of counters is an error, not a panic.
-        let _ = engine.verify(&identity, code, now, &counters[1..]);
+        let _ = engine.verify(&identity, &code, now, &counters[1..]);
     }
     let code = engine.generate(&identity, now, counter);
     assert_eq!(code.as_str().len(), usize::from(digits));
     let m = engine
-        .verify(&identity, code.as_str(), now, &counters)
+        .verify(&identity, &code, now, &counters)
         .expect("a fresh code verifies");
     assert_eq!(m.counter, counter);
     let ttl = engine.ttl_seconds(now);
@@ -303,15 +316,13 @@ pub fn wire_json(data: &[u8]) {
     }
     if let Ok(r) = serde_json::from_slice::<OtpVerifyRequest>(data) {
         if let Ok(id) = Identity::parse(&r.identity) {
-            let shaped =
-                (4..=10).contains(&r.otp.len()) && r.otp.bytes().all(|b| b.is_ascii_digit());
-            if shaped {
+            if let Ok(code) = OtpCode::parse(&r.otp) {
                 let keys = OtpKeyRing::single_unchecked(SecretBytes::from(
                     b"fuzz-otp-key-0123456789".to_vec(),
                 ));
                 let engine = OtpEngine::new(OtpPolicy::default(), keys);
                 let n = engine.candidate_windows(NOW).len();
-                let _ = engine.verify(&id, &r.otp, NOW, &vec![0; n]);
+                let _ = engine.verify(&id, &code, NOW, &vec![0; n]);
             }
         }
     }

@@ -3,15 +3,15 @@
 //! library for authenticator apps.
 //!
 //! ```
-//! use otp_core::hotp::{Totp, TotpConfig};
-//! use otp_core::engine::HashAlgorithm;
-//! use otp_core::SecretBytes;
+//! use otp_core::{Digits, HashAlgorithm, OtpCode, SecretBytes, Totp, TotpConfig};
 //!
 //! // RFC 6238 Appendix B, SHA-1, T = 59 s
 //! let totp = Totp::new(SecretBytes::new(b"12345678901234567890".to_vec()),
-//!     TotpConfig { digits: 8, period: 30, algorithm: HashAlgorithm::Sha1 }).unwrap();
-//! assert_eq!(totp.generate(59), "94287082");
-//! assert!(totp.verify("94287082", 59 + 30, 1));
+//!     TotpConfig { digits: Digits::Eight, period: 30, algorithm: HashAlgorithm::Sha1 }).unwrap();
+//! assert_eq!(totp.generate(59).as_str(), "94287082");
+//! // what a user types is parsed by the one code parser
+//! let typed = OtpCode::parse("94287082").unwrap();
+//! assert!(totp.verify(&typed, 59 + 30, 1));
 //!
 //! let uri = totp.otpauth_uri("Example Co", "alice@example.com");
 //! assert!(uri.starts_with("otpauth://totp/Example%20Co:alice%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"));
@@ -19,56 +19,50 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::engine::{hmac_truncate, HashAlgorithm};
+use crate::code::{Digits, OtpCode};
+use crate::engine::hmac_truncate;
+use crate::policy::HashAlgorithm;
 use crate::SecretBytes;
 
 /// Why a HOTP/TOTP configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StandardOtpError {
-    /// Digits outside 6..=10 (RFC 4226 requires at least 6).
+    /// Fewer than 6 digits (RFC 4226 requires at least 6).
     #[error("digits must be between 6 and 10, got {0}")]
-    Digits(u32),
+    Digits(Digits),
     /// Period of zero seconds.
     #[error("period must be at least 1 second")]
     Period,
 }
 
-fn check_digits(digits: u32) -> Result<(), StandardOtpError> {
-    if (6..=10).contains(&digits) {
+fn check_digits(digits: Digits) -> Result<(), StandardOtpError> {
+    if digits >= Digits::Six {
         Ok(())
     } else {
         Err(StandardOtpError::Digits(digits))
     }
 }
 
-fn format_code(value: u32, digits: u32) -> String {
-    let modulus = 10u64.pow(digits);
-    format!(
-        "{:0width$}",
-        u64::from(value) % modulus,
-        width = digits as usize
-    )
-}
-
-/// RFC 4226 HOTP value of `counter`, as a zero-padded string of `digits` digits.
+/// RFC 4226 HOTP value of `counter`, zero-padded to `digits` digits (6..=10).
 ///
 /// ```
-/// use otp_core::hotp::hotp;
-/// use otp_core::engine::HashAlgorithm;
+/// use otp_core::{hotp, Digits, HashAlgorithm};
 /// // RFC 4226 Appendix D, count 0
-/// assert_eq!(hotp(b"12345678901234567890", 0, 6, HashAlgorithm::Sha1).unwrap(), "755224");
+/// let code = hotp(b"12345678901234567890", 0, Digits::Six, HashAlgorithm::Sha1).unwrap();
+/// assert_eq!(code.as_str(), "755224");
+/// assert!(hotp(b"12345678901234567890", 0, Digits::Four, HashAlgorithm::Sha1).is_err());
 /// ```
 pub fn hotp(
     secret: &[u8],
     counter: u64,
-    digits: u32,
+    digits: Digits,
     algorithm: HashAlgorithm,
-) -> Result<String, StandardOtpError> {
+) -> Result<OtpCode, StandardOtpError> {
     check_digits(digits)?;
     let key = SecretBytes::from(secret);
     let value = hmac_truncate(algorithm, &key, &[&counter.to_be_bytes()]);
-    Ok(format_code(value, digits))
+    Ok(OtpCode::from_value(value, digits))
 }
 
 /// TOTP parameters. `Default` is the authenticator-app convention: 6 digits,
@@ -76,7 +70,7 @@ pub fn hotp(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TotpConfig {
     /// Code length, 6..=10. Defaults to 6.
-    pub digits: u32,
+    pub digits: Digits,
     /// Time step in seconds. Defaults to 30.
     pub period: u64,
     /// HMAC hash. Defaults to SHA-1 (what most authenticator apps assume).
@@ -86,7 +80,7 @@ pub struct TotpConfig {
 impl Default for TotpConfig {
     fn default() -> Self {
         TotpConfig {
-            digits: 6,
+            digits: Digits::Six,
             period: 30,
             algorithm: HashAlgorithm::Sha1,
         }
@@ -121,27 +115,28 @@ impl Totp {
     }
 
     /// The code for the step containing `unix_seconds`.
-    pub fn generate(&self, unix_seconds: u64) -> String {
+    pub fn generate(&self, unix_seconds: u64) -> OtpCode {
         self.generate_step(self.step(unix_seconds))
     }
 
     /// The code for step `step`.
-    pub fn generate_step(&self, step: u64) -> String {
+    pub fn generate_step(&self, step: u64) -> OtpCode {
         let value = hmac_truncate(self.config.algorithm, &self.secret, &[&step.to_be_bytes()]);
-        format_code(value, self.config.digits)
+        OtpCode::from_value(value, self.config.digits)
     }
 
     /// True if and only if `code` is the code of a step within `skew_steps`
-    /// of the step containing `unix_seconds` (each side). All candidates are
-    /// computed and compared in constant time.
-    pub fn verify(&self, code: &str, unix_seconds: u64, skew_steps: u64) -> bool {
-        if code.len() != self.config.digits as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
+    /// of the step containing `unix_seconds` (each side). A code of another
+    /// length never verifies. All candidates are computed and compared in
+    /// constant time.
+    pub fn verify(&self, code: &OtpCode, unix_seconds: u64, skew_steps: u64) -> bool {
+        if code.digits() != self.config.digits {
             return false;
         }
         let step = self.step(unix_seconds);
         let mut ok = subtle::Choice::from(0);
         for s in step.saturating_sub(skew_steps)..=step.saturating_add(skew_steps) {
-            ok |= self.generate_step(s).as_bytes().ct_eq(code.as_bytes());
+            ok |= self.generate_step(s).ct_eq(code);
         }
         bool::from(ok)
     }
@@ -230,12 +225,12 @@ mod tests {
             Totp::new(
                 s.clone(),
                 TotpConfig {
-                    digits: 5,
+                    digits: Digits::Five,
                     ..Default::default()
                 }
             )
             .err(),
-            Some(StandardOtpError::Digits(5))
+            Some(StandardOtpError::Digits(Digits::Five))
         );
         assert_eq!(
             Totp::new(
@@ -248,11 +243,11 @@ mod tests {
             .err(),
             Some(StandardOtpError::Period)
         );
-        assert!(hotp(b"k", 0, 11, HashAlgorithm::Sha1).is_err());
+        assert!(hotp(b"k", 0, Digits::Four, HashAlgorithm::Sha1).is_err());
     }
 
     #[test]
-    fn verify_rejects_outside_skew_and_malformed() {
+    fn verify_rejects_outside_skew_and_other_lengths() {
         let t = Totp::new(
             SecretBytes::new(b"12345678901234567890".to_vec()),
             TotpConfig::default(),
@@ -262,8 +257,9 @@ mod tests {
         assert!(t.verify(&code, 1_000_000, 0));
         assert!(t.verify(&code, 1_000_000 + 30, 1));
         assert!(!t.verify(&code, 1_000_000 + 60, 1));
-        assert!(!t.verify("12345", 1_000_000, 1));
-        assert!(!t.verify("abcdef", 1_000_000, 1));
+        let seven = OtpCode::parse(&format!("{}0", code.as_str())).unwrap();
+        assert!(!t.verify(&seven, 1_000_000, 1));
+        assert!(!t.verify(&OtpCode::parse("12345").unwrap(), 1_000_000, 1));
     }
 
     #[test]
@@ -271,7 +267,7 @@ mod tests {
         let t = Totp::new(
             SecretBytes::new(b"12345678901234567890".to_vec()),
             TotpConfig {
-                digits: 8,
+                digits: Digits::Eight,
                 period: 60,
                 algorithm: HashAlgorithm::Sha256,
             },

@@ -72,12 +72,27 @@ pub struct OtpVerifyRequest {
         schema(example = "alice@example.com", min_length = 1, max_length = 320)
     )]
     pub identity: String,
-    /// The code, 4 to 10 ASCII digits.
-    #[cfg_attr(
-        feature = "openapi",
-        schema(example = "123456", pattern = "^[0-9]{4,10}$")
-    )]
+    /// The code, 4 to 10 ASCII digits ([`OtpCode::parse`](crate::OtpCode::parse)).
+    #[cfg_attr(feature = "openapi", schema(schema_with = otp_code_schema))]
     pub otp: String,
+}
+
+/// The OpenAPI schema of a submitted code: the pattern is [`CODE_PATTERN`],
+/// the rule of [`OtpCode::parse`](crate::OtpCode::parse), so the two cannot
+/// drift apart.
+///
+/// [`CODE_PATTERN`]: crate::CODE_PATTERN
+#[cfg(feature = "openapi")]
+fn otp_code_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("The code, 4 to 10 ASCII digits."))
+        .examples(["123456"])
+        .pattern(Some(crate::CODE_PATTERN))
+        .min_length(Some(usize::from(crate::MIN_DIGITS)))
+        .max_length(Some(usize::from(crate::MAX_DIGITS)))
+        .build()
 }
 
 /// `POST /api/v1/otp/verify` 200 response.
@@ -277,6 +292,19 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
         }
+    }
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn openapi_code_pattern_is_the_parsers_rule() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(OtpVerifyRequest::schema()).unwrap();
+        let otp = &schema["properties"]["otp"];
+        assert_eq!(otp["pattern"], crate::CODE_PATTERN, "{schema}");
+        assert_eq!(otp["type"], "string");
+        assert_eq!(otp["minLength"], 4);
+        assert_eq!(otp["maxLength"], 10);
+        assert!(otp["description"].as_str().unwrap().contains("4 to 10"));
     }
 
     #[test]

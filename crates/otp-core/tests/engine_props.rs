@@ -1,13 +1,20 @@
 //! Property tests of the OTP engine: round trips, single-digit changes and
 //! the acceptance-window policy of SPEC §3.2.
 
-use otp_core::engine::{HashAlgorithm, OtpEngine, OtpPolicy, VerifyError};
-use otp_core::keys::OtpKeyRing;
-use otp_core::{Identity, SecretBytes};
+use otp_core::{
+    Digits, HashAlgorithm, Identity, OtpCode, OtpEngine, OtpKeyRing, OtpPolicy, SecretBytes,
+    VerifyError,
+};
 use proptest::prelude::*;
 
 fn engine(digits: u8, window: u64, alg: HashAlgorithm, key: Vec<u8>) -> OtpEngine {
-    let policy = OtpPolicy::new(digits, window, alg, 1, 30.min(window - 1)).unwrap();
+    let policy = OtpPolicy::builder()
+        .digits(Digits::try_from(digits).unwrap())
+        .window_seconds(window)
+        .algorithm(alg)
+        .clock_skew_seconds(30.min(window - 1))
+        .build()
+        .unwrap();
     OtpEngine::new(
         policy,
         OtpKeyRing::new(SecretBytes::new(key), vec![]).unwrap(),
@@ -41,7 +48,7 @@ proptest! {
         let code = e.generate(&who, time, counter);
         prop_assert_eq!(code.as_str().len(), usize::from(digits));
         let counters = vec![counter; e.candidate_windows(time).len()];
-        let m = e.verify(&who, code.as_str(), time, &counters).unwrap();
+        let m = e.verify(&who, &code, time, &counters).unwrap();
         prop_assert_eq!(m.counter, counter);
         // the code of window w matched; it may equal another candidate's code
         // only by coincidence, in which case the oldest window is reported
@@ -66,6 +73,7 @@ proptest! {
         // candidate window's code; exclude that coincidence explicitly.
         let collides = e.candidate_windows(time).iter().any(|w| e.generate_for_window(&who, *w, 0).as_str() == changed);
         prop_assume!(!collides);
+        let changed = OtpCode::parse(&changed).unwrap();
         prop_assert_eq!(e.verify(&who, &changed, time, &counters), Err(VerifyError::NoMatch));
     }
 
@@ -80,7 +88,7 @@ proptest! {
         let counters = vec![0; e.candidate_windows(time).len()];
         let check = |window: u64| {
             let code = e.generate_for_window(&who, window, 0);
-            e.verify(&who, code.as_str(), time, &counters).is_ok()
+            e.verify(&who, &code, time, &counters).is_ok()
         };
         prop_assert!(check(w));
         prop_assert!(check(w - 1));

@@ -1,6 +1,6 @@
 //! Error types: [`DeliveryError`] for a failed delivery (classified transient
 //! or permanent), [`ConfigError`] for a configuration that cannot work (it
-//! names the environment variable to fix), [`MessageError`] for a bad code.
+//! names the environment variable to fix).
 //!
 //! None of them ever holds an OTP code or a request body: the network
 //! backends build their details from status codes, provider error codes and
@@ -8,18 +8,6 @@
 
 use std::fmt;
 use std::time::Duration;
-
-/// Why a value is not a valid [`OtpCode`](crate::OtpCode).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MessageError {
-    /// Empty or longer than [`MAX_CODE_DIGITS`](crate::MAX_CODE_DIGITS).
-    #[error("the code must have 1 to 16 digits")]
-    CodeLength,
-    /// Contains something other than ASCII digits.
-    #[error("the code must be ASCII digits only")]
-    CodeNotDigits,
-}
 
 /// What went wrong in a delivery, and so whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`Delivery`]: the async trait every backend implements; an
-//!   [`OtpMessage`] in (identity, zeroizing [`OtpCode`], ttl, expiry), a
+//!   [`OtpMessage`] in (identity, the zeroizing [`otp_core::OtpCode`], ttl, expiry), a
 //!   [`DeliveryReceipt`] or a classified [`DeliveryError`] out.
 //! - [`RetryingDelivery`] and [`RetryPolicy`]: per-attempt timeout and
 //!   bounded retries with backoff for transient failures.
@@ -46,9 +46,9 @@ pub use config::{
     build_delivery, parse_webhook_headers, BackendKind, DeliveryConfig, SmtpConfig, SmtpTls,
     TwilioConfig, WebhookConfig,
 };
-pub use error::{ConfigError, DeliveryError, DeliveryErrorKind, MessageError};
+pub use error::{ConfigError, DeliveryError, DeliveryErrorKind};
 pub use local::{ConsoleDelivery, NoopDelivery};
-pub use message::{DeliveryReceipt, OtpCode, OtpMessage, MAX_CODE_DIGITS};
+pub use message::{DeliveryReceipt, OtpMessage};
 pub use retry::{
     RetryPolicy, RetryingDelivery, DEFAULT_INITIAL_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS,

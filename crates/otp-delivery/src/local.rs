@@ -52,7 +52,7 @@ impl ConsoleDelivery {
             "{line}\n  One-time code (console delivery, development only)\n  identity   : {} ({})\n  code       : {}\n  valid for  : {} minute{} ({} s)\n  expires at : {} (unix {})\n{line}\n",
             message.identity().as_str(),
             message.kind().as_str(),
-            message.code().expose(),
+            message.code().as_str(),
             message.minutes(),
             if message.minutes() == 1 { "" } else { "s" },
             message.ttl_seconds(),
@@ -114,8 +114,8 @@ impl Delivery for NoopDelivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::OtpCode;
     use otp_core::Identity;
+    use otp_core::OtpCode;
     use std::sync::Arc;
 
     #[derive(Clone, Default)]
@@ -136,7 +136,7 @@ mod tests {
         let d = ConsoleDelivery::with_writer(Box::new(buf.clone()));
         let m = OtpMessage::new(
             Identity::parse("Alice@Example.com").unwrap(),
-            OtpCode::new("135790").unwrap(),
+            OtpCode::parse("135790").unwrap(),
             300,
             1_800_000_000,
         );
@@ -156,7 +156,7 @@ mod tests {
     async fn noop_succeeds_without_output() {
         let m = OtpMessage::new(
             Identity::parse("u").unwrap(),
-            OtpCode::new("1").unwrap(),
+            OtpCode::parse("1234").unwrap(),
             1,
             1,
         );

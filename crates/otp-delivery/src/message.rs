@@ -1,67 +1,14 @@
-//! The message handed to a backend ([`OtpMessage`]), the zeroizing code it
-//! carries ([`OtpCode`]) and what a successful delivery returns
-//! ([`DeliveryReceipt`]).
+//! The message handed to a backend ([`OtpMessage`], carrying the workspace's
+//! one zeroizing [`OtpCode`] from `otp-core`) and what a successful delivery
+//! returns ([`DeliveryReceipt`]).
+//!
+//! The code is digits only ([`OtpCode::parse`] and the engine guarantee it),
+//! which is what makes it safe to place in a mail header, a form field or a
+//! JSON string without further escaping.
 
 use std::fmt;
 
-use otp_core::{Identity, IdentityKind};
-use zeroize::{Zeroize, ZeroizeOnDrop};
-
-use crate::error::MessageError;
-
-/// Longest code accepted, in digits (the engine issues 4..=10).
-pub const MAX_CODE_DIGITS: usize = 16;
-
-/// A one-time code: ASCII digits, wiped from memory on drop, redacted in
-/// `Debug`, without `Display`.
-///
-/// ```
-/// use otp_delivery::OtpCode;
-/// let code = OtpCode::new("123456").unwrap();
-/// assert_eq!(code.expose(), "123456");
-/// assert_eq!(format!("{code:?}"), "OtpCode([REDACTED; 6 digits])");
-/// assert!(OtpCode::new("12a4").is_err());
-/// ```
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct OtpCode(String);
-
-impl OtpCode {
-    /// Wraps `code`, which must be 1..=16 ASCII digits.
-    ///
-    /// The digits-only rule is what makes the code safe to place in a mail
-    /// header, a form field or a JSON string without further escaping.
-    pub fn new(code: impl Into<String>) -> Result<Self, MessageError> {
-        let code = OtpCode(code.into());
-        if code.0.is_empty() || code.0.len() > MAX_CODE_DIGITS {
-            return Err(MessageError::CodeLength);
-        }
-        if !code.0.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(MessageError::CodeNotDigits);
-        }
-        Ok(code)
-    }
-
-    /// The digits. Keep the borrow short and never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Number of digits.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Returns true if and only if the code has no digits (never, once built).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for OtpCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OtpCode([REDACTED; {} digits])", self.0.len())
-    }
-}
+use otp_core::{Identity, IdentityKind, OtpCode};
 
 /// One code to deliver: who gets it, the code, and how long it is valid.
 ///
@@ -210,19 +157,10 @@ mod tests {
     fn msg(ttl: u64) -> OtpMessage {
         OtpMessage::new(
             Identity::parse("a@example.com").unwrap(),
-            OtpCode::new("424242").unwrap(),
+            OtpCode::parse("424242").unwrap(),
             ttl,
             1_800_000_000,
         )
-    }
-
-    #[test]
-    fn code_rejects_non_digits_and_bad_lengths() {
-        assert_eq!(OtpCode::new(""), Err(MessageError::CodeLength));
-        assert_eq!(OtpCode::new("1".repeat(17)), Err(MessageError::CodeLength));
-        assert_eq!(OtpCode::new("12 34"), Err(MessageError::CodeNotDigits));
-        assert_eq!(OtpCode::new("１２３４"), Err(MessageError::CodeNotDigits));
-        assert!(OtpCode::new("0000").is_ok());
     }
 
     #[test]

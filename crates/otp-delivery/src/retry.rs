@@ -185,8 +185,8 @@ fn jitter(d: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::error::DeliveryErrorKind;
-    use crate::message::OtpCode;
     use otp_core::Identity;
+    use otp_core::OtpCode;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Mutex;
 
@@ -238,7 +238,7 @@ mod tests {
     fn message() -> OtpMessage {
         OtpMessage::new(
             Identity::parse("u1").unwrap(),
-            OtpCode::new("123456").unwrap(),
+            OtpCode::parse("123456").unwrap(),
             300,
             0,
         )

@@ -62,8 +62,8 @@ impl Delivery for AutoRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::OtpCode;
     use otp_core::Identity;
+    use otp_core::OtpCode;
 
     #[derive(Debug)]
     struct Named(&'static str);
@@ -96,7 +96,7 @@ mod tests {
         ] {
             let m = OtpMessage::new(
                 Identity::parse(id).unwrap(),
-                OtpCode::new("1234").unwrap(),
+                OtpCode::parse("1234").unwrap(),
                 60,
                 0,
             );

@@ -293,7 +293,7 @@ impl Delivery for SmtpDelivery {
             .transport
             .get_or_init(|| async { self.transport() })
             .await;
-        let code = message.code().expose();
+        let code = message.code().as_str();
         match transport.send(email).await {
             Ok(response) => Ok(DeliveryReceipt {
                 backend: BACKEND,

@@ -159,7 +159,7 @@ impl TextTemplate {
 
 fn text_value(what: Placeholder, m: &OtpMessage) -> String {
     match what {
-        Placeholder::Otp => m.code().expose().to_owned(),
+        Placeholder::Otp => m.code().as_str().to_owned(),
         Placeholder::Minutes => m.minutes().to_string(),
         Placeholder::Identity => m.identity().as_str().to_owned(),
         Placeholder::TtlSeconds => m.ttl_seconds().to_string(),
@@ -264,7 +264,7 @@ impl JsonTemplate {
         ] {
             let id = otp_core::Identity::parse(identity)
                 .map_err(|e| ConfigError::new(VAR, format!("internal sample identity: {e}")))?;
-            let code = crate::message::OtpCode::new("012345")
+            let code = otp_core::OtpCode::parse("012345")
                 .map_err(|e| ConfigError::new(VAR, format!("internal sample code: {e}")))?;
             let sample = OtpMessage::new(id, code, 300, 1_800_000_000);
             let rendered = template.render(&sample);
@@ -307,7 +307,7 @@ impl JsonTemplate {
 
 fn json_value(what: Placeholder, m: &OtpMessage) -> serde_json::Value {
     match what {
-        Placeholder::Otp => m.code().expose().into(),
+        Placeholder::Otp => m.code().as_str().into(),
         Placeholder::Identity => m.identity().as_str().into(),
         Placeholder::Kind => m.kind().as_str().into(),
         Placeholder::Minutes => m.minutes().into(),
@@ -321,7 +321,7 @@ fn json_value(what: Placeholder, m: &OtpMessage) -> serde_json::Value {
 pub(crate) fn default_json_body(m: &OtpMessage) -> String {
     serde_json::json!({
         "identity": m.identity().as_str(),
-        "otp": m.code().expose(),
+        "otp": m.code().as_str(),
         "ttl_seconds": m.ttl_seconds(),
         "expires_at": m.expires_at(),
     })
@@ -331,13 +331,13 @@ pub(crate) fn default_json_body(m: &OtpMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::OtpCode;
     use otp_core::Identity;
+    use otp_core::OtpCode;
 
     fn msg(identity: &str) -> OtpMessage {
         OtpMessage::new(
             Identity::parse(identity).unwrap(),
-            OtpCode::new("987654").unwrap(),
+            OtpCode::parse("987654").unwrap(),
             300,
             1_800_000_000,
         )

@@ -198,7 +198,7 @@ impl Delivery for TwilioDelivery {
                 attempts: 1,
             });
         }
-        let code = message.code().expose();
+        let code = message.code().as_str();
         let kind = status_kind(status);
         let detail = match serde_json::from_slice::<TwilioError>(&bytes) {
             Ok(err) => {

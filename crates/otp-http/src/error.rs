@@ -189,10 +189,10 @@ impl ApiError {
                 }],
             ),
             ApiError::Service(ServiceError::InvalidCodeFormat) => ErrorBody::validation(
-                "otp: must be 4 to 10 ASCII digits",
+                format!("otp: {}", otp_core::CODE_RULE),
                 vec![FieldError {
                     loc: vec!["body".into(), "otp".into()],
-                    msg: "must be 4 to 10 ASCII digits".into(),
+                    msg: otp_core::CODE_RULE.into(),
                     kind: "value_error".into(),
                 }],
             ),

@@ -19,7 +19,7 @@ const REQUEST_MSG: &str = "Too many OTP requests. Please wait before requesting 
 
 /// One-hour OTP windows, so no test crosses a window boundary mid-way.
 fn long_windows() -> OtpPolicy {
-    OtpPolicy::default().with_window_seconds(3600).unwrap()
+    OtpPolicy::builder().window_seconds(3600).build().unwrap()
 }
 
 fn peer(ip: &str) -> SocketAddr {

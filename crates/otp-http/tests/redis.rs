@@ -29,7 +29,7 @@ async fn redis_store(url: String) -> Arc<dyn Store> {
 }
 
 fn long_windows() -> OtpPolicy {
-    OtpPolicy::default().with_window_seconds(3600).unwrap()
+    OtpPolicy::builder().window_seconds(3600).build().unwrap()
 }
 
 #[actix_web::test]

@@ -16,6 +16,7 @@ use otp_core::token::{
     generate_ed25519_pkcs8, generate_hs256_secret, Algorithm, SigningKey, TokenConfig, TokenKeys,
     VerifyingKey,
 };
+use otp_core::Digits;
 use otp_delivery::{
     BackendKind, DeliveryConfig, RetryPolicy, SmtpConfig, SmtpTls, TwilioConfig, WebhookConfig,
 };
@@ -386,7 +387,14 @@ impl Settings {
             0,
             window - 1,
         )?;
-        let policy = OtpPolicy::new(digits, window, algorithm, drift, skew)
+        let digits = Digits::try_from(digits).map_err(|e| err("OTP_DIGITS", e.to_string()))?;
+        let policy = OtpPolicy::builder()
+            .digits(digits)
+            .window_seconds(window)
+            .algorithm(algorithm)
+            .drift_tolerance(drift)
+            .clock_skew_seconds(skew)
+            .build()
             .map_err(|e| err("OTP_WINDOW_SECONDS", e.to_string()))?;
 
         let keys = match raw.get("OTP_SECRET_KEY") {

@@ -21,8 +21,9 @@ pub enum ServiceError {
     /// The identity is empty, too long or malformed (HTTP 422).
     #[error("invalid identity: {0}")]
     InvalidIdentity(#[from] IdentityError),
-    /// The submitted code is not 4..=10 ASCII digits (HTTP 422).
-    #[error("otp must be 4 to 10 ASCII digits")]
+    /// The submitted code is not 4..=10 ASCII digits, the rule of
+    /// [`OtpCode::parse`](otp_core::OtpCode::parse) (HTTP 422).
+    #[error("otp {}", otp_core::CODE_RULE)]
     InvalidCodeFormat,
     /// Wrong, expired, replayed or wrong-length code (HTTP 400).
     #[error("invalid or expired OTP")]

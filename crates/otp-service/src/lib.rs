@@ -27,7 +27,7 @@
 //! impl Delivery for Outbox {
 //!     fn name(&self) -> &'static str { "outbox" }
 //!     async fn deliver(&self, m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
-//!         *self.0.lock().unwrap() = Some(m.code().expose().to_owned());
+//!         *self.0.lock().unwrap() = Some(m.code().as_str().to_owned());
 //!         Ok(DeliveryReceipt { backend: "outbox", provider_id: None, attempts: 1 })
 //!     }
 //! }

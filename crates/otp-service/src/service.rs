@@ -8,7 +8,7 @@ use otp_core::engine::{unix_now, OtpEngine, OtpPolicy, VerifyError};
 use otp_core::keys::OtpKeyRing;
 use otp_core::token::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS};
 use otp_core::wire::TokenStatus;
-use otp_core::Identity;
+use otp_core::{Identity, OtpCode};
 use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
 use otp_ratelimit::{Decision, LimitPolicy, Limits, MemoryStore, Store, StoreError};
 use serde_json::{Map, Value};
@@ -206,11 +206,6 @@ impl OtpServiceBuilder {
             metrics: self.metrics.unwrap_or_default(),
         }
     }
-}
-
-/// True if and only if `code` is 4..=10 ASCII digits (the API's 422 rule).
-fn is_code_shaped(code: &str) -> bool {
-    (4..=10).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl OtpService {
@@ -493,8 +488,6 @@ impl OtpService {
         let code = self.engine.generate_for_window(&identity, window, counter);
         let ttl_seconds = self.engine.ttl_seconds(now);
         let expires_at = self.engine.expires_at(now);
-        let code = otp_delivery::OtpCode::new(code.as_str())
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let message = OtpMessage::new(identity.clone(), code, ttl_seconds, expires_at);
 
         let backend = self.delivery.name();
@@ -553,9 +546,7 @@ impl OtpService {
     ) -> Result<VerifyOutcome, ServiceError> {
         let identity = Identity::parse(identity)?;
         tracing::Span::current().record("kind", identity.kind().as_str());
-        if !is_code_shaped(code) {
-            return Err(ServiceError::InvalidCodeFormat);
-        }
+        let code = OtpCode::parse(code).map_err(|_| ServiceError::InvalidCodeFormat)?;
         // Refuse a registered claim before anything is spent: checked only at
         // signing time, the code would already be used up (single use) and
         // the verify budget cleared, with no token to show for it.
@@ -586,7 +577,7 @@ impl OtpService {
             .and_then(|d| d.first().copied())
             .map(RateLimitInfo::from)
             .unwrap_or_else(|| Self::open_info(&l.verify_per_identity));
-        let matched = match self.engine.verify(&identity, code, now, &counters) {
+        let matched = match self.engine.verify(&identity, &code, now, &counters) {
             Ok(m) => m,
             Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {
                 return Err(self

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use otp_core::Identity;
-use otp_delivery::{OtpCode, OtpMessage};
+use otp_core::OtpCode;
+use otp_delivery::OtpMessage;
 
 /// Returns true if and only if `OTP_E2E_REQUIRE_ALL=1`.
 pub fn require_all() -> bool {
@@ -128,7 +129,7 @@ impl Drop for TempDir {
 pub fn message(identity: &str, code: &str) -> OtpMessage {
     OtpMessage::new(
         Identity::parse(identity).expect("test identity"),
-        OtpCode::new(code).expect("test code"),
+        OtpCode::parse(code).expect("test code"),
         300,
         1_800_000_000,
     )

@@ -72,7 +72,7 @@ impl Delivery for Outbox {
             .unwrap()
             .entry(m.identity().as_str().to_owned())
             .or_default()
-            .push(m.code().expose().to_owned());
+            .push(m.code().as_str().to_owned());
         Ok(DeliveryReceipt {
             backend: "outbox",
             provider_id: None,

@@ -71,7 +71,7 @@ impl Delivery for CapturingDelivery {
             .unwrap()
             .entry(m.identity().as_str().to_owned())
             .or_default()
-            .push(m.code().expose().to_owned());
+            .push(m.code().as_str().to_owned());
         Ok(DeliveryReceipt {
             backend: "capture",
             provider_id: None,

@@ -47,7 +47,10 @@ impl Captured {
 /// one by chance (the subscriber also prints no time).
 fn ten_digit_config() -> ServiceConfig {
     let mut c = config();
-    c.policy = OtpPolicy::default().with_digits(10).unwrap();
+    c.policy = OtpPolicy::builder()
+        .digits(otp_core::Digits::Ten)
+        .build()
+        .unwrap();
     c.limits.request_per_identity = LimitPolicy::per_secs("request_identity", 3, 600);
     c
 }
