@@ -2,9 +2,8 @@
 //! asserts the invariants that make a "no panic" run meaningful (a parse that
 //! succeeds gives a value that satisfies the documented rules).
 //!
-//! This file is also compiled into `crates/otp-server/tests/fuzz_corpus.rs`
-//! (by `#[path]`), whose crate root provides the same `settings` and `vars`
-//! modules as `fuzz/src/lib.rs`.
+//! `crates/otp-server/tests/fuzz_corpus.rs` calls the same functions on the
+//! committed corpora.
 
 use otp_core::engine::{HashAlgorithm, OtpEngine, OtpPolicy};
 use otp_core::keys::{decode_base64_key, parse_otp_key, OtpKeyRing};
@@ -276,7 +275,7 @@ pub fn otp_verify(data: &[u8]) {
 /// layer on top, then `Settings::from_raw` (the validation `serve` runs).
 /// Must answer with a value or one `SettingError`, never panic.
 pub fn config_parse(data: &[u8]) {
-    use crate::settings::{RawSettings, Settings};
+    use otp_server::settings::{RawSettings, Settings};
     let (toml, env) = match data.iter().position(|&b| b == 0) {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &[][..]),

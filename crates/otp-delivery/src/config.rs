@@ -1,10 +1,11 @@
 //! Typed configuration per backend and [`build_delivery`], which validates
 //! it all and returns the `Arc<dyn Delivery>` the service holds.
 //!
-//! These are plain structs: this crate never reads the environment. The
-//! binary reads the variables named in each field's docs, fills the structs
-//! and calls [`build_delivery`] at start-up; every [`ConfigError`] names the
-//! variable to fix.
+//! These are plain structs: this crate never reads the environment nor
+//! parses variables. The binary reads the variables named in each field's
+//! docs, fills the structs and calls [`build_delivery`] at start-up; every
+//! [`ConfigError`] names the field to fix (`smtp.host`), which the binary
+//! maps back to its variable.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,24 +35,6 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
-    /// Parses a `DELIVERY_BACKEND` value (case-insensitive, trimmed).
-    pub fn parse(value: &str) -> Result<Self, ConfigError> {
-        Ok(match value.trim().to_ascii_lowercase().as_str() {
-            "" | "console" => Self::Console,
-            "none" => Self::None,
-            "smtp" => Self::Smtp,
-            "twilio" => Self::Twilio,
-            "webhook" => Self::Webhook,
-            "auto" => Self::Auto,
-            _ => {
-                return Err(ConfigError::new(
-                    "DELIVERY_BACKEND",
-                    "must be one of console, smtp, twilio, webhook, auto, none",
-                ))
-            }
-        })
-    }
-
     /// The canonical value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,42 +63,6 @@ pub enum SmtpTls {
 }
 
 impl SmtpTls {
-    /// Parses an `SMTP_TLS` value: `starttls` | `tls` | `none` (case-insensitive).
-    pub fn parse(value: &str) -> Result<Self, ConfigError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "starttls" => Ok(Self::StartTls),
-            "tls" => Ok(Self::Tls),
-            "none" => Ok(Self::None),
-            _ => Err(ConfigError::new(
-                "SMTP_TLS",
-                "must be one of starttls, tls, none",
-            )),
-        }
-    }
-
-    /// Parses the older `SMTP_USE_TLS` value: `true` → `starttls`,
-    /// `false` → `none` (also `1`/`0`, `yes`/`no`, `on`/`off`).
-    pub fn from_use_tls(value: &str) -> Result<Self, ConfigError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(Self::StartTls),
-            "false" | "0" | "no" | "off" => Ok(Self::None),
-            _ => Err(ConfigError::new("SMTP_USE_TLS", "must be true or false")),
-        }
-    }
-
-    /// Resolves the two variables: `SMTP_TLS` wins when set, else
-    /// `SMTP_USE_TLS`, else `starttls`.
-    pub fn resolve(
-        smtp_tls: Option<&str>,
-        smtp_use_tls: Option<&str>,
-    ) -> Result<Self, ConfigError> {
-        match (smtp_tls, smtp_use_tls) {
-            (Some(v), _) if !v.trim().is_empty() => Self::parse(v),
-            (_, Some(v)) if !v.trim().is_empty() => Self::from_use_tls(v),
-            _ => Ok(Self::default()),
-        }
-    }
-
     /// The canonical `SMTP_TLS` value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,8 +100,7 @@ pub struct SmtpConfig {
     /// `SMTP_FROM`, *required*: `no-reply@example.com` or
     /// `Example <no-reply@example.com>`.
     pub from: String,
-    /// `SMTP_TLS` (or the older `SMTP_USE_TLS`, see [`SmtpTls::resolve`]).
-    /// Defaults to `starttls`.
+    /// `SMTP_TLS` (or the older `SMTP_USE_TLS`). Defaults to `starttls`.
     pub tls: SmtpTls,
     /// `SMTP_CA_FILE`: a PEM file of extra trusted CA certificates, for a
     /// private relay. Defaults to none (the Mozilla roots only).
@@ -256,8 +202,8 @@ impl std::fmt::Debug for TwilioConfig {
 pub struct WebhookConfig {
     /// `WEBHOOK_URL`, *required*: `http://` or `https://`.
     pub url: String,
-    /// `WEBHOOK_HEADERS`: extra request headers; parse the variable with
-    /// [`parse_webhook_headers`]. Defaults to none.
+    /// `WEBHOOK_HEADERS`: extra request headers as (name, value) pairs.
+    /// Defaults to none.
     pub headers: Vec<(String, String)>,
     /// `WEBHOOK_SECRET`, *required*: `whsec_` followed by base64 of at
     /// least 16 bytes (the Standard Webhooks format).
@@ -280,54 +226,6 @@ impl std::fmt::Debug for WebhookConfig {
     }
 }
 
-/// Parses `WEBHOOK_HEADERS`. Two forms are accepted:
-/// - a JSON object of strings: `{"Authorization": "Bearer abc", "X-Env": "prod"}`;
-/// - `Name: value` pairs separated by newlines or commas:
-///   `Authorization: Bearer abc, X-Env: prod` (values cannot contain a
-///   comma in this form; use the JSON form for that).
-///
-/// Empty input gives no headers. Names and values are checked when the
-/// webhook backend is built.
-pub fn parse_webhook_headers(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    const VAR: &str = "WEBHOOK_HEADERS";
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Ok(Vec::new());
-    }
-    if trimmed.starts_with('{') {
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(trimmed)
-            .map_err(|e| ConfigError::new(VAR, format!("is not a JSON object ({e})")))?;
-        return map
-            .into_iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => Ok((k, s)),
-                _ => Err(ConfigError::new(
-                    VAR,
-                    format!("the value of {k} must be a JSON string"),
-                )),
-            })
-            .collect();
-    }
-    trimmed
-        .split([',', '\n'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once(':').ok_or_else(|| {
-                ConfigError::new(
-                    VAR,
-                    "expected 'Name: value' pairs separated by commas or newlines",
-                )
-            })?;
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(ConfigError::new(VAR, "a header name is empty"));
-            }
-            Ok((name.to_owned(), value.trim().to_owned()))
-        })
-        .collect()
-}
-
 /// The delivery configuration: one variant per `DELIVERY_BACKEND` value.
 // Built once at start-up and read once: the size of `Auto` costs nothing,
 // and boxing would make the binary's code clumsier.
@@ -346,7 +244,7 @@ pub enum DeliveryConfig {
     /// `webhook`.
     Webhook(WebhookConfig),
     /// `auto`: routes by identity kind. All three must be `Some`; a missing
-    /// one is a start-up error naming its first required variable (see
+    /// one is a start-up error naming its first required field (see
     /// docs/delivery.md for the reasoning).
     Auto {
         /// For email identities.
@@ -376,7 +274,7 @@ impl DeliveryConfig {
 ///
 /// Network backends are wrapped in [`RetryingDelivery`] with `retry`. Can be
 /// called before the tokio runtime starts (nothing is spawned or connected
-/// here). Errors name the environment variable to fix, e.g. `SMTP_HOST`.
+/// here). Errors name the field to fix, e.g. `smtp.host`.
 pub fn build_delivery(
     config: &DeliveryConfig,
     retry: &RetryPolicy,
@@ -404,20 +302,20 @@ pub fn build_delivery(
             retry.validate()?;
             let smtp = smtp.as_ref().ok_or_else(|| {
                 ConfigError::new(
-                    "SMTP_HOST",
-                    "must be set with DELIVERY_BACKEND=auto (email identities go to SMTP)",
+                    "smtp.host",
+                    "must be set with delivery.backend=auto (email identities go to SMTP)",
                 )
             })?;
             let twilio = twilio.as_ref().ok_or_else(|| {
                 ConfigError::new(
-                    "TWILIO_ACCOUNT_SID",
-                    "must be set with DELIVERY_BACKEND=auto (phone identities go to Twilio)",
+                    "twilio.account_sid",
+                    "must be set with delivery.backend=auto (phone identities go to Twilio)",
                 )
             })?;
             let webhook = webhook.as_ref().ok_or_else(|| {
                 ConfigError::new(
-                    "WEBHOOK_URL",
-                    "must be set with DELIVERY_BACKEND=auto (other identities go to the webhook)",
+                    "webhook.url",
+                    "must be set with delivery.backend=auto (other identities go to the webhook)",
                 )
             })?;
             let smtp = wrap(build_smtp(smtp, retry)?, retry)?;
@@ -474,7 +372,7 @@ fn build_webhook(
 #[allow(dead_code)] // unused when every backend feature is on
 fn not_compiled(feature: &str) -> ConfigError {
     ConfigError::new(
-        "DELIVERY_BACKEND",
+        "delivery.backend",
         format!("{feature} support is not compiled into this binary (cargo feature otp-delivery/{feature})"),
     )
 }
@@ -482,66 +380,6 @@ fn not_compiled(feature: &str) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backend_kind_parses_and_rejects() {
-        assert_eq!(BackendKind::parse(" SMTP ").unwrap(), BackendKind::Smtp);
-        assert_eq!(BackendKind::parse("").unwrap(), BackendKind::Console);
-        assert_eq!(BackendKind::parse("none").unwrap(), BackendKind::None);
-        assert_eq!(
-            BackendKind::parse("sms").unwrap_err().variable,
-            "DELIVERY_BACKEND"
-        );
-    }
-
-    #[test]
-    fn smtp_tls_parsing_and_legacy_flag() {
-        assert_eq!(SmtpTls::parse("STARTTLS").unwrap(), SmtpTls::StartTls);
-        assert_eq!(SmtpTls::parse("tls").unwrap(), SmtpTls::Tls);
-        assert_eq!(SmtpTls::parse("none").unwrap(), SmtpTls::None);
-        assert_eq!(SmtpTls::parse("ssl").unwrap_err().variable, "SMTP_TLS");
-        assert_eq!(SmtpTls::from_use_tls("true").unwrap(), SmtpTls::StartTls);
-        assert_eq!(SmtpTls::from_use_tls("False").unwrap(), SmtpTls::None);
-        assert_eq!(
-            SmtpTls::from_use_tls("maybe").unwrap_err().variable,
-            "SMTP_USE_TLS"
-        );
-        assert_eq!(
-            SmtpTls::resolve(Some("tls"), Some("false")).unwrap(),
-            SmtpTls::Tls
-        );
-        assert_eq!(
-            SmtpTls::resolve(None, Some("false")).unwrap(),
-            SmtpTls::None
-        );
-        assert_eq!(
-            SmtpTls::resolve(Some(" "), None).unwrap(),
-            SmtpTls::StartTls
-        );
-    }
-
-    #[test]
-    fn webhook_headers_both_forms() {
-        let h = parse_webhook_headers("Authorization: Bearer a:b, X-Env: prod\nX-Other:1").unwrap();
-        assert_eq!(
-            h,
-            vec![
-                ("Authorization".into(), "Bearer a:b".into()),
-                ("X-Env".into(), "prod".into()),
-                ("X-Other".into(), "1".into())
-            ]
-        );
-        let h = parse_webhook_headers(r#"{"Accept": "a, b", "X-Env": "prod"}"#).unwrap();
-        assert_eq!(h.len(), 2);
-        assert!(h.contains(&("Accept".into(), "a, b".into())));
-        assert!(parse_webhook_headers("").unwrap().is_empty());
-        assert_eq!(
-            parse_webhook_headers("novalue").unwrap_err().variable,
-            "WEBHOOK_HEADERS"
-        );
-        assert!(parse_webhook_headers(r#"{"a": 1}"#).is_err());
-        assert!(parse_webhook_headers(": x").is_err());
-    }
 
     #[test]
     fn debug_redacts_secrets() {
@@ -591,6 +429,6 @@ mod tests {
             &RetryPolicy::default(),
         )
         .unwrap_err();
-        assert_eq!(e.variable, "SMTP_HOST");
+        assert_eq!(e.field, "smtp.host");
     }
 }

@@ -1,6 +1,6 @@
 //! Error types: [`DeliveryError`] for a failed delivery (classified transient
 //! or permanent), [`ConfigError`] for a configuration that cannot work (it
-//! names the environment variable to fix).
+//! names the configuration field to fix).
 //!
 //! None of them ever holds an OTP code or a request body: the network
 //! backends build their details from status codes, provider error codes and
@@ -150,22 +150,25 @@ impl fmt::Display for DeliveryError {
 impl std::error::Error for DeliveryError {}
 
 /// A delivery configuration that cannot work. Raised at start-up by
-/// [`build_delivery`](crate::build_delivery); `variable` is the environment
-/// variable to fix.
+/// [`build_delivery`](crate::build_delivery); `field` is the configuration
+/// field to fix, as `<backend>.<field>` (`smtp.host`, `retry.timeout`,
+/// `webhook.secret`) or `delivery.backend`. This crate never names
+/// environment variables: the binary maps each field to its variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {reason}")]
+#[error("{field}: {reason}")]
 pub struct ConfigError {
-    /// The environment variable, e.g. `SMTP_HOST`.
-    pub variable: &'static str,
-    /// What is wrong with it (never contains a secret value).
+    /// The field, e.g. `smtp.host` ([`SmtpConfig::host`](crate::SmtpConfig::host)).
+    pub field: &'static str,
+    /// What is wrong with it (never contains a secret value); other fields
+    /// it mentions are written the same way.
     pub reason: String,
 }
 
 impl ConfigError {
-    /// A new error about `variable`.
-    pub fn new(variable: &'static str, reason: impl Into<String>) -> Self {
+    /// A new error about `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         ConfigError {
-            variable,
+            field,
             reason: reason.into(),
         }
     }
@@ -211,12 +214,9 @@ mod tests {
     }
 
     #[test]
-    fn config_error_names_the_variable() {
-        let e = ConfigError::new("SMTP_HOST", "must be set when DELIVERY_BACKEND=smtp");
-        assert_eq!(
-            e.to_string(),
-            "SMTP_HOST: must be set when DELIVERY_BACKEND=smtp"
-        );
+    fn config_error_names_the_field() {
+        let e = ConfigError::new("smtp.host", "must be set for the smtp backend");
+        assert_eq!(e.to_string(), "smtp.host: must be set for the smtp backend");
     }
 
     #[test]

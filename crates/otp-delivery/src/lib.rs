@@ -43,15 +43,14 @@ use async_trait::async_trait;
 use otp_core::IdentityKind;
 
 pub use config::{
-    build_delivery, parse_webhook_headers, BackendKind, DeliveryConfig, SmtpConfig, SmtpTls,
-    TwilioConfig, WebhookConfig,
+    build_delivery, BackendKind, DeliveryConfig, SmtpConfig, SmtpTls, TwilioConfig, WebhookConfig,
 };
 pub use error::{ConfigError, DeliveryError, DeliveryErrorKind};
 pub use local::{ConsoleDelivery, NoopDelivery};
 pub use message::{DeliveryReceipt, OtpMessage};
 pub use retry::{
     RetryPolicy, RetryingDelivery, DEFAULT_INITIAL_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS, MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS,
 };
 pub use router::AutoRouter;
 #[cfg(feature = "smtp")]

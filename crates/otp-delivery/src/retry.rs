@@ -54,17 +54,17 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Checks the bounds; errors name the environment variable.
+    /// Checks the bounds; errors name the field (`retry.timeout`, …).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(MAX_TIMEOUT_SECONDS) {
             return Err(ConfigError::new(
-                "DELIVERY_TIMEOUT_SECONDS",
+                "retry.timeout",
                 format!("must be between 1 and {MAX_TIMEOUT_SECONDS} seconds"),
             ));
         }
         if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
             return Err(ConfigError::new(
-                "DELIVERY_MAX_ATTEMPTS",
+                "retry.max_attempts",
                 format!("must be between 1 and {MAX_ATTEMPTS}"),
             ));
         }
@@ -72,7 +72,7 @@ impl RetryPolicy {
             || self.max_backoff > Duration::from_secs(60)
         {
             return Err(ConfigError::new(
-                "DELIVERY_RETRY_BACKOFF_MS",
+                "retry.initial_backoff",
                 "must be at most 60000 ms",
             ));
         }
@@ -301,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn policy_validation_names_variables() {
+    fn policy_validation_names_fields() {
         assert!(RetryPolicy::default().validate().is_ok());
         let e = RetryPolicy {
             max_attempts: 0,
@@ -309,14 +309,14 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.variable, "DELIVERY_MAX_ATTEMPTS");
+        assert_eq!(e.field, "retry.max_attempts");
         let e = RetryPolicy {
             timeout: Duration::ZERO,
             ..Default::default()
         }
         .validate()
         .unwrap_err();
-        assert_eq!(e.variable, "DELIVERY_TIMEOUT_SECONDS");
+        assert_eq!(e.field, "retry.timeout");
     }
 
     #[test]

@@ -64,38 +64,38 @@ impl SmtpDelivery {
         let host = config.host.trim();
         if host.is_empty() {
             return Err(ConfigError::new(
-                "SMTP_HOST",
+                "smtp.host",
                 "must be set to the SMTP relay's host name",
             ));
         }
         if config.port == 0 {
             return Err(ConfigError::new(
-                "SMTP_PORT",
+                "smtp.port",
                 "must be a port number 1-65535",
             ));
         }
         if config.from.trim().is_empty() {
             return Err(ConfigError::new(
-                "SMTP_FROM",
+                "smtp.from",
                 "must be set to the sender address, e.g. 'Example <no-reply@example.com>'",
             ));
         }
         let from: Mailbox =
             config.from.trim().parse().map_err(|e| {
-                ConfigError::new("SMTP_FROM", format!("is not a valid mailbox ({e})"))
+                ConfigError::new("smtp.from", format!("is not a valid mailbox ({e})"))
             })?;
         let credentials = match (&config.username, &config.password) {
             (Some(u), Some(p)) if !u.is_empty() => Some(Credentials::new(u.clone(), p.clone())),
             (Some(u), None) if !u.is_empty() => {
                 return Err(ConfigError::new(
-                    "SMTP_PASSWORD",
-                    "must be set when SMTP_USERNAME is set",
+                    "smtp.password",
+                    "must be set when smtp.username is set",
                 ))
             }
             (None, Some(p)) if !p.is_empty() => {
                 return Err(ConfigError::new(
-                    "SMTP_USERNAME",
-                    "must be set when SMTP_PASSWORD is set",
+                    "smtp.username",
+                    "must be set when smtp.password is set",
                 ))
             }
             _ => None,
@@ -113,26 +113,26 @@ impl SmtpDelivery {
                 if let Some(path) = &config.ca_file {
                     let pem = std::fs::read(path).map_err(|e| {
                         ConfigError::new(
-                            "SMTP_CA_FILE",
+                            "smtp.ca_file",
                             format!("cannot read {}: {e}", path.display()),
                         )
                     })?;
                     if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
                         return Err(ConfigError::new(
-                            "SMTP_CA_FILE",
+                            "smtp.ca_file",
                             format!("{} holds no PEM certificate", path.display()),
                         ));
                     }
                     let cert = Certificate::from_pem(&pem).map_err(|e| {
                         ConfigError::new(
-                            "SMTP_CA_FILE",
+                            "smtp.ca_file",
                             format!("{} is not valid PEM ({e})", path.display()),
                         )
                     })?;
                     builder = builder.add_root_certificate(cert);
                 }
                 let params = builder.build_rustls().map_err(|e| {
-                    ConfigError::new("SMTP_CA_FILE", format!("TLS setup failed ({e})"))
+                    ConfigError::new("smtp.ca_file", format!("TLS setup failed ({e})"))
                 })?;
                 if mode == SmtpTls::Tls {
                     Tls::Wrapper(params)
@@ -143,13 +143,13 @@ impl SmtpDelivery {
         };
         let subject = TextTemplate::parse(
             &config.subject_template,
-            "SMTP_SUBJECT_TEMPLATE",
+            "smtp.subject_template",
             false,
             true,
         )?;
-        let text = TextTemplate::parse(&config.body_template, "SMTP_BODY_TEMPLATE", true, false)?;
+        let text = TextTemplate::parse(&config.body_template, "smtp.body_template", true, false)?;
         let html = match &config.html_template {
-            Some(t) => Some(TextTemplate::parse(t, "SMTP_HTML_TEMPLATE", true, false)?),
+            Some(t) => Some(TextTemplate::parse(t, "smtp.html_template", true, false)?),
             None => None,
         };
         Ok(SmtpDelivery {

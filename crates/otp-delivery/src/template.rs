@@ -71,17 +71,17 @@ impl TextTemplate {
     /// Parses `source`. With `require_otp`, a template without `{otp}` is an
     /// error (a body that does not carry the code is a misconfiguration).
     /// With `single_line`, control characters (CR, LF, …) are an error: used
-    /// for mail subjects so no header can be injected. `variable` names the
+    /// for mail subjects so no header can be injected. `field` names the
     /// setting in errors.
     pub fn parse(
         source: &str,
-        variable: &'static str,
+        field: &'static str,
         require_otp: bool,
         single_line: bool,
     ) -> Result<Self, ConfigError> {
         if single_line && source.chars().any(char::is_control) {
             return Err(ConfigError::new(
-                variable,
+                field,
                 "must be a single line without control characters (CR/LF would inject mail headers)",
             ));
         }
@@ -120,7 +120,7 @@ impl TextTemplate {
             })
         {
             return Err(ConfigError::new(
-                variable,
+                field,
                 "must contain the {otp} placeholder",
             ));
         }
@@ -203,9 +203,9 @@ const JSON_PLACEHOLDERS: &[Placeholder] = &[
 
 impl JsonTemplate {
     /// Parses `source` and checks that it renders to valid JSON even for
-    /// hostile identities. Errors name `WEBHOOK_TEMPLATE`.
+    /// hostile identities. Errors name `webhook.template`.
     pub fn parse(source: &str) -> Result<Self, ConfigError> {
-        const VAR: &str = "WEBHOOK_TEMPLATE";
+        const VAR: &str = "webhook.template";
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut in_string = false;
@@ -352,21 +352,21 @@ mod tests {
 
     #[test]
     fn text_template_requires_otp_when_asked() {
-        let e = TextTemplate::parse("no code", "SMTP_BODY_TEMPLATE", true, false).unwrap_err();
-        assert_eq!(e.variable, "SMTP_BODY_TEMPLATE");
-        assert!(TextTemplate::parse("Your code", "SMTP_SUBJECT_TEMPLATE", false, true).is_ok());
+        let e = TextTemplate::parse("no code", "smtp.body_template", true, false).unwrap_err();
+        assert_eq!(e.field, "smtp.body_template");
+        assert!(TextTemplate::parse("Your code", "smtp.subject_template", false, true).is_ok());
     }
 
     #[test]
     fn subject_template_with_crlf_is_rejected() {
         let e = TextTemplate::parse(
             "Hi\r\nBcc: evil@example.com",
-            "SMTP_SUBJECT_TEMPLATE",
+            "smtp.subject_template",
             false,
             true,
         )
         .unwrap_err();
-        assert_eq!(e.variable, "SMTP_SUBJECT_TEMPLATE");
+        assert_eq!(e.field, "smtp.subject_template");
     }
 
     #[test]
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn json_template_rejects_invalid_json_and_missing_otp() {
         let e = JsonTemplate::parse(r#"{"a": {otp}"#).unwrap_err();
-        assert_eq!(e.variable, "WEBHOOK_TEMPLATE");
+        assert_eq!(e.field, "webhook.template");
         assert!(e.reason.contains("not valid JSON"), "{e}");
         let e = JsonTemplate::parse(r#"{"a": {identity}}"#).unwrap_err();
         assert!(e.reason.contains("{otp}"));

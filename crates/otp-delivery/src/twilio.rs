@@ -67,18 +67,18 @@ impl TwilioDelivery {
         let sid = config.account_sid.trim();
         if sid.is_empty() {
             return Err(ConfigError::new(
-                "TWILIO_ACCOUNT_SID",
+                "twilio.account_sid",
                 "must be set to your Account SID (AC…)",
             ));
         }
         if !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(ConfigError::new(
-                "TWILIO_ACCOUNT_SID",
+                "twilio.account_sid",
                 "must be letters and digits only (AC…)",
             ));
         }
         if config.auth_token.trim().is_empty() {
-            return Err(ConfigError::new("TWILIO_AUTH_TOKEN", "must be set"));
+            return Err(ConfigError::new("twilio.auth_token", "must be set"));
         }
         let service = config
             .messaging_service_sid
@@ -94,7 +94,7 @@ impl TwilioDelivery {
             (Some(mg), _) => {
                 if !mg.starts_with("MG") {
                     return Err(ConfigError::new(
-                        "TWILIO_MESSAGING_SERVICE_SID",
+                        "twilio.messaging_service_sid",
                         "must start with MG",
                     ));
                 }
@@ -104,7 +104,7 @@ impl TwilioDelivery {
             (None, Some(f)) => {
                 if f.chars().any(char::is_control) {
                     return Err(ConfigError::new(
-                        "TWILIO_FROM_NUMBER",
+                        "twilio.from_number",
                         "must not contain control characters",
                     ));
                 }
@@ -112,7 +112,7 @@ impl TwilioDelivery {
             }
             (None, None) => {
                 return Err(ConfigError::new(
-                    "TWILIO_FROM_NUMBER",
+                    "twilio.from_number",
                     "must be set to a sender number (+1…) or a Messaging Service SID (MG…)",
                 ))
             }
@@ -120,16 +120,16 @@ impl TwilioDelivery {
         let base = config.api_base.trim().trim_end_matches('/');
         let url = reqwest::Url::parse(&format!("{base}/2010-04-01/Accounts/{sid}/Messages.json"))
             .map_err(|e| {
-            ConfigError::new("TWILIO_API_BASE", format!("is not a valid URL ({e})"))
+            ConfigError::new("twilio.api_base", format!("is not a valid URL ({e})"))
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConfigError::new(
-                "TWILIO_API_BASE",
+                "twilio.api_base",
                 "must be an http:// or https:// URL",
             ));
         }
-        let body = TextTemplate::parse(&config.body_template, "TWILIO_BODY_TEMPLATE", true, false)?;
-        let client = http_client(timeout).map_err(|e| ConfigError::new("TWILIO_API_BASE", e))?;
+        let body = TextTemplate::parse(&config.body_template, "twilio.body_template", true, false)?;
+        let client = http_client(timeout).map_err(|e| ConfigError::new("twilio.api_base", e))?;
         Ok(TwilioDelivery {
             client,
             url,
@@ -251,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn validation_names_variables() {
+    fn validation_names_fields() {
         let t = Duration::from_secs(1);
         let e = TwilioDelivery::new(
             &TwilioConfig {
@@ -261,7 +261,7 @@ mod tests {
             t,
         )
         .unwrap_err();
-        assert_eq!(e.variable, "TWILIO_ACCOUNT_SID");
+        assert_eq!(e.field, "twilio.account_sid");
         let e = TwilioDelivery::new(
             &TwilioConfig {
                 auth_token: " ".into(),
@@ -270,7 +270,7 @@ mod tests {
             t,
         )
         .unwrap_err();
-        assert_eq!(e.variable, "TWILIO_AUTH_TOKEN");
+        assert_eq!(e.field, "twilio.auth_token");
         let e = TwilioDelivery::new(
             &TwilioConfig {
                 from_number: None,
@@ -279,7 +279,7 @@ mod tests {
             t,
         )
         .unwrap_err();
-        assert_eq!(e.variable, "TWILIO_FROM_NUMBER");
+        assert_eq!(e.field, "twilio.from_number");
         let e = TwilioDelivery::new(
             &TwilioConfig {
                 api_base: "ftp://x".into(),
@@ -288,7 +288,7 @@ mod tests {
             t,
         )
         .unwrap_err();
-        assert_eq!(e.variable, "TWILIO_API_BASE");
+        assert_eq!(e.field, "twilio.api_base");
         let e = TwilioDelivery::new(
             &TwilioConfig {
                 body_template: "hi".into(),
@@ -297,7 +297,7 @@ mod tests {
             t,
         )
         .unwrap_err();
-        assert_eq!(e.variable, "TWILIO_BODY_TEMPLATE");
+        assert_eq!(e.field, "twilio.body_template");
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl WebhookSigner {
     /// optional) of at least 16 bytes. The prefix may be omitted, as the
     /// official libraries allow.
     pub fn from_secret(secret: &str) -> Result<Self, ConfigError> {
-        const VAR: &str = "WEBHOOK_SECRET";
+        const VAR: &str = "webhook.secret";
         let trimmed = secret.trim();
         if trimmed.is_empty() {
             return Err(ConfigError::new(
@@ -126,15 +126,15 @@ impl WebhookDelivery {
         let raw = config.url.trim();
         if raw.is_empty() {
             return Err(ConfigError::new(
-                "WEBHOOK_URL",
+                "webhook.url",
                 "must be set to the receiver's URL",
             ));
         }
         let url = reqwest::Url::parse(raw)
-            .map_err(|e| ConfigError::new("WEBHOOK_URL", format!("is not a valid URL ({e})")))?;
+            .map_err(|e| ConfigError::new("webhook.url", format!("is not a valid URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(ConfigError::new(
-                "WEBHOOK_URL",
+                "webhook.url",
                 "must be an http:// or https:// URL with a host",
             ));
         }
@@ -142,19 +142,19 @@ impl WebhookDelivery {
         for (name, value) in &config.headers {
             let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
                 ConfigError::new(
-                    "WEBHOOK_HEADERS",
+                    "webhook.headers",
                     format!("'{name}' is not a valid header name"),
                 )
             })?;
             if RESERVED.contains(&header.as_str()) {
                 return Err(ConfigError::new(
-                    "WEBHOOK_HEADERS",
+                    "webhook.headers",
                     format!("'{name}' is set by the webhook backend itself"),
                 ));
             }
             let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
                 ConfigError::new(
-                    "WEBHOOK_HEADERS",
+                    "webhook.headers",
                     format!("the value of '{name}' is not a valid header value"),
                 )
             })?;
@@ -167,7 +167,7 @@ impl WebhookDelivery {
             Some(t) if !t.is_empty() => Some(JsonTemplate::parse(t)?),
             _ => None,
         };
-        let client = http_client(timeout).map_err(|e| ConfigError::new("WEBHOOK_URL", e))?;
+        let client = http_client(timeout).map_err(|e| ConfigError::new("webhook.url", e))?;
         Ok(WebhookDelivery {
             client,
             url,
@@ -251,8 +251,8 @@ mod tests {
         assert!(WebhookSigner::from_secret(SECRET).is_ok());
         assert!(WebhookSigner::from_secret("MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1u").is_ok());
         assert_eq!(
-            WebhookSigner::from_secret("").unwrap_err().variable,
-            "WEBHOOK_SECRET"
+            WebhookSigner::from_secret("").unwrap_err().field,
+            "webhook.secret"
         );
         assert!(WebhookSigner::from_secret("whsec_!!!").is_err());
         assert!(WebhookSigner::from_secret("whsec_c2hvcnQ=")
@@ -294,8 +294,8 @@ mod tests {
                 t
             )
             .unwrap_err()
-            .variable,
-            "WEBHOOK_URL"
+            .field,
+            "webhook.url"
         );
         assert_eq!(
             WebhookDelivery::new(
@@ -306,40 +306,40 @@ mod tests {
                 t
             )
             .unwrap_err()
-            .variable,
-            "WEBHOOK_URL"
+            .field,
+            "webhook.url"
         );
         let bad_header = WebhookConfig {
             headers: vec![("Bad Name".into(), "x".into())],
             ..config()
         };
         assert_eq!(
-            WebhookDelivery::new(&bad_header, t).unwrap_err().variable,
-            "WEBHOOK_HEADERS"
+            WebhookDelivery::new(&bad_header, t).unwrap_err().field,
+            "webhook.headers"
         );
         let reserved = WebhookConfig {
             headers: vec![("Webhook-Signature".into(), "x".into())],
             ..config()
         };
         assert_eq!(
-            WebhookDelivery::new(&reserved, t).unwrap_err().variable,
-            "WEBHOOK_HEADERS"
+            WebhookDelivery::new(&reserved, t).unwrap_err().field,
+            "webhook.headers"
         );
         let crlf = WebhookConfig {
             headers: vec![("X-A".into(), "a\r\nX-B: b".into())],
             ..config()
         };
         assert_eq!(
-            WebhookDelivery::new(&crlf, t).unwrap_err().variable,
-            "WEBHOOK_HEADERS"
+            WebhookDelivery::new(&crlf, t).unwrap_err().field,
+            "webhook.headers"
         );
         let tpl = WebhookConfig {
             template: Some("{\"x\": {otp}".into()),
             ..config()
         };
         assert_eq!(
-            WebhookDelivery::new(&tpl, t).unwrap_err().variable,
-            "WEBHOOK_TEMPLATE"
+            WebhookDelivery::new(&tpl, t).unwrap_err().field,
+            "webhook.template"
         );
         assert!(WebhookDelivery::new(&config(), t).is_ok());
     }

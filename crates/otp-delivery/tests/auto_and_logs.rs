@@ -204,20 +204,20 @@ fn auto_requires_every_backend_at_build_time() {
     assert_eq!(
         build(None, Some(twilio.clone()), Some(webhook.clone()))
             .unwrap_err()
-            .variable,
-        "SMTP_HOST"
+            .field,
+        "smtp.host"
     );
     assert_eq!(
         build(Some(smtp.clone()), None, Some(webhook.clone()))
             .unwrap_err()
-            .variable,
-        "TWILIO_ACCOUNT_SID"
+            .field,
+        "twilio.account_sid"
     );
     assert_eq!(
         build(Some(smtp.clone()), Some(twilio.clone()), None)
             .unwrap_err()
-            .variable,
-        "WEBHOOK_URL"
+            .field,
+        "webhook.url"
     );
     // and each present config is validated too
     let bad = WebhookConfig {
@@ -227,8 +227,8 @@ fn auto_requires_every_backend_at_build_time() {
     assert_eq!(
         build(Some(smtp), Some(twilio), Some(bad))
             .unwrap_err()
-            .variable,
-        "WEBHOOK_SECRET"
+            .field,
+        "webhook.secret"
     );
 }
 
@@ -246,8 +246,8 @@ fn retry_policy_is_validated_for_network_backends() {
     assert_eq!(
         build_delivery(&DeliveryConfig::Smtp(smtp), &p)
             .unwrap_err()
-            .variable,
-        "DELIVERY_MAX_ATTEMPTS"
+            .field,
+        "retry.max_attempts"
     );
     // console and none ignore it
     assert!(build_delivery(&DeliveryConfig::Console, &p).is_ok());

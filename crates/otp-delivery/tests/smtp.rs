@@ -140,7 +140,7 @@ async fn custom_html_template_and_legacy_use_tls_false() {
     let (_server, port) = spawn_python("smtp_server.py", &["--dir", &out.path().to_string_lossy()]);
     let cfg = SmtpConfig {
         html_template: Some("<html><body><h1>{otp}</h1><p>{minutes} min</p></body></html>".into()),
-        tls: SmtpTls::from_use_tls("false").unwrap(),
+        tls: SmtpTls::None,
         ..config(port, SmtpTls::StartTls)
     };
     let d = SmtpDelivery::new(&cfg, Duration::from_secs(5)).unwrap();
@@ -165,7 +165,7 @@ async fn headers_cannot_be_injected() {
         Duration::from_secs(1),
     )
     .unwrap_err();
-    assert_eq!(e.variable, "SMTP_SUBJECT_TEMPLATE");
+    assert_eq!(e.field, "smtp.subject_template");
     // So is a From with CR/LF.
     let e = SmtpDelivery::new(
         &SmtpConfig {
@@ -175,7 +175,7 @@ async fn headers_cannot_be_injected() {
         Duration::from_secs(1),
     )
     .unwrap_err();
-    assert_eq!(e.variable, "SMTP_FROM");
+    assert_eq!(e.field, "smtp.from");
     // An identity cannot carry CR/LF at all.
     assert!(Identity::parse("victim@example.com\r\nBcc: attacker@evil.example").is_err());
 
@@ -427,61 +427,61 @@ fn config_errors_name_the_variable() {
                 host: " ".into(),
                 ..config(25, SmtpTls::None)
             },
-            "SMTP_HOST",
+            "smtp.host",
         ),
         (
             SmtpConfig {
                 port: 0,
                 ..config(25, SmtpTls::None)
             },
-            "SMTP_PORT",
+            "smtp.port",
         ),
         (
             SmtpConfig {
                 from: "".into(),
                 ..config(25, SmtpTls::None)
             },
-            "SMTP_FROM",
+            "smtp.from",
         ),
         (
             SmtpConfig {
                 from: "not an address".into(),
                 ..config(25, SmtpTls::None)
             },
-            "SMTP_FROM",
+            "smtp.from",
         ),
         (
             SmtpConfig {
                 username: Some("u".into()),
                 ..config(25, SmtpTls::None)
             },
-            "SMTP_PASSWORD",
+            "smtp.password",
         ),
         (
             SmtpConfig {
                 ca_file: Some("/nonexistent/ca.pem".into()),
                 ..config(25, SmtpTls::StartTls)
             },
-            "SMTP_CA_FILE",
+            "smtp.ca_file",
         ),
         (
             SmtpConfig {
                 body_template: "no code here".into(),
                 ..config(25, SmtpTls::None)
             },
-            "SMTP_BODY_TEMPLATE",
+            "smtp.body_template",
         ),
         (
             SmtpConfig {
                 html_template: Some("<p>none</p>".into()),
                 ..config(25, SmtpTls::None)
             },
-            "SMTP_HTML_TEMPLATE",
+            "smtp.html_template",
         ),
     ];
     for (cfg, var) in cases {
         let e = SmtpDelivery::new(&cfg, t).unwrap_err();
-        assert_eq!(e.variable, var, "{e}");
+        assert_eq!(e.field, var, "{e}");
     }
     let not_pem = TempDir::new("notpem");
     let f = not_pem.path().join("ca.pem");
@@ -494,14 +494,14 @@ fn config_errors_name_the_variable() {
         t,
     )
     .unwrap_err();
-    assert_eq!(e.variable, "SMTP_CA_FILE");
+    assert_eq!(e.field, "smtp.ca_file");
     // via build_delivery too
     let e = build_delivery(
         &DeliveryConfig::Smtp(SmtpConfig::default()),
         &RetryPolicy::default(),
     )
     .unwrap_err();
-    assert_eq!(e.variable, "SMTP_HOST");
+    assert_eq!(e.field, "smtp.host");
 }
 
 #[tokio::test]

@@ -324,5 +324,5 @@ fn missing_settings_name_the_variable() {
         &RetryPolicy::default(),
     )
     .unwrap_err();
-    assert_eq!(e.variable, "TWILIO_ACCOUNT_SID");
+    assert_eq!(e.field, "twilio.account_sid");
 }

@@ -9,8 +9,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otp_delivery::{
-    build_delivery, parse_webhook_headers, DeliveryConfig, DeliveryErrorKind, RetryPolicy,
-    WebhookConfig, WebhookSigner,
+    build_delivery, DeliveryConfig, DeliveryErrorKind, RetryPolicy, WebhookConfig, WebhookSigner,
 };
 use support::*;
 
@@ -88,7 +87,10 @@ fn config(url: String) -> WebhookConfig {
 async fn default_body_is_signed_and_verified_by_the_official_library() {
     let Some(rx) = Receiver::start() else { return };
     let cfg = WebhookConfig {
-        headers: parse_webhook_headers("Authorization: Bearer test-token, X-Env: test").unwrap(),
+        headers: vec![
+            ("Authorization".into(), "Bearer test-token".into()),
+            ("X-Env".into(), "test".into()),
+        ],
         ..config(rx.url("/ok"))
     };
     let d = build_delivery(&DeliveryConfig::Webhook(cfg), &policy()).unwrap();
@@ -307,7 +309,7 @@ fn missing_settings_name_the_variable() {
         &RetryPolicy::default(),
     )
     .unwrap_err();
-    assert_eq!(e.variable, "WEBHOOK_URL");
+    assert_eq!(e.field, "webhook.url");
     let e = build_delivery(
         &DeliveryConfig::Webhook(WebhookConfig {
             url: "https://hooks.example.com/otp".into(),
@@ -316,7 +318,7 @@ fn missing_settings_name_the_variable() {
         &RetryPolicy::default(),
     )
     .unwrap_err();
-    assert_eq!(e.variable, "WEBHOOK_SECRET");
+    assert_eq!(e.field, "webhook.secret");
 }
 
 #[tokio::test]

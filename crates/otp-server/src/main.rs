@@ -24,16 +24,14 @@ use otp_core::token::{generate_ed25519_pkcs8, generate_hs256_secret, TokenServic
 use otp_http::{HttpState, MAX_BODY_BYTES};
 use otp_service::OtpService;
 
-mod settings;
-mod vars;
-
 /// mimalloc instead of glibc malloc: the request path allocates and frees many
 /// small buffers (headers, JSON, futures), and glibc's malloc/free were 4–10 %
 /// of the server's user-space samples (docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use settings::{LogFormat, RawSettings, Settings};
+use otp_server::settings::{self, LogFormat, RawSettings, Settings};
+use otp_server::vars;
 
 /// One-time-code authentication without a database of codes.
 #[derive(Debug, Parser)]
@@ -85,7 +83,11 @@ enum Command {
     /// Validate the configuration and print it with secrets redacted.
     CheckConfig,
     /// Print every configuration variable with its default and meaning (Markdown table).
-    Env,
+    Env {
+        /// One table per concern (server, HTTP, OTP policy, …), as in docs/operations.md.
+        #[arg(long)]
+        grouped: bool,
+    },
     /// Probe a running server's /healthz (exit 0 when it answers 200); for container probes.
     Healthcheck {
         /// URL to probe [default: /healthz on --bind, else BIND_ADDRESS, else
@@ -163,20 +165,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Env => {
-            println!("| Variable | Default | Meaning |");
-            println!("|---|---|---|");
-            for v in vars::VARS {
-                let default = v
-                    .default
-                    .map(|d| format!("`{d}`"))
-                    .unwrap_or_else(|| "—".to_owned());
-                println!(
-                    "| `{}` | {} | {} |",
-                    v.name,
-                    default,
-                    v.doc.replace('|', "\\|")
-                );
+        Command::Env { grouped } => {
+            if grouped {
+                print!("{}", vars::markdown_grouped());
+            } else {
+                print!("{}", vars::markdown_table());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -232,9 +225,9 @@ fn validate_backends(settings: &Settings) -> anyhow::Result<()> {
         .context("starting a runtime")?;
     let _guard = rt.enter();
     otp_delivery::build_delivery(&settings.delivery, &settings.retry)
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.variable, e.reason))?;
+        .map_err(|e| settings::delivery::map_error(&e))?;
     TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
-        .map_err(|e| anyhow::anyhow!("token configuration: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(settings::token_error(&e)))?;
     Ok(())
 }
 
@@ -280,9 +273,9 @@ fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
 async fn run_server(settings: Settings) -> anyhow::Result<()> {
     let store = connect_store(&settings).await?;
     let delivery = otp_delivery::build_delivery(&settings.delivery, &settings.retry)
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.variable, e.reason))?;
+        .map_err(|e| settings::delivery::map_error(&e))?;
     let tokens = TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
-        .map_err(|e| anyhow::anyhow!("token configuration: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(settings::token_error(&e)))?;
     let algorithm = tokens.algorithm().as_str();
     let service = OtpService::builder(settings.service.clone(), tokens)
         .store(store)

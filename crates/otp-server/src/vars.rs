@@ -1,123 +1,352 @@
-//! Every configuration variable the binary reads: name, default, whether it
-//! is secret, and what it means. The README's variable table is checked
-//! against this list by a test (`tests/readme.rs`), so the two cannot drift.
+//! Every configuration variable the binary reads, in one table: name,
+//! concern, default, accepted range, whether it is secret, the library field
+//! it fills and what it means. Everything else is generated from it:
+//!
+//! - the defaults layered under the TOML file and the environment
+//!   ([`RawSettings::load`](crate::settings::RawSettings::load));
+//! - the ranges the per-concern builders in [`settings`](crate::settings)
+//!   check (`RawSettings::num`);
+//! - the variable tables: `otp-server env` (one table), `otp-server env
+//!   --grouped` (one per concern), the README's copy and docs/operations.md's
+//!   copy, which `tests/readme.rs` compares byte for byte (run it with
+//!   `UPDATE_VAR_TABLES=1` to rewrite both files);
+//! - the field → variable mapping that turns a library's error ("smtp.host:
+//!   must be set…") into the binary's one line ("SMTP_HOST: must be set…").
+//!
+//! Defaults are functions over the libraries' own `Default`s and constants
+//! (`OtpPolicy::default()`, `Limits::default()`, `DEFAULT_SMTP_PORT`, …),
+//! so a library default changes the table with it; a test checks that a
+//! configuration of defaults only builds exactly the libraries' `Default`s.
+//! To add a variable: add a row here, read it in its concern's builder, run
+//! the readme test with `UPDATE_VAR_TABLES=1`.
+
+use otp_core::policy::{MAX_DRIFT, MIN_WINDOW_SECONDS};
+use otp_core::token::{TokenConfig, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use otp_core::{OtpPolicy, MAX_DIGITS, MIN_DIGITS};
+use otp_delivery::config::{DEFAULT_SMTP_PORT, DEFAULT_SMTP_SUBJECT, DEFAULT_TWILIO_API_BASE};
+use otp_delivery::{RetryPolicy, MAX_ATTEMPTS as MAX_DELIVERY_ATTEMPTS, MAX_TIMEOUT_SECONDS};
+use otp_ratelimit::Limits;
+
+use crate::settings::server as srv;
+
+/// The concern a variable belongs to; one builder in
+/// [`settings`](crate::settings) reads the variables of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concern {
+    /// Listener, workers, timeouts, logs.
+    Server,
+    /// CORS and trusted proxies.
+    Http,
+    /// Code length, window, algorithm, single use, attempt budget.
+    OtpPolicy,
+    /// The OTP keys.
+    Keys,
+    /// Token algorithm, keys and claims.
+    Tokens,
+    /// The abuse limits.
+    Limits,
+    /// Memory or Redis.
+    Store,
+    /// Delivery backends and retries.
+    Delivery,
+}
+
+impl Concern {
+    /// Every concern, in table order.
+    pub const ALL: [Concern; 8] = [
+        Concern::Server,
+        Concern::Http,
+        Concern::OtpPolicy,
+        Concern::Keys,
+        Concern::Tokens,
+        Concern::Limits,
+        Concern::Store,
+        Concern::Delivery,
+    ];
+
+    /// Heading of this concern's table in docs/operations.md.
+    pub fn title(self) -> &'static str {
+        match self {
+            Concern::Server => "Server",
+            Concern::Http => "HTTP",
+            Concern::OtpPolicy => "OTP policy",
+            Concern::Keys => "OTP keys",
+            Concern::Tokens => "Tokens",
+            Concern::Limits => "Limits",
+            Concern::Store => "Store",
+            Concern::Delivery => "Delivery",
+        }
+    }
+}
 
 /// One configuration variable.
 #[derive(Debug, Clone, Copy)]
 pub struct Var {
-    /// Environment variable name (the TOML file uses the same name in lower case).
+    /// Environment variable name (the TOML file uses the same name in any case).
     pub name: &'static str,
-    /// Default value, as text (`None` = unset / required where noted).
-    pub default: Option<&'static str>,
-    /// Redacted by `check-config` and never logged.
+    /// The builder that reads it.
+    pub concern: Concern,
+    /// The default value, as text, computed from the library's default
+    /// (`None` = unset unless set; required where `doc` says so).
+    pub default: Option<fn() -> String>,
+    /// Inclusive range of an integer variable.
+    pub range: Option<(u64, u64)>,
+    /// Redacted by `check-config`, never logged, never trimmed, and
+    /// also readable from a file named by `<NAME>_FILE`.
     pub secret: bool,
+    /// The library configuration field it fills, as library errors name
+    /// it (`smtp.host`); the binary maps it back to `name`.
+    pub field: Option<&'static str>,
     /// One-line meaning.
     pub doc: &'static str,
 }
 
-const fn var(name: &'static str, default: Option<&'static str>, doc: &'static str) -> Var {
-    Var {
-        name,
-        default,
-        secret: false,
-        doc,
+impl Var {
+    const fn new(concern: Concern, name: &'static str, doc: &'static str) -> Var {
+        Var {
+            name,
+            concern,
+            default: None,
+            range: None,
+            secret: false,
+            field: None,
+            doc,
+        }
+    }
+    const fn or(mut self, default: fn() -> String) -> Var {
+        self.default = Some(default);
+        self
+    }
+    const fn range(mut self, min: u64, max: u64) -> Var {
+        self.range = Some((min, max));
+        self
+    }
+    const fn secret(mut self) -> Var {
+        self.secret = true;
+        self
+    }
+    const fn field(mut self, field: &'static str) -> Var {
+        self.field = Some(field);
+        self
+    }
+
+    /// The default as text, if any.
+    pub fn default_text(&self) -> Option<String> {
+        self.default.map(|f| f())
     }
 }
 
-const fn secret(name: &'static str, doc: &'static str) -> Var {
-    Var {
-        name,
-        default: None,
-        secret: true,
-        doc,
-    }
+use Concern as C;
+
+fn t(s: &str) -> String {
+    s.to_owned()
 }
 
-/// All variables, in the order `check-config` prints them.
+/// All variables, in the order `check-config` and `otp-server env` print them.
 pub const VARS: &[Var] = &[
     // server
-    var("BIND_ADDRESS", Some("127.0.0.1:8000"), "Listen address (the --bind flag wins)."),
-    var("WORKERS", None, "actix worker threads; defaults to the number of CPU cores."),
-    var("SHUTDOWN_TIMEOUT_SECONDS", Some("10"), "On SIGTERM/SIGINT, how long in-flight requests may finish."),
-    var("CLIENT_REQUEST_TIMEOUT_MS", Some("5000"), "A client must send its request head within this time (slowloris guard)."),
-    var("KEEP_ALIVE_SECONDS", Some("15"), "Idle keep-alive connections are closed after this time."),
-    var("MAX_CONNECTIONS", Some("25000"), "Concurrent connections per worker."),
-    var("LOG_FORMAT", Some("pretty"), "pretty or json."),
-    var("RUST_LOG", Some("info"), "tracing filter (e.g. info,otp_service=debug)."),
-    var("CORS_ORIGINS", None, "Comma-separated allowed origins; * = any origin without credentials; unset = CORS off."),
-    var("TRUSTED_PROXIES", None, "Comma-separated CIDRs whose X-Forwarded-For hops are believed."),
-    // OTP engine
-    secret("OTP_SECRET_KEY", "base64 (standard or URL-safe) of >= 16 random bytes. Required unless --dev."),
-    secret("OTP_PREVIOUS_SECRET_KEYS", "Comma-separated previous OTP keys: verify only (rotation)."),
-    var("OTP_DIGITS", Some("6"), "Code length, 4..=10 (OTP_LENGTH is accepted as an alias)."),
-    var("OTP_WINDOW_SECONDS", Some("300"), "Time window of one code, >= 30."),
-    var("OTP_ALGORITHM", Some("sha256"), "HMAC hash: sha1, sha256 or sha512."),
-    var("OTP_DRIFT_TOLERANCE", Some("1"), "Past windows still accepted, 0..=10."),
-    var("OTP_CLOCK_SKEW_SECONDS", Some("30"), "Accept the next window this close to its start; below the window."),
-    var("OTP_SINGLE_USE", Some("true"), "Codes verify once (use counters); false = the Python service's behaviour."),
-    var("OTP_MAX_ATTEMPTS", Some("5"), "Wrong codes per identity and window before every sent code is void; 0 = off."),
+    Var::new(C::Server, "BIND_ADDRESS", "Listen address (the --bind flag wins).").or(|| srv::DEFAULT_BIND.to_string()),
+    Var::new(C::Server, "WORKERS", "actix worker threads; defaults to the number of CPU cores.").range(1, srv::MAX_WORKERS),
+    Var::new(C::Server, "SHUTDOWN_TIMEOUT_SECONDS", "On SIGTERM/SIGINT, how long in-flight requests may finish.").or(|| srv::DEFAULT_SHUTDOWN_TIMEOUT_SECONDS.to_string()).range(0, 3600),
+    Var::new(C::Server, "CLIENT_REQUEST_TIMEOUT_MS", "A client must send its request head within this time (slowloris guard).").or(|| srv::DEFAULT_CLIENT_REQUEST_TIMEOUT_MS.to_string()).range(100, 600_000),
+    Var::new(C::Server, "KEEP_ALIVE_SECONDS", "Idle keep-alive connections are closed after this time.").or(|| srv::DEFAULT_KEEP_ALIVE_SECONDS.to_string()).range(0, 3600),
+    Var::new(C::Server, "MAX_CONNECTIONS", "Concurrent connections per worker.").or(|| srv::DEFAULT_MAX_CONNECTIONS.to_string()).range(1, 1_000_000),
+    Var::new(C::Server, "LOG_FORMAT", "pretty or json.").or(|| t("pretty")),
+    Var::new(C::Server, "RUST_LOG", "tracing filter (e.g. info,otp_service=debug).").or(|| t("info")),
+    Var::new(C::Server, "REDIS_STARTUP_WAIT_SECONDS", "At start-up, keep retrying an unreachable Redis this long before giving up; 0 = fail at once.").or(|| srv::DEFAULT_STORE_WAIT_SECONDS.to_string()).range(0, 3600),
+    // http
+    Var::new(C::Http, "CORS_ORIGINS", "Comma-separated allowed origins; * = any origin without credentials; unset = CORS off."),
+    Var::new(C::Http, "TRUSTED_PROXIES", "Comma-separated CIDRs whose X-Forwarded-For hops are believed."),
+    // OTP policy
+    Var::new(C::OtpPolicy, "OTP_DIGITS", "Code length (OTP_LENGTH is accepted as an alias).").or(|| OtpPolicy::default().digits().count().to_string()).range(MIN_DIGITS as u64, MAX_DIGITS as u64),
+    Var::new(C::OtpPolicy, "OTP_WINDOW_SECONDS", "Time window of one code.").or(|| OtpPolicy::default().window_seconds().to_string()).range(MIN_WINDOW_SECONDS, 86_400),
+    Var::new(C::OtpPolicy, "OTP_ALGORITHM", "HMAC hash: sha1, sha256 or sha512.").or(|| OtpPolicy::default().algorithm().as_str().to_owned()),
+    Var::new(C::OtpPolicy, "OTP_DRIFT_TOLERANCE", "Past windows still accepted.").or(|| OtpPolicy::default().drift_tolerance().to_string()).range(0, MAX_DRIFT as u64),
+    Var::new(C::OtpPolicy, "OTP_CLOCK_SKEW_SECONDS", "Accept the next window this close to its start; below the window.").or(|| OtpPolicy::default().clock_skew_seconds().to_string()),
+    Var::new(C::OtpPolicy, "OTP_SINGLE_USE", "Codes verify once (use counters); false = the Python service's behaviour.").or(|| t("true")),
+    Var::new(C::OtpPolicy, "OTP_MAX_ATTEMPTS", "Wrong codes per identity and window before every sent code is void; 0 = off.").or(|| otp_ratelimit::DEFAULT_MAX_ATTEMPTS.to_string()).range(0, 1000),
+    // keys
+    Var::new(C::Keys, "OTP_SECRET_KEY", "base64 (standard or URL-safe) of >= 16 random bytes. Required unless --dev.").secret(),
+    Var::new(C::Keys, "OTP_PREVIOUS_SECRET_KEYS", "Comma-separated previous OTP keys: verify only (rotation).").secret(),
     // tokens
-    var("JWT_ALGORITHM", Some("HS256"), "HS256 or EdDSA."),
-    secret("JWT_SECRET", "HS256 key (UTF-8 bytes), >= 32 bytes. Required for HS256 unless --dev."),
-    secret("JWT_PREVIOUS_SECRETS", "Comma-separated previous HS256 secrets: verify only."),
-    secret("JWT_ED25519_PRIVATE_KEY", "EdDSA signing key: PKCS#8, base64 DER or PEM. Required for EdDSA unless --dev."),
-    secret("JWT_ED25519_PREVIOUS_KEYS", "Comma-separated previous Ed25519 keys (PKCS#8 base64 DER, or base64url 32-byte public keys): verify only, published in the JWKS."),
-    var("TOKEN_ISSUER", Some("stateless-otp"), "iss of issued tokens, required on verify."),
-    var("TOKEN_AUDIENCE", Some("api"), "aud of issued tokens, required on verify."),
-    var("ACCESS_TOKEN_TTL", Some("900"), "Token lifetime in seconds."),
-    var("TOKEN_LEEWAY_SECONDS", Some("0"), "Clock leeway on exp/nbf/iat."),
-    // limits and store
-    var("RATE_REQUEST_OTP_MAX", Some("5"), "OTP sends per identity per window."),
-    var("RATE_REQUEST_OTP_WINDOW", Some("600"), "Window of RATE_REQUEST_OTP_MAX, seconds."),
-    var("RATE_VERIFY_OTP_MAX", Some("10"), "Verify attempts per identity per window (cleared on success)."),
-    var("RATE_VERIFY_OTP_WINDOW", Some("600"), "Window of RATE_VERIFY_OTP_MAX, seconds."),
-    var("RATE_VERIFY_OTP_DAILY_MAX", Some("30"), "Verify attempts per identity per 86400 s."),
-    var("RATE_REQUEST_OTP_PER_IP_MAX", Some("20"), "OTP sends per client IP per window."),
-    var("RATE_REQUEST_OTP_PER_IP_WINDOW", Some("600"), "Window of RATE_REQUEST_OTP_PER_IP_MAX, seconds."),
-    var("RATE_VERIFY_OTP_PER_IP_MAX", Some("60"), "Verify attempts per client IP per window."),
-    var("RATE_VERIFY_OTP_PER_IP_WINDOW", Some("600"), "Window of RATE_VERIFY_OTP_PER_IP_MAX, seconds."),
-    var("RATE_GLOBAL_SEND_MAX", Some("1000"), "OTP sends overall per window (SMS-pumping cost guard)."),
-    var("RATE_GLOBAL_SEND_WINDOW", Some("3600"), "Window of RATE_GLOBAL_SEND_MAX, seconds."),
-    var("RATE_LIMIT_FAIL_MODE", Some("closed"), "closed (503 when the store is down) or open (proceed, with a warning)."),
-    var("STORE_BACKEND", Some("memory"), "memory (one process) or redis (shared by replicas)."),
-    secret("REDIS_URL", "redis://host:port (standalone) or several comma-separated node URLs (Cluster). Required with STORE_BACKEND=redis."),
-    var("REDIS_CLUSTER", Some("auto"), "auto (several URLs = Cluster), true or false."),
-    var("REDIS_KEY_PREFIX", Some("otp"), "Prefix of every Redis key."),
-    var("REDIS_TIMEOUT_MS", Some("500"), "Redis connect and response timeout, milliseconds."),
-    var("REDIS_STARTUP_WAIT_SECONDS", Some("30"), "At start-up, keep retrying an unreachable Redis this long before giving up; 0 = fail at once."),
-    secret("STORE_HASH_KEY", "base64 key hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key."),
+    Var::new(C::Tokens, "JWT_ALGORITHM", "HS256 or EdDSA.").or(|| t("HS256")),
+    Var::new(C::Tokens, "JWT_SECRET", "HS256 key (UTF-8 bytes), >= 32 bytes. Required for HS256 unless --dev.").secret(),
+    Var::new(C::Tokens, "JWT_PREVIOUS_SECRETS", "Comma-separated previous HS256 secrets: verify only.").secret(),
+    Var::new(C::Tokens, "JWT_ED25519_PRIVATE_KEY", "EdDSA signing key: PKCS#8, base64 DER or PEM. Required for EdDSA unless --dev.").secret(),
+    Var::new(C::Tokens, "JWT_ED25519_PREVIOUS_KEYS", "Comma-separated previous Ed25519 keys (PKCS#8 base64 DER, or base64url 32-byte public keys): verify only, published in the JWKS.").secret(),
+    Var::new(C::Tokens, "TOKEN_ISSUER", "iss of issued tokens, required on verify.").or(|| t(DEFAULT_ISSUER)).field("issuer"),
+    Var::new(C::Tokens, "TOKEN_AUDIENCE", "aud of issued tokens, required on verify.").or(|| t(DEFAULT_AUDIENCE)).field("audience"),
+    Var::new(C::Tokens, "ACCESS_TOKEN_TTL", "Token lifetime in seconds.").or(|| TokenConfig::default().ttl_seconds.to_string()).range(1, 31_536_000).field("ttl_seconds"),
+    Var::new(C::Tokens, "TOKEN_LEEWAY_SECONDS", "Clock leeway on exp/nbf/iat.").or(|| TokenConfig::default().leeway_seconds.to_string()).range(0, 3600),
+    // limits
+    Var::new(C::Limits, "RATE_REQUEST_OTP_MAX", "OTP sends per identity per window.").or(|| Limits::default().request_per_identity.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_REQUEST_OTP_WINDOW", "Window of RATE_REQUEST_OTP_MAX, seconds.").or(|| Limits::default().request_per_identity.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
+    Var::new(C::Limits, "RATE_VERIFY_OTP_MAX", "Verify attempts per identity per window (cleared on success).").or(|| Limits::default().verify_per_identity.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_VERIFY_OTP_WINDOW", "Window of RATE_VERIFY_OTP_MAX, seconds.").or(|| Limits::default().verify_per_identity.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
+    Var::new(C::Limits, "RATE_VERIFY_OTP_DAILY_MAX", "Verify attempts per identity per 86400 s.").or(|| Limits::default().verify_daily.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_REQUEST_OTP_PER_IP_MAX", "OTP sends per client IP per window.").or(|| Limits::default().request_per_ip.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_REQUEST_OTP_PER_IP_WINDOW", "Window of RATE_REQUEST_OTP_PER_IP_MAX, seconds.").or(|| Limits::default().request_per_ip.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
+    Var::new(C::Limits, "RATE_VERIFY_OTP_PER_IP_MAX", "Verify attempts per client IP per window.").or(|| Limits::default().verify_per_ip.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_VERIFY_OTP_PER_IP_WINDOW", "Window of RATE_VERIFY_OTP_PER_IP_MAX, seconds.").or(|| Limits::default().verify_per_ip.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
+    Var::new(C::Limits, "RATE_GLOBAL_SEND_MAX", "OTP sends overall per window (SMS-pumping cost guard).").or(|| Limits::default().global_send.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_GLOBAL_SEND_WINDOW", "Window of RATE_GLOBAL_SEND_MAX, seconds.").or(|| Limits::default().global_send.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
+    Var::new(C::Limits, "RATE_LIMIT_FAIL_MODE", "closed (503 when the store is down) or open (proceed, with a warning).").or(|| t("closed")),
+    // store
+    Var::new(C::Store, "STORE_BACKEND", "memory (one process) or redis (shared by replicas).").or(|| t("memory")),
+    Var::new(C::Store, "REDIS_URL", "redis://host:port (standalone) or several comma-separated node URLs (Cluster). Required with STORE_BACKEND=redis.").secret(),
+    Var::new(C::Store, "REDIS_CLUSTER", "auto (several URLs = Cluster), true or false.").or(|| t("auto")),
+    Var::new(C::Store, "REDIS_KEY_PREFIX", "Prefix of every Redis key.").or(redis_key_prefix),
+    Var::new(C::Store, "REDIS_TIMEOUT_MS", "Redis connect and response timeout, milliseconds.").or(redis_timeout_ms).range(10, 60_000),
+    Var::new(C::Store, "STORE_HASH_KEY", "base64 key hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key.").secret(),
     // delivery
-    var("DELIVERY_BACKEND", Some("console"), "console, smtp, twilio, webhook, auto or none (benchmarks only)."),
-    var("DELIVERY_TIMEOUT_SECONDS", Some("10"), "Per-attempt delivery timeout."),
-    var("DELIVERY_MAX_ATTEMPTS", Some("3"), "Attempts per delivery (retries on connect errors, timeouts and 5xx)."),
-    var("DELIVERY_RETRY_BACKOFF_MS", Some("250"), "First retry backoff, doubled per attempt (max 2 s), with jitter."),
-    var("SMTP_HOST", None, "SMTP relay host. Required with DELIVERY_BACKEND=smtp."),
-    var("SMTP_PORT", Some("587"), "SMTP port."),
-    var("SMTP_USERNAME", None, "SMTP user."),
-    secret("SMTP_PASSWORD", "SMTP password."),
-    var("SMTP_FROM", None, "From address. Required with SMTP."),
-    var("SMTP_TLS", Some("starttls"), "starttls, tls or none."),
-    var("SMTP_USE_TLS", None, "Legacy: true = starttls, false = none (SMTP_TLS wins)."),
-    var("SMTP_CA_FILE", None, "PEM file of extra CA certificates (private relays)."),
-    var("SMTP_SUBJECT_TEMPLATE", Some("Your verification code"), "Subject; {otp} and {minutes} are replaced."),
-    var("SMTP_BODY_TEMPLATE", None, "Plain-text body template ({otp}, {minutes})."),
-    var("SMTP_HTML_TEMPLATE", None, "HTML body template ({otp}, {minutes}; values HTML-escaped)."),
-    var("TWILIO_ACCOUNT_SID", None, "Twilio account SID. Required with twilio."),
-    secret("TWILIO_AUTH_TOKEN", "Twilio auth token."),
-    var("TWILIO_FROM_NUMBER", None, "Sender number, or a Messaging Service SID (MG…)."),
-    var("TWILIO_MESSAGING_SERVICE_SID", None, "Messaging Service SID (instead of a from number)."),
-    var("TWILIO_API_BASE", Some("https://api.twilio.com"), "Twilio API base URL (tests point it at a mock)."),
-    var("TWILIO_BODY_TEMPLATE", None, "SMS text template ({otp}, {minutes})."),
-    var("WEBHOOK_URL", None, "Receiver URL. Required with webhook."),
-    secret("WEBHOOK_HEADERS", "Extra headers: 'Name: value' pairs separated by commas/newlines, or a JSON object."),
-    secret("WEBHOOK_SECRET", "Standard Webhooks signing secret, whsec_<base64>."),
-    var("WEBHOOK_TEMPLATE", None, "JSON body template; placeholders are JSON-escaped values."),
+    Var::new(C::Delivery, "DELIVERY_BACKEND", "console, smtp, twilio, webhook, auto or none (benchmarks only).").or(|| t("console")).field("delivery.backend"),
+    Var::new(C::Delivery, "DELIVERY_TIMEOUT_SECONDS", "Per-attempt delivery timeout.").or(|| RetryPolicy::default().timeout.as_secs().to_string()).range(1, MAX_TIMEOUT_SECONDS).field("retry.timeout"),
+    Var::new(C::Delivery, "DELIVERY_MAX_ATTEMPTS", "Attempts per delivery (retries on connect errors, timeouts and 5xx).").or(|| RetryPolicy::default().max_attempts.to_string()).range(1, MAX_DELIVERY_ATTEMPTS as u64).field("retry.max_attempts"),
+    Var::new(C::Delivery, "DELIVERY_RETRY_BACKOFF_MS", "First retry backoff, doubled per attempt (max 2 s), with jitter.").or(|| RetryPolicy::default().initial_backoff.as_millis().to_string()).range(0, 60_000).field("retry.initial_backoff"),
+    Var::new(C::Delivery, "SMTP_HOST", "SMTP relay host. Required with DELIVERY_BACKEND=smtp.").field("smtp.host"),
+    Var::new(C::Delivery, "SMTP_PORT", "SMTP port.").or(|| DEFAULT_SMTP_PORT.to_string()).range(1, 65_535).field("smtp.port"),
+    Var::new(C::Delivery, "SMTP_USERNAME", "SMTP user.").field("smtp.username"),
+    Var::new(C::Delivery, "SMTP_PASSWORD", "SMTP password.").secret().field("smtp.password"),
+    Var::new(C::Delivery, "SMTP_FROM", "From address. Required with SMTP.").field("smtp.from"),
+    Var::new(C::Delivery, "SMTP_TLS", "starttls, tls or none.").or(|| otp_delivery::SmtpTls::default().as_str().to_owned()).field("smtp.tls"),
+    Var::new(C::Delivery, "SMTP_USE_TLS", "Legacy: true = starttls, false = none (SMTP_TLS wins when set).").field("smtp.use_tls"),
+    Var::new(C::Delivery, "SMTP_CA_FILE", "PEM file of extra CA certificates (private relays).").field("smtp.ca_file"),
+    Var::new(C::Delivery, "SMTP_SUBJECT_TEMPLATE", "Subject; {otp} and {minutes} are replaced.").or(|| t(DEFAULT_SMTP_SUBJECT)).field("smtp.subject_template"),
+    Var::new(C::Delivery, "SMTP_BODY_TEMPLATE", "Plain-text body template ({otp}, {minutes}).").field("smtp.body_template"),
+    Var::new(C::Delivery, "SMTP_HTML_TEMPLATE", "HTML body template ({otp}, {minutes}; values HTML-escaped).").field("smtp.html_template"),
+    Var::new(C::Delivery, "TWILIO_ACCOUNT_SID", "Twilio account SID. Required with twilio.").field("twilio.account_sid"),
+    Var::new(C::Delivery, "TWILIO_AUTH_TOKEN", "Twilio auth token.").secret().field("twilio.auth_token"),
+    Var::new(C::Delivery, "TWILIO_FROM_NUMBER", "Sender number, or a Messaging Service SID (MG…).").field("twilio.from_number"),
+    Var::new(C::Delivery, "TWILIO_MESSAGING_SERVICE_SID", "Messaging Service SID (instead of a from number).").field("twilio.messaging_service_sid"),
+    Var::new(C::Delivery, "TWILIO_API_BASE", "Twilio API base URL (tests point it at a mock).").or(|| t(DEFAULT_TWILIO_API_BASE)).field("twilio.api_base"),
+    Var::new(C::Delivery, "TWILIO_BODY_TEMPLATE", "SMS text template ({otp}, {minutes}).").field("twilio.body_template"),
+    Var::new(C::Delivery, "WEBHOOK_URL", "Receiver URL. Required with webhook.").field("webhook.url"),
+    Var::new(C::Delivery, "WEBHOOK_HEADERS", "Extra headers: 'Name: value' pairs separated by commas/newlines, or a JSON object.").secret().field("webhook.headers"),
+    Var::new(C::Delivery, "WEBHOOK_SECRET", "Standard Webhooks signing secret, whsec_<base64>.").secret().field("webhook.secret"),
+    Var::new(C::Delivery, "WEBHOOK_TEMPLATE", "JSON body template; placeholders are JSON-escaped values.").field("webhook.template"),
 ];
+
+#[cfg(feature = "redis")]
+fn redis_key_prefix() -> String {
+    t(otp_ratelimit::redis::DEFAULT_KEY_PREFIX)
+}
+#[cfg(not(feature = "redis"))]
+fn redis_key_prefix() -> String {
+    t("otp")
+}
+#[cfg(feature = "redis")]
+fn redis_timeout_ms() -> String {
+    otp_ratelimit::redis::DEFAULT_RESPONSE_TIMEOUT
+        .as_millis()
+        .to_string()
+}
+#[cfg(not(feature = "redis"))]
+fn redis_timeout_ms() -> String {
+    t("500")
+}
+
+/// Largest `max` of a limit.
+pub const MAX_LIMIT: u64 = 10_000_000;
+/// Longest window of a limit, seconds (a year).
+pub const MAX_LIMIT_WINDOW: u64 = 31_536_000;
 
 /// Aliases accepted for compatibility: (alias, canonical name).
 pub const ALIASES: &[(&str, &str)] = &[("OTP_LENGTH", "OTP_DIGITS")];
 
-/// The variable named `name`, if any.
+/// The variable named `name` (any case), if any.
 pub fn find(name: &str) -> Option<&'static Var> {
     VARS.iter().find(|v| v.name.eq_ignore_ascii_case(name))
+}
+
+/// The variable a library field of `concern` fills, if any.
+pub fn for_field(field: &str, concern: Concern) -> Option<&'static Var> {
+    VARS.iter()
+        .find(|v| v.field == Some(field) && v.concern == concern)
+}
+
+/// Rewrites a library message about the fields of `concern` into one
+/// about variables:
+/// `smtp.password: must be set when smtp.username is set` becomes
+/// `SMTP_PASSWORD: must be set when SMTP_USERNAME is set`.
+pub fn fields_to_variables(text: &str, concern: Concern) -> String {
+    let mut fields: Vec<&Var> = VARS
+        .iter()
+        .filter(|v| v.field.is_some() && v.concern == concern)
+        .collect();
+    // Longest first, so `smtp.use_tls` is not read as `smtp.tls`-like prefixes.
+    fields.sort_by_key(|v| std::cmp::Reverse(v.field.map_or(0, str::len)));
+    let mut out = text.to_owned();
+    for v in fields {
+        if let Some(f) = v.field {
+            out = replace_word(&out, f, v.name);
+        }
+    }
+    out
+}
+
+/// Replaces `word` where it is not part of a longer identifier.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + word.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if before.is_some_and(is_ident)
+            || after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            out.push_str(word);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `Meaning` cell: the doc, then the range of an integer.
+fn meaning(v: &Var) -> String {
+    let mut m = v.doc.to_owned();
+    if let Some((min, max)) = v.range {
+        m.push_str(&format!(" Range {min}–{max}."));
+    }
+    m.replace('|', "\\|")
+}
+
+fn table<'a>(vars: impl Iterator<Item = &'a Var>) -> String {
+    let mut out = String::from("| Variable | Default | Meaning |\n|---|---|---|\n");
+    for v in vars {
+        let default = v
+            .default_text()
+            .map(|d| format!("`{d}`"))
+            .unwrap_or_else(|| "—".to_owned());
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            v.name,
+            default,
+            meaning(v)
+        ));
+    }
+    out
+}
+
+/// The Markdown table of every variable (`otp-server env`, the README's copy).
+pub fn markdown_table() -> String {
+    table(VARS.iter())
+}
+
+/// One `### <concern>` heading and table per concern (`otp-server env
+/// --grouped`, docs/operations.md's copy).
+pub fn markdown_grouped() -> String {
+    let mut out = String::new();
+    for c in Concern::ALL {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("### {}\n\n", c.title()));
+        out.push_str(&table(VARS.iter().filter(|v| v.concern == c)));
+    }
+    out
 }

@@ -815,3 +815,125 @@ fn workers_default_to_the_number_of_cores() {
     let (_, out, _) = run_bin(&["check-config", "--workers", "3"], &SECRETS);
     assert!(out.contains("workers=3"), "{out}");
 }
+
+/// The lines the binary printed before the configuration was split into
+/// per-concern builders and the libraries started naming fields instead of
+/// variables (issue 12): each stays byte for byte, including the ones whose
+/// text comes from otp-delivery (`smtp.password: … smtp.username …` mapped
+/// back to the variables).
+#[test]
+fn invalid_values_keep_their_exact_one_line_messages() {
+    const WH: &str = "whsec_c3RhdGVsZXNzLW90cCB3ZWJob29rIGtleQ==";
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("OTP_DIGITS", "11")],
+            "OTP_DIGITS: expected an integer between 4 and 10, got 11",
+        ),
+        (
+            &[("OTP_DIGITS", "six")],
+            "OTP_DIGITS: expected an integer between 4 and 10, got 'six'",
+        ),
+        (
+            &[("OTP_CLOCK_SKEW_SECONDS", "400")],
+            "OTP_CLOCK_SKEW_SECONDS: expected an integer between 0 and 299, got 400",
+        ),
+        (
+            &[("JWT_ALGORITHM", "RS256")],
+            "JWT_ALGORITHM: expected HS256 or EdDSA, got 'rs256'",
+        ),
+        (
+            &[("DELIVERY_BACKEND", "pigeon")],
+            "DELIVERY_BACKEND: must be one of console, smtp, twilio, webhook, auto, none",
+        ),
+        (
+            &[("DELIVERY_BACKEND", "auto")],
+            "SMTP_HOST: must be set with DELIVERY_BACKEND=auto (email identities go to SMTP)",
+        ),
+        (
+            &[
+                ("DELIVERY_BACKEND", "smtp"),
+                ("SMTP_HOST", "localhost"),
+                ("SMTP_FROM", "a@b.example"),
+                ("SMTP_USERNAME", "u"),
+            ],
+            "SMTP_PASSWORD: must be set when SMTP_USERNAME is set",
+        ),
+        (
+            &[
+                ("DELIVERY_BACKEND", "smtp"),
+                ("SMTP_HOST", "localhost"),
+                ("SMTP_FROM", "a@b.example"),
+                ("SMTP_TLS", "ssl"),
+            ],
+            "SMTP_TLS: must be one of starttls, tls, none",
+        ),
+        (
+            &[
+                ("DELIVERY_BACKEND", "smtp"),
+                ("SMTP_HOST", "localhost"),
+                ("SMTP_FROM", "a@b.example"),
+                ("SMTP_BODY_TEMPLATE", "nocode"),
+            ],
+            "SMTP_BODY_TEMPLATE: must contain the {otp} placeholder",
+        ),
+        (
+            &[
+                ("DELIVERY_BACKEND", "twilio"),
+                ("TWILIO_ACCOUNT_SID", "AC123"),
+                ("TWILIO_AUTH_TOKEN", "t"),
+                ("TWILIO_MESSAGING_SERVICE_SID", "XX1"),
+            ],
+            "TWILIO_MESSAGING_SERVICE_SID: must start with MG",
+        ),
+        (
+            &[
+                ("DELIVERY_BACKEND", "webhook"),
+                ("WEBHOOK_URL", "http://127.0.0.1:9/x"),
+                ("WEBHOOK_SECRET", "whsec_!!"),
+            ],
+            "WEBHOOK_SECRET: the part after whsec_ is not valid standard base64",
+        ),
+        (
+            &[
+                ("DELIVERY_BACKEND", "webhook"),
+                ("WEBHOOK_URL", "http://127.0.0.1:9/x"),
+                ("WEBHOOK_SECRET", WH),
+                ("WEBHOOK_HEADERS", "novalue"),
+            ],
+            "WEBHOOK_HEADERS: expected 'Name: value' pairs separated by commas or newlines",
+        ),
+        (
+            &[("DELIVERY_MAX_ATTEMPTS", "0")],
+            "DELIVERY_MAX_ATTEMPTS: expected an integer between 1 and 10, got 0",
+        ),
+        (
+            &[
+                ("STORE_BACKEND", "redis"),
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+                ("REDIS_CLUSTER", "maybe"),
+            ],
+            "REDIS_CLUSTER: expected auto, true or false, got 'maybe'",
+        ),
+        (
+            &[("RATE_GLOBAL_SEND_WINDOW", "0")],
+            "RATE_GLOBAL_SEND_WINDOW: expected an integer between 1 and 31536000, got 0",
+        ),
+        // SMTP_USE_TLS used to be shadowed by SMTP_TLS's default; it is read now.
+        (
+            &[
+                ("DELIVERY_BACKEND", "smtp"),
+                ("SMTP_HOST", "localhost"),
+                ("SMTP_FROM", "a@b.example"),
+                ("SMTP_USE_TLS", "maybe"),
+            ],
+            "SMTP_USE_TLS: must be true or false",
+        ),
+    ];
+    for (vars, line) in cases {
+        let mut env: Vec<(&str, &str)> = SECRETS.to_vec();
+        env.extend_from_slice(vars);
+        let (code, _out, err) = run_bin(&["check-config"], &env);
+        assert_ne!(code, 0, "{vars:?}");
+        assert_eq!(err.trim(), format!("otp-server: {line}"), "{vars:?}");
+    }
+}

@@ -1,19 +1,11 @@
 //! Replays the committed cargo-fuzz corpora (`fuzz/corpus/<target>/*`) on
 //! stable Rust: every file goes through the same function its fuzz target
-//! calls (`fuzz/src/targets.rs`, compiled in here by path), and none may
+//! calls (`otp_fuzz::targets`, the fuzz crate's library), and none may
 //! panic. This keeps every input the fuzzer found interesting — including the
 //! ones that once crashed — as a regression test without nightly or
 //! cargo-fuzz. See docs/security.md ("Coverage-guided fuzzing").
 
-#[path = "../src/settings.rs"]
-#[allow(dead_code, missing_docs)]
-mod settings;
-#[path = "../../../fuzz/src/targets.rs"]
-#[allow(dead_code, missing_docs)]
-mod targets;
-#[path = "../src/vars.rs"]
-#[allow(dead_code, missing_docs)]
-mod vars;
+use otp_fuzz::targets;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;

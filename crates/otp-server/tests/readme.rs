@@ -1,75 +1,113 @@
-//! The documentation cannot drift from the code: the README's variable table
-//! is exactly what `otp-server env` prints, every listed variable is read by
-//! the configuration code, docs/operations.md names every variable, and the
-//! README opens with exactly the run and test commands.
+//! The documentation cannot drift from the code: the README's variable
+//! table and docs/operations.md's per-concern tables are generated from the
+//! one table in `otp_server::vars` (byte for byte; `UPDATE_VAR_TABLES=1`
+//! rewrites them), `otp-server env` prints the same, every listed variable is
+//! read by a settings builder, and the README opens with exactly the run and
+//! test commands.
 
 mod support;
 
 use support::run_bin;
 
-const README: &str = include_str!("../../../README.md");
-const SETTINGS: &str = include_str!("../src/settings.rs");
+const README: &str = "README.md";
+const OPERATIONS: &str = "docs/operations.md";
+const BUILDERS: &[&str] = &[
+    include_str!("../src/settings/server.rs"),
+    include_str!("../src/settings/http.rs"),
+    include_str!("../src/settings/policy.rs"),
+    include_str!("../src/settings/keys.rs"),
+    include_str!("../src/settings/tokens.rs"),
+    include_str!("../src/settings/limits.rs"),
+    include_str!("../src/settings/store.rs"),
+    include_str!("../src/settings/delivery.rs"),
+    include_str!("../src/settings/mod.rs"),
+];
 
-fn readme_table() -> String {
-    let start = README
-        .find("<!-- env-table:start -->")
-        .expect("README has <!-- env-table:start -->");
-    let end = README
-        .find("<!-- env-table:end -->")
-        .expect("README has <!-- env-table:end -->");
-    assert!(start < end, "markers out of order");
-    README[start + "<!-- env-table:start -->".len()..end]
-        .trim()
-        .to_owned()
+fn repo_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(name)
 }
 
-fn env_output() -> String {
-    let (code, out, err) = run_bin(&["env"], &[]);
+/// Checks that the text between `<!-- {marker}:start -->` and
+/// `<!-- {marker}:end -->` in `file` is exactly `generated`; with
+/// `UPDATE_VAR_TABLES=1` it rewrites the block instead.
+fn generated_block(file: &str, marker: &str, generated: &str) {
+    let path = repo_file(file);
+    let text = std::fs::read_to_string(&path).expect("read doc");
+    let (open, close) = (
+        format!("<!-- {marker}:start -->"),
+        format!("<!-- {marker}:end -->"),
+    );
+    let start = text
+        .find(&open)
+        .unwrap_or_else(|| panic!("{file} has no {open}"))
+        + open.len();
+    let end = text
+        .find(&close)
+        .unwrap_or_else(|| panic!("{file} has no {close}"));
+    assert!(start <= end, "{file}: markers out of order");
+    let want = format!("\n{generated}");
+    if text[start..end] == want {
+        return;
+    }
+    if std::env::var("UPDATE_VAR_TABLES").is_ok_and(|v| v == "1") {
+        let updated = format!("{}{want}{}", &text[..start], &text[end..]);
+        std::fs::write(&path, updated).expect("rewrite doc");
+        eprintln!("{file}: variable table rewritten");
+        return;
+    }
+    panic!(
+        "{file}: the variable table between {open} and {close} is not the generated one.\n\
+         Regenerate it: UPDATE_VAR_TABLES=1 cargo test -p otp-server --test readme\n\
+         Expected:\n{generated}"
+    );
+}
+
+fn env_output(args: &[&str]) -> String {
+    let (code, out, err) = run_bin(args, &[]);
     assert_eq!(code, 0, "{err}");
-    out.trim().to_owned()
+    out
 }
 
-/// Variable names in the first column of a Markdown table.
-fn names(table: &str) -> Vec<String> {
-    table
+/// Variable names in the first column of Markdown tables.
+fn names(tables: &str) -> Vec<String> {
+    tables
         .lines()
-        .skip(2)
+        .filter(|l| l.starts_with("| `"))
         .filter_map(|l| l.split('|').nth(1))
         .map(|c| c.trim().trim_matches('`').to_owned())
         .collect()
 }
 
 #[test]
-fn readme_env_table_matches_otp_server_env_exactly() {
-    let readme = readme_table();
-    let generated = env_output();
-    if readme != generated {
-        let r: Vec<&str> = readme.lines().collect();
-        let g: Vec<&str> = generated.lines().collect();
-        let first = r
-            .iter()
-            .zip(&g)
-            .position(|(a, b)| a != b)
-            .unwrap_or(r.len().min(g.len()));
-        panic!(
-            "README env table differs from `otp-server env` at row {first}:\n  README: {:?}\n  code:   {:?}\n\
-             Regenerate it: cargo run -q -p otp-server -- env, and paste between the markers.",
-            r.get(first),
-            g.get(first)
-        );
-    }
+fn readme_variable_table_is_generated_from_the_variable_table() {
+    let generated = otp_server::vars::markdown_table();
+    assert_eq!(
+        env_output(&["env"]),
+        generated,
+        "`otp-server env` prints the table"
+    );
+    generated_block(README, "env-table", &generated);
 }
 
 #[test]
-fn every_listed_variable_is_read_by_the_configuration_code() {
-    let listed = names(&env_output());
+fn operations_guide_variable_tables_are_generated_from_the_variable_table() {
+    let generated = otp_server::vars::markdown_grouped();
+    assert_eq!(env_output(&["env", "--grouped"]), generated);
+    generated_block(OPERATIONS, "env-tables", &generated);
+}
+
+#[test]
+fn every_listed_variable_is_read_by_a_settings_builder() {
+    let listed = names(&otp_server::vars::markdown_table());
     assert!(listed.len() > 50, "suspiciously short list: {listed:?}");
     let mut seen = std::collections::HashSet::new();
     for name in &listed {
         assert!(seen.insert(name), "{name} listed twice");
         assert!(
-            SETTINGS.contains(&format!("\"{name}\"")),
-            "{name} is documented but settings.rs never reads it"
+            BUILDERS.iter().any(|b| b.contains(&format!("\"{name}\""))),
+            "{name} is documented but no settings builder reads it"
         );
     }
     // The Python service's variables keep their names.
@@ -92,19 +130,9 @@ fn every_listed_variable_is_read_by_the_configuration_code() {
 }
 
 #[test]
-fn operations_guide_names_every_variable() {
-    let ops = include_str!("../../../docs/operations.md");
-    for name in names(&env_output()) {
-        assert!(
-            ops.contains(&format!("`{name}`")),
-            "docs/operations.md does not mention `{name}`"
-        );
-    }
-}
-
-#[test]
 fn readme_opens_with_exactly_the_run_and_test_commands() {
-    let lines: Vec<&str> = README.lines().take(6).collect();
+    let readme = std::fs::read_to_string(repo_file(README)).expect("README");
+    let lines: Vec<&str> = readme.lines().take(6).collect();
     assert_eq!(lines[0], "# stateless-otp");
     assert_eq!(lines[1], "");
     assert_eq!(lines[2], "```sh");

@@ -83,9 +83,7 @@ impl FromStr for Algorithm {
     type Err = KeyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::from_jose(s).ok_or(KeyError::InvalidConfig(
-            "JWT_ALGORITHM must be HS256 or EdDSA",
-        ))
+        Algorithm::from_jose(s).ok_or(KeyError::InvalidConfig("algorithm must be HS256 or EdDSA"))
     }
 }
 

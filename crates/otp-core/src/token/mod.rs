@@ -114,15 +114,13 @@ impl TokenConfig {
     /// Checks the documented ranges.
     pub fn validate(&self) -> Result<(), KeyError> {
         if self.issuer.is_empty() {
-            return Err(KeyError::InvalidConfig("TOKEN_ISSUER must not be empty"));
+            return Err(KeyError::InvalidConfig("issuer must not be empty"));
         }
         if self.audience.is_empty() {
-            return Err(KeyError::InvalidConfig("TOKEN_AUDIENCE must not be empty"));
+            return Err(KeyError::InvalidConfig("audience must not be empty"));
         }
         if self.ttl_seconds == 0 {
-            return Err(KeyError::InvalidConfig(
-                "ACCESS_TOKEN_TTL must be at least 1",
-            ));
+            return Err(KeyError::InvalidConfig("ttl_seconds must be at least 1"));
         }
         Ok(())
     }

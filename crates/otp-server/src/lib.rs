@@ -1,0 +1,13 @@
+//! # otp-server (library)
+//!
+//! The configuration of the stateless-otp binary, usable from tests, fuzz
+//! targets and embedders: [`settings`] layers defaults < TOML file <
+//! environment < flags and validates them into the library crates' typed
+//! configurations (one builder per concern); [`vars`] is the one table of
+//! variables everything else — defaults, ranges, `otp-server env`, the
+//! README and docs/operations.md tables — is generated from.
+
+pub mod settings;
+pub mod vars;
+
+pub use settings::{RawSettings, SettingError, Settings};

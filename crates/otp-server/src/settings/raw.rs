@@ -1,0 +1,250 @@
+//! Raw settings: the effective text of every known variable, layered from
+//! the table's defaults < TOML file < environment < CLI flags, with the
+//! typed readers every builder uses (one integer reader that checks the
+//! table's range, one boolean parser for every flag, one list splitter).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{err, SettingError};
+use crate::vars::{self, VARS};
+
+/// Raw settings: the effective text value of every known variable.
+#[derive(Debug, Clone, Default)]
+pub struct RawSettings {
+    values: BTreeMap<&'static str, String>,
+    /// Where each value came from (`default`, `file`, `env`, `flag`).
+    sources: BTreeMap<&'static str, &'static str>,
+}
+
+impl RawSettings {
+    /// Layers the sources. `file` is the optional TOML file (keys are the
+    /// variable names, upper or lower case); `env` is the process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, SettingError> {
+        let mut raw = RawSettings::default();
+        for v in VARS {
+            if let Some(d) = v.default_text() {
+                raw.set(v.name, d, "default");
+            }
+        }
+        if let Some(path) = file {
+            raw.load_file(path)?;
+        }
+        for (key, value) in env {
+            if let Some(name) = canonical(&key) {
+                if key.eq_ignore_ascii_case(name) || vars::ALIASES.iter().any(|(a, _)| a == &key) {
+                    raw.set(name, value, "env");
+                }
+            }
+        }
+        Ok(raw)
+    }
+
+    fn load_file(&mut self, path: &Path) -> Result<(), SettingError> {
+        let cfg = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .build()
+            .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
+        let table: BTreeMap<String, config::Value> = cfg
+            .try_deserialize()
+            .map_err(|e| err("--config", format!("{}: {e}", path.display())))?;
+        for (key, value) in table {
+            let name = canonical(&key).ok_or_else(|| {
+                err(
+                    "--config",
+                    format!("unknown setting '{key}' in {}", path.display()),
+                )
+            })?;
+            // Lists (TRUSTED_PROXIES, CORS_ORIGINS, previous keys…) may be
+            // TOML arrays; they mean the same as the comma-separated form.
+            let text = match value.kind {
+                config::ValueKind::Array(items) => items
+                    .into_iter()
+                    .map(config::Value::into_string)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| v.join(",")),
+                _ => value.into_string(),
+            }
+            .map_err(|e| {
+                err(
+                    name,
+                    format!(
+                        "in {}: expected a string, number, boolean or list of them ({e})",
+                        path.display()
+                    ),
+                )
+            })?;
+            self.set(name, text, "file");
+        }
+        Ok(())
+    }
+
+    /// Sets a value (CLI flags call this last).
+    pub fn set(&mut self, name: &'static str, value: String, source: &'static str) {
+        self.values.insert(name, value);
+        self.sources.insert(name, source);
+    }
+
+    /// The value of `name`; empty strings count as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Where the value of `name` came from (`default`, `file`, `env`,
+    /// `flag`), if it has one.
+    pub fn source(&self, name: &str) -> Option<&'static str> {
+        self.sources.get(name).copied()
+    }
+
+    /// Every known variable with its effective value (secrets redacted) and
+    /// source, for `check-config`.
+    pub fn redacted(&self) -> Vec<(&'static str, String, &'static str)> {
+        VARS.iter()
+            .map(|v| {
+                let value = match self.get(v.name) {
+                    None => "(unset)".to_owned(),
+                    Some(_) if v.secret => "<redacted>".to_owned(),
+                    Some(x) => x.to_owned(),
+                };
+                (v.name, value, self.source(v.name).unwrap_or("-"))
+            })
+            .collect()
+    }
+
+    /// `name` parsed with `FromStr`; the error says `expected {what}`.
+    pub(crate) fn parse<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, SettingError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| err(name, format!("expected {what}, got '{s}'"))),
+        }
+    }
+
+    /// An integer in `min..=max`, if set.
+    pub(crate) fn num_in<T: TryFrom<u64>>(
+        &self,
+        name: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<T>, SettingError> {
+        let what = format!("an integer between {min} and {max}");
+        let Some(v) = self.parse::<u64>(name, &what)? else {
+            return Ok(None);
+        };
+        if v < min || v > max {
+            return Err(err(name, format!("expected {what}, got {v}")));
+        }
+        T::try_from(v)
+            .map(Some)
+            .map_err(|_| err(name, format!("expected {what}, got {v}")))
+    }
+
+    /// An integer variable with a default and a range in the table.
+    pub(crate) fn num<T: TryFrom<u64>>(&self, name: &str) -> Result<T, SettingError> {
+        let (min, max) = table_range(name);
+        self.num_in(name, min, max)?.ok_or_else(|| {
+            err(
+                name,
+                format!("must be set (an integer between {min} and {max})"),
+            )
+        })
+    }
+
+    /// An integer variable without a default (`None` when unset).
+    pub(crate) fn num_opt<T: TryFrom<u64>>(&self, name: &str) -> Result<Option<T>, SettingError> {
+        let (min, max) = table_range(name);
+        self.num_in(name, min, max)
+    }
+
+    /// The one boolean parser: `true`/`false`, `1`/`0`, `yes`/`no`,
+    /// `on`/`off`, any case; `None` when unset.
+    pub(crate) fn bool_opt(&self, name: &str) -> Result<Option<bool>, SettingError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some(v) => parse_bool(v)
+                .map(Some)
+                .ok_or_else(|| err(name, format!("expected true or false, got '{v}'"))),
+        }
+    }
+
+    /// A boolean variable with a default in the table.
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, SettingError> {
+        self.bool_opt(name)?
+            .ok_or_else(|| err(name, "must be set (true or false)"))
+    }
+
+    /// One of `choices` (case-insensitive); the error lists them.
+    pub(crate) fn choice<T: Copy>(
+        &self,
+        name: &str,
+        choices: &[(&str, T)],
+        expected: &str,
+    ) -> Result<Option<T>, SettingError> {
+        let Some(v) = self.get(name).map(str::to_ascii_lowercase) else {
+            return Ok(None);
+        };
+        choices
+            .iter()
+            .find(|(c, _)| *c == v)
+            .map(|(_, t)| Some(*t))
+            .ok_or_else(|| err(name, format!("expected {expected}, got '{v}'")))
+    }
+
+    /// A comma-separated list (entries trimmed, empty entries dropped).
+    pub(crate) fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The value as an owned string.
+    pub(crate) fn string(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_owned)
+    }
+}
+
+/// `true`/`1`/`yes`/`on` and `false`/`0`/`no`/`off` (lower case).
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn table_range(name: &str) -> (u64, u64) {
+    // Every integer variable has a range in the table; a missing one is a
+    // programming error the defaults test (`settings::tests`) catches.
+    vars::find(name)
+        .and_then(|v| v.range)
+        .unwrap_or((0, u64::MAX))
+}
+
+fn canonical(key: &str) -> Option<&'static str> {
+    if let Some((_, to)) = vars::ALIASES
+        .iter()
+        .find(|(a, _)| a.eq_ignore_ascii_case(key))
+    {
+        return vars::find(to).map(|v| v.name);
+    }
+    vars::find(key).map(|v| v.name)
+}
