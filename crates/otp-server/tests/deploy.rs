@@ -151,11 +151,134 @@ fn serve_echo(conn: TcpStream) {
     }
 }
 
-/// The deploy/nginx configuration rendered into `dir` with the three
-/// replica addresses, the demo upstream and a free listen port, then
-/// checked with `nginx -t` and started in the foreground.
-fn start_nginx(dir: &TempDir, replicas: [u16; 3], demo: u16) -> (Guard, u16) {
+/// A DNS server on 127.0.0.1 (UDP) that answers A queries from a table the
+/// test changes while nginx runs (names → loopback addresses, TTL 1 s;
+/// anything else NXDOMAIN). It stands in for Docker's embedded DNS at
+/// 127.0.0.11, so the `resolver` of deploy/nginx runs for real.
+struct Dns {
+    port: u16,
+    names: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, Vec<std::net::Ipv4Addr>>>,
+    >,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Dns {
+    fn start() -> Dns {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind dns");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let port = socket.local_addr().expect("addr").port();
+        let names = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (table, done) = (names.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(reply) = dns_reply(&buf[..n], &table.lock().expect("table")) {
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+        });
+        Dns { port, names, stop }
+    }
+
+    /// From now on `name` resolves to `addrs`.
+    fn set(&self, name: &str, addrs: &[&str]) {
+        let addrs = addrs.iter().map(|a| a.parse().expect("IPv4")).collect();
+        self.names
+            .lock()
+            .expect("table")
+            .insert(name.to_owned(), addrs);
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The answer to one DNS query (RFC 1035 §4): the question echoed, one A
+/// record per address for a known name and type A, NXDOMAIN for an unknown
+/// name. `None` for anything that is not a one-question query.
+fn dns_reply(
+    query: &[u8],
+    names: &std::collections::HashMap<String, Vec<std::net::Ipv4Addr>>,
+) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[4..6] != [0, 1] {
+        return None;
+    }
+    let mut labels = Vec::new();
+    let mut i = 12;
+    loop {
+        let len = usize::from(*query.get(i)?);
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(query.get(i..i + len)?).to_ascii_lowercase());
+        i += len;
+    }
+    let qtype = query.get(i..i + 2)?;
+    let question_end = i + 4;
+    let name = labels.join(".");
+    let addrs = names.get(&name);
+    let answers: &[std::net::Ipv4Addr] = match addrs {
+        Some(a) if qtype == [0, 1] => a,
+        _ => &[],
+    };
+    let mut out = Vec::with_capacity(question_end + 16 * answers.len());
+    out.extend_from_slice(&query[0..2]);
+    // QR, RD, RA; RCODE 3 (NXDOMAIN) for a name we do not know.
+    out.extend_from_slice(&[0x81, if addrs.is_some() { 0x80 } else { 0x83 }]);
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&u16::try_from(answers.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(query.get(12..question_end)?);
+    for a in answers {
+        // Name: pointer to the question's; type A, class IN, TTL 1 s.
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
+        out.extend_from_slice(&a.octets());
+    }
+    Some(out)
+}
+
+/// The deploy/nginx configuration rendered into `dir`: pid, logs and temp
+/// files in `dir`, Docker's resolver replaced by `dns` (answers cached 1 s
+/// instead of 5 s), the replicas' port (`otp` resolves through `dns`) and the
+/// demo's, a free loopback listen port. Checked with `nginx -t`.
+fn render_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (Command, u16) {
     let port = free_port();
+    let mut cmd = render_nginx_files(dir, port, |site| {
+        let site = must_replace(
+            &site,
+            "resolver 127.0.0.11 valid=5s ipv6=off;",
+            &format!("resolver 127.0.0.1:{} valid=1s ipv6=off;", dns.port),
+        );
+        let site = must_replace(
+            &site,
+            "set $otp_upstream http://otp:8000;",
+            &format!("set $otp_upstream http://otp:{otp_port};"),
+        );
+        must_replace(
+            &site,
+            "set $demo_upstream http://demo:80;",
+            &format!("set $demo_upstream http://demo:{demo_port};"),
+        )
+    });
+    assert_nginx_t(&mut cmd);
+    (cmd, port)
+}
+
+/// Writes nginx.conf and conf.d/ into `dir` with scratch paths and `listen`
+/// on 127.0.0.1:`port`, the site passed through `edit`; the returned command
+/// runs nginx on them in the foreground.
+fn render_nginx_files(dir: &TempDir, port: u16, edit: impl FnOnce(String) -> String) -> Command {
     let root = dir.0.display().to_string();
     std::fs::create_dir_all(dir.path("conf.d")).expect("conf.d");
     std::fs::create_dir_all(dir.path("cache")).expect("cache");
@@ -173,46 +296,108 @@ fn start_nginx(dir: &TempDir, replicas: [u16; 3], demo: u16) -> (Guard, u16) {
     );
     std::fs::write(dir.path("nginx.conf"), main).expect("write nginx.conf");
 
-    let mut site = repo_file("deploy/nginx/conf.d/stateless-otp.conf");
-    for (i, p) in replicas.iter().enumerate() {
-        site = must_replace(
-            &site,
-            &format!("server otp-{}:8000", i + 1),
-            &format!("server 127.0.0.1:{p}"),
-        );
-    }
-    site = must_replace(
-        &site,
-        "server demo:80;",
-        &format!("server 127.0.0.1:{demo};"),
-    );
-    site = must_replace(&site, "listen 8080;", &format!("listen 127.0.0.1:{port};"));
-    std::fs::write(dir.path("conf.d/stateless-otp.conf"), site).expect("write site");
+    let site = repo_file("deploy/nginx/conf.d/stateless-otp.conf");
+    let site = must_replace(&site, "listen 8080;", &format!("listen 127.0.0.1:{port};"));
+    std::fs::write(dir.path("conf.d/stateless-otp.conf"), edit(site)).expect("write site");
 
-    let conf = dir.path("nginx.conf");
-    let args = |cmd: &mut Command| {
-        cmd.arg("-p")
-            .arg(&dir.0)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(dir.path("logs/error.log"))
-            .arg("-g")
-            .arg("daemon off;");
-    };
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p")
+        .arg(&dir.0)
+        .arg("-c")
+        .arg(dir.path("nginx.conf"))
+        .arg("-e")
+        .arg(dir.path("logs/error.log"))
+        .arg("-g")
+        .arg("daemon off;");
+    cmd
+}
+
+/// `nginx -t` with the arguments of `cmd` must accept the configuration.
+fn assert_nginx_t(cmd: &mut Command) {
     let mut test = Command::new("nginx");
-    args(&mut test);
+    test.args(cmd.get_args());
     let out = test.arg("-t").output().expect("nginx -t");
     assert!(
         out.status.success(),
         "nginx -t rejects the rendered deploy/nginx configuration:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut cmd = Command::new("nginx");
-    args(&mut cmd);
+}
+
+/// Renders (see [`render_nginx`]) and starts nginx; returns its guard and port.
+fn start_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (Guard, u16) {
+    let (mut cmd, port) = render_nginx(dir, dns, otp_port, demo_port);
     let mut child = spawn_grouped(cmd.stdout(Stdio::null()).stderr(Stdio::null()), "nginx");
     wait_for_port(port, "nginx", &mut child);
     (Guard(child), port)
+}
+
+/// A DNS table where `demo` is the echo upstream on 127.0.0.1 and `otp` is
+/// each of `replicas`.
+fn dns_for(replicas: &[&str]) -> Dns {
+    let dns = Dns::start();
+    dns.set("otp", replicas);
+    dns.set("demo", &["127.0.0.1"]);
+    dns
+}
+
+#[test]
+fn the_shipped_nginx_configuration_passes_nginx_t() {
+    if skip_without("nginx") {
+        return;
+    }
+    // Docker's resolver and the compose host names as they are: only paths
+    // and the listen port are rendered. Variables in proxy_pass mean nothing
+    // is resolved before a request needs it.
+    let dir = TempDir::new("nginx-t");
+    let mut cmd = render_nginx_files(&dir, free_port(), |site| site);
+    assert_nginx_t(&mut cmd);
+}
+
+// See: issue 16 (nginx resolved the replicas once, at start-up).
+#[test]
+fn nginx_finds_a_restarted_replica_at_its_new_address() {
+    if skip_without("nginx") {
+        return;
+    }
+    let dir = TempDir::new("nginx-restart");
+    let port = free_port();
+    let replica = |host: &str| {
+        Server::builder()
+            .host(host)
+            .port(port)
+            .env("TRUSTED_PROXIES", "127.0.0.1/32")
+            .env("WORKERS", "1")
+            .start()
+    };
+    let before = replica("127.0.0.2");
+    let dns = dns_for(&["127.0.0.2"]);
+    let (_nginx, lb_port) = start_nginx(&dir, &dns, port, echo_upstream());
+    let lb = format!("http://127.0.0.1:{lb_port}");
+    let health = || http("GET", &format!("{lb}/health"), &[], None).map(|r| r.status);
+    assert_eq!(health(), Some(200));
+
+    // The replica restarts and comes back at another address (a container
+    // restart gets a new IP); until DNS says so, nginx has nowhere to go.
+    drop(before);
+    let after = replica("127.0.0.3");
+    assert_eq!(health(), Some(502), "the old address is gone");
+    dns.set("otp", &["127.0.0.3"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health() != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "nginx never sent to the restarted replica: {}",
+            std::fs::read_to_string(dir.path("logs/error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = post_json(
+        &format!("{lb}/api/v1/otp/request"),
+        &json!({"identity": "restart@example.com"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(after);
 }
 
 // See: issue 13 item 13 (nginx workers outlived the deploy tests).
@@ -224,7 +409,8 @@ fn nginx_and_its_workers_are_gone_after_a_test_panics() {
     let (tx, rx) = std::sync::mpsc::channel();
     let failed = std::thread::spawn(move || {
         let dir = TempDir::new("nginx-panic");
-        let (nginx, _port) = start_nginx(&dir, [free_port(); 3], free_port());
+        let dns = dns_for(&["127.0.0.1"]);
+        let (nginx, _port) = start_nginx(&dir, &dns, free_port(), free_port());
         let pgid = nginx.0.id();
         let deadline = Instant::now() + Duration::from_secs(5);
         while support::process_group_members(pgid).len() < 2 && Instant::now() < deadline {
@@ -256,21 +442,17 @@ fn nginx_auth_request_protects_the_demo_upstream() {
     let dir = TempDir::new("nginx-auth");
     let mut server = Server::builder()
         .env("TRUSTED_PROXIES", "127.0.0.1/32")
+        .env("DELIVERY_BACKEND", "console")
         .start();
-    let demo = echo_upstream();
-    let (_nginx, port) = start_nginx(&dir, [server.port; 3], demo);
+    let dns = dns_for(&["127.0.0.1"]);
+    let (_nginx, port) = start_nginx(&dir, &dns, server.port, echo_upstream());
     let lb = format!("http://127.0.0.1:{port}");
 
     // No token, a malformed one, a forged subject header: 401, the upstream
-    // is never reached.
+    // is never reached, and otp-server's challenge arrives exactly once.
     let r = http("GET", &format!("{lb}/demo/hello"), &[], None).expect("nginx answers");
     assert_eq!(r.status, 401, "{}", r.body);
-    assert!(
-        r.header("www-authenticate")
-            .is_some_and(|v| v.starts_with("Bearer")),
-        "WWW-Authenticate passed through: {:?}",
-        r.headers
-    );
+    assert_one_bearer_challenge(&r);
     assert_eq!(r.json()["error"], "unauthorized");
     let r = http(
         "GET",
@@ -283,6 +465,7 @@ fn nginx_auth_request_protects_the_demo_upstream() {
     )
     .expect("nginx answers");
     assert_eq!(r.status, 401);
+    assert_one_bearer_challenge(&r);
 
     // Log in through nginx (the API is proxied too) with the console code.
     let r = post_json(
@@ -351,6 +534,19 @@ fn nginx_auth_request_protects_the_demo_upstream() {
     );
 }
 
+/// Exactly one `WWW-Authenticate`, a Bearer challenge (issue 16: nginx
+/// copied otp-server's and the site added its own).
+fn assert_one_bearer_challenge(r: &support::HttpResponse) {
+    let challenges: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "www-authenticate")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(challenges.len(), 1, "WWW-Authenticate: {:?}", r.headers);
+    assert!(challenges[0].starts_with("Bearer"), "{challenges:?}");
+}
+
 #[test]
 fn three_replicas_share_redis_behind_nginx() {
     if skip_without("nginx") || skip_without("redis-server") {
@@ -359,9 +555,17 @@ fn three_replicas_share_redis_behind_nginx() {
     let dir = TempDir::new("replicas");
     let (_redis, redis_port) = start_redis(&dir);
     let redis_url = format!("redis://127.0.0.1:{redis_port}");
-    let mut replicas: Vec<Server> = (0..3)
-        .map(|_| {
+    // One port, three loopback addresses: `otp` resolves to all of them,
+    // as Docker's DNS resolves the compose alias to every replica.
+    let hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let port = free_port();
+    let mut replicas: Vec<Server> = hosts
+        .iter()
+        .map(|host| {
             Server::builder()
+                .host(host)
+                .port(port)
+                .env("DELIVERY_BACKEND", "console")
                 .env("STORE_BACKEND", "redis")
                 .env("REDIS_URL", redis_url.clone())
                 .env("TRUSTED_PROXIES", "127.0.0.1/32")
@@ -369,13 +573,9 @@ fn three_replicas_share_redis_behind_nginx() {
                 .start()
         })
         .collect();
-    let demo = echo_upstream();
-    let (_nginx, port) = start_nginx(
-        &dir,
-        [replicas[0].port, replicas[1].port, replicas[2].port],
-        demo,
-    );
-    let lb = format!("http://127.0.0.1:{port}");
+    let dns = dns_for(&hosts);
+    let (_nginx, lb_port) = start_nginx(&dir, &dns, port, echo_upstream());
+    let lb = format!("http://127.0.0.1:{lb_port}");
 
     // Six requests for one identity through the round-robin balancer: five
     // sends are allowed in total (RATE_REQUEST_OTP_MAX=5), not five each.
@@ -390,12 +590,19 @@ fn three_replicas_share_redis_behind_nginx() {
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
-    // The five sends were spread over the replicas (each printed a code).
-    std::thread::sleep(Duration::from_millis(200));
-    for (i, r) in replicas.iter_mut().enumerate() {
+    // nginx spreads requests over every address the name resolves to (its
+    // access log names the upstream of each request).
+    for _ in 0..30 {
+        assert_eq!(
+            http("GET", &format!("{lb}/health"), &[], None).map(|r| r.status),
+            Some(200)
+        );
+    }
+    let log = std::fs::read_to_string(dir.path("logs/access.log")).expect("access log");
+    for host in hosts {
         assert!(
-            r.console_code(identity, Duration::from_secs(2)).is_some(),
-            "replica {i} delivered no code: nginx did not spread the requests"
+            log.contains(&format!("upstream={host}:{port}/")),
+            "no request reached {host}:\n{log}"
         );
     }
 
@@ -498,58 +705,280 @@ fn assert_known(vars: &[String], name: &str, file: &str) {
     );
 }
 
+/// The default of `name` in `otp-server env`'s table (`None` for "—").
+fn documented_default(name: &str) -> Option<String> {
+    let (code, out, _) = run_bin(&["env"], &[]);
+    assert_eq!(code, 0);
+    out.lines()
+        .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+        .find(|cols| cols.get(1) == Some(&format!("`{name}`").as_str()))
+        .and_then(|cols| Some(cols.get(2)?.trim_matches('`').to_owned()))
+        .filter(|d| d != "—")
+}
+
+/// Seconds a probe allows before the kubelet acts on it.
+fn probe_window(probe: &serde_json::Value) -> u64 {
+    let field = |k: &str, default: u64| probe[k].as_u64().unwrap_or(default);
+    field("initialDelaySeconds", 0) + field("periodSeconds", 10) * field("failureThreshold", 3)
+}
+
 #[test]
 fn kubernetes_manifests_parse_and_use_real_variables_and_probes() {
     let vars = known_variables();
-    let mut kinds = Vec::new();
-    for file in [
-        "deploy/k8s/configmap.yaml",
-        "deploy/k8s/secret.yaml",
-        "deploy/k8s/deployment.yaml",
-        "deploy/k8s/service.yaml",
-        "deploy/k8s/pdb.yaml",
-        "deploy/k8s/hpa.yaml",
-    ] {
-        let Some(docs) = yaml_docs(file) else { return };
-        for doc in docs {
-            let kind = doc["kind"].as_str().expect("kind").to_owned();
-            assert_eq!(doc["metadata"]["name"], "otp-server", "{file}");
-            for key in ["data", "stringData"] {
-                if let Some(map) = doc[key].as_object() {
-                    for name in map.keys() {
-                        assert_known(&vars, name, file);
-                    }
-                }
-            }
-            if kind == "Deployment" {
-                let pod = &doc["spec"]["template"]["spec"];
-                assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-                let c = &pod["containers"][0];
-                assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
-                assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-                assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
-                assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
-                for e in c["env"].as_array().into_iter().flatten() {
-                    assert_known(&vars, e["name"].as_str().expect("env name"), file);
-                }
-                // The port the probes use is the one BIND_ADDRESS listens on.
-                assert_eq!(c["ports"][0]["containerPort"], 8000);
-            }
-            kinds.push(kind);
+    let Some(kustomization) = yaml_docs("deploy/k8s/kustomization.yaml") else {
+        return;
+    };
+    let kustomization = &kustomization[0];
+    let mut docs = Vec::new();
+    for file in kustomization["resources"].as_array().expect("resources") {
+        let file = format!("deploy/k8s/{}", file.as_str().expect("file name"));
+        for doc in yaml_docs(&file).expect("yaml") {
+            docs.push((file.clone(), doc));
         }
     }
-    kinds.sort();
+    let kinds = |kind: &str| -> Vec<&serde_json::Value> {
+        docs.iter()
+            .filter(|(_, d)| d["kind"] == kind)
+            .map(|(_, d)| d)
+            .collect()
+    };
+    let mut all: Vec<&str> = docs
+        .iter()
+        .filter_map(|(_, d)| d["kind"].as_str())
+        .collect();
+    all.sort();
     assert_eq!(
-        kinds,
+        all,
         [
             "ConfigMap",
             "Deployment",
             "HorizontalPodAutoscaler",
+            "NetworkPolicy",
             "PodDisruptionBudget",
-            "Secret",
             "Service"
         ]
     );
+    for (file, doc) in &docs {
+        assert_eq!(doc["metadata"]["name"], "otp-server", "{file}");
+    }
+
+    // No committed Secret for `kubectl apply -k` to blank: it is generated
+    // from a file git ignores, whose example names only real variables.
+    let generator = &kustomization["secretGenerator"][0];
+    assert_eq!(generator["name"], "otp-server");
+    let env_file = generator["envs"][0].as_str().expect("envs file");
+    let ignored = repo_file(".gitignore");
+    assert!(
+        ignored
+            .lines()
+            .any(|l| l == format!("deploy/k8s/{env_file}")),
+        ".gitignore must keep deploy/k8s/{env_file} out of git"
+    );
+    let example = repo_file(&format!("deploy/k8s/{env_file}.example"));
+    let secret_names: Vec<&str> = example
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    for name in [
+        "OTP_SECRET_KEY",
+        "JWT_SECRET",
+        "STORE_HASH_KEY",
+        "REDIS_URL",
+    ] {
+        assert!(
+            secret_names.contains(&name),
+            "{env_file}.example lacks {name}"
+        );
+    }
+    for name in &secret_names {
+        assert_known(&vars, name, "otp-server.secret.env.example");
+    }
+
+    let config = &kinds("ConfigMap")[0]["data"];
+    for name in config.as_object().expect("data").keys() {
+        assert_known(&vars, name, "configmap.yaml");
+    }
+
+    // The HPA owns the replica count.
+    let hpa = kinds("HorizontalPodAutoscaler")[0];
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "otp-server");
+    assert!(hpa["spec"]["minReplicas"].as_u64() >= Some(2));
+    let deployment = kinds("Deployment")[0];
+    assert!(
+        deployment["spec"].get("replicas").is_none(),
+        "deployment.yaml sets replicas beside the HPA: each apply resets the HPA's count"
+    );
+
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["image"],
+        format!("stateless-otp:{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["startupProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    for e in c["env"].as_array().into_iter().flatten() {
+        assert_known(
+            &vars,
+            e["name"].as_str().expect("env name"),
+            "deployment.yaml",
+        );
+    }
+    let from: Vec<&str> = c["envFrom"]
+        .as_array()
+        .expect("envFrom")
+        .iter()
+        .filter_map(|s| {
+            s["secretRef"]["name"]
+                .as_str()
+                .or(s["configMapRef"]["name"].as_str())
+        })
+        .collect();
+    assert_eq!(
+        from,
+        ["otp-server", "otp-server"],
+        "the ConfigMap and the generated Secret"
+    );
+
+    // A pod waiting for Redis at start is not killed before its wait ends.
+    let wait: u64 = config["REDIS_STARTUP_WAIT_SECONDS"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| documented_default("REDIS_STARTUP_WAIT_SECONDS"))
+        .expect("REDIS_STARTUP_WAIT_SECONDS")
+        .parse()
+        .expect("seconds");
+    let startup = probe_window(&c["startupProbe"]);
+    assert!(
+        startup > wait,
+        "the startupProbe allows {startup} s, not more than REDIS_STARTUP_WAIT_SECONDS={wait}"
+    );
+    // Draining finishes before the kubelet's SIGKILL.
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("grace");
+    let drain: u64 = config["SHUTDOWN_TIMEOUT_SECONDS"]
+        .as_str()
+        .expect("SHUTDOWN_TIMEOUT_SECONDS")
+        .parse()
+        .expect("seconds");
+    let pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        grace > drain + pre_stop,
+        "grace {grace} <= {drain} + {pre_stop}"
+    );
+
+    // The probes, the Service and the NetworkPolicy use the port BIND_ADDRESS listens on.
+    let bind = c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "BIND_ADDRESS")
+        .and_then(|e| e["value"].as_str())
+        .expect("BIND_ADDRESS");
+    let port: u64 = bind
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert_eq!(c["ports"][0]["containerPort"], port);
+    assert_eq!(
+        kinds("Service")[0]["spec"]["ports"][0]["targetPort"],
+        "http"
+    );
+    let policy = kinds("NetworkPolicy")[0];
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], port);
+
+    // Trusted proxies: a narrow range, never everything.
+    let trusted = config["TRUSTED_PROXIES"].as_str().expect("TRUSTED_PROXIES");
+    for cidr in trusted.split(',') {
+        let bits: u8 = cidr
+            .rsplit('/')
+            .next()
+            .and_then(|b| b.parse().ok())
+            .expect("CIDR");
+        assert!(bits >= 12, "TRUSTED_PROXIES {cidr} trusts too much");
+    }
+}
+
+#[test]
+fn the_optional_redis_manifest_never_evicts() {
+    let Some(kustomization) = yaml_docs("deploy/k8s/redis/kustomization.yaml") else {
+        return;
+    };
+    let file = kustomization[0]["resources"][0].as_str().expect("resource");
+    let docs = yaml_docs(&format!("deploy/k8s/redis/{file}")).expect("yaml");
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let policy = args
+        .windows(2)
+        .find(|w| w[0] == "--maxmemory-policy")
+        .map(|w| w[1]);
+    assert_eq!(policy, Some("noeviction"), "{args:?}");
+    let service = docs
+        .iter()
+        .find(|d| d["kind"] == "Service")
+        .expect("Service");
+    let example = repo_file("deploy/k8s/otp-server.secret.env.example");
+    assert!(
+        example.contains(&format!(
+            "REDIS_URL=redis://{}:{}",
+            service["metadata"]["name"].as_str().expect("name"),
+            service["spec"]["ports"][0]["port"]
+        )),
+        "the secret example points REDIS_URL at the optional Redis"
+    );
+    // Only otp-server may connect, and otp-server's policy lets it.
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "NetworkPolicy")
+        .expect("NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+            ["app.kubernetes.io/name"],
+        "otp-server"
+    );
+    let ours = yaml_docs("deploy/k8s/networkpolicy.yaml").expect("yaml");
+    assert!(ours[0]["spec"]["egress"]
+        .as_array()
+        .expect("egress")
+        .iter()
+        .any(|rule| rule["to"][0]["podSelector"]["matchLabels"]
+            == deployment["spec"]["selector"]["matchLabels"]));
+}
+
+/// True if and only if `image` names an exact `x.y.z` version (optionally
+/// with a suffix such as `-alpine`) or a digest.
+fn is_pinned(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return true;
+    }
+    let tag = image.rsplit_once(':').map_or("", |(_, t)| t);
+    let version = tag.trim_start_matches('v').split('-').next().unwrap_or("");
+    let parts: Vec<&str> = version.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[test]
@@ -562,17 +991,65 @@ fn compose_file_has_three_replicas_redis_nginx_and_a_demo() {
     for name in ["otp-1", "otp-2", "otp-3", "redis", "nginx", "demo"] {
         assert!(services.contains_key(name), "compose lacks {name}");
     }
+    for (name, service) in services {
+        let image = service["image"].as_str().expect("image");
+        if service.get("build").is_some() {
+            assert_eq!(
+                image,
+                format!("stateless-otp:{}", env!("CARGO_PKG_VERSION"))
+            );
+        } else {
+            assert!(
+                is_pinned(image),
+                "{name}: image {image} is not pinned to a version"
+            );
+        }
+    }
+    let site = repo_file("deploy/nginx/conf.d/stateless-otp.conf");
     for name in ["otp-1", "otp-2", "otp-3"] {
-        let env = services[name]["environment"]
-            .as_object()
-            .expect("environment map");
+        let service = &services[name];
+        let env = service["environment"].as_object().expect("environment map");
         for k in env.keys() {
             assert_known(&vars, k, "docker-compose.yml");
         }
         assert_eq!(env["STORE_BACKEND"], "redis");
         assert_eq!(env["REDIS_URL"], "redis://redis:6379");
         assert_eq!(env["BIND_ADDRESS"], "0.0.0.0:8000");
+        // The name nginx resolves, on the port the replicas listen on.
+        assert!(
+            service["networks"]["otp"]["aliases"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|n| n == "otp")),
+            "{name} lacks the network alias `otp`"
+        );
+        assert!(site.contains("set $otp_upstream http://otp:8000;"));
+        assert_eq!(
+            service["healthcheck"]["test"],
+            json!(["CMD", "/usr/local/bin/otp-server", "healthcheck"])
+        );
+        // nginx starts only once every replica is healthy.
+        assert_eq!(
+            services["nginx"]["depends_on"][name]["condition"], "service_healthy",
+            "nginx must wait for {name} to be healthy"
+        );
     }
+    // Docker's DNS, looked up per request (no `upstream` block resolved once).
+    assert!(site.contains("resolver 127.0.0.11 "));
+    assert!(
+        !site
+            .lines()
+            .any(|l| l.trim_start().starts_with("upstream ")),
+        "an upstream block is resolved only at start-up"
+    );
+    let redis: Vec<&str> = services["redis"]["command"]
+        .as_array()
+        .expect("redis command")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(redis
+        .windows(2)
+        .any(|w| w == ["--maxmemory-policy", "noeviction"]));
     let nginx = &services["nginx"];
     let mounts: Vec<&str> = nginx["volumes"]
         .as_array()
@@ -591,27 +1068,85 @@ fn compose_file_has_three_replicas_redis_nginx_and_a_demo() {
 }
 
 #[test]
-fn dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
+fn dockerfile_is_pinned_stripped_labelled_non_root_with_a_healthcheck() {
     let d = repo_file("deploy/Dockerfile");
+    let arg = |name: &str| {
+        d.lines()
+            .find_map(|l| l.strip_prefix(&format!("ARG {name}=")))
+            .unwrap_or_else(|| panic!("ARG {name}= in the Dockerfile"))
+            .to_owned()
+    };
     let froms: Vec<&str> = d.lines().filter(|l| l.starts_with("FROM ")).collect();
-    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
-    assert!(froms[0].contains(" AS build"), "{froms:?}");
+    assert_eq!(
+        froms,
+        ["FROM ${RUST_IMAGE} AS build", "FROM ${RUNTIME_IMAGE}"]
+    );
+    // The build image is an exact Rust release, new enough for rust-version.
+    let rust = arg("RUST_IMAGE");
+    assert!(is_pinned(&rust), "{rust}");
+    let version = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let image_rust = version(
+        rust.split(':')
+            .nth(1)
+            .and_then(|t| t.split('-').next())
+            .expect("tag"),
+    );
+    let workspace = repo_file("Cargo.toml");
+    let msrv = workspace
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .map(|v| version(v.trim_end_matches('"')))
+        .expect("rust-version");
+    assert!(
+        image_rust >= msrv,
+        "{rust} is older than rust-version {msrv:?}"
+    );
+    // The runtime: Debian 12's distroless cc image (digest-pinned at release).
+    assert!(arg("RUNTIME_IMAGE").starts_with("gcr.io/distroless/cc-debian12:nonroot"));
+    assert!(
+        d.contains("CARGO_PROFILE_RELEASE_STRIP=symbols"),
+        "stripped binary"
+    );
+    assert!(d.contains("CARGO_PROFILE_RELEASE_DEBUG=0"));
     assert!(d.contains("cargo build --release --locked -p otp-server"));
+    assert_eq!(arg("VERSION"), env!("CARGO_PKG_VERSION"));
+    for label in [
+        "org.opencontainers.image.title=",
+        "org.opencontainers.image.version=\"${VERSION}\"",
+        "org.opencontainers.image.licenses=\"MIT OR Apache-2.0\"",
+        "org.opencontainers.image.source=",
+    ] {
+        assert!(d.contains(label), "OCI label {label}");
+    }
+    assert!(d.contains("docker run --rm stateless-otp:0.2.0 keygen otp"));
     let user = d
         .lines()
         .rfind(|l| l.starts_with("USER "))
         .expect("USER line");
-    assert!(!user.contains("root") || user.contains("nonroot"), "{user}");
+    assert_eq!(user, "USER nonroot:nonroot");
     let hc = d
         .lines()
         .skip_while(|l| !l.starts_with("HEALTHCHECK"))
         .take(2)
         .collect::<String>();
-    assert!(hc.contains("\"healthcheck\""), "{hc}");
+    assert!(
+        hc.contains("[\"/usr/local/bin/otp-server\", \"healthcheck\"]"),
+        "{hc}"
+    );
     assert!(d.contains("ENTRYPOINT [\"/usr/local/bin/otp-server\"]"));
-    // The healthcheck command the image runs works against this binary.
-    let (code, _, err) = run_bin(&["healthcheck", "--help"], &[]);
-    assert_eq!(code, 0, "{err}");
+    assert!(d.contains("ENV BIND_ADDRESS=0.0.0.0:8000"));
+}
+
+#[test]
+fn the_image_healthcheck_follows_the_configured_bind_address() {
+    // `otp-server healthcheck` as the image runs it: no arguments, only the
+    // environment the container has.
+    let server = Server::builder().env("DELIVERY_BACKEND", "console").start();
+    let probe = |bind: &str| run_bin(&["healthcheck"], &[("BIND_ADDRESS", bind)]).0;
+    assert_eq!(probe(&format!("127.0.0.1:{}", server.port)), 0);
+    // The image's 0.0.0.0 means "probe loopback".
+    assert_eq!(probe(&format!("0.0.0.0:{}", server.port)), 0);
+    assert_ne!(probe(&format!("0.0.0.0:{}", free_port())), 0);
 }
 
 #[test]

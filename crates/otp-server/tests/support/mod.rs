@@ -98,6 +98,7 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     port: Option<u16>,
+    host: String,
 }
 
 impl Default for ServerBuilder {
@@ -112,6 +113,7 @@ impl Default for ServerBuilder {
             ],
             args: vec!["serve".into()],
             port: None,
+            host: "127.0.0.1".into(),
         }
     }
 }
@@ -142,12 +144,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Listens on this loopback address (e.g. `127.0.0.2`, to run replicas
+    /// on one port at several addresses) instead of 127.0.0.1.
+    pub fn host(mut self, h: &str) -> Self {
+        self.host = h.into();
+        self
+    }
+
     /// The command, without starting it.
     pub fn command(&self, port: u16) -> Command {
         let mut c = Command::new(bin());
         c.args(&self.args)
             .arg("--bind")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{}:{port}", self.host))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -157,8 +166,11 @@ impl ServerBuilder {
     /// Starts the server and waits (up to 20 s) until it answers `/healthz`.
     pub fn start(self) -> Server {
         let port = self.port.unwrap_or_else(free_port);
-        let stderr_path =
-            std::env::temp_dir().join(format!("otp-server-test-{port}-{}.log", std::process::id()));
+        let stderr_path = std::env::temp_dir().join(format!(
+            "otp-server-test-{}-{port}-{}.log",
+            self.host,
+            std::process::id()
+        ));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr log file");
         let mut child = self
             .command(port)
@@ -178,7 +190,7 @@ impl ServerBuilder {
         });
         let mut server = Server {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{}:{port}", self.host),
             port,
             stdout: rx,
             stdout_lines: Vec::new(),
