@@ -5,9 +5,14 @@
 //! environment < flags and validates them into the library crates' typed
 //! configurations (one builder per concern); [`vars`] is the one table of
 //! variables everything else — defaults, ranges, `otp-server env`, the
-//! README and docs/operations.md tables — is generated from.
+//! README and docs/operations.md tables — is generated from; [`app`] turns
+//! settings into a running server ([`build`], [`serve`], [`run`]), which
+//! the binary (`src/main.rs`: CLI, logging, signals), `check-config`
+//! ([`components`]) and the in-process tests share.
 
+pub mod app;
 pub mod settings;
 pub mod vars;
 
+pub use app::{bind, build, components, run, serve, Components, Parts};
 pub use settings::{RawSettings, SettingError, Settings};

@@ -1,9 +1,10 @@
 //! # otp-server
 //!
-//! The stateless-otp binary: parses the CLI (clap), layers configuration
-//! (defaults < TOML file < environment < flags), sets up logging
-//! (tracing-subscriber), builds the store, the delivery backend and the OTP
-//! service, and serves the REST API of `otp-http` with actix-web until
+//! The stateless-otp binary, a thin `main` over the `otp_server` library:
+//! parses the CLI (clap), loads the settings (defaults < TOML file <
+//! environment < flags, [`otp_server::settings`]), sets up logging
+//! (tracing-subscriber), then [`otp_server::build`]s the store, delivery
+//! backend and OTP service and [`otp_server::serve`]s the REST API until
 //! SIGTERM/SIGINT, draining in-flight requests before exiting 0.
 //!
 //! Subcommands: `serve` (default), `keygen [otp|jwt|ed25519]`, `check-config`,
@@ -13,16 +14,12 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use otp_core::keys::{encode_key, generate_key, GENERATED_KEY_BYTES};
-use otp_core::token::{generate_ed25519_pkcs8, generate_hs256_secret, TokenService};
-use otp_http::{HttpState, MAX_BODY_BYTES};
-use otp_service::OtpService;
+use otp_core::token::{generate_ed25519_pkcs8, generate_hs256_secret};
 
 /// mimalloc instead of glibc malloc: the request path allocates and frees many
 /// small buffers (headers, JSON, futures), and glibc's malloc/free were 4–10 %
@@ -30,7 +27,7 @@ use otp_service::OtpService;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use otp_server::settings::{self, LogFormat, RawSettings, Settings};
+use otp_server::settings::{LogFormat, RawSettings, Settings};
 use otp_server::vars;
 
 /// One-time-code authentication without a database of codes.
@@ -147,7 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig => {
             let (raw, settings) = load(&cli.serve)?;
-            validate_backends(&settings)?;
+            otp_server::components(&settings)?;
             println!("configuration is valid");
             for warning in &settings.warnings {
                 println!("warning: {warning}");
@@ -214,23 +211,6 @@ fn dev_warning(format: LogFormat, notes: &[String]) {
     }
 }
 
-/// Builds what `serve` builds besides the store connection (delivery
-/// backend, token service), so `check-config` also catches what only those
-/// constructors check (webhook URL and secret, SMTP TLS files, key shapes).
-fn validate_backends(settings: &Settings) -> anyhow::Result<()> {
-    // Some delivery clients expect a Tokio runtime when they are built.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime")?;
-    let _guard = rt.enter();
-    otp_delivery::build_delivery(&settings.delivery, &settings.retry)
-        .map_err(|e| settings::delivery::map_error(&e))?;
-    TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
-        .map_err(|e| anyhow::anyhow!(settings::token_error(&e)))?;
-    Ok(())
-}
-
 fn store_name(s: &Settings) -> &'static str {
     match s.store {
         otp_ratelimit::StoreConfig::Memory { .. } => "memory",
@@ -265,84 +245,31 @@ fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
     // The main thread runs actix's system (store connections, signal
     // handling); request handling runs on `WORKERS` worker threads.
     let system = actix_web::rt::System::new();
-    system.block_on(async move { run_server(settings).await })?;
+    system.block_on(async move {
+        let parts = otp_server::build(&settings).await?;
+        let listener = otp_server::bind(settings.server.bind)?;
+        // Machine-readable line for tests and scripts that bind port 0.
+        println!("listening on http://{}", listener.local_addr()?);
+        let _ = std::io::stdout().flush();
+        otp_server::serve(parts, listener, shutdown_signal()).await
+    })?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_server(settings: Settings) -> anyhow::Result<()> {
-    let store = connect_store(&settings).await?;
-    let delivery = otp_delivery::build_delivery(&settings.delivery, &settings.retry)
-        .map_err(|e| settings::delivery::map_error(&e))?;
-    let tokens = TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
-        .map_err(|e| anyhow::anyhow!(settings::token_error(&e)))?;
-    let algorithm = tokens.algorithm().as_str();
-    let service = OtpService::builder(settings.service.clone(), tokens)
-        .store(store)
-        .delivery(delivery)
-        .build();
-    let service = Arc::new(service);
-    let state = HttpState::new(service.clone(), settings.http.clone());
-    let cors = settings.http.clone();
-    let s = &settings.server;
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::Condition::new(
-                !cors.cors_origins.is_empty(),
-                otp_http::cors(&cors).unwrap_or_default(),
-            ))
-            .configure(otp_http::configure(state.clone()))
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .default_service(web::to(otp_http::routes::not_found))
-    })
-    .workers(s.workers)
-    .shutdown_timeout(s.shutdown_timeout.as_secs())
-    .client_request_timeout(s.client_request_timeout)
-    .client_disconnect_timeout(Duration::from_secs(1))
-    .keep_alive(s.keep_alive)
-    .max_connections(s.max_connections)
-    .bind(s.bind)
-    .with_context(|| format!("BIND_ADDRESS: cannot listen on {}", s.bind))?;
-    let addrs = server.addrs();
-    let shown = addrs.first().copied().unwrap_or(s.bind);
-    tracing::info!(
-        bind = %shown,
-        store = service.store_backend(),
-        delivery = service.delivery_backend(),
-        algorithm,
-        workers = s.workers,
-        docs = %format!("http://{shown}/docs"),
-        "stateless-otp listening"
-    );
-    // Machine-readable line for tests and scripts that bind port 0.
-    println!("listening on http://{shown}");
-    let _ = std::io::stdout().flush();
-    server.run().await.context("server error")?;
-    Ok(())
-}
-
-/// Builds the store. An unreachable Redis is retried (with a log line each
-/// time) for up to `REDIS_STARTUP_WAIT_SECONDS`, so replicas started before
-/// Redis (compose, Kubernetes) come up by themselves instead of crash-looping.
-async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn otp_ratelimit::Store>> {
-    let deadline = std::time::Instant::now() + settings.server.store_wait;
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match otp_ratelimit::build_store(settings.store.clone()).await {
-            Ok(store) => return Ok(store),
-            Err(e) if e.is_unavailable() && std::time::Instant::now() + delay < deadline => {
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Redis is not reachable yet; retrying");
-                actix_web::rt::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(e) if e.is_unavailable() => {
-                anyhow::bail!(
-                    "REDIS_URL: Redis did not answer within REDIS_STARTUP_WAIT_SECONDS={}s ({e})",
-                    settings.server.store_wait.as_secs()
-                )
-            }
-            Err(e) => anyhow::bail!("REDIS_URL: {e}"),
-        }
+/// Resolves on SIGTERM or SIGINT (either starts the graceful drain).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
     }
 }
 

@@ -116,10 +116,10 @@ impl Settings {
 
 /// A token configuration error of otp-core ("issuer must not be empty")
 /// as the binary's line ("token configuration: TOKEN_ISSUER must not be empty").
-pub fn token_error(e: &impl std::fmt::Display) -> String {
-    format!(
-        "token configuration: {}",
-        crate::vars::fields_to_variables(&e.to_string(), crate::vars::Concern::Tokens)
+pub fn token_error(e: &impl std::fmt::Display) -> SettingError {
+    err(
+        "token configuration",
+        crate::vars::fields_to_variables(&e.to_string(), crate::vars::Concern::Tokens),
     )
 }
 

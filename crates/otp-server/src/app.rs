@@ -1,0 +1,205 @@
+//! From settings to a running server, shared by `serve`, `check-config` and
+//! the tests (mini-redis' `server::run` shape):
+//!
+//! - [`components`] builds what needs no I/O (delivery backend, token
+//!   service), so `check-config` fails on everything those constructors
+//!   check;
+//! - [`build`] adds the store connection (retried for
+//!   `REDIS_STARTUP_WAIT_SECONDS`) and the OTP service: the [`Parts`];
+//! - [`serve`] runs the REST API on a bound listener until `shutdown`
+//!   resolves, then drains in-flight requests for at most
+//!   `SHUTDOWN_TIMEOUT_SECONDS`;
+//! - [`run`] is `build` then `serve`.
+//!
+//! ```no_run
+//! # async fn demo(settings: otp_server::Settings) -> anyhow::Result<()> {
+//! let listener = otp_server::bind("127.0.0.1:0".parse()?)?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = otp_server::run(listener, settings, async { let _ = stopped.await; });
+//! # drop(stop); server.await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use otp_core::token::TokenService;
+use otp_delivery::Delivery;
+use otp_http::{HttpConfig, HttpState, MAX_BODY_BYTES};
+use otp_service::OtpService;
+
+use crate::settings::{self, ServerSettings, SettingError, Settings};
+
+/// Connections the kernel queues before `accept` (actix's default).
+const BACKLOG: i32 = 1024;
+
+/// The parts that need no I/O to build.
+pub struct Components {
+    /// The delivery backend, wrapped in its retry policy.
+    pub delivery: Arc<dyn Delivery>,
+    /// Issues and verifies tokens.
+    pub tokens: TokenService,
+}
+
+/// Builds the delivery backend and the token service. Errors are the
+/// binary's one line naming the variable.
+pub fn components(settings: &Settings) -> Result<Components, SettingError> {
+    // Some delivery clients expect a Tokio runtime when they are built.
+    let rt;
+    let handle = match tokio::runtime::Handle::try_current() {
+        Ok(h) => h,
+        Err(_) => {
+            rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| settings::err("runtime", e.to_string()))?;
+            rt.handle().clone()
+        }
+    };
+    let _guard = handle.enter();
+    let delivery = otp_delivery::build_delivery(&settings.delivery, &settings.retry)
+        .map_err(|e| settings::delivery::map_error(&e))?;
+    let tokens = TokenService::new(settings.token_keys.clone(), settings.token_config.clone())
+        .map_err(|e| settings::token_error(&e))?;
+    Ok(Components { delivery, tokens })
+}
+
+/// Everything [`serve`] needs: the service and the HTTP and server settings.
+pub struct Parts {
+    /// The OTP service (store, delivery, tokens).
+    pub service: Arc<OtpService>,
+    /// HTTP settings (CORS, trusted proxies).
+    pub http: HttpConfig,
+    /// Listener, workers and timeouts.
+    pub server: ServerSettings,
+}
+
+/// Turns settings into the running parts: [`components`], then the store
+/// (an unreachable Redis is retried for `REDIS_STARTUP_WAIT_SECONDS`).
+pub async fn build(settings: &Settings) -> anyhow::Result<Parts> {
+    let Components { delivery, tokens } = components(settings)?;
+    let store = connect_store(settings).await?;
+    let service = OtpService::builder(settings.service.clone(), tokens)
+        .store(store)
+        .delivery(delivery)
+        .build();
+    Ok(Parts {
+        service: Arc::new(service),
+        http: settings.http.clone(),
+        server: settings.server.clone(),
+    })
+}
+
+/// Binds a loopback or public listener the way actix does (address reuse,
+/// a 1024-connection backlog). `BIND_ADDRESS` names the error.
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        Ok(socket.into())
+    };
+    listen().with_context(|| format!("BIND_ADDRESS: cannot listen on {addr}"))
+}
+
+/// [`build`], then [`serve`] until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let parts = build(&settings).await?;
+    serve(parts, listener, shutdown).await
+}
+
+/// Serves the REST API on `listener` until `shutdown` resolves, then stops
+/// accepting, lets in-flight requests finish (at most
+/// `SHUTDOWN_TIMEOUT_SECONDS`) and returns.
+pub async fn serve(
+    parts: Parts,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Parts {
+        service,
+        http,
+        server: s,
+    } = parts;
+    let addr = listener.local_addr().context("listener address")?;
+    let state = HttpState::new(service.clone(), http.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::Condition::new(
+                !http.cors_origins.is_empty(),
+                otp_http::cors(&http).unwrap_or_default(),
+            ))
+            .configure(otp_http::configure(state.clone()))
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .default_service(web::to(otp_http::routes::not_found))
+    })
+    .workers(s.workers)
+    .shutdown_timeout(s.shutdown_timeout.as_secs())
+    .client_request_timeout(s.client_request_timeout)
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .keep_alive(s.keep_alive)
+    .max_connections(s.max_connections)
+    .disable_signals()
+    .listen(listener)
+    .with_context(|| format!("BIND_ADDRESS: cannot listen on {addr}"))?;
+    tracing::info!(
+        bind = %addr,
+        store = service.store_backend(),
+        delivery = service.delivery_backend(),
+        algorithm = service.tokens().algorithm().as_str(),
+        workers = s.workers,
+        docs = %format!("http://{addr}/docs"),
+        "stateless-otp listening"
+    );
+    let server = server.run();
+    let handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.context("server error"),
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    // `stop` sends the command at once; the server future carries it out.
+    let stopped = handle.stop(true);
+    let result = server.await.context("server error");
+    stopped.await;
+    result
+}
+
+/// Builds the store. An unreachable Redis is retried (with a log line each
+/// time) for up to `REDIS_STARTUP_WAIT_SECONDS`, so replicas started before
+/// Redis (compose, Kubernetes) come up by themselves instead of crash-looping.
+async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn otp_ratelimit::Store>> {
+    let deadline = std::time::Instant::now() + settings.server.store_wait;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match otp_ratelimit::build_store(settings.store.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unavailable() && std::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Redis is not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if e.is_unavailable() => {
+                anyhow::bail!(
+                    "REDIS_URL: Redis did not answer within REDIS_STARTUP_WAIT_SECONDS={}s ({e})",
+                    settings.server.store_wait.as_secs()
+                )
+            }
+            Err(e) => anyhow::bail!("REDIS_URL: {e}"),
+        }
+    }
+}
