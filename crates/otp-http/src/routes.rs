@@ -8,7 +8,7 @@ use otp_core::wire::{
     messages, FieldError, HealthResponse, IntrospectRequest, OtpRequest, OtpRequestResponse,
     OtpVerifyRequest, OtpVerifyResponse, TokenStatus,
 };
-use otp_service::RequestContext;
+use otp_service::{RequestContext, VerifyOptions};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -275,7 +275,10 @@ pub async fn verify_otp(
 ) -> Result<HttpResponse, ApiError> {
     let [identity, otp] = string_fields(&body)?;
     let ctx = context(&req, &state);
-    let out = state.service.verify_otp(identity, otp, &ctx, None).await?;
+    let out = state
+        .service
+        .verify_otp(identity, otp, &ctx, VerifyOptions::default())
+        .await?;
     let res = HttpResponse::Ok().json(OtpVerifyResponse {
         success: true,
         message: messages::OTP_VERIFIED.to_owned(),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use otp_ratelimit::testkit::{self, RedisTarget};
-use otp_ratelimit::{LimitPolicy, RateLimiter, RedisConfig, RedisStore, UseCounterStore};
+use otp_ratelimit::{LimitPolicy, RateLimiter, RedisConfig, RedisStore, Store};
 
 /// Always allows (max far above the rate); the 1 s window keeps every log
 /// short, so each check removes the events that left the window and adds

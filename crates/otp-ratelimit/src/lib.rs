@@ -97,22 +97,124 @@ pub use policy::{LimitPolicy, Limits, DEFAULT_MAX_ATTEMPTS};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore, RedisTopology};
 
-/// The outcome of one [`RateLimiter::check`].
+/// The outcome of one limit window in a [`RateLimiter::check`] or a
+/// [`Store::check_all`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    /// True if and only if the event was allowed (and recorded).
+    /// True if and only if this limit allows the event. The event is
+    /// recorded only when every limit of the same decision allows it.
     pub allowed: bool,
     /// The policy's `max` (for `X-RateLimit-Limit`).
     pub limit: u32,
-    /// Events still allowed in the current window after this one (for
+    /// Events still allowed in the current window after this call (for
     /// `X-RateLimit-Remaining`); 0 when denied.
     pub remaining: u32,
-    /// Whole seconds (rounded up) until the next event would be allowed; 0 when
-    /// allowed (for `Retry-After`).
+    /// Whole seconds (rounded up) until the next event would be allowed by
+    /// this limit; 0 when it allows (for `Retry-After`).
     pub retry_after_secs: u64,
     /// The policy's window in whole seconds, rounded up (for
     /// `X-RateLimit-Window`).
     pub window_secs: u64,
+}
+
+/// One limit window of a [`Store::check_all`] decision: `policy` on
+/// `subject`, optionally narrowed by `scope`.
+///
+/// The subject is the unit of storage (docs/store.md): every window of one
+/// subject lives in one memory entry and one Redis Cluster slot. A scope
+/// names a separate window of the same policy inside the subject's entry,
+/// e.g. the daily verify limit of an identity per client network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCheck<'a> {
+    /// The limit.
+    pub policy: &'a LimitPolicy,
+    /// Whose budget: an identity, a client network or a constant such as
+    /// [`Limits::GLOBAL_KEY`]. Hashed before it is stored.
+    pub subject: &'a str,
+    /// A separate window of `policy` within `subject`. Hashed before it is
+    /// stored. Defaults to none.
+    pub scope: Option<&'a str>,
+}
+
+impl<'a> LimitCheck<'a> {
+    /// `policy` on `subject`, unscoped.
+    pub fn new(policy: &'a LimitPolicy, subject: &'a str) -> Self {
+        LimitCheck {
+            policy,
+            subject,
+            scope: None,
+        }
+    }
+
+    /// The same window narrowed to `scope`.
+    pub fn scoped(mut self, scope: &'a str) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+}
+
+/// The use counters a [`Store::check_all`] reads when every limit allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterRead<'a> {
+    /// The identity whose counters are read. On Redis Cluster its subject is
+    /// the *home* group of the decision (the others are reserved, then
+    /// released if needed).
+    pub identity: &'a str,
+    /// The OTP windows, in the order the counters are returned.
+    pub windows: &'a [u64],
+}
+
+/// The answer of [`Store::check_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// One decision per check, in the order of the checks.
+    pub decisions: Vec<Decision>,
+    /// The counters of the [`CounterRead`], in its order, if and only if
+    /// one was asked for and every limit allowed.
+    pub counters: Option<Vec<u32>>,
+}
+
+impl Checked {
+    /// True if and only if every limit allowed (and the event was recorded
+    /// in all of them).
+    pub fn allowed(&self) -> bool {
+        self.decisions.iter().all(|d| d.allowed)
+    }
+
+    /// The index of the denying decision with the longest wait (the
+    /// `Retry-After` of the whole decision), or `None` when all allowed.
+    /// Among equal waits, the first.
+    pub fn longest_denial(&self) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, d) in self.decisions.iter().enumerate() {
+            if !d.allowed
+                && best.is_none_or(|b| d.retry_after_secs > self.decisions[b].retry_after_secs)
+            {
+                best = Some(i);
+            }
+        }
+        best
+    }
+}
+
+/// A successful verify's counter step ([`Store::advance_all`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CounterAdvance<'a> {
+    /// The identity.
+    pub identity: &'a str,
+    /// The OTP window whose code matched.
+    pub window: u64,
+    /// Its use counter when it matched: the compare-and-set's expected value.
+    pub from: u32,
+    /// Other windows whose counters advance by one when the compare-and-set
+    /// wins (every code of the identity still in the acceptance range is
+    /// void). `window` itself may be listed; it advances once.
+    pub void: &'a [u64],
+    /// How long the written counters are kept.
+    pub ttl: Duration,
+    /// Limit windows of `identity` emptied when the compare-and-set wins
+    /// (e.g. the verify limit). Each must have `identity` as its subject.
+    pub clear: &'a [LimitCheck<'a>],
 }
 
 /// The outcome of one [`UseCounterStore::record_failure`].
@@ -142,6 +244,16 @@ pub enum StoreError {
     /// The store was configured or called with invalid values.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// The memory store tracks its maximum number of subjects
+    /// ([`MemoryStore::with_max_keys`]) and the call would have created
+    /// state for one more; nothing was recorded. Subjects already tracked
+    /// are still served. Not [`StoreError::is_unavailable`]: failing open
+    /// on it would switch the limits off for every new subject.
+    #[error("memory store full: {max_keys} subjects tracked; refusing a new one")]
+    Full {
+        /// The configured ceiling.
+        max_keys: usize,
+    },
 }
 
 impl StoreError {
@@ -156,41 +268,14 @@ impl StoreError {
 /// semantics).
 #[async_trait::async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// One event for `key` under `policy`; recorded only if allowed.
+    /// One event for `key` under `policy`; recorded only if allowed. The
+    /// same as a [`Store::check_all`] of one unscoped check.
     ///
     /// `key` is hashed before it is stored; the pair (`policy.name`, `key`)
     /// names one independent budget.
     async fn check(&self, policy: &LimitPolicy, key: &str) -> Result<Decision, StoreError>;
 
-    /// Several policies on one `key`, in order, with exactly the semantics of
-    /// calling [`RateLimiter::check`] for each in turn and stopping at the
-    /// first denial: the answer holds one [`Decision`] per policy up to and
-    /// including the first denied one (all of them when every policy
-    /// allowed). A policy that allowed before a later one denied has recorded
-    /// its event, as consecutive checks would have; the denying policy
-    /// records nothing, and the policies after it are not consulted.
-    ///
-    /// The default runs the checks one after the other. The Redis backend
-    /// runs them all in one atomic script (one round trip for all of them:
-    /// the keys of one `key` share a Cluster hash tag).
-    async fn check_many(
-        &self,
-        policies: &[&LimitPolicy],
-        key: &str,
-    ) -> Result<Vec<Decision>, StoreError> {
-        let mut out = Vec::with_capacity(policies.len());
-        for policy in policies {
-            let d = self.check(policy, key).await?;
-            out.push(d);
-            if !d.allowed {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Forgets every recorded event of `key` under `policy` (e.g. the verify
-    /// budget after a successful verify).
+    /// Forgets every recorded event of `key` under `policy` (unscoped).
     async fn clear(&self, policy: &LimitPolicy, key: &str) -> Result<(), StoreError>;
 }
 
@@ -201,22 +286,26 @@ pub trait UseCounterStore: Send + Sync + 'static {
     /// same order (0 when absent or expired). One round trip.
     async fn counters(&self, identity: &str, windows: &[u64]) -> Result<Vec<u32>, StoreError>;
 
-    /// Compare-and-set: moves the counter of (identity, window) from `from` to
-    /// `from + 1`. Returns `Ok(true)` if and only if this call did it (the
-    /// counter was `from`). The counter is kept for `ttl` after the write.
-    async fn advance(
+    /// A wrong code for `identity`, aimed at the code of each window of
+    /// `aimed`, in order: increments the failure count of (identity, w) for
+    /// each w; when one reaches `max_attempts`, the use counters of all
+    /// `windows` advance by one (every code of the range is void), the
+    /// failure counts of every window of `aimed` reset to 0 (the new codes
+    /// start with a fresh budget) and the remaining windows are not counted
+    /// (the guess was never compared with the new codes). Counts and
+    /// counters are kept for `ttl`. One outcome per counted window (all of
+    /// `aimed`, or up to and including the exhausting one); one atomic step
+    /// (one round trip). `max_attempts` 0 is treated as 1.
+    async fn record_failures(
         &self,
         identity: &str,
-        window: u64,
-        from: u32,
+        aimed: &[u64],
+        windows: &[u64],
+        max_attempts: u32,
         ttl: Duration,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Vec<FailureOutcome>, StoreError>;
 
-    /// A wrong code for `identity` during `current_window`. Increments the
-    /// failure count of (identity, current_window); when it reaches
-    /// `max_attempts`, advances the use counters of all `windows` by one and
-    /// resets the count, atomically. Counts and counters are kept for `ttl`.
-    /// One round trip. `max_attempts` 0 is treated as 1.
+    /// [`UseCounterStore::record_failures`] for one window.
     async fn record_failure(
         &self,
         identity: &str,
@@ -224,38 +313,18 @@ pub trait UseCounterStore: Send + Sync + 'static {
         windows: &[u64],
         max_attempts: u32,
         ttl: Duration,
-    ) -> Result<FailureOutcome, StoreError>;
-
-    /// [`UseCounterStore::record_failure`] for each window of `issued`, in
-    /// order, with exactly the effect of consecutive calls (each with the
-    /// same `windows`, `max_attempts` and `ttl`); one outcome per entry of
-    /// `issued`. A wrong code counts against every window whose code it may
-    /// have been meant for.
-    ///
-    /// The default makes the calls one after the other. The memory backend
-    /// does them under one lock, the Redis backend in one atomic script
-    /// (one round trip for all of them).
-    async fn record_failures(
-        &self,
-        identity: &str,
-        issued: &[u64],
-        windows: &[u64],
-        max_attempts: u32,
-        ttl: Duration,
-    ) -> Result<Vec<FailureOutcome>, StoreError> {
-        let mut out = Vec::with_capacity(issued.len());
-        for &w in issued {
-            out.push(
-                self.record_failure(identity, w, windows, max_attempts, ttl)
-                    .await?,
-            );
-        }
-        Ok(out)
+    ) -> Result<FailureOutcome, StoreError> {
+        let out = self
+            .record_failures(identity, &[current_window], windows, max_attempts, ttl)
+            .await?;
+        out.first()
+            .copied()
+            .ok_or_else(|| StoreError::Backend("the failure step answered no outcome".into()))
     }
 }
 
 /// One object holding both the limiter and the use counters; otp-service keeps
-/// it as `Arc<dyn Store>`.
+/// it as `Arc<dyn Store>`. The primitives are designed in docs/store.md.
 #[async_trait::async_trait]
 pub trait Store: RateLimiter + UseCounterStore {
     /// Readiness: `Ok(())` if and only if the backend answers now (always for
@@ -265,48 +334,60 @@ pub trait Store: RateLimiter + UseCounterStore {
     /// A short backend name for logs and metrics: `"memory"` or `"redis"`.
     fn backend_name(&self) -> &'static str;
 
-    /// [`RateLimiter::check_many`] of `policies` on `identity`, then, only
-    /// when every policy allowed, [`UseCounterStore::counters`] of
-    /// `identity` for `windows`: the two calls a verify makes back to back,
-    /// with their semantics. The counters are `None` when a policy denied.
+    /// One decision over several limit windows, possibly of different
+    /// subjects: at one instant every window is evaluated; if and only if
+    /// every one allows, the event is recorded in all of them and the
+    /// counters of `read` (if any) are read. A denial records nothing in
+    /// any window. Each (policy, subject, scope) should appear once.
     ///
-    /// The default makes the two calls. The Redis backend does both in one
-    /// atomic script (the limiter logs and the counters of one identity share
-    /// its hash tag): one round trip.
-    async fn check_many_then_counters(
+    /// Memory: one critical section. Redis standalone: one script (one
+    /// round trip). Redis Cluster: the subjects other than `read`'s identity
+    /// are reserved first (one script each, events tagged with this call)
+    /// and released if a later group denies (reserve-then-release, SPEC §6).
+    async fn check_all(
         &self,
-        policies: &[&LimitPolicy],
-        identity: &str,
-        windows: &[u64],
-    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
-        let decisions = self.check_many(policies, identity).await?;
-        if decisions.len() != policies.len() || decisions.iter().any(|d| !d.allowed) {
-            return Ok((decisions, None));
-        }
-        let counters = self.counters(identity, windows).await?;
-        Ok((decisions, Some(counters)))
-    }
+        checks: &[LimitCheck<'_>],
+        read: Option<CounterRead<'_>>,
+    ) -> Result<Checked, StoreError>;
 
-    /// [`UseCounterStore::advance`] of (identity, window) from `from`, then,
-    /// only if this call won, [`RateLimiter::clear`] of `policy` on
-    /// `identity`: the two calls of a successful verify, with their
-    /// semantics. Returns whether this call won.
-    ///
-    /// The default makes the two calls. The Redis backend does both in one
-    /// atomic script (same hash tag): one round trip.
-    async fn advance_then_clear(
+    /// The counter step of a successful verify, atomically: compare-and-set
+    /// of `a.window` from `a.from`; only if it won, every counter of
+    /// `a.void` advances and the windows of `a.clear` are emptied. Returns
+    /// whether this call won. One round trip on Redis (every key is in the
+    /// identity's slot).
+    async fn advance_all(&self, a: &CounterAdvance<'_>) -> Result<bool, StoreError>;
+
+    /// Compare-and-set: moves the counter of (identity, window) from `from` to
+    /// `from + 1`. Returns `Ok(true)` if and only if this call did it (the
+    /// counter was `from`). The counter is kept for `ttl` after the write.
+    /// An [`Store::advance_all`] that voids and clears nothing else.
+    async fn advance(
         &self,
         identity: &str,
         window: u64,
         from: u32,
         ttl: Duration,
-        policy: &LimitPolicy,
     ) -> Result<bool, StoreError> {
-        if !self.advance(identity, window, from, ttl).await? {
-            return Ok(false);
-        }
-        self.clear(policy, identity).await?;
-        Ok(true)
+        self.advance_all(&CounterAdvance {
+            identity,
+            window,
+            from,
+            void: &[],
+            ttl,
+            clear: &[],
+        })
+        .await
+    }
+}
+
+/// An error unless every check of `clear` has `identity` as its subject.
+pub(crate) fn clear_on_identity(a: &CounterAdvance<'_>) -> Result<(), StoreError> {
+    if a.clear.iter().all(|c| c.subject == a.identity) {
+        Ok(())
+    } else {
+        Err(StoreError::Config(
+            "advance_all clears only windows of the advanced identity".into(),
+        ))
     }
 }
 

@@ -1,44 +1,61 @@
 //! The in-process backend ([`MemoryStore`], `STORE_BACKEND=memory`).
 //!
-//! # Design
+//! # Design (docs/store.md)
 //!
-//! - Every key (limiter key per policy, identity for counters) is replaced by
-//!   its 16-byte keyed hash ([`HashKey`]); the string itself is never kept.
-//! - State lives in [`SHARDS`] independently locked hash maps per kind, chosen
-//!   by the hash, so concurrent requests for different keys rarely contend and
-//!   there is no global lock on the hot path. A lock is held only for a few
-//!   hundred nanoseconds and never across an `.await`.
-//! - A limiter entry is the log of its allowed event times (milliseconds,
-//!   oldest first; at most `max`, grown on demand), which gives the exact
-//!   strict sliding window and exact `Retry-After` of the crate docs.
+//! - **One entry per subject.** Every limit window, use counter and failure
+//!   count of one subject (an identity, a client network, `global`) lives in
+//!   one map entry under the subject's 16-byte keyed hash ([`HashKey`]); the
+//!   string itself is never kept. A limit window inside the entry is named
+//!   by a 64-bit tag of its policy name (and of its scope's keyed hash).
+//! - State lives in [`SHARDS`] independently locked hash maps chosen by the
+//!   subject hash, so concurrent requests for different subjects rarely
+//!   contend. A call that touches several subjects ([`Store::check_all`])
+//!   locks their shards in ascending order (each once): one critical
+//!   section, no deadlock. No lock is held across an `.await`.
+//! - A limit window is the log of its allowed event times (milliseconds,
+//!   oldest first; at most `max`), which gives the exact strict sliding
+//!   window and exact `Retry-After` of the crate docs.
 //! - Bounded memory: each entry knows when it becomes useless (its newest
-//!   event leaves the window, or its counters' TTL passes). Before a shard
-//!   inserts, it drops such entries if its last sweep is older than the sweep
-//!   interval (default 1 s), and shrinks its table after a flood. So the
-//!   number of tracked keys is at most the keys active within the longest
-//!   window plus one sweep interval, whatever the number of distinct
-//!   identities seen. [`MemoryStore::sweep`] forces a sweep of every shard.
+//!   event leaves its window, its counters' TTL passes). Before a shard
+//!   inserts a new subject it drops such entries if its last sweep is older
+//!   than the sweep interval (default 1 s), and shrinks its table after a
+//!   flood. [`MemoryStore::sweep`] forces a sweep of every shard.
+//! - **Hard ceiling** ([`MemoryStore::with_max_keys`], default
+//!   [`DEFAULT_MAX_KEYS`]): at most that many subjects are tracked. A call
+//!   that would create a subject past it first sweeps every shard (at most
+//!   once per sweep interval: idle entries go first) and, if still full,
+//!   fails with [`StoreError::Full`] before recording anything. Calls on
+//!   subjects already tracked always proceed, so a spray of invented
+//!   identities never evicts a live code's counter, attempt budget or a
+//!   tracked user's limits. [`MemoryStore::refusals`] counts the refusals; a
+//!   warning is logged when the ceiling is first reached.
 //!
 //! Measured cost: see `benches/memory.rs` (bytes per tracked identity and ns
 //! per check).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::hash::{HashKey, KeyHasher};
 use crate::{
-    ceil_secs, millis, Decision, FailureOutcome, LimitPolicy, RateLimiter, Store, StoreError,
-    UseCounterStore,
+    ceil_secs, clear_on_identity, millis, Checked, CounterAdvance, CounterRead, Decision,
+    FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Store, StoreError, UseCounterStore,
 };
 
-/// Number of independently locked shards per map.
+/// Number of independently locked shards.
 pub const SHARDS: usize = 64;
 
 /// Default interval between two sweeps of one shard.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Default ceiling on tracked subjects (`STORE_MEMORY_MAX_KEYS`): one
+/// million, a few hundred MB at the measured bytes per identity
+/// (`benches/memory.rs`), which a 1 GB VM holds beside the server.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
 /// A 16-byte keyed hash used as map key. Its `Hash` feeds only its first
 /// eight bytes to the map's pass-through hasher: the bytes are already a
@@ -82,91 +99,15 @@ impl Hasher for PassThrough {
 
 type Map<V> = HashMap<HKey, V, BuildHasherDefault<PassThrough>>;
 
-/// An entry that knows when it becomes useless.
-trait Expiring {
-    /// Milliseconds (store clock) from which the entry may be dropped.
-    fn expires_at(&self) -> u64;
-}
-
-struct Shard<V> {
-    map: Map<V>,
-    next_sweep: u64,
-}
-
-impl<V: Expiring> Shard<V> {
-    /// Drops expired entries if the last sweep is older than `interval`.
-    fn maybe_sweep(&mut self, now: u64, interval: u64) {
-        if now >= self.next_sweep {
-            self.sweep(now);
-            self.next_sweep = now.saturating_add(interval);
-        }
-    }
-
-    fn sweep(&mut self, now: u64) {
-        self.map.retain(|_, v| v.expires_at() > now);
-        // hashbrown never shrinks by itself; give memory back after a flood.
-        let cap = self.map.capacity();
-        if cap > 64 && self.map.len() * 4 < cap {
-            self.map.shrink_to(self.map.len() * 2);
-        }
-    }
-}
-
-/// Cache-line aligned so two shards' locks never share a line.
-#[repr(align(64))]
-struct Padded<T>(T);
-
-struct Shards<V>(Box<[Padded<Mutex<Shard<V>>>]>);
-
-impl<V: Expiring> Shards<V> {
-    fn new() -> Self {
-        Shards(
-            (0..SHARDS)
-                .map(|_| {
-                    Padded(Mutex::new(Shard {
-                        map: Map::default(),
-                        next_sweep: 0,
-                    }))
-                })
-                .collect(),
-        )
-    }
-
-    fn lock(&self, k: &HKey) -> MutexGuard<'_, Shard<V>> {
-        lock(&self.0[k.shard()].0)
-    }
-
-    fn len(&self) -> usize {
-        self.0.iter().map(|s| lock(&s.0).map.len()).sum()
-    }
-
-    fn sweep(&self, now: u64) {
-        for s in self.0.iter() {
-            lock(&s.0).sweep(now);
-        }
-    }
-}
-
-/// Locks `m`, ignoring poisoning: every critical section leaves the maps
-/// consistent (no user code runs under the lock), so a panic elsewhere must
-/// not take the limiter down with it.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The allowed-event log of one (policy, key).
-struct EventLog {
+/// The allowed-event log of one limit window of a subject.
+struct Log {
+    /// The window's tag (policy name and scope).
+    tag: u64,
+    /// Newest event + window: the log is empty from then on.
+    expires_at: u64,
     /// Allowed event times in ms, oldest first, all within the window at the
     /// time of the last check; never more than `max`.
     times: VecDeque<u64>,
-    /// Newest event + window: the log is empty from then on.
-    expires_at: u64,
-}
-
-impl Expiring for EventLog {
-    fn expires_at(&self) -> u64 {
-        self.expires_at
-    }
 }
 
 /// One (identity, OTP window) slot: the use counter and the failure count,
@@ -213,25 +154,32 @@ impl Slot {
     }
 }
 
-/// All live slots of one identity (a handful: the acceptance range).
-struct IdentitySlots {
+/// Everything of one subject.
+#[derive(Default)]
+struct Entry {
+    logs: Vec<Log>,
     slots: Vec<Slot>,
 }
 
-impl Expiring for IdentitySlots {
+impl Entry {
+    /// Milliseconds (store clock) from which the entry holds nothing live.
     fn expires_at(&self) -> u64 {
-        self.slots.iter().map(Slot::expires_at).max().unwrap_or(0)
+        let logs = self.logs.iter().map(|l| l.expires_at).max().unwrap_or(0);
+        let slots = self.slots.iter().map(Slot::expires_at).max().unwrap_or(0);
+        logs.max(slots)
     }
-}
 
-impl IdentitySlots {
+    fn log_mut(&mut self, tag: u64) -> Option<&mut Log> {
+        self.logs.iter_mut().find(|l| l.tag == tag)
+    }
+
     /// The slot of `window`, if any (possibly expired).
-    fn get(&self, window: u64) -> Option<&Slot> {
+    fn slot(&self, window: u64) -> Option<&Slot> {
         self.slots.iter().find(|s| s.window == window)
     }
 
     /// The slot of `window`, created (zeroed, expired) if absent.
-    fn get_mut(&mut self, window: u64) -> &mut Slot {
+    fn slot_mut(&mut self, window: u64) -> &mut Slot {
         let i = match self.slots.iter().position(|s| s.window == window) {
             Some(i) => i,
             None => {
@@ -247,23 +195,91 @@ impl IdentitySlots {
         };
         &mut self.slots[i]
     }
+
+    /// Drops what expired or was never written (a lost compare-and-set).
+    fn prune(&mut self, now: u64) {
+        self.logs.retain(|l| l.expires_at > now);
+        self.slots.retain(|s| s.expires_at() > now);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.logs.is_empty() && self.slots.is_empty()
+    }
 }
 
-/// The in-process [`Store`]: strict sliding-window limiter and use counters
-/// in sharded, self-evicting maps. Clone the `Arc` you put it in to share it;
-/// each `MemoryStore` value is one independent set of budgets.
+struct Shard {
+    map: Map<Entry>,
+    next_sweep: u64,
+}
+
+impl Shard {
+    /// Drops expired entries if the last sweep is older than `interval`;
+    /// returns how many were dropped.
+    fn maybe_sweep(&mut self, now: u64, interval: u64) -> usize {
+        if now >= self.next_sweep {
+            self.next_sweep = now.saturating_add(interval);
+            self.sweep(now)
+        } else {
+            0
+        }
+    }
+
+    fn sweep(&mut self, now: u64) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, v| v.expires_at() > now);
+        // hashbrown never shrinks by itself; give memory back after a flood.
+        let cap = self.map.capacity();
+        if cap > 64 && self.map.len() * 4 < cap {
+            self.map.shrink_to(self.map.len() * 2);
+        }
+        before - self.map.len()
+    }
+}
+
+/// Cache-line aligned so two shards' locks never share a line.
+#[repr(align(64))]
+struct Padded<T>(T);
+
+/// Locks `m`, ignoring poisoning: every critical section leaves the maps
+/// consistent (no user code runs under the lock), so a panic elsewhere must
+/// not take the limiter down with it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The locked shards of one call, in ascending shard order.
+struct Locked<'a>(Vec<(usize, MutexGuard<'a, Shard>)>);
+
+impl Locked<'_> {
+    fn shard(&mut self, k: &HKey) -> &mut Shard {
+        let i = k.shard();
+        let pos = self.0.partition_point(|(j, _)| *j < i);
+        // Every key of the call was locked: `pos` names its shard.
+        &mut self.0[pos].1
+    }
+}
+
+/// The in-process [`Store`]: strict sliding-window limiter and use counters,
+/// one self-evicting entry per subject in sharded maps, under a hard ceiling
+/// of tracked subjects. Clone the `Arc` you put it in to share it; each
+/// `MemoryStore` value is one independent set of budgets.
 pub struct MemoryStore {
     hasher: KeyHasher,
     clock: Arc<dyn Clock>,
     sweep_interval_ms: u64,
-    logs: Shards<EventLog>,
-    counters: Shards<IdentitySlots>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    max_keys: usize,
+    tracked: AtomicUsize,
+    refusals: AtomicU64,
+    full_warned: AtomicBool,
+    next_full_sweep: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
             .field("sweep_interval_ms", &self.sweep_interval_ms)
+            .field("max_keys", &self.max_keys)
             .finish_non_exhaustive()
     }
 }
@@ -275,15 +291,44 @@ impl Default for MemoryStore {
     }
 }
 
+/// A window of a check, resolved: subject hash, tag, window in ms.
+struct Resolved {
+    subject: HKey,
+    tag: u64,
+    window: u64,
+}
+
+/// 64-bit FNV-1a of `bytes` (policy names: public, short, fixed).
+fn fnv64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 impl MemoryStore {
-    /// A store hashing keys under `hash_key`, on the system clock.
+    /// A store hashing keys under `hash_key`, on the system clock, with the
+    /// default ceiling [`DEFAULT_MAX_KEYS`].
     pub fn new(hash_key: impl Into<HashKey>) -> Self {
         MemoryStore {
             hasher: KeyHasher::new(&hash_key.into()),
             clock: Arc::new(SystemClock::new()),
             sweep_interval_ms: millis(DEFAULT_SWEEP_INTERVAL),
-            logs: Shards::new(),
-            counters: Shards::new(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Padded(Mutex::new(Shard {
+                        map: Map::default(),
+                        next_sweep: 0,
+                    }))
+                })
+                .collect(),
+            max_keys: DEFAULT_MAX_KEYS,
+            tracked: AtomicUsize::new(0),
+            refusals: AtomicU64::new(0),
+            full_warned: AtomicBool::new(false),
+            next_full_sweep: AtomicU64::new(0),
         }
     }
 
@@ -295,138 +340,382 @@ impl MemoryStore {
         self
     }
 
-    /// Sets the minimum interval between two automatic sweeps of one shard.
-    /// Defaults to [`DEFAULT_SWEEP_INTERVAL`] (1 s).
+    /// Sets the minimum interval between two automatic sweeps of one shard
+    /// (and between two full sweeps at the ceiling). Defaults to
+    /// [`DEFAULT_SWEEP_INTERVAL`] (1 s).
     pub fn with_sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval_ms = millis(interval);
         self
     }
 
-    /// Number of keys currently tracked (limiter logs plus identities with
-    /// counters), including expired ones not yet swept.
+    /// Sets the ceiling on tracked subjects (`STORE_MEMORY_MAX_KEYS`; see
+    /// the module docs for what happens at it). Defaults to
+    /// [`DEFAULT_MAX_KEYS`]. 0 refuses every new subject.
+    pub fn with_max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// The ceiling on tracked subjects.
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
+    /// Number of subjects currently tracked (identities, networks, `global`),
+    /// including expired ones not yet swept.
     pub fn tracked_keys(&self) -> usize {
-        self.logs.len() + self.counters.len()
+        self.tracked.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused with [`StoreError::Full`] since the store was built.
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(Ordering::Relaxed)
     }
 
     /// Drops every expired entry in every shard now (the automatic sweep runs
     /// lazily per shard on insert).
     pub fn sweep(&self) {
         let now = self.now_ms();
-        self.logs.sweep(now);
-        self.counters.sweep(now);
+        let mut dropped = 0;
+        for s in self.shards.iter() {
+            dropped += lock(&s.0).sweep(now);
+        }
+        self.untrack(dropped);
     }
 
     fn now_ms(&self) -> u64 {
         millis(self.clock.now())
     }
 
-    fn limiter_key(&self, policy: &LimitPolicy, key: &str) -> HKey {
-        HKey(self.hasher.hash(policy.name.as_bytes(), key.as_bytes()))
+    fn subject_key(&self, subject: &str) -> HKey {
+        HKey(self.hasher.hash(b"k", subject.as_bytes()))
     }
 
-    fn identity_key(&self, identity: &str) -> HKey {
-        // Policy names are `[a-z0-9_]`, so this domain cannot collide with one.
-        HKey(self.hasher.hash(b"use-counter:", identity.as_bytes()))
+    fn tag(&self, policy: &LimitPolicy, scope: Option<&str>) -> u64 {
+        let name = fnv64(policy.name.as_bytes());
+        match scope {
+            None => name,
+            Some(s) => {
+                let mut first = [0u8; 8];
+                first.copy_from_slice(&self.hasher.hash(b"s", s.as_bytes())[..8]);
+                name.rotate_left(1) ^ u64::from_le_bytes(first)
+            }
+        }
+    }
+
+    fn resolve(&self, c: &LimitCheck<'_>) -> Result<Resolved, StoreError> {
+        Ok(Resolved {
+            subject: self.subject_key(c.subject),
+            tag: self.tag(c.policy, c.scope),
+            window: validate(c.policy)?,
+        })
+    }
+
+    /// Locks the shards of `keys` in ascending order, each once.
+    fn lock_all(&self, keys: impl Iterator<Item = HKey>) -> Locked<'_> {
+        let mut idx: Vec<usize> = keys.map(|k| k.shard()).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        Locked(
+            idx.into_iter()
+                .map(|i| (i, lock(&self.shards[i].0)))
+                .collect(),
+        )
+    }
+
+    fn untrack(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let left = self
+            .tracked
+            .fetch_sub(n, Ordering::Relaxed)
+            .saturating_sub(n);
+        if left < self.max_keys / 10 * 9 && self.full_warned.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                tracked = left,
+                max_keys = self.max_keys,
+                "memory store back under its ceiling"
+            );
+        }
+    }
+
+    /// Reserves room for `n` new subjects; false at the ceiling.
+    fn admit(&self, n: usize) -> bool {
+        self.tracked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                t.checked_add(n).filter(|&s| s <= self.max_keys)
+            })
+            .is_ok()
+    }
+
+    /// At the ceiling: one full sweep per sweep interval. True if this call
+    /// swept (the caller retries once).
+    fn full_sweep_due(&self, now: u64) -> bool {
+        let due = self.next_full_sweep.load(Ordering::Relaxed);
+        if now < due {
+            return false;
+        }
+        let next = now.saturating_add(self.sweep_interval_ms.max(1));
+        if self
+            .next_full_sweep
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.sweep();
+        true
+    }
+
+    fn refuse(&self) -> StoreError {
+        self.refusals.fetch_add(1, Ordering::Relaxed);
+        if !self.full_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                max_keys = self.max_keys,
+                "memory store reached its ceiling of tracked subjects; refusing new subjects until idle ones expire (raise max_keys or use Redis)"
+            );
+        }
+        StoreError::Full {
+            max_keys: self.max_keys,
+        }
+    }
+
+    /// Runs `f`, which returns `None` when it needs `n` new subjects the
+    /// store has no room for; then sweeps (if due) and retries once.
+    fn with_room<R>(&self, mut f: impl FnMut() -> Result<R, usize>) -> Result<R, StoreError> {
+        match f() {
+            Ok(r) => Ok(r),
+            Err(_) if self.full_sweep_due(self.now_ms()) => f().map_err(|_| self.refuse()),
+            Err(_) => Err(self.refuse()),
+        }
     }
 
     /// The synchronous core of [`RateLimiter::check`].
     pub fn check_now(&self, policy: &LimitPolicy, key: &str) -> Result<Decision, StoreError> {
-        let window = validate(policy)?;
-        let k = self.limiter_key(policy, key);
-        let window_secs = ceil_secs(policy.window);
-        let max = policy.max;
-        let deny = |retry_ms: u64| Decision {
-            allowed: false,
-            limit: max,
-            remaining: 0,
-            retry_after_secs: retry_ms.div_ceil(1000).max(1),
-            window_secs,
-        };
-        let mut shard = self.logs.lock(&k);
-        // Read the clock under the lock so times enter each log in order.
+        let c = self.check_all_now(&[LimitCheck::new(policy, key)], None)?;
+        c.decisions
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Backend("no decision for one check".into()))
+    }
+
+    /// The synchronous core of [`Store::check_all`].
+    pub fn check_all_now(
+        &self,
+        checks: &[LimitCheck<'_>],
+        read: Option<CounterRead<'_>>,
+    ) -> Result<Checked, StoreError> {
+        let resolved = checks
+            .iter()
+            .map(|c| self.resolve(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let read_key = read.map(|r| self.subject_key(r.identity));
+        self.with_room(|| self.decide(checks, &resolved, read, read_key))
+    }
+
+    /// One attempt of [`MemoryStore::check_all_now`] under the locks of
+    /// every subject; `Err(n)` when `n` new subjects do not fit.
+    fn decide(
+        &self,
+        checks: &[LimitCheck<'_>],
+        resolved: &[Resolved],
+        read: Option<CounterRead<'_>>,
+        read_key: Option<HKey>,
+    ) -> Result<Checked, usize> {
+        let mut locked = self.lock_all(resolved.iter().map(|r| r.subject).chain(read_key));
+        // Read the clock under the locks so times enter each log in order.
         let now = self.now_ms();
-        if max == 0 {
-            return Ok(deny(window));
-        }
-        let allow = |in_window: usize| Decision {
-            allowed: true,
-            limit: max,
-            remaining: max.saturating_sub(u32::try_from(in_window).unwrap_or(u32::MAX)),
-            retry_after_secs: 0,
-            window_secs,
-        };
-        if let Some(log) = shard.map.get_mut(&k) {
-            // Forget events that left the window: t is in (now - window, now]
-            // if and only if now - t < window.
-            while log
-                .times
-                .front()
-                .is_some_and(|&t| now.saturating_sub(t) >= window)
+        // Sweep before anything is looked up, so no entry this call reads
+        // disappears under it.
+        let swept: usize = locked
+            .0
+            .iter_mut()
+            .map(|(_, s)| s.maybe_sweep(now, self.sweep_interval_ms))
+            .sum();
+        self.untrack(swept);
+        let mut decisions = Vec::with_capacity(checks.len());
+        for (c, r) in checks.iter().zip(resolved) {
+            let max_len = usize::try_from(c.policy.max).unwrap_or(usize::MAX);
+            let (count, oldest) = match locked
+                .shard(&r.subject)
+                .map
+                .get_mut(&r.subject)
+                .and_then(|e| e.log_mut(r.tag))
             {
-                log.times.pop_front();
-            }
-            let max_len = usize::try_from(max).unwrap_or(usize::MAX);
-            // A policy re-configured with a smaller max keeps the newest.
-            while log.times.len() > max_len {
-                log.times.pop_front();
-            }
-            if log.times.len() < max_len {
-                log.times.push_back(now);
-                log.expires_at = now.saturating_add(window);
-                return Ok(allow(log.times.len()));
-            }
-            let oldest = log.times.front().copied().unwrap_or(now);
-            return Ok(deny(oldest.saturating_add(window).saturating_sub(now)));
+                Some(log) => {
+                    // Forget events that left the window: t is in
+                    // (now - window, now] if and only if now - t < window.
+                    while log
+                        .times
+                        .front()
+                        .is_some_and(|&t| now.saturating_sub(t) >= r.window)
+                    {
+                        log.times.pop_front();
+                    }
+                    // A policy re-configured with a smaller max keeps the newest.
+                    while log.times.len() > max_len {
+                        log.times.pop_front();
+                    }
+                    (log.times.len(), log.times.front().copied())
+                }
+                None => (0, None),
+            };
+            decisions.push(decision(c.policy, r.window, count, oldest, now));
         }
-        shard.maybe_sweep(now, self.sweep_interval_ms);
-        let mut times = VecDeque::with_capacity(1);
-        times.push_back(now);
-        shard.map.insert(
-            k,
-            EventLog {
-                times,
-                expires_at: now.saturating_add(window),
-            },
-        );
-        Ok(allow(1))
+        let all = decisions.iter().all(|d| d.allowed);
+        if all {
+            let mut fresh: Vec<HKey> = Vec::new();
+            for r in resolved {
+                if !locked.shard(&r.subject).map.contains_key(&r.subject)
+                    && !fresh.contains(&r.subject)
+                {
+                    fresh.push(r.subject);
+                }
+            }
+            if !fresh.is_empty() && !self.admit(fresh.len()) {
+                return Err(fresh.len());
+            }
+            for r in resolved {
+                let entry = locked.shard(&r.subject).map.entry(r.subject).or_default();
+                let expires_at = now.saturating_add(r.window);
+                match entry.log_mut(r.tag) {
+                    Some(log) => {
+                        log.times.push_back(now);
+                        log.expires_at = expires_at;
+                    }
+                    None => {
+                        let mut times = VecDeque::with_capacity(1);
+                        times.push_back(now);
+                        entry.logs.push(Log {
+                            tag: r.tag,
+                            expires_at,
+                            times,
+                        });
+                    }
+                }
+            }
+            for d in &mut decisions {
+                d.remaining = d.remaining.saturating_sub(1);
+            }
+        }
+        let counters = match (read, read_key) {
+            (Some(r), Some(k)) if all => {
+                let entry = locked.shard(&k).map.get(&k);
+                Some(
+                    r.windows
+                        .iter()
+                        .map(|&w| entry.and_then(|e| e.slot(w)).map_or(0, |s| s.counter(now)))
+                        .collect(),
+                )
+            }
+            _ => None,
+        };
+        Ok(Checked {
+            decisions,
+            counters,
+        })
     }
 
     /// The synchronous core of [`RateLimiter::clear`].
     pub fn clear_now(&self, policy: &LimitPolicy, key: &str) {
-        let k = self.limiter_key(policy, key);
-        self.logs.lock(&k).map.remove(&k);
+        let k = self.subject_key(key);
+        let tag = self.tag(policy, None);
+        let mut shard = lock(&self.shards[k.shard()].0);
+        let now = self.now_ms();
+        let emptied = match shard.map.get_mut(&k) {
+            Some(e) => {
+                e.logs.retain(|l| l.tag != tag);
+                e.prune(now);
+                e.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            shard.map.remove(&k);
+            drop(shard);
+            self.untrack(1);
+        }
     }
 
     fn counters_now(&self, identity: &str, windows: &[u64]) -> Vec<u32> {
-        let k = self.identity_key(identity);
-        let shard = self.counters.lock(&k);
+        let k = self.subject_key(identity);
+        let shard = lock(&self.shards[k.shard()].0);
         let now = self.now_ms();
         let entry = shard.map.get(&k);
         windows
             .iter()
-            .map(|&w| entry.and_then(|e| e.get(w)).map_or(0, |s| s.counter(now)))
+            .map(|&w| entry.and_then(|e| e.slot(w)).map_or(0, |s| s.counter(now)))
             .collect()
     }
 
-    /// Runs `f` on the slots of `identity`, creating them if needed.
-    fn with_slots<R>(&self, identity: &str, f: impl FnOnce(&mut IdentitySlots, u64) -> R) -> R {
-        let k = self.identity_key(identity);
-        let mut shard = self.counters.lock(&k);
-        let now = self.now_ms();
-        if !shard.map.contains_key(&k) {
-            shard.maybe_sweep(now, self.sweep_interval_ms);
-        }
-        let entry = shard
-            .map
-            .entry(k)
-            .or_insert_with(|| IdentitySlots { slots: Vec::new() });
-        let r = f(entry, now);
-        // Drop what expired or was never written (a lost compare-and-set).
-        entry.slots.retain(|s| s.expires_at() > now);
-        if entry.slots.is_empty() {
-            shard.map.remove(&k);
-        }
-        r
+    /// Runs `f` on the entry of `identity` (created if needed, within the
+    /// ceiling), then drops what expired or was never written.
+    fn with_entry<R>(
+        &self,
+        identity: &str,
+        mut f: impl FnMut(&mut Entry, u64) -> R,
+    ) -> Result<R, StoreError> {
+        let k = self.subject_key(identity);
+        self.with_room(|| {
+            let mut shard = lock(&self.shards[k.shard()].0);
+            let now = self.now_ms();
+            let swept = shard.maybe_sweep(now, self.sweep_interval_ms);
+            if !shard.map.contains_key(&k) && !self.admit(1) {
+                drop(shard);
+                self.untrack(swept);
+                return Err(1);
+            }
+            let entry = shard.map.entry(k).or_default();
+            let r = f(entry, now);
+            entry.prune(now);
+            let removed = if entry.is_empty() {
+                shard.map.remove(&k);
+                1
+            } else {
+                0
+            };
+            drop(shard);
+            self.untrack(swept + removed);
+            Ok(r)
+        })
+    }
+}
+
+/// The decision of one window holding `count` events (oldest `oldest`).
+/// `remaining` counts the event as if it were recorded only once the caller
+/// records it (it subtracts one then).
+fn decision(
+    policy: &LimitPolicy,
+    window: u64,
+    count: usize,
+    oldest: Option<u64>,
+    now: u64,
+) -> Decision {
+    let max = policy.max;
+    let window_secs = ceil_secs(policy.window);
+    let count32 = u32::try_from(count).unwrap_or(u32::MAX);
+    if count32 < max {
+        return Decision {
+            allowed: true,
+            limit: max,
+            remaining: max - count32,
+            retry_after_secs: 0,
+            window_secs,
+        };
+    }
+    // Denied: the next event is allowed when the event that is `max`-th
+    // newest leaves the window (the oldest, as the log holds at most max).
+    let retry_ms = match oldest {
+        Some(t) if max > 0 => t.saturating_add(window).saturating_sub(now),
+        _ => window,
+    };
+    Decision {
+        allowed: false,
+        limit: max,
+        remaining: 0,
+        retry_after_secs: retry_ms.div_ceil(1000).max(1),
+        window_secs,
     }
 }
 
@@ -460,69 +749,50 @@ impl UseCounterStore for MemoryStore {
         Ok(self.counters_now(identity, windows))
     }
 
-    async fn advance(
-        &self,
-        identity: &str,
-        window: u64,
-        from: u32,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let ttl = millis(ttl);
-        Ok(self.with_slots(identity, |e, now| {
-            let s = e.get_mut(window);
-            let won = s.counter(now) == from;
-            if won {
-                s.set_counter(from.saturating_add(1), now.saturating_add(ttl));
-            }
-            won
-        }))
-    }
-
-    async fn record_failure(
-        &self,
-        identity: &str,
-        current_window: u64,
-        windows: &[u64],
-        max_attempts: u32,
-        ttl: Duration,
-    ) -> Result<FailureOutcome, StoreError> {
-        let ttl = millis(ttl);
-        Ok(self.with_slots(identity, |e, now| {
-            fail_once(e, now, current_window, windows, max_attempts, ttl)
-        }))
-    }
-
     async fn record_failures(
         &self,
         identity: &str,
-        issued: &[u64],
+        aimed: &[u64],
         windows: &[u64],
         max_attempts: u32,
         ttl: Duration,
     ) -> Result<Vec<FailureOutcome>, StoreError> {
+        if aimed.is_empty() {
+            return Ok(Vec::new());
+        }
         let ttl = millis(ttl);
-        Ok(self.with_slots(identity, |e, now| {
-            issued
-                .iter()
-                .map(|&w| fail_once(e, now, w, windows, max_attempts, ttl))
-                .collect()
-        }))
+        self.with_entry(identity, |e, now| {
+            let mut out = Vec::with_capacity(aimed.len());
+            for &w in aimed {
+                let o = fail_once(e, now, w, windows, max_attempts, ttl);
+                out.push(o);
+                if o.exhausted {
+                    // Every code of the range is new: fresh budgets, and
+                    // this guess was never compared with them.
+                    for &a in aimed {
+                        e.slot_mut(a).set_failures(0, 0);
+                    }
+                    break;
+                }
+            }
+            out
+        })
     }
 }
 
-/// One wrong code for `current_window` (the body of
-/// [`UseCounterStore::record_failure`], under the identity's lock).
+/// One wrong code aimed at `window` (the body of
+/// [`UseCounterStore::record_failures`], under the identity's lock).
 fn fail_once(
-    e: &mut IdentitySlots,
+    e: &mut Entry,
     now: u64,
-    current_window: u64,
+    window: u64,
     windows: &[u64],
     max_attempts: u32,
     ttl_ms: u64,
 ) -> FailureOutcome {
     let max_attempts = max_attempts.max(1);
     let expires = now.saturating_add(ttl_ms);
-    let s = e.get_mut(current_window);
+    let s = e.slot_mut(window);
     let failures = s.failures(now).saturating_add(1);
     if failures < max_attempts {
         s.set_failures(failures, expires);
@@ -533,7 +803,7 @@ fn fail_once(
     }
     s.set_failures(0, 0);
     for &w in windows {
-        let s = e.get_mut(w);
+        let s = e.slot_mut(w);
         let n = s.counter(now).saturating_add(1);
         s.set_counter(n, expires);
     }
@@ -551,6 +821,39 @@ impl Store for MemoryStore {
 
     fn backend_name(&self) -> &'static str {
         "memory"
+    }
+
+    async fn check_all(
+        &self,
+        checks: &[LimitCheck<'_>],
+        read: Option<CounterRead<'_>>,
+    ) -> Result<Checked, StoreError> {
+        self.check_all_now(checks, read)
+    }
+
+    async fn advance_all(&self, a: &CounterAdvance<'_>) -> Result<bool, StoreError> {
+        clear_on_identity(a)?;
+        let ttl = millis(a.ttl);
+        let tags: Vec<u64> = a
+            .clear
+            .iter()
+            .map(|c| self.tag(c.policy, c.scope))
+            .collect();
+        self.with_entry(a.identity, |e, now| {
+            let expires = now.saturating_add(ttl);
+            let s = e.slot_mut(a.window);
+            if s.counter(now) != a.from {
+                return false;
+            }
+            s.set_counter(a.from.saturating_add(1), expires);
+            for &w in a.void.iter().filter(|&&w| w != a.window) {
+                let s = e.slot_mut(w);
+                let n = s.counter(now).saturating_add(1);
+                s.set_counter(n, expires);
+            }
+            e.logs.retain(|l| !tags.contains(&l.tag));
+            true
+        })
     }
 }
 

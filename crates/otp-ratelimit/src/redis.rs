@@ -3,18 +3,27 @@
 //!
 //! # Round trips and atomicity
 //!
-//! Every operation is exactly one command on the wire: a limiter check (or
-//! several checks of one key, [`RateLimiter::check_many`]), a
-//! compare-and-set and a failure count (or several,
-//! [`UseCounterStore::record_failures`]) are each one Lua script run with
-//! `EVALSHA` (atomic on the server); reading counters is one `MGET`; clearing
-//! is one `DEL`. The combined operations of one identity
-//! ([`Store::check_many_then_counters`], [`Store::advance_then_clear`]) are
-//! one script each too: their keys share the identity's hash tag. A verify
-//! thus costs 3 round trips (per-IP check; identity limits + counters;
-//! failure records, or compare-and-set + clear). Only when Redis has lost its script cache (restart, failover,
-//! `SCRIPT FLUSH`) does the first call after it answer `NOSCRIPT` and the
-//! client sends `SCRIPT LOAD` and retries, once.
+//! Every operation is one Lua script run with `EVALSHA` (atomic on the
+//! server) or one plain command: [`Store::check_all`] (every limit window of
+//! a decision, and the use counters a verify needs), the counter step of a
+//! successful verify ([`Store::advance_all`]), the failure counts of a wrong
+//! code ([`UseCounterStore::record_failures`]); reading counters is one
+//! `MGET`, clearing one `DEL`.
+//!
+//! On standalone Redis one `check_all` script receives every key of the
+//! decision, whatever its subjects: a verify costs **2 round trips**
+//! (decision + counters; failures or advance). On Cluster the keys of other
+//! subjects (the client network, `global`) live in other slots, so
+//! `check_all` reserves them first (one script per subject, events tagged
+//! with the call), then runs the identity's script, and removes the
+//! reserved events (`ZREM` by tag) if any group denied — reserve-then-release
+//! (SPEC §6; docs/store.md). A verify then costs 3 round trips, plus one
+//! release when the identity's limits deny.
+//!
+//! Only when Redis has lost its script cache (restart, failover, `SCRIPT
+//! FLUSH`) does the first call after it answer `NOSCRIPT` and the client
+//! sends `SCRIPT LOAD` and retries, once. The scripts are assembled from
+//! shared fragments (`NOW`, `WINDOW`, `BUMP`), never copied.
 //!
 //! # Time
 //!
@@ -23,22 +32,29 @@
 //! timeline. Redis ≥ 5 replicates script effects, not scripts, so this is
 //! safe with replication (Redis 7 does nothing else).
 //!
-//! # Key layout
+//! # Key layout (version [`KEY_LAYOUT_VERSION`])
 //!
-//! With `key_prefix` `otp` (the default) and `H` = the first 16 bytes of
-//! `HMAC-SHA256(hash_key, "k" 0x00 <key>)` as 32 lowercase hex digits:
+//! With `key_prefix` `otp` (the default), `H` = the first 16 bytes of
+//! `HMAC-SHA256(hash_key, "k" 0x00 <subject>)` and `S` = the same of the
+//! scope under domain `"s"`, both as 32 lowercase hex digits:
 //!
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `otp:{H}:rl:<policy>` | sorted set | allowed events (score = server time in µs) | the policy window, renewed on each allowed event |
-//! | `otp:{H}:n:<window>` | string (integer) | use counter of (identity, OTP window) | the `ttl` of the last write |
-//! | `otp:{H}:f:<window>` | string (integer) | wrong codes in (identity, OTP window) | the `ttl` of the last failure |
+//! | `otp:v2:{H}:rl:<policy>` | sorted set | allowed events (member = call tag, score = server time in µs) | the policy window, renewed on each allowed event |
+//! | `otp:v2:{H}:rl:<policy>:S` | sorted set | the same for a scoped window | the same |
+//! | `otp:v2:{H}:n:<window>` | string (integer) | use counter of (identity, OTP window) | the `ttl` of the last write |
+//! | `otp:v2:{H}:f:<window>` | string (integer) | wrong codes aimed at (identity, OTP window) | the `ttl` of the last failure |
+//! | `otp:layout` | string | layout version of the last replica that connected | 30 days, renewed at each connect |
 //!
-//! `<key>` is the identity, the client IP or `global`, as given by the
-//! caller. The `{H}` hash tag puts every key of one identity in one Cluster
-//! slot, so each script touches one slot; the raw identity never reaches
-//! Redis; every key has a TTL, so Redis memory stays bounded without any
-//! cleanup job. All replicas must share `hash_key` and `key_prefix`.
+//! The subject is the identity, the client network or `global`, as given
+//! by the caller. The `{H}` hash tag puts every key of one subject in one
+//! Cluster slot; the raw subject never reaches Redis; every key has a TTL,
+//! so Redis memory stays bounded without any cleanup job. All replicas must
+//! share `hash_key` and `key_prefix`. The version in every key means a
+//! replica of another layout never reads these keys; at connect a replica
+//! warns when `otp:layout` names another version (a rolling upgrade: the
+//! two layouts keep separate budgets until the old replicas are gone). One
+//! helper (`KeyLayout`) builds every key.
 //!
 //! # Failures
 //!
@@ -64,10 +80,12 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{ErrorKind, FromRedisValue, RedisError, Script};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::hash::{HashKey, KeyHasher};
 use crate::{
-    ceil_secs, millis, Decision, FailureOutcome, LimitPolicy, RateLimiter, Store, StoreError,
-    UseCounterStore,
+    ceil_secs, clear_on_identity, millis, Checked, CounterAdvance, CounterRead, Decision,
+    FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Store, StoreError, UseCounterStore,
 };
 
 /// Default per-attempt connect timeout.
@@ -201,152 +219,113 @@ enum Conn {
     Cluster(ClusterConnection),
 }
 
-/// Sliding-window check. KEYS[1] = log; ARGV = max, window in ms.
-/// Returns {allowed, remaining, retry_after_us}.
-const CHECK_LUA: &str = r"
-local key = KEYS[1]
-local max = tonumber(ARGV[1])
-local window = tonumber(ARGV[2]) * 1000
+/// The layout version in every key (module docs).
+pub const KEY_LAYOUT_VERSION: u32 = 2;
+
+/// TTL of the `<prefix>:layout` marker, renewed at each connect.
+const LAYOUT_MARKER_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// Fragment: `now`, the server time in µs.
+const NOW: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-if count < max then
-  redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. ':' .. count)
-  redis.call('PEXPIRE', key, ARGV[2])
-  return {1, max - count - 1, 0}
-end
-local retry = window
-if count > 0 then
-  local e = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
-  if e[2] then retry = tonumber(e[2]) + window - now end
-end
-return {0, 0, retry}
 ";
 
-/// Several sliding-window checks of one key stem, in order, at one server
-/// time, stopping at the first denial (what consecutive CHECK_LUA calls
-/// would do, atomically). KEYS[i] = log of policy i; ARGV[2i-1], ARGV[2i] =
-/// its max and window in ms. Returns {allowed, remaining, retry_after_us}
-/// per consulted policy, flattened.
-const CHECK_MANY_LUA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+/// Fragment: `window_state(key, max, window_us, now)` trims a strict
+/// sliding window and returns `count, retry_us` (retry 0 when count < max).
+const WINDOW: &str = r"
+local function window_state(key, max, window_us, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
+  local count = redis.call('ZCARD', key)
+  if count < max then return count, 0 end
+  local retry = window_us
+  if count > 0 and max > 0 then
+    local e = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
+    if e[2] then retry = tonumber(e[2]) + window_us - now end
+  end
+  return count, retry
+end
+";
+
+/// Fragment: `bump(key, ttl_ms)` advances a counter by one.
+const BUMP: &str = r"
+local function bump(key, ttl_ms)
+  redis.call('INCR', key)
+  redis.call('PEXPIRE', key, ttl_ms)
+end
+";
+
+/// One decision. KEYS = n window keys, then counter keys. ARGV = record
+/// (1, or 0 to evaluate only), n, then max and window in ms per window,
+/// then the call's tag (last). Returns {allows, remaining, retry_us} per
+/// window, then, when every window allows, the counters (-1 for a value
+/// that is not a number).
+const CHECK_ALL_BODY: &str = r"
+local record = ARGV[1] == '1'
+local n = tonumber(ARGV[2])
+local tag = ARGV[#ARGV]
 local out = {}
+local all = true
+for i = 1, n do
+  local max = tonumber(ARGV[1 + 2 * i])
+  local count, retry = window_state(KEYS[i], max, tonumber(ARGV[2 + 2 * i]) * 1000, now)
+  if count < max then
+    out[#out + 1] = 1
+    out[#out + 1] = max - count
+    out[#out + 1] = 0
+  else
+    all = false
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = retry
+  end
+end
+if all then
+  if record then
+    for i = 1, n do
+      redis.call('ZADD', KEYS[i], now, tag)
+      redis.call('PEXPIRE', KEYS[i], ARGV[2 + 2 * i])
+      out[3 * i - 1] = out[3 * i - 1] - 1
+    end
+  end
+  for i = n + 1, #KEYS do
+    local v = redis.call('GET', KEYS[i])
+    if v then
+      out[#out + 1] = tonumber(v) or -1
+    else
+      out[#out + 1] = 0
+    end
+  end
+end
+return out
+";
+
+/// Release of reserved events: ZREM of the tag ARGV[1] from every key.
+const RELEASE: &str = r"
 for i = 1, #KEYS do
-  local key = KEYS[i]
-  local max = tonumber(ARGV[2 * i - 1])
-  local window = tonumber(ARGV[2 * i]) * 1000
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  if count < max then
-    redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. ':' .. count)
-    redis.call('PEXPIRE', key, ARGV[2 * i])
-    out[#out + 1] = 1
-    out[#out + 1] = max - count - 1
-    out[#out + 1] = 0
-  else
-    local retry = window
-    if count > 0 then
-      local e = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
-      if e[2] then retry = tonumber(e[2]) + window - now end
-    end
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = retry
-    return out
-  end
+  redis.call('ZREM', KEYS[i], ARGV[1])
 end
-return out
+return 1
 ";
 
-/// CHECK_MANY_LUA on the first ARGV[1] keys, then, if every policy allowed,
-/// the use counters KEYS[ARGV[1]+1..] (0 when absent, -1 for a value that is
-/// not a number). ARGV = policy count, then max and window in ms per policy.
-/// Returns {allowed, remaining, retry_after_us} per consulted policy, then
-/// the counters, flattened.
-const CHECK_THEN_COUNTERS_LUA: &str = r"
-local p = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {}
-for i = 1, p do
-  local key = KEYS[i]
-  local max = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1]) * 1000
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  if count < max then
-    redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. ':' .. count)
-    redis.call('PEXPIRE', key, ARGV[2 * i + 1])
-    out[#out + 1] = 1
-    out[#out + 1] = max - count - 1
-    out[#out + 1] = 0
-  else
-    local retry = window
-    if count > 0 then
-      local e = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
-      if e[2] then retry = tonumber(e[2]) + window - now end
-    end
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = retry
-    return out
-  end
-end
-for i = p + 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if v then
-    out[#out + 1] = tonumber(v) or -1
-  else
-    out[#out + 1] = 0
-  end
-end
-return out
+/// Compare-and-set. KEYS[1] = counter; KEYS[2 .. 1 + v] = counters to
+/// advance when it won; the rest = windows to delete when it won. ARGV =
+/// from, ttl in ms, v. Returns 1 if and only if it won.
+const ADVANCE_BODY: &str = r"
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if c ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], c + 1, 'PX', ARGV[2])
+local v = tonumber(ARGV[3])
+for i = 2, 1 + v do bump(KEYS[i], ARGV[2]) end
+for i = 2 + v, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
 ";
 
-/// Compare-and-set. KEYS[1] = counter; ARGV = from, ttl in ms.
-const ADVANCE_LUA: &str = r"
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v == tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], v + 1, 'PX', ARGV[2])
-  return 1
-end
-return 0
-";
-
-/// ADVANCE_LUA on KEYS[1], then, if it won, DEL of the limiter log KEYS[2].
-const ADVANCE_THEN_CLEAR_LUA: &str = r"
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v == tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], v + 1, 'PX', ARGV[2])
-  redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0
-";
-
-/// Failure count. KEYS[1] = failures, KEYS[2..] = counters; ARGV = max, ttl ms.
-/// Returns {failures, exhausted}.
-const FAILURE_LUA: &str = r"
-local f = redis.call('INCR', KEYS[1])
-if f < tonumber(ARGV[1]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {f, 0}
-end
-redis.call('DEL', KEYS[1])
-for i = 2, #KEYS do
-  redis.call('INCR', KEYS[i])
-  redis.call('PEXPIRE', KEYS[i], ARGV[2])
-end
-return {f, 1}
-";
-
-/// Several failure counts of one identity, in order (what consecutive
-/// FAILURE_LUA calls would do, atomically). KEYS[1..m] = failure keys,
+/// Failure counts of one identity, in order, stopping at an exhaustion
+/// (which resets every failure key). KEYS[1..m] = failure keys,
 /// KEYS[m+1..] = counters; ARGV = max, ttl ms, m. Returns {failures,
-/// exhausted} per failure key, flattened.
-const FAILURES_LUA: &str = r"
+/// exhausted} per counted failure key, flattened.
+const FAILURES_BODY: &str = r"
 local max = tonumber(ARGV[1])
 local m = tonumber(ARGV[3])
 local out = {}
@@ -357,42 +336,101 @@ for j = 1, m do
     out[#out + 1] = f
     out[#out + 1] = 0
   else
-    redis.call('DEL', KEYS[j])
-    for i = m + 1, #KEYS do
-      redis.call('INCR', KEYS[i])
-      redis.call('PEXPIRE', KEYS[i], ARGV[2])
-    end
+    for i = 1, m do redis.call('DEL', KEYS[i]) end
+    for i = m + 1, #KEYS do bump(KEYS[i], ARGV[2]) end
     out[#out + 1] = f
     out[#out + 1] = 1
+    return out
   end
 end
 return out
 ";
+
+/// The layout marker: KEYS[1]; ARGV = this version, TTL in ms. Returns the
+/// version found before (this one when absent).
+const LAYOUT: &str = r"
+local v = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return v or ARGV[1]
+";
+
+/// A script made of `fragments`, in order.
+fn script(fragments: &[&str]) -> Script {
+    Script::new(&fragments.concat())
+}
+
+/// The one place that names keys (module docs, "Key layout").
+struct KeyLayout {
+    prefix: String,
+    hasher: KeyHasher,
+}
+
+impl KeyLayout {
+    /// `<prefix>:v<V>:{<H>}`: the hash-tagged stem of every key of `subject`.
+    fn stem(&self, subject: &str) -> String {
+        format!(
+            "{}:v{KEY_LAYOUT_VERSION}:{{{}}}",
+            self.prefix,
+            self.hasher.hash_hex(b"k", subject.as_bytes())
+        )
+    }
+
+    fn limit(&self, c: &LimitCheck<'_>) -> String {
+        let stem = self.stem(c.subject);
+        match c.scope {
+            None => format!("{stem}:rl:{}", c.policy.name),
+            Some(s) => format!(
+                "{stem}:rl:{}:{}",
+                c.policy.name,
+                self.hasher.hash_hex(b"s", s.as_bytes())
+            ),
+        }
+    }
+
+    fn counter(stem: &str, window: u64) -> String {
+        format!("{stem}:n:{window}")
+    }
+
+    fn failures(stem: &str, window: u64) -> String {
+        format!("{stem}:f:{window}")
+    }
+
+    fn marker(&self) -> String {
+        format!("{}:layout", self.prefix)
+    }
+}
 
 /// The Redis [`Store`] (see the module docs for semantics, key layout and
 /// failure behaviour). Cheap to share behind an `Arc`; all methods take
 /// `&self` and run concurrently over one multiplexed connection.
 pub struct RedisStore {
     conn: Conn,
-    hasher: KeyHasher,
-    prefix: String,
+    cluster: bool,
+    keys: KeyLayout,
     op_timeout: Duration,
-    check: Script,
-    check_many: Script,
-    check_then_counters: Script,
+    tag_seed: u64,
+    tag_seq: AtomicU64,
+    check_all: Script,
+    release: Script,
     advance: Script,
-    advance_then_clear: Script,
-    failure: Script,
     failures: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix)
+            .field("cluster", &self.cluster)
             .field("op_timeout", &self.op_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// A check resolved for one script: its key, max and window in ms.
+struct Window<'a> {
+    check: &'a LimitCheck<'a>,
+    key: String,
+    window_ms: u64,
 }
 
 impl RedisStore {
@@ -432,42 +470,70 @@ impl RedisStore {
         };
         let store = RedisStore {
             conn,
-            hasher: KeyHasher::new(&config.hash_key),
-            prefix: config.key_prefix.clone(),
+            cluster: config.is_cluster(),
+            keys: KeyLayout {
+                prefix: config.key_prefix.clone(),
+                hasher: KeyHasher::new(&config.hash_key),
+            },
             op_timeout,
-            check: Script::new(CHECK_LUA),
-            check_many: Script::new(CHECK_MANY_LUA),
-            check_then_counters: Script::new(CHECK_THEN_COUNTERS_LUA),
-            advance: Script::new(ADVANCE_LUA),
-            advance_then_clear: Script::new(ADVANCE_THEN_CLEAR_LUA),
-            failure: Script::new(FAILURE_LUA),
-            failures: Script::new(FAILURES_LUA),
+            tag_seed: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+            },
+            tag_seq: AtomicU64::new(0),
+            check_all: script(&[NOW, WINDOW, CHECK_ALL_BODY]),
+            release: script(&[RELEASE]),
+            advance: script(&[BUMP, ADVANCE_BODY]),
+            failures: script(&[BUMP, FAILURES_BODY]),
         };
         store.ping().await?;
+        store.check_layout().await?;
         tracing::info!(
-            cluster = config.is_cluster(),
+            cluster = store.cluster,
             nodes = config.urls.len(),
-            prefix = %store.prefix,
+            prefix = %store.keys.prefix,
+            layout = KEY_LAYOUT_VERSION,
             "connected to Redis"
         );
         Ok(store)
     }
 
-    /// The hash-tagged key stem `<prefix>:{<H>}` of `key`.
-    fn stem(&self, key: &str) -> String {
-        format!(
-            "{}:{{{}}}",
-            self.prefix,
-            self.hasher.hash_hex(b"k", key.as_bytes())
-        )
+    /// Writes the layout marker; warns when it named another version.
+    async fn check_layout(&self) -> Result<(), StoreError> {
+        let found: String = self
+            .eval(
+                &script(&[LAYOUT]),
+                &[self.keys.marker()],
+                &[u64::from(KEY_LAYOUT_VERSION), millis(LAYOUT_MARKER_TTL)],
+                None,
+            )
+            .await?;
+        if found != KEY_LAYOUT_VERSION.to_string() {
+            tracing::warn!(
+                found = %found,
+                this = KEY_LAYOUT_VERSION,
+                "replicas of another Redis key layout share this prefix: they keep separate limits and counters until every replica runs this version"
+            );
+        }
+        Ok(())
     }
 
-    /// Runs `script` with `keys` and `args` (one EVALSHA), bounded in time.
+    /// A tag unique to one call (the member of its events).
+    fn call_tag(&self) -> String {
+        let n = self.tag_seq.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{n:x}", self.tag_seed)
+    }
+
+    /// Runs `script` with `keys`, the numeric `args` and an optional last
+    /// string argument (one EVALSHA), bounded in time.
     async fn eval<T: FromRedisValue>(
         &self,
         script: &Script,
         keys: &[String],
         args: &[u64],
+        last: Option<&str>,
     ) -> Result<T, StoreError> {
         let mut inv = script.prepare_invoke();
         for k in keys {
@@ -475,6 +541,9 @@ impl RedisStore {
         }
         for a in args {
             inv.arg(*a);
+        }
+        if let Some(l) = last {
+            inv.arg(l);
         }
         match self.conn.clone() {
             Conn::Single(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
@@ -493,6 +562,76 @@ impl RedisStore {
         match self.conn.clone() {
             Conn::Single(c) => bounded(self.op_timeout, go(cmd, c)).await,
             Conn::Cluster(c) => bounded(self.op_timeout, go(cmd, c)).await,
+        }
+    }
+
+    /// One CHECK_ALL script over `windows` (and the counters of `read`):
+    /// the decisions in the order of `windows`, and the counters when
+    /// every window allowed.
+    async fn decide_group(
+        &self,
+        windows: &[&Window<'_>],
+        read: Option<CounterRead<'_>>,
+        record: bool,
+        tag: &str,
+    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
+        let mut keys: Vec<String> = windows.iter().map(|w| w.key.clone()).collect();
+        let mut args = Vec::with_capacity(2 + 2 * windows.len());
+        args.push(u64::from(record));
+        args.push(windows.len() as u64);
+        for w in windows {
+            args.push(u64::from(w.check.policy.max));
+            args.push(w.window_ms);
+        }
+        let n_counters = read.map_or(0, |r| {
+            let stem = self.keys.stem(r.identity);
+            keys.extend(r.windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
+            r.windows.len()
+        });
+        let flat: Vec<i64> = self.eval(&self.check_all, &keys, &args, Some(tag)).await?;
+        let bad = || {
+            StoreError::Backend(format!(
+                "the decision script answered {} values for {} windows and {n_counters} counters",
+                flat.len(),
+                windows.len(),
+            ))
+        };
+        let n = 3 * windows.len();
+        let (head, tail) = (flat.get(..n).ok_or_else(bad)?, &flat[n.min(flat.len())..]);
+        let decisions: Vec<Decision> = head
+            .chunks_exact(3)
+            .zip(windows)
+            .map(|(c, w)| decision(w.check.policy, c[0], c[1], c[2]))
+            .collect();
+        let all = decisions.iter().all(|d| d.allowed);
+        if !all || read.is_none() {
+            return if tail.is_empty() {
+                Ok((decisions, None))
+            } else {
+                Err(bad())
+            };
+        }
+        if tail.len() != n_counters {
+            return Err(bad());
+        }
+        let counters = tail
+            .iter()
+            .map(|&v| {
+                u32::try_from(v).map_err(|_| {
+                    StoreError::Backend("a use counter holds a value that is not a count".into())
+                })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        Ok((decisions, Some(counters)))
+    }
+
+    /// Removes the events of `tag` from the reserved `groups` (best effort:
+    /// a failure leaks one event per key until its window passes).
+    async fn release(&self, groups: &[Vec<String>], tag: &str) {
+        for keys in groups {
+            if let Err(e) = self.eval::<i64>(&self.release, keys, &[], Some(tag)).await {
+                tracing::warn!(error = %e, "could not release a reserved limit event; it expires with its window");
+            }
         }
     }
 }
@@ -575,49 +714,17 @@ fn decision(policy: &LimitPolicy, allowed: i64, remaining: i64, retry_us: i64) -
 #[async_trait::async_trait]
 impl RateLimiter for RedisStore {
     async fn check(&self, policy: &LimitPolicy, key: &str) -> Result<Decision, StoreError> {
-        let window_ms = window_ms(policy)?;
-        let k = format!("{}:rl:{}", self.stem(key), policy.name);
-        let (allowed, remaining, retry_us): (i64, i64, i64) = self
-            .eval(&self.check, &[k], &[u64::from(policy.max), window_ms])
+        let c = self
+            .check_all(&[LimitCheck::new(policy, key)], None)
             .await?;
-        Ok(decision(policy, allowed, remaining, retry_us))
-    }
-
-    async fn check_many(
-        &self,
-        policies: &[&LimitPolicy],
-        key: &str,
-    ) -> Result<Vec<Decision>, StoreError> {
-        match policies {
-            [] => return Ok(Vec::new()),
-            [one] => return Ok(vec![self.check(one, key).await?]),
-            _ => {}
-        }
-        let stem = self.stem(key);
-        let mut keys = Vec::with_capacity(policies.len());
-        let mut args = Vec::with_capacity(2 * policies.len());
-        for p in policies {
-            args.push(u64::from(p.max));
-            args.push(window_ms(p)?);
-            keys.push(format!("{stem}:rl:{}", p.name));
-        }
-        let flat: Vec<i64> = self.eval(&self.check_many, &keys, &args).await?;
-        if flat.is_empty() || !flat.len().is_multiple_of(3) || flat.len() / 3 > policies.len() {
-            return Err(StoreError::Backend(format!(
-                "the check script answered {} values for {} policies",
-                flat.len(),
-                policies.len()
-            )));
-        }
-        Ok(flat
-            .chunks_exact(3)
-            .zip(policies)
-            .map(|(c, p)| decision(p, c[0], c[1], c[2]))
-            .collect())
+        c.decisions
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Backend("no decision for one check".into()))
     }
 
     async fn clear(&self, policy: &LimitPolicy, key: &str) -> Result<(), StoreError> {
-        let k = format!("{}:rl:{}", self.stem(key), policy.name);
+        let k = self.keys.limit(&LimitCheck::new(policy, key));
         let _: i64 = self.query(redis::cmd("DEL").arg(k)).await?;
         Ok(())
     }
@@ -629,10 +736,10 @@ impl UseCounterStore for RedisStore {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
-        let stem = self.stem(identity);
+        let stem = self.keys.stem(identity);
         let mut cmd = redis::cmd("MGET");
-        for w in windows {
-            cmd.arg(format!("{stem}:n:{w}"));
+        for &w in windows {
+            cmd.arg(KeyLayout::counter(&stem, w));
         }
         let vals: Vec<Option<u32>> = self.query(&cmd).await?;
         if vals.len() != windows.len() {
@@ -645,64 +752,21 @@ impl UseCounterStore for RedisStore {
         Ok(vals.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    async fn advance(
-        &self,
-        identity: &str,
-        window: u64,
-        from: u32,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let k = format!("{}:n:{window}", self.stem(identity));
-        let won: i64 = self
-            .eval(&self.advance, &[k], &[u64::from(from), millis(ttl).max(1)])
-            .await?;
-        Ok(won == 1)
-    }
-
-    async fn record_failure(
-        &self,
-        identity: &str,
-        current_window: u64,
-        windows: &[u64],
-        max_attempts: u32,
-        ttl: Duration,
-    ) -> Result<FailureOutcome, StoreError> {
-        let stem = self.stem(identity);
-        let mut keys = Vec::with_capacity(windows.len() + 1);
-        keys.push(format!("{stem}:f:{current_window}"));
-        keys.extend(windows.iter().map(|w| format!("{stem}:n:{w}")));
-        let (failures, exhausted): (i64, i64) = self
-            .eval(
-                &self.failure,
-                &keys,
-                &[u64::from(max_attempts.max(1)), millis(ttl).max(1)],
-            )
-            .await?;
-        Ok(failure_outcome(failures, exhausted))
-    }
-
     async fn record_failures(
         &self,
         identity: &str,
-        issued: &[u64],
+        aimed: &[u64],
         windows: &[u64],
         max_attempts: u32,
         ttl: Duration,
     ) -> Result<Vec<FailureOutcome>, StoreError> {
-        match issued {
-            [] => return Ok(Vec::new()),
-            [one] => {
-                return Ok(vec![
-                    self.record_failure(identity, *one, windows, max_attempts, ttl)
-                        .await?,
-                ])
-            }
-            _ => {}
+        if aimed.is_empty() {
+            return Ok(Vec::new());
         }
-        let stem = self.stem(identity);
-        let mut keys = Vec::with_capacity(issued.len() + windows.len());
-        keys.extend(issued.iter().map(|w| format!("{stem}:f:{w}")));
-        keys.extend(windows.iter().map(|w| format!("{stem}:n:{w}")));
+        let stem = self.keys.stem(identity);
+        let mut keys = Vec::with_capacity(aimed.len() + windows.len());
+        keys.extend(aimed.iter().map(|&w| KeyLayout::failures(&stem, w)));
+        keys.extend(windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
         let flat: Vec<i64> = self
             .eval(
                 &self.failures,
@@ -710,15 +774,16 @@ impl UseCounterStore for RedisStore {
                 &[
                     u64::from(max_attempts.max(1)),
                     millis(ttl).max(1),
-                    issued.len() as u64,
+                    aimed.len() as u64,
                 ],
+                None,
             )
             .await?;
-        if flat.len() != 2 * issued.len() {
+        if flat.is_empty() || flat.len() % 2 != 0 || flat.len() > 2 * aimed.len() {
             return Err(StoreError::Backend(format!(
                 "the failure script answered {} values for {} windows",
                 flat.len(),
-                issued.len()
+                aimed.len()
             )));
         }
         Ok(flat
@@ -743,87 +808,135 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn check_many_then_counters(
-        &self,
-        policies: &[&LimitPolicy],
-        identity: &str,
-        windows: &[u64],
-    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
-        let stem = self.stem(identity);
-        let mut keys = Vec::with_capacity(policies.len() + windows.len());
-        let mut args = Vec::with_capacity(1 + 2 * policies.len());
-        args.push(policies.len() as u64);
-        for p in policies {
-            args.push(u64::from(p.max));
-            args.push(window_ms(p)?);
-            keys.push(format!("{stem}:rl:{}", p.name));
-        }
-        keys.extend(windows.iter().map(|w| format!("{stem}:n:{w}")));
-        let flat: Vec<i64> = self.eval(&self.check_then_counters, &keys, &args).await?;
-        let bad = || {
-            StoreError::Backend(format!(
-                "the check-and-counters script answered {} values for {} policies and {} windows",
-                flat.len(),
-                policies.len(),
-                windows.len()
-            ))
-        };
-        let mut decisions = Vec::with_capacity(policies.len());
-        let mut rest = flat.as_slice();
-        for p in policies {
-            let [allowed, remaining, retry_us, tail @ ..] = rest else {
-                return Err(bad());
-            };
-            rest = tail;
-            let d = decision(p, *allowed, *remaining, *retry_us);
-            decisions.push(d);
-            if !d.allowed {
-                return if rest.is_empty() {
-                    Ok((decisions, None))
-                } else {
-                    Err(bad())
-                };
-            }
-        }
-        if rest.len() != windows.len() {
-            return Err(bad());
-        }
-        let counters = rest
-            .iter()
-            .map(|&v| {
-                u32::try_from(v).map_err(|_| {
-                    StoreError::Backend("a use counter holds a value that is not a count".into())
-                })
-            })
-            .collect::<Result<Vec<u32>, _>>()?;
-        Ok((decisions, Some(counters)))
+    fn backend_name(&self) -> &'static str {
+        "redis"
     }
 
-    async fn advance_then_clear(
+    async fn check_all(
         &self,
-        identity: &str,
-        window: u64,
-        from: u32,
-        ttl: Duration,
-        policy: &LimitPolicy,
-    ) -> Result<bool, StoreError> {
-        let stem = self.stem(identity);
-        let keys = [
-            format!("{stem}:n:{window}"),
-            format!("{stem}:rl:{}", policy.name),
-        ];
+        checks: &[LimitCheck<'_>],
+        read: Option<CounterRead<'_>>,
+    ) -> Result<Checked, StoreError> {
+        let windows = checks
+            .iter()
+            .map(|c| {
+                Ok(Window {
+                    check: c,
+                    key: self.keys.limit(c),
+                    window_ms: window_ms(c.policy)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let tag = self.call_tag();
+        if !self.cluster {
+            // Standalone: one script for every key, whatever the subjects.
+            let all: Vec<&Window<'_>> = windows.iter().collect();
+            let (decisions, counters) = self.decide_group(&all, read, true, &tag).await?;
+            return Ok(Checked {
+                decisions,
+                counters,
+            });
+        }
+        // Cluster: reserve the other subjects' windows, then decide the
+        // home subject's, then release if anything denied.
+        let home = read
+            .map(|r| r.identity)
+            .or_else(|| checks.first().map(|c| c.subject));
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, c) in checks.iter().enumerate() {
+            if Some(c.subject) == home {
+                continue;
+            }
+            match groups.iter_mut().find(|(s, _)| *s == c.subject) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((c.subject, vec![i])),
+            }
+        }
+        let mut decisions: Vec<Option<Decision>> = vec![None; checks.len()];
+        let mut reserved: Vec<Vec<String>> = Vec::new();
+        let mut reserved_idx: Vec<usize> = Vec::new();
+        let mut denied = false;
+        for (_, idx) in &groups {
+            let group: Vec<&Window<'_>> = idx.iter().map(|&i| &windows[i]).collect();
+            let (ds, _) = match self.decide_group(&group, None, !denied, &tag).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.release(&reserved, &tag).await;
+                    return Err(e);
+                }
+            };
+            let ok = ds.iter().all(|d| d.allowed);
+            if ok && !denied {
+                reserved.push(group.iter().map(|w| w.key.clone()).collect());
+                reserved_idx.extend(idx.iter().copied());
+            }
+            denied |= !ok;
+            for (&i, d) in idx.iter().zip(ds) {
+                decisions[i] = Some(d);
+            }
+        }
+        let home_idx: Vec<usize> = (0..checks.len())
+            .filter(|&i| Some(checks[i].subject) == home)
+            .collect();
+        let group: Vec<&Window<'_>> = home_idx.iter().map(|&i| &windows[i]).collect();
+        let home_read = if denied { None } else { read };
+        let (ds, counters) = match self.decide_group(&group, home_read, !denied, &tag).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.release(&reserved, &tag).await;
+                return Err(e);
+            }
+        };
+        denied |= !ds.iter().all(|d| d.allowed);
+        for (&i, d) in home_idx.iter().zip(ds) {
+            decisions[i] = Some(d);
+        }
+        if denied {
+            self.release(&reserved, &tag).await;
+        }
+        let decisions = decisions
+            .into_iter()
+            .map(|d| d.ok_or_else(|| StoreError::Backend("a window got no decision".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Windows reserved before a later denial report the event as
+        // recorded; it was released, so give it back in `remaining`.
+        let decisions = if denied {
+            decisions
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut d)| {
+                    if reserved_idx.contains(&i) {
+                        d.remaining = d.remaining.saturating_add(1).min(d.limit);
+                    }
+                    d
+                })
+                .collect()
+        } else {
+            decisions
+        };
+        Ok(Checked {
+            decisions,
+            counters: if denied { None } else { counters },
+        })
+    }
+
+    async fn advance_all(&self, a: &CounterAdvance<'_>) -> Result<bool, StoreError> {
+        clear_on_identity(a)?;
+        let stem = self.keys.stem(a.identity);
+        let void: Vec<u64> = a.void.iter().copied().filter(|&w| w != a.window).collect();
+        let mut keys = Vec::with_capacity(1 + void.len() + a.clear.len());
+        keys.push(KeyLayout::counter(&stem, a.window));
+        keys.extend(void.iter().map(|&w| KeyLayout::counter(&stem, w)));
+        keys.extend(a.clear.iter().map(|c| self.keys.limit(c)));
         let won: i64 = self
             .eval(
-                &self.advance_then_clear,
+                &self.advance,
                 &keys,
-                &[u64::from(from), millis(ttl).max(1)],
+                &[u64::from(a.from), millis(a.ttl).max(1), void.len() as u64],
+                None,
             )
             .await?;
         Ok(won == 1)
-    }
-
-    fn backend_name(&self) -> &'static str {
-        "redis"
     }
 }
 

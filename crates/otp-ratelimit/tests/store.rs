@@ -15,7 +15,7 @@ mod suite;
 use std::sync::Arc;
 use std::time::Duration;
 
-use otp_ratelimit::{LimitPolicy, ManualClock, MemoryStore, UseCounterStore};
+use otp_ratelimit::{LimitPolicy, ManualClock, MemoryStore, Store, StoreError, UseCounterStore};
 
 const HASH_KEY: &[u8] = b"test-hash-key-0123456789abcdef";
 
@@ -48,10 +48,11 @@ fn memory_evicts_idle_keys_after_their_window() {
     for i in 0..10 {
         store.check_now(&long, &format!("user{i}")).unwrap();
     }
-    assert_eq!(store.tracked_keys(), 1010);
+    // Tracked keys are subjects: user0..9 hold both windows in one entry.
+    assert_eq!(store.tracked_keys(), 1000);
     clock.advance(Duration::from_secs(9));
     store.sweep();
-    assert_eq!(store.tracked_keys(), 1010, "nothing idle yet");
+    assert_eq!(store.tracked_keys(), 1000, "nothing idle yet");
     clock.advance(Duration::from_secs(1));
     store.sweep();
     assert_eq!(store.tracked_keys(), 10, "short-window keys idle past 10 s");
@@ -77,6 +78,79 @@ fn memory_sweeps_by_itself_when_new_keys_arrive() {
     }
     assert!(peak <= 3 * 2000, "tracked keys grew to {peak}");
     assert!(peak >= 2000);
+}
+
+// See: issue 13 item 10 (the memory store has no ceiling).
+#[tokio::test]
+async fn memory_store_at_its_ceiling_refuses_only_new_subjects() {
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let store = MemoryStore::new(HASH_KEY)
+        .with_clock(clock.clone())
+        .with_max_keys(100);
+    let p = LimitPolicy::per_secs("spray", 5, 60);
+    // A tracked user with a live code: counter advanced, two wrong codes.
+    assert!(store
+        .advance("alice", 7, 0, Duration::from_secs(600))
+        .await
+        .unwrap());
+    store
+        .record_failures("alice", &[7], &[7], 5, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(store.check_now(&p, "alice").unwrap().allowed);
+    // A spray of invented identities drives the store past its bound.
+    let mut refused = 0;
+    for i in 0..1000 {
+        match store.check_now(&p, &format!("spray{i}")) {
+            Ok(d) => assert!(d.allowed),
+            Err(StoreError::Full { max_keys }) => {
+                assert_eq!(max_keys, 100);
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(refused, 901, "99 new subjects fit beside alice");
+    assert_eq!(store.tracked_keys(), 100);
+    assert_eq!(store.refusals(), 901);
+    // Every operation creating state for a new subject is refused, also a
+    // counter or a failure count, and a refused call records nothing.
+    assert!(matches!(
+        store.advance("bob", 7, 0, Duration::from_secs(600)).await,
+        Err(StoreError::Full { .. })
+    ));
+    assert!(matches!(
+        store
+            .record_failures("bob", &[7], &[7], 5, Duration::from_secs(600))
+            .await,
+        Err(StoreError::Full { .. })
+    ));
+    // The tracked user is served and nothing of her was forgotten.
+    assert!(store.check_now(&p, "alice").unwrap().allowed);
+    assert_eq!(store.counters("alice", &[7]).await.unwrap(), vec![1]);
+    let o = store
+        .record_failures("alice", &[7], &[7], 5, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(o[0].failures, 2, "her attempt budget survived the spray");
+    // Once the spray's windows have passed, idle entries go first and new
+    // subjects fit again; alice's live counter stays.
+    clock.advance(Duration::from_secs(61));
+    assert!(store.check_now(&p, "carol").unwrap().allowed);
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 2, "alice and carol");
+    assert_eq!(store.counters("alice", &[7]).await.unwrap(), vec![1]);
+}
+
+#[tokio::test]
+async fn memory_ceiling_zero_refuses_every_new_subject() {
+    let store = MemoryStore::new(HASH_KEY).with_max_keys(0);
+    let p = LimitPolicy::per_secs("none", 5, 60);
+    assert!(matches!(
+        store.check_now(&p, "a"),
+        Err(StoreError::Full { max_keys: 0 })
+    ));
+    assert_eq!(store.tracked_keys(), 0);
 }
 
 #[tokio::test]
@@ -168,7 +242,10 @@ mod redis_backend {
     //! Standalone Redis and Redis Cluster.
     use super::*;
     use otp_ratelimit::testkit::{self, RedisCluster};
-    use otp_ratelimit::{RateLimiter, RedisConfig, RedisStore, RedisTopology, Store, StoreError};
+    use otp_ratelimit::{
+        CounterRead, LimitCheck, RateLimiter, RedisConfig, RedisStore, RedisTopology, Store,
+        StoreError,
+    };
 
     async fn connect(urls: Vec<String>) -> RedisStore {
         let mut c = RedisConfig::new(urls, HASH_KEY);
@@ -216,9 +293,12 @@ mod redis_backend {
             assert!(!k.contains(nonce), "raw identity in key {k}");
             assert!(!k.contains("example.com"), "raw identity in key {k}");
             assert!(*ttl > 0, "key {k} has no TTL ({ttl})");
-            // otptest:{<32 hex>}:<kind>:<rest>
+            if k == "otptest:layout" {
+                continue;
+            }
+            // otptest:v2:{<32 hex>}:<kind>:<rest>
             let tag = k
-                .strip_prefix("otptest:{")
+                .strip_prefix("otptest:v2:{")
                 .and_then(|r| r.split_once('}'))
                 .map(|(t, _)| t)
                 .unwrap_or_default();
@@ -345,22 +425,43 @@ mod redis_backend {
         }
         let after_cas = evalsha_calls(&server);
         assert_eq!(after_cas - after_checks, 10, "one EVALSHA per CAS");
+        // A verify's decision on standalone: per-IP, identity, daily per
+        // network, daily ceiling and the counters: one script.
         let q = LimitPolicy::per_secs("rt_daily", 1000, 600);
-        store.check_many(&[&p, &q], "warm").await.unwrap();
+        let windows = [10, 11, 12];
+        let decide = |id: String| {
+            let store = &store;
+            let (p, q) = (&p, &q);
+            async move {
+                let checks = [
+                    LimitCheck::new(p, "198.51.100.9"),
+                    LimitCheck::new(p, &id),
+                    LimitCheck::new(q, &id).scoped("198.51.100.9"),
+                    LimitCheck::new(q, &id),
+                ];
+                let c = store
+                    .check_all(
+                        &checks,
+                        Some(CounterRead {
+                            identity: &id,
+                            windows: &windows,
+                        }),
+                    )
+                    .await
+                    .unwrap();
+                assert!(c.allowed() && c.counters.is_some(), "{c:?}");
+            }
+        };
+        decide("warm".into()).await;
         let before_many = evalsha_calls(&server);
         for i in 0..20 {
-            let ds = store
-                .check_many(&[&p, &q], &format!("many{i}"))
-                .await
-                .unwrap();
-            assert_eq!(ds.len(), 2);
+            decide(format!("many{i}")).await;
         }
         assert_eq!(
             evalsha_calls(&server) - before_many,
             20,
-            "one EVALSHA per check_many, whatever the number of policies"
+            "one EVALSHA per check_all on standalone, whatever its subjects"
         );
-        let windows = [10, 11, 12];
         store
             .record_failures("warm", &[10, 11], &windows, 1000, Duration::from_secs(60))
             .await

@@ -10,20 +10,21 @@
 //! backend (`otp-delivery`). `otp-http` serves it over REST; a Rust program
 //! can also embed it directly:
 //!
+//! Everything below comes from `otp_service` alone (one dependency line):
+//!
 //! ```
 //! use std::sync::Arc;
-//! use otp_core::engine::OtpPolicy;
-//! use otp_core::keys::OtpKeyRing;
-//! use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
-//! use otp_core::SecretBytes;
-//! use otp_delivery::{Delivery, DeliveryError, DeliveryReceipt, OtpMessage};
-//! use otp_service::{OtpService, RequestContext, ServiceConfig};
+//! use otp_service::{
+//!     async_trait, Delivery, DeliveryError, DeliveryReceipt, OtpKeyRing, OtpMessage, OtpPolicy,
+//!     OtpService, RequestContext, SecretBytes, ServiceConfig, SigningKey, TokenConfig, TokenKeys,
+//!     TokenService, VerifyOptions,
+//! };
 //!
 //! /// A delivery that keeps the last code, standing in for an email sender.
 //! #[derive(Debug, Default)]
 //! struct Outbox(std::sync::Mutex<Option<String>>);
 //!
-//! #[async_trait::async_trait]
+//! #[async_trait]
 //! impl Delivery for Outbox {
 //!     fn name(&self) -> &'static str { "outbox" }
 //!     async fn deliver(&self, m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
@@ -50,12 +51,16 @@
 //!     assert!(sent.ttl_seconds > 0);
 //!
 //!     let code = outbox.0.lock().unwrap().clone().unwrap();
-//!     let verified = service.verify_otp("alice@example.com", &code, &ctx, None).await.unwrap();
+//!     let verified = service
+//!         .verify_otp("alice@example.com", &code, &ctx, VerifyOptions::default())
+//!         .await
+//!         .unwrap();
 //!     let claims = service.verify_token(&verified.token.token).unwrap();
 //!     assert_eq!(claims.sub, "alice@example.com");
 //!
 //!     // single use: the same code never verifies twice
-//!     assert!(service.verify_otp("alice@example.com", &code, &ctx, None).await.is_err());
+//!     let again = service.verify_otp("alice@example.com", &code, &ctx, VerifyOptions::new());
+//!     assert!(again.await.is_err());
 //! }
 //! ```
 //!
@@ -63,14 +68,42 @@
 //! - [`OtpService`], [`ServiceConfig`], [`FailMode`]: the orchestration.
 //! - [`ServiceError`]: typed failures (mapped to HTTP by `otp-http`).
 //! - [`metrics`]: counters and histograms for `/metrics`.
+//! - [`client_network`]: the network a client IP is counted under.
+//!
+//! # Where the rules live
+//!
+//! The store (`otp-ratelimit`) offers primitives on subjects (docs/store.md);
+//! this crate decides what they mean: which limits a request checks and
+//! under which subject (identity, client network, `global`), that they are
+//! one decision, the attempt budget and which windows a guess counts
+//! against, and what a successful verify voids and clears.
 #![deny(missing_docs)]
 
 mod error;
 pub mod metrics;
+mod network;
 mod service;
 
 pub use error::{LimitedOperation, ServiceError};
+pub use network::{client_network, DEFAULT_IPV6_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX};
 pub use service::{
-    FailMode, OtpService, OtpServiceBuilder, RateLimitInfo, RequestContext, RequestOutcome,
-    ServiceConfig, VerifyOutcome,
+    default_verify_daily_ceiling, FailMode, OtpService, OtpServiceBuilder, RateLimitInfo,
+    RequestContext, RequestOutcome, ServiceConfig, VerifyOptions, VerifyOutcome,
+    DEFAULT_VERIFY_DAILY_CEILING,
 };
+
+// What an embedder needs, so that `otp-service` is its one dependency line.
+pub use async_trait::async_trait;
+pub use otp_core::engine::OtpPolicy;
+pub use otp_core::keys::OtpKeyRing;
+pub use otp_core::token::{Claims, IssuedToken, SigningKey, TokenConfig, TokenKeys, TokenService};
+pub use otp_core::{Identity, SecretBytes};
+pub use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
+#[cfg(feature = "redis")]
+pub use otp_ratelimit::RedisConfig;
+pub use otp_ratelimit::{
+    build_store, HashKey, LimitPolicy, Limits, MemoryStore, Store, StoreConfig, StoreError,
+    DEFAULT_MAX_ATTEMPTS,
+};
+/// The crates underneath, for what the flat re-exports above leave out.
+pub use {otp_core, otp_delivery, otp_ratelimit};

@@ -53,6 +53,9 @@ pub struct ServiceMetrics {
     pub delivery_seconds: Family<DeliveryLabels, Histogram, fn() -> Histogram>,
     /// Store errors (Redis unreachable, …), by operation.
     pub store_errors: Family<StoreLabels, Counter>,
+    /// Calls refused because the memory store tracks its maximum number of
+    /// subjects (`STORE_MEMORY_MAX_KEYS`); each is also a store error.
+    pub store_full: Counter,
 }
 
 impl Default for ServiceMetrics {
@@ -65,6 +68,7 @@ impl Default for ServiceMetrics {
             deliveries: Family::default(),
             delivery_seconds: Family::new_with_constructor(delivery_histogram),
             store_errors: Family::default(),
+            store_full: Counter::default(),
         }
     }
 }
@@ -106,6 +110,11 @@ impl ServiceMetrics {
             "otp_store_errors",
             "Errors of the limit / use-counter store, by operation",
             self.store_errors.clone(),
+        );
+        registry.register(
+            "otp_store_full",
+            "Calls refused because the memory store is at its ceiling of tracked subjects",
+            self.store_full.clone(),
         );
     }
 }

@@ -10,11 +10,15 @@ use otp_core::token::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_
 use otp_core::wire::TokenStatus;
 use otp_core::{Identity, OtpCode};
 use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
-use otp_ratelimit::{Decision, LimitPolicy, Limits, MemoryStore, Store, StoreError};
+use otp_ratelimit::{
+    Checked, CounterAdvance, CounterRead, Decision, LimitCheck, LimitPolicy, Limits, MemoryStore,
+    Store, StoreError,
+};
 use serde_json::{Map, Value};
 
 use crate::error::{LimitedOperation, ServiceError};
 use crate::metrics::{DeliveryLabels, LimitLabels, ServiceMetrics, StoreLabels};
+use crate::network::{client_network, DEFAULT_IPV6_PREFIX};
 
 /// What to do when the store (Redis) is unreachable (`RATE_LIMIT_FAIL_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +55,35 @@ pub struct ServiceConfig {
     pub single_use: bool,
     /// Behaviour when the store is unreachable. Defaults to closed.
     pub fail_mode: FailMode,
+    /// Verify attempts per identity per day from every network together:
+    /// the ceiling above `limits.verify_daily`, which counts per identity
+    /// *and client network* (SPEC §6), so a stranger on another network
+    /// cannot lock a known user out for a day, while guessing from many
+    /// networks stays bounded (NIST SP 800-63B: at most 100 consecutive
+    /// failures). Not cleared by a successful verify. Defaults to
+    /// [`DEFAULT_VERIFY_DAILY_CEILING`] per 86400 s, name
+    /// `verify_daily_identity`.
+    pub verify_daily_ceiling: LimitPolicy,
+    /// Prefix length of the IPv6 network the per-IP limits count a client
+    /// under (`RATE_IPV6_PREFIX`, see [`crate::client_network`]); IPv4
+    /// counts per address. Defaults to [`DEFAULT_IPV6_PREFIX`] (64); the
+    /// binary accepts [`crate::MIN_IPV6_PREFIX`]..=[`crate::MAX_IPV6_PREFIX`].
+    pub ipv6_prefix: u8,
+}
+
+/// The default of [`ServiceConfig::verify_daily_ceiling`]: verify attempts
+/// per identity per day over every network
+/// (`RATE_VERIFY_OTP_DAILY_IDENTITY_MAX`), NIST SP 800-63B's ceiling of 100
+/// consecutive failures.
+pub const DEFAULT_VERIFY_DAILY_CEILING: u32 = 100;
+
+/// The default [`ServiceConfig::verify_daily_ceiling`] policy.
+pub const fn default_verify_daily_ceiling() -> LimitPolicy {
+    LimitPolicy::per_secs(
+        "verify_daily_identity",
+        DEFAULT_VERIFY_DAILY_CEILING,
+        86_400,
+    )
 }
 
 impl ServiceConfig {
@@ -64,7 +97,33 @@ impl ServiceConfig {
             max_attempts: otp_ratelimit::DEFAULT_MAX_ATTEMPTS,
             single_use: true,
             fail_mode: FailMode::Closed,
+            verify_daily_ceiling: default_verify_daily_ceiling(),
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
         }
+    }
+}
+
+/// Options of one [`OtpService::verify_otp`] call; `VerifyOptions::default()`
+/// for none.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Extra claims for the token. A registered claim (`sub`, `exp`, …) is
+    /// refused with [`ServiceError::ReservedClaim`] before anything is
+    /// spent. Defaults to none.
+    pub extra_claims: Map<String, Value>,
+}
+
+impl VerifyOptions {
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same options with `claims` as the extra claims.
+    pub fn with_extra_claims(mut self, claims: Map<String, Value>) -> Self {
+        self.extra_claims = claims;
+        self
     }
 }
 
@@ -140,6 +199,8 @@ pub struct OtpService {
     max_attempts: u32,
     single_use: bool,
     fail_mode: FailMode,
+    verify_daily_ceiling: LimitPolicy,
+    ipv6_prefix: u8,
     metrics: Arc<ServiceMetrics>,
 }
 
@@ -153,6 +214,8 @@ impl std::fmt::Debug for OtpService {
             .field("max_attempts", &self.max_attempts)
             .field("single_use", &self.single_use)
             .field("fail_mode", &self.fail_mode)
+            .field("verify_daily_ceiling", &self.verify_daily_ceiling)
+            .field("ipv6_prefix", &self.ipv6_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -203,6 +266,8 @@ impl OtpServiceBuilder {
             max_attempts: c.max_attempts,
             single_use: c.single_use,
             fail_mode: c.fail_mode,
+            verify_daily_ceiling: c.verify_daily_ceiling,
+            ipv6_prefix: c.ipv6_prefix,
             metrics: self.metrics.unwrap_or_default(),
         }
     }
@@ -278,6 +343,13 @@ impl OtpService {
             .store_errors
             .get_or_create(&StoreLabels { op })
             .inc();
+        if let StoreError::Full { max_keys } = err {
+            // Always refused: failing open here would switch the limits off
+            // for every new identity while the store is full.
+            self.metrics.store_full.inc();
+            tracing::warn!(op, max_keys, "memory store full; refusing a new subject");
+            return Err(ServiceError::Unavailable(err));
+        }
         if err.is_unavailable() && self.fail_mode == FailMode::Open {
             tracing::warn!(op, error = %err, "store unavailable; proceeding because RATE_LIMIT_FAIL_MODE=open");
             Ok(())
@@ -287,119 +359,70 @@ impl OtpService {
         }
     }
 
-    /// One limit check; `Ok(None)` when the store failed open.
-    async fn check(
+    /// The limits of one request as one decision (SPEC §6): nothing is
+    /// recorded unless every limit allows; when some deny, `RateLimited`
+    /// names the one with the longest wait and carries that wait. With
+    /// `read`, the counters come back too (one store call; one Redis round
+    /// trip on standalone). `Ok(None)` when the store failed open.
+    async fn decide(
         &self,
-        policy: &LimitPolicy,
-        key: &str,
+        checks: &[LimitCheck<'_>],
+        read: Option<CounterRead<'_>>,
         operation: LimitedOperation,
-    ) -> Result<Option<Decision>, ServiceError> {
-        match self.store.check(policy, key).await {
-            Ok(d) if d.allowed => Ok(Some(d)),
-            Ok(d) => {
-                self.metrics
-                    .rate_limited
-                    .get_or_create(&LimitLabels { limit: policy.name })
-                    .inc();
-                Err(ServiceError::RateLimited {
-                    operation,
-                    limit: policy.name,
-                    info: d.into(),
-                    retry_after_secs: d.retry_after_secs.max(1),
-                })
-            }
-            Err(e) => self.store_failed("limit", e).map(|()| None),
-        }
-    }
-
-    /// Several limits of one key, in order, in one store call (one Redis
-    /// round trip): the semantics of consecutive [`OtpService::check`] calls
-    /// stopping at the first denial. `Ok(Some(decisions))`, one per policy,
-    /// when all allowed; `Ok(None)` when the store failed open.
-    async fn check_many(
-        &self,
-        policies: &[&LimitPolicy],
-        key: &str,
-        operation: LimitedOperation,
-    ) -> Result<Option<Vec<Decision>>, ServiceError> {
-        let decisions = match self.store.check_many(policies, key).await {
-            Ok(d) => d,
-            Err(e) => return self.store_failed("limit", e).map(|()| None),
-        };
-        self.limit_decisions(policies, &decisions, operation)?;
-        Ok(Some(decisions))
-    }
-
-    /// [`OtpService::check_many`] of `policies` on `identity`, then (all
-    /// allowed) the use counters of `windows`, in one store call.
-    /// When the store fails open, both count a store error and the result
-    /// is `(None, zeros)`, as the two separate calls would give.
-    async fn identity_limits_then_counters(
-        &self,
-        policies: &[&LimitPolicy],
-        identity: &Identity,
-        windows: &[u64],
-        operation: LimitedOperation,
-    ) -> Result<(Option<Vec<Decision>>, Vec<u32>), ServiceError> {
-        if !self.single_use {
-            let d = self
-                .check_many(policies, identity.as_str(), operation)
-                .await?;
-            return Ok((d, vec![0; windows.len()]));
-        }
-        let (decisions, counters) = match self
-            .store
-            .check_many_then_counters(policies, identity.as_str(), windows)
-            .await
-        {
-            Ok(r) => r,
+    ) -> Result<Option<Checked>, ServiceError> {
+        let checked = match self.store.check_all(checks, read).await {
+            Ok(c) => c,
             Err(e) => {
                 self.store_failed("limit", e)?;
-                // Failing open: the counter read failed with the same call.
-                self.metrics
-                    .store_errors
-                    .get_or_create(&StoreLabels { op: "counters" })
-                    .inc();
-                return Ok((None, vec![0; windows.len()]));
+                if read.is_some() {
+                    // Failing open: the counter read failed with the same call.
+                    self.metrics
+                        .store_errors
+                        .get_or_create(&StoreLabels { op: "counters" })
+                        .inc();
+                }
+                return Ok(None);
             }
         };
-        self.limit_decisions(policies, &decisions, operation)?;
-        match counters {
-            Some(c) if c.len() == windows.len() => Ok((Some(decisions), c)),
-            _ => Err(ServiceError::Internal(
-                "store returned the wrong number of counters".into(),
-            )),
-        }
-    }
-
-    /// `Err(RateLimited)` for the first denied decision; an internal error
-    /// unless there is one decision per policy.
-    fn limit_decisions(
-        &self,
-        policies: &[&LimitPolicy],
-        decisions: &[Decision],
-        operation: LimitedOperation,
-    ) -> Result<(), ServiceError> {
-        for (policy, d) in policies.iter().zip(decisions) {
-            if !d.allowed {
-                self.metrics
-                    .rate_limited
-                    .get_or_create(&LimitLabels { limit: policy.name })
-                    .inc();
-                return Err(ServiceError::RateLimited {
-                    operation,
-                    limit: policy.name,
-                    info: (*d).into(),
-                    retry_after_secs: d.retry_after_secs.max(1),
-                });
-            }
-        }
-        if decisions.len() != policies.len() {
+        if checked.decisions.len() != checks.len() {
             return Err(ServiceError::Internal(
                 "store returned the wrong number of limit decisions".into(),
             ));
         }
-        Ok(())
+        if let Some(i) = checked.longest_denial() {
+            for (c, d) in checks.iter().zip(&checked.decisions) {
+                if !d.allowed {
+                    self.metrics
+                        .rate_limited
+                        .get_or_create(&LimitLabels {
+                            limit: c.policy.name,
+                        })
+                        .inc();
+                }
+            }
+            let d = checked.decisions[i];
+            return Err(ServiceError::RateLimited {
+                operation,
+                limit: checks[i].policy.name,
+                info: d.into(),
+                retry_after_secs: d.retry_after_secs.max(1),
+            });
+        }
+        match (&read, &checked.counters) {
+            (Some(r), Some(c)) if c.len() == r.windows.len() => {}
+            (None, None) => {}
+            _ => {
+                return Err(ServiceError::Internal(
+                    "store returned the wrong number of counters".into(),
+                ))
+            }
+        }
+        Ok(Some(checked))
+    }
+
+    /// The network the per-IP limits count `ctx`'s client under.
+    fn network(&self, ctx: &RequestContext) -> Option<String> {
+        ctx.client_ip.map(|ip| client_network(ip, self.ipv6_prefix))
     }
 
     fn open_info(policy: &LimitPolicy) -> RateLimitInfo {
@@ -457,33 +480,28 @@ impl OtpService {
             )));
         }
         let l = &self.limits;
-        if let Some(ip) = ctx.client_ip {
-            self.check(
-                &l.request_per_ip,
-                &ip.to_string(),
-                LimitedOperation::Request,
-            )
-            .await?;
-        }
         let window = self.engine.window_at(now);
-        // The identity's limit and its use counter: one store call (one
-        // Redis round trip). Reading the counter before the global check
-        // changes no state: a denied global check leaves it unused.
-        let (per_identity, counters) = self
-            .identity_limits_then_counters(
-                &[&l.request_per_identity],
-                &identity,
-                &[window],
-                LimitedOperation::Request,
-            )
+        let net = self.network(ctx);
+        // Per-IP, per-identity and global limits as one decision, with the
+        // use counter of the current window (one Redis round trip on
+        // standalone; reserve-then-release on Cluster).
+        let mut checks = Vec::with_capacity(3);
+        if let Some(n) = &net {
+            checks.push(LimitCheck::new(&l.request_per_ip, n));
+        }
+        checks.push(LimitCheck::new(&l.request_per_identity, identity.as_str()));
+        checks.push(LimitCheck::new(&l.global_send, Limits::GLOBAL_KEY));
+        let read = CounterRead {
+            identity: identity.as_str(),
+            windows: &[window],
+        };
+        let checked = self
+            .decide(&checks, Some(read), LimitedOperation::Request)
             .await?;
-        let per_identity = per_identity.and_then(|d| d.first().copied());
-        self.check(
-            &l.global_send,
-            Limits::GLOBAL_KEY,
-            LimitedOperation::Request,
-        )
-        .await?;
+        let per_identity = checked
+            .as_ref()
+            .and_then(|c| decision_of(&checks, c, &l.request_per_identity));
+        let counters = checked.and_then(|c| c.counters).unwrap_or_else(|| vec![0]);
         let counter = counters.first().copied().unwrap_or(0);
         let code = self.engine.generate_for_window(&identity, window, counter);
         let ttl_seconds = self.engine.ttl_seconds(now);
@@ -518,20 +536,23 @@ impl OtpService {
     /// Verifies `code` for `identity` and issues a token.
     ///
     /// Order: normalize → code shape (422) → extra claims (a registered claim
-    /// is `ReservedClaim`, before anything is spent) → per-IP, identity and daily verify
-    /// limits → use counters of the candidate windows → constant-time match →
-    /// compare-and-set of the matched counter (single use) → clear the
-    /// identity's verify limit → sign the token. A wrong code counts against
-    /// the per-code attempt budget.
+    /// is `ReservedClaim`, before anything is spent) → one limit decision
+    /// (per-IP network, identity, daily per identity and network, daily
+    /// ceiling per identity) with the use counters of the candidate windows
+    /// → constant-time match → on a match, compare-and-set of the matched
+    /// counter (single use) which also voids every other code of the
+    /// acceptance range and clears the identity's verify limit (the daily
+    /// limits stay) → sign the token. A wrong code counts
+    /// against the attempt budget of every code it may have hit.
     #[tracing::instrument(name = "verify_otp", skip_all, fields(kind))]
     pub async fn verify_otp(
         &self,
         identity: &str,
         code: &str,
         ctx: &RequestContext,
-        extra_claims: Option<Map<String, Value>>,
+        options: VerifyOptions,
     ) -> Result<VerifyOutcome, ServiceError> {
-        self.verify_otp_at(identity, code, ctx, extra_claims, unix_now())
+        self.verify_otp_at(identity, code, ctx, options, unix_now())
             .await
     }
 
@@ -541,7 +562,7 @@ impl OtpService {
         identity: &str,
         code: &str,
         ctx: &RequestContext,
-        extra_claims: Option<Map<String, Value>>,
+        options: VerifyOptions,
         now: u64,
     ) -> Result<VerifyOutcome, ServiceError> {
         let identity = Identity::parse(identity)?;
@@ -550,57 +571,66 @@ impl OtpService {
         // Refuse a registered claim before anything is spent: checked only at
         // signing time, the code would already be used up (single use) and
         // the verify budget cleared, with no token to show for it.
-        if let Some(name) = extra_claims.as_ref().and_then(|m| {
-            m.keys()
-                .find(|k| REGISTERED_CLAIMS.contains(&k.as_str()))
-                .cloned()
-        }) {
-            return Err(ServiceError::ReservedClaim(name));
+        if let Some(name) = options
+            .extra_claims
+            .keys()
+            .find(|k| REGISTERED_CLAIMS.contains(&k.as_str()))
+        {
+            return Err(ServiceError::ReservedClaim(name.clone()));
         }
         let l = &self.limits;
-        if let Some(ip) = ctx.client_ip {
-            self.check(&l.verify_per_ip, &ip.to_string(), LimitedOperation::Verify)
-                .await?;
-        }
+        let id = identity.as_str();
+        let net = self.network(ctx);
         let windows = self.engine.candidate_windows(now);
-        // Both identity limits, then the use counters: one store call (one
-        // Redis round trip).
-        let (per_identity, counters) = self
-            .identity_limits_then_counters(
-                &[&l.verify_per_identity, &l.verify_daily],
-                &identity,
-                windows.as_slice(),
-                LimitedOperation::Verify,
-            )
+        let mut checks = Vec::with_capacity(4);
+        if let Some(n) = &net {
+            checks.push(LimitCheck::new(&l.verify_per_ip, n));
+        }
+        checks.push(LimitCheck::new(&l.verify_per_identity, id));
+        let daily = LimitCheck::new(&l.verify_daily, id);
+        let daily = match &net {
+            Some(n) => daily.scoped(n),
+            None => daily,
+        };
+        checks.push(daily);
+        checks.push(LimitCheck::new(&self.verify_daily_ceiling, id));
+        let read = CounterRead {
+            identity: id,
+            windows: windows.as_slice(),
+        };
+        let checked = self
+            .decide(&checks, Some(read), LimitedOperation::Verify)
             .await?;
-        let info = per_identity
-            .and_then(|d| d.first().copied())
+        let info = checked
+            .as_ref()
+            .and_then(|c| decision_of(&checks, c, &l.verify_per_identity))
             .map(RateLimitInfo::from)
             .unwrap_or_else(|| Self::open_info(&l.verify_per_identity));
+        let counters = checked
+            .and_then(|c| c.counters)
+            .unwrap_or_else(|| vec![0; windows.as_slice().len()]);
         let matched = match self.engine.verify(&identity, &code, now, &counters) {
             Ok(m) => m,
             Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {
-                return Err(self
-                    .wrong_code(&identity, windows.as_slice(), now, info)
-                    .await);
+                return Err(self.wrong_code(&identity, windows.as_slice(), info).await);
             }
             Err(e) => {
                 return Err(ServiceError::Internal(e.to_string()));
             }
         };
         if self.single_use {
-            // Compare-and-set, then clear the verify limit: one store call.
-            match self
-                .store
-                .advance_then_clear(
-                    identity.as_str(),
-                    matched.window,
-                    matched.counter,
-                    self.counter_ttl(),
-                    &l.verify_per_identity,
-                )
-                .await
-            {
+            // Compare-and-set, void every other code of the range and clear
+            // the verify limit (not the daily ones): one store call.
+            let clear = [LimitCheck::new(&l.verify_per_identity, id)];
+            let step = CounterAdvance {
+                identity: id,
+                window: matched.window,
+                from: matched.counter,
+                void: windows.as_slice(),
+                ttl: self.counter_ttl(),
+                clear: &clear,
+            };
+            match self.store.advance_all(&step).await {
                 Ok(true) => {}
                 Ok(false) => {
                     // Another submission of this code won the race: replay.
@@ -616,16 +646,12 @@ impl OtpService {
                         .inc();
                 }
             }
-        } else if let Err(e) = self
-            .store
-            .clear(&l.verify_per_identity, identity.as_str())
-            .await
-        {
+        } else if let Err(e) = self.store.clear(&l.verify_per_identity, id).await {
             self.store_failed("clear", e)?;
         }
         let token = self
             .tokens
-            .issue(identity.as_str(), now, extra_claims.unwrap_or_default())
+            .issue(id, now, options.extra_claims)
             .map_err(|e| match e {
                 TokenError::ReservedClaim(name) => ServiceError::ReservedClaim(name),
                 other => ServiceError::Internal(format!("token issue failed: {other}")),
@@ -642,37 +668,34 @@ impl OtpService {
     }
 
     /// A wrong (or wrong-length) code: counts it against the attempt budget
-    /// of every code it may have been aimed at.
+    /// of every code it may have hit.
     ///
-    /// A code issued in window `i` is accepted during `i ..= i + drift`, and
-    /// a guess made during window `w` may target a code issued in any of
-    /// `w - drift ..= w`. So the guess is counted under each of those issue
-    /// windows: every code's whole lifetime is counted under its own issue
-    /// window, and it gets at most `max_attempts` wrong tries even when the
-    /// guesses straddle a window edge (counting only under the current
-    /// window would allow `(max_attempts - 1) × (drift + 1)`). When one count
-    /// reaches the budget, the use counters of all candidate windows advance
-    /// and every code already sent is void. The price: guesses made while an
-    /// old code was still valid also count towards a code newly issued in
-    /// the same window.
+    /// A guess made at `now` is compared with the code of every candidate
+    /// window (`w - drift ..= w`, and `w + 1` in the clock-skew period
+    /// before it starts), so it counts under each of them: every code's
+    /// whole acceptance period — the skew period before its window included
+    /// — is counted under its own window, and no timing gives more than
+    /// `max_attempts` wrong tries at one code (SPEC §3.3). Counting `w + 1`
+    /// matters although no code of `w + 1` has been sent yet: its code for
+    /// use counter 0 is already fixed, and is the one a request in `w + 1`
+    /// will deliver. When one count reaches the budget, the use counters of
+    /// all candidate windows advance and every code already sent is void.
+    /// The price: guesses made while an old code was valid also count
+    /// towards a code newly issued in the same window.
     async fn wrong_code(
         &self,
         identity: &Identity,
         windows: &[u64],
-        now: u64,
         info: RateLimitInfo,
     ) -> ServiceError {
         self.metrics.otp_failed.inc();
         if self.single_use && self.max_attempts > 0 {
-            let current = self.engine.window_at(now);
-            // Codes are never issued for a future window: skip `w + 1`.
-            let issued: Vec<u64> = windows.iter().copied().filter(|&w| w <= current).collect();
             // Every window in range in one store call (one Redis round trip).
             let exhausted = match self
                 .store
                 .record_failures(
                     identity.as_str(),
-                    &issued,
+                    windows,
                     windows,
                     self.max_attempts,
                     self.counter_ttl(),
@@ -716,6 +739,14 @@ impl OtpService {
             },
         }
     }
+}
+
+/// The decision of the check whose policy is `policy` (by name).
+fn decision_of(checks: &[LimitCheck<'_>], c: &Checked, policy: &LimitPolicy) -> Option<Decision> {
+    checks
+        .iter()
+        .position(|k| k.policy.name == policy.name)
+        .and_then(|i| c.decisions.get(i).copied())
 }
 
 /// Claims as a JSON object (for introspection bodies).

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use otp_ratelimit::{LimitPolicy, ManualClock, Store};
+use otp_ratelimit::{CounterAdvance, CounterRead, LimitCheck, LimitPolicy, ManualClock, Store};
 
 /// Two handles on one backend plus a way to let time pass.
 pub struct Harness {
@@ -73,10 +73,15 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(counters_read_in_order_with_zero_for_absent);
     case!(record_failure_exhausts_and_advances_all_windows);
     case!(zero_max_denies);
-    case!(check_many_is_consecutive_checks_stopping_at_the_first_denial);
     case!(record_failures_is_consecutive_record_failure_calls);
-    case!(check_many_then_counters_reads_counters_only_when_all_allowed);
-    case!(advance_then_clear_clears_only_when_it_won);
+    case!(check_all_records_in_every_window_only_when_all_allow);
+    case!(identity_limit_denial_spends_no_per_ip_budget);
+    case!(per_ip_denial_costs_the_identity_nothing);
+    case!(retry_after_is_the_longest_wait_among_the_denying_limits);
+    case!(scoped_windows_are_separate_budgets_of_one_subject);
+    case!(check_all_reads_counters_only_when_all_allow);
+    case!(concurrent_decisions_across_subjects_never_exceed_either_limit);
+    case!(advance_all_voids_every_window_and_clears_only_when_it_won);
 }
 
 async fn limit_exact_at_boundary(h: &Harness) {
@@ -300,51 +305,6 @@ async fn zero_max_denies(h: &Harness) {
     assert_eq!(d.retry_after_secs, 30);
 }
 
-/// `check_many` = `check` per policy in order, stopping at the first denial:
-/// earlier allowed policies keep their event, the denying one and the ones
-/// after it record nothing; and it shares budgets with plain `check`.
-async fn check_many_is_consecutive_checks_stopping_at_the_first_denial(h: &Harness) {
-    let short = LimitPolicy::per_secs("t_many_short", 3, 60);
-    let daily = LimitPolicy::per_secs("t_many_daily", 2, 600);
-    let after = LimitPolicy::per_secs("t_many_after", 5, 60);
-    let k = h.identity("many");
-    let all = [&short, &daily, &after];
-    assert!(h.a.check_many(&[], &k).await.unwrap().is_empty());
-    let ds = h.a.check_many(&all, &k).await.unwrap();
-    assert_eq!(ds.len(), 3, "{ds:?}");
-    assert!(ds.iter().all(|d| d.allowed), "{ds:?}");
-    assert_eq!(
-        ds.iter()
-            .map(|d| (d.limit, d.remaining, d.window_secs))
-            .collect::<Vec<_>>(),
-        [(3, 2, 60), (2, 1, 600), (5, 4, 60)]
-    );
-    // A plain check on the other handle spends the same budget.
-    assert!(h.b.check(&daily, &k).await.unwrap().allowed);
-    // `short` allows (its 2nd event, recorded), `daily` denies, `after` is
-    // not consulted.
-    let ds = h.b.check_many(&all, &k).await.unwrap();
-    assert_eq!(ds.len(), 2, "{ds:?}");
-    assert!(ds[0].allowed && ds[0].remaining == 1, "{ds:?}");
-    assert!(!ds[1].allowed, "{ds:?}");
-    assert_eq!((ds[1].limit, ds[1].remaining), (2, 0));
-    assert!((1..=600).contains(&ds[1].retry_after_secs), "{ds:?}");
-    // The denied `daily` event was not recorded, `after` untouched, `short`
-    // recorded twice: it has one event left.
-    assert_eq!(h.a.check(&after, &k).await.unwrap().remaining, 3);
-    let d = h.a.check(&short, &k).await.unwrap();
-    assert!(d.allowed && d.remaining == 0, "{d:?}");
-    // Now the first policy denies: one decision, nothing recorded anywhere.
-    let ds = h.a.check_many(&all, &k).await.unwrap();
-    assert_eq!(ds.len(), 1, "{ds:?}");
-    assert!(!ds[0].allowed);
-    assert_eq!(h.a.check(&after, &k).await.unwrap().remaining, 2);
-    // One policy behaves exactly as `check`.
-    let ds = h.a.check_many(&[&after], &k).await.unwrap();
-    assert_eq!(ds.len(), 1);
-    assert!(ds[0].allowed && ds[0].remaining == 1, "{ds:?}");
-}
-
 /// `record_failures` has the effect of one `record_failure` per issued window,
 /// in order, including an exhaustion in the middle of the batch.
 async fn record_failures_is_consecutive_record_failure_calls(h: &Harness) {
@@ -372,73 +332,288 @@ async fn record_failures_is_consecutive_record_failure_calls(h: &Harness) {
     let o = h.b.record_failure(&id, 99, &windows, 3, TTL).await.unwrap();
     assert!(o.exhausted);
     assert_eq!(h.a.counters(&id, &windows).await.unwrap(), vec![1, 1, 1]);
-    // Window 100 (at 1) then 99 (reset, at 0): 100 reaches 2, then 3 inside
-    // the batch exhausts and advances every counter; 99 counts from the
-    // reset; a duplicate window counts twice, as two calls would.
+    // Window 99 at 1 (counted after its reset), 100 at 1: 100 reaches 2,
+    // then 3 inside the batch exhausts and advances every counter; the
+    // batch stops there (99 is not counted) and every aimed count resets.
+    let o =
+        h.a.record_failures(&id, &[99], &windows, 3, TTL)
+            .await
+            .unwrap();
+    assert_eq!((o[0].failures, o[0].exhausted), (1, false));
     let o =
         h.a.record_failures(&id, &[100, 100, 99], &windows, 3, TTL)
             .await
             .unwrap();
     let got: Vec<_> = o.iter().map(|o| (o.failures, o.exhausted)).collect();
-    assert_eq!(got, [(2, false), (3, true), (1, false)]);
+    assert_eq!(got, [(2, false), (3, true)]);
     assert_eq!(h.a.counters(&id, &windows).await.unwrap(), vec![2, 2, 2]);
-    // After the exhaustion window 100 starts again from 0.
-    let o =
-        h.a.record_failure(&id, 100, &windows, 3, TTL)
-            .await
-            .unwrap();
-    assert_eq!((o.failures, o.exhausted), (1, false));
+    // After the exhaustion windows 100 and 99 start again from 0.
+    for w in [100, 99] {
+        let o = h.a.record_failure(&id, w, &windows, 3, TTL).await.unwrap();
+        assert_eq!((o.failures, o.exhausted), (1, false), "window {w}");
+    }
 }
 
-/// `check_many_then_counters` = `check_many`, then `counters` when every
-/// policy allowed.
-async fn check_many_then_counters_reads_counters_only_when_all_allowed(h: &Harness) {
-    let short = LimitPolicy::per_secs("t_mc_short", 5, 60);
-    let daily = LimitPolicy::per_secs("t_mc_daily", 1, 600);
-    let id = h.identity("many-counters");
+/// One decision: when any window denies, no window records the event; when
+/// all allow, every one does (and plain `check` shares the budgets).
+async fn check_all_records_in_every_window_only_when_all_allow(h: &Harness) {
+    let short = LimitPolicy::per_secs("t_all_short", 3, 60);
+    let daily = LimitPolicy::per_secs("t_all_daily", 2, 600);
+    let k = h.identity("all");
+    let checks = [LimitCheck::new(&short, &k), LimitCheck::new(&daily, &k)];
+    assert!(h.a.check_all(&[], None).await.unwrap().decisions.is_empty());
+    let c = h.a.check_all(&checks, None).await.unwrap();
+    assert!(c.allowed(), "{c:?}");
+    assert_eq!(
+        c.decisions
+            .iter()
+            .map(|d| (d.limit, d.remaining, d.window_secs))
+            .collect::<Vec<_>>(),
+        [(3, 2, 60), (2, 1, 600)]
+    );
+    assert_eq!(c.counters, None, "no counters were asked for");
+    // A plain check on the other handle spends the daily budget.
+    assert!(h.b.check(&daily, &k).await.unwrap().allowed);
+    // Daily denies: nothing recorded, short still has two events left.
+    for _ in 0..3 {
+        let c = h.b.check_all(&checks, None).await.unwrap();
+        assert!(!c.allowed());
+        assert!(c.decisions[0].allowed && !c.decisions[1].allowed, "{c:?}");
+        assert_eq!(c.decisions[0].remaining, 2, "short would still allow 2");
+        assert_eq!(c.longest_denial(), Some(1));
+    }
+    let d = h.a.check(&short, &k).await.unwrap();
+    assert!(
+        d.allowed && d.remaining == 1,
+        "denials recorded nothing: {d:?}"
+    );
+}
+
+/// Issue 13 item 1: a request the identity limit denies spends nothing of
+/// the per-IP budget (another subject, another Cluster slot).
+async fn identity_limit_denial_spends_no_per_ip_budget(h: &Harness) {
+    let per_ip = LimitPolicy::per_secs("t_office_ip", 3, 600);
+    let per_id = LimitPolicy::per_secs("t_office_id", 1, 600);
+    let ip = format!("203.0.113.7-{}", h.nonce);
+    let alice = h.identity("office-alice");
+    let bob = h.identity("office-bob");
+    let req = |who: &'static str| {
+        let id = if who == "alice" { &alice } else { &bob };
+        [LimitCheck::new(&per_ip, &ip), LimitCheck::new(&per_id, id)]
+    };
+    assert!(h
+        .a
+        .check_all(
+            &req("alice"),
+            Some(CounterRead {
+                identity: &alice,
+                windows: &[1]
+            })
+        )
+        .await
+        .unwrap()
+        .allowed());
+    // Alice hammers: every call is denied by her identity limit.
+    for i in 0..10 {
+        let s = if i % 2 == 0 { &h.a } else { &h.b };
+        let c = s
+            .check_all(
+                &req("alice"),
+                Some(CounterRead {
+                    identity: &alice,
+                    windows: &[1],
+                }),
+            )
+            .await
+            .unwrap();
+        assert!(!c.allowed());
+        assert!(c.decisions[0].allowed && !c.decisions[1].allowed, "{c:?}");
+        assert_eq!(c.counters, None);
+    }
+    // Her neighbour behind the same IP still has 2 of 3.
+    let c =
+        h.a.check_all(
+            &req("bob"),
+            Some(CounterRead {
+                identity: &bob,
+                windows: &[1],
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(c.allowed(), "{c:?}");
+    assert_eq!(
+        c.decisions[0].remaining, 1,
+        "the IP saw alice once and bob once"
+    );
+    assert_eq!(c.counters, Some(vec![0]));
+}
+
+/// The converse: a per-IP denial records nothing for the identity.
+async fn per_ip_denial_costs_the_identity_nothing(h: &Harness) {
+    let per_ip = LimitPolicy::per_secs("t_ipden_ip", 1, 600);
+    let per_id = LimitPolicy::per_secs("t_ipden_id", 2, 600);
+    let ip = format!("198.51.100.1-{}", h.nonce);
+    let other_ip = format!("198.51.100.2-{}", h.nonce);
+    let id = h.identity("ipden");
+    assert!(h.a.check(&per_ip, &ip).await.unwrap().allowed);
+    for _ in 0..5 {
+        let c =
+            h.b.check_all(
+                &[LimitCheck::new(&per_ip, &ip), LimitCheck::new(&per_id, &id)],
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(!c.decisions[0].allowed && c.decisions[1].allowed, "{c:?}");
+        assert_eq!(
+            c.decisions[1].remaining, 2,
+            "nothing recorded for the identity"
+        );
+    }
+    let c =
+        h.a.check_all(
+            &[
+                LimitCheck::new(&per_ip, &other_ip),
+                LimitCheck::new(&per_id, &id),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(c.allowed(), "{c:?}");
+    assert_eq!(c.decisions[1].remaining, 1);
+}
+
+/// Each denying limit reports its own wait; the decision's is the longest.
+async fn retry_after_is_the_longest_wait_among_the_denying_limits(h: &Harness) {
+    let short = LimitPolicy::per_secs("t_wait_short", 1, 5);
+    let long = LimitPolicy::per_secs("t_wait_long", 1, 50);
+    let ip = format!("192.0.2.99-{}", h.nonce);
+    let id = h.identity("wait");
+    let checks = [LimitCheck::new(&short, &ip), LimitCheck::new(&long, &id)];
+    assert!(h.a.check_all(&checks, None).await.unwrap().allowed());
+    let c = h.b.check_all(&checks, None).await.unwrap();
+    assert!(!c.decisions[0].allowed && !c.decisions[1].allowed, "{c:?}");
+    assert!((4..=5).contains(&c.decisions[0].retry_after_secs), "{c:?}");
+    assert!(
+        (49..=50).contains(&c.decisions[1].retry_after_secs),
+        "{c:?}"
+    );
+    assert_eq!(c.longest_denial(), Some(1));
+}
+
+/// A scope is a separate window of the same policy inside one subject.
+async fn scoped_windows_are_separate_budgets_of_one_subject(h: &Harness) {
+    let daily = LimitPolicy::per_secs("t_scoped", 1, 600);
+    let id = h.identity("scoped");
+    let net_a = LimitCheck::new(&daily, &id).scoped("192.0.2.1");
+    let net_b = LimitCheck::new(&daily, &id).scoped("2001:db8:1::/64");
+    assert!(h.a.check_all(&[net_a], None).await.unwrap().allowed());
+    assert!(!h.b.check_all(&[net_a], None).await.unwrap().allowed());
+    assert!(h.a.check_all(&[net_b], None).await.unwrap().allowed());
+    assert!(
+        h.a.check(&daily, &id).await.unwrap().allowed,
+        "unscoped is its own"
+    );
+}
+
+/// Counters come back only when every window allowed.
+async fn check_all_reads_counters_only_when_all_allow(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_read", 1, 600);
+    let id = h.identity("read");
     let windows = [40, 41, 42];
     assert!(h.a.advance(&id, 41, 0, TTL).await.unwrap());
     assert!(h.a.advance(&id, 41, 1, TTL).await.unwrap());
     assert!(h.a.advance(&id, 42, 0, TTL).await.unwrap());
-    let (ds, counters) =
-        h.b.check_many_then_counters(&[&short, &daily], &id, &windows)
+    let read = Some(CounterRead {
+        identity: &id,
+        windows: &windows,
+    });
+    let c =
+        h.b.check_all(&[LimitCheck::new(&p, &id)], read)
             .await
             .unwrap();
-    assert_eq!(ds.len(), 2);
-    assert!(ds.iter().all(|d| d.allowed), "{ds:?}");
-    assert_eq!((ds[0].remaining, ds[1].remaining), (4, 0));
-    assert_eq!(counters, Some(vec![0, 2, 1]));
-    // `daily` denies now: no counters, `short` recorded its event.
-    let (ds, counters) =
-        h.a.check_many_then_counters(&[&short, &daily], &id, &windows)
+    assert_eq!(c.counters, Some(vec![0, 2, 1]));
+    let c =
+        h.b.check_all(&[LimitCheck::new(&p, &id)], read)
             .await
             .unwrap();
-    assert_eq!(ds.len(), 2);
-    assert!(ds[0].allowed && !ds[1].allowed, "{ds:?}");
-    assert_eq!(counters, None);
-    assert_eq!(h.a.check(&short, &id).await.unwrap().remaining, 2);
-    // No policy: just the counters.
-    let (ds, counters) = h.a.check_many_then_counters(&[], &id, &[41]).await.unwrap();
-    assert!(ds.is_empty());
-    assert_eq!(counters, Some(vec![2]));
+    assert_eq!(c.counters, None, "denied");
+    // No window: just the counters.
+    let c = h.a.check_all(&[], read).await.unwrap();
+    assert_eq!(c.counters, Some(vec![0, 2, 1]));
 }
 
-/// `advance_then_clear` = `advance`, then `clear` only if the CAS won.
-async fn advance_then_clear_clears_only_when_it_won(h: &Harness) {
-    let p = LimitPolicy::per_secs("t_adv_clear", 3, 60);
-    let id = h.identity("advance-clear");
+/// Concurrent decisions over two subjects: neither limit is exceeded and
+/// no event is left behind by a denied call (reserve-then-release on
+/// Cluster).
+async fn concurrent_decisions_across_subjects_never_exceed_either_limit(h: &Harness) {
+    let per_ip = LimitPolicy::per_secs("t_conc_ip", 30, 600);
+    let per_id = LimitPolicy::per_secs("t_conc_id", 10, 600);
+    let ip = format!("192.0.2.50-{}", h.nonce);
+    let id = h.identity("conc");
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { h.a.clone() } else { h.b.clone() };
+        let (ip, id) = (ip.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            s.check_all(
+                &[LimitCheck::new(&per_ip, &ip), LimitCheck::new(&per_id, &id)],
+                None,
+            )
+            .await
+            .unwrap()
+            .allowed()
+        }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 10, "the identity limit binds");
+    // The IP saw exactly the 10 allowed events: 20 left.
+    assert_eq!(h.a.check(&per_ip, &ip).await.unwrap().remaining, 19);
+}
+
+/// `advance_all`: a won compare-and-set advances every other window given
+/// and clears the windows given; a lost one changes nothing.
+async fn advance_all_voids_every_window_and_clears_only_when_it_won(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_adv_all", 3, 60);
+    let id = h.identity("advance-all");
     for _ in 0..2 {
         assert!(h.a.check(&p, &id).await.unwrap().allowed);
     }
-    // A lost CAS (the counter is 0, not 5) clears nothing.
-    assert!(!h.a.advance_then_clear(&id, 9, 5, TTL, &p).await.unwrap());
-    assert_eq!(h.a.counters(&id, &[9]).await.unwrap(), vec![0]);
+    let clear = [LimitCheck::new(&p, &id)];
+    let mut a = CounterAdvance {
+        identity: &id,
+        window: 9,
+        from: 5,
+        void: &[8, 9, 10],
+        ttl: TTL,
+        clear: &clear,
+    };
+    assert!(
+        !h.a.advance_all(&a).await.unwrap(),
+        "the counter is 0, not 5"
+    );
+    assert_eq!(h.a.counters(&id, &[8, 9, 10]).await.unwrap(), vec![0, 0, 0]);
     assert_eq!(h.a.check(&p, &id).await.unwrap().remaining, 0);
-    // A won CAS advances and clears the budget.
-    assert!(h.b.advance_then_clear(&id, 9, 0, TTL, &p).await.unwrap());
-    assert_eq!(h.a.counters(&id, &[9]).await.unwrap(), vec![1]);
-    assert_eq!(h.a.check(&p, &id).await.unwrap().remaining, 2);
-    // Replaying the same `from` loses.
-    assert!(!h.a.advance_then_clear(&id, 9, 0, TTL, &p).await.unwrap());
-    assert_eq!(h.a.check(&p, &id).await.unwrap().remaining, 1);
+    a.from = 0;
+    assert!(h.b.advance_all(&a).await.unwrap());
+    assert_eq!(
+        h.a.counters(&id, &[8, 9, 10]).await.unwrap(),
+        vec![1, 1, 1],
+        "every code of the range is void; the matched one advanced once"
+    );
+    assert_eq!(h.a.check(&p, &id).await.unwrap().remaining, 2, "cleared");
+    assert!(!h.a.advance_all(&a).await.unwrap(), "replay loses");
+    // Clearing another subject's window is refused.
+    let other = h.identity("advance-other");
+    let bad = [LimitCheck::new(&p, &other)];
+    a.clear = &bad;
+    a.from = 1;
+    assert!(h.a.advance_all(&a).await.is_err());
 }

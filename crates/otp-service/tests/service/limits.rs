@@ -14,7 +14,9 @@ use crate::harness::{
     config, mid_window_now, redis_store, service_with, wrong_code, CapturingDelivery,
 };
 use otp_ratelimit::{testkit, LimitPolicy, MemoryStore, Store};
-use otp_service::{LimitedOperation, OtpService, RequestContext, ServiceConfig, ServiceError};
+use otp_service::{
+    LimitedOperation, OtpService, RequestContext, ServiceConfig, ServiceError, VerifyOptions,
+};
 
 /// Runs `scenario` once per backend: `<name>_memory` and `<name>_redis`.
 macro_rules! on_both_stores {
@@ -111,7 +113,7 @@ async fn email_variants_share_one_budget(store: Arc<dyn Store>) {
     assert_eq!(
         assert_invalid_otp(
             service
-                .verify_otp_at("ALICE@example.com", &wrong, &ctx, None, now)
+                .verify_otp_at("ALICE@example.com", &wrong, &ctx, VerifyOptions::new(), now)
                 .await
         ),
         1
@@ -119,14 +121,20 @@ async fn email_variants_share_one_budget(store: Arc<dyn Store>) {
     assert_eq!(
         assert_invalid_otp(
             service
-                .verify_otp_at("\talice@EXAMPLE.com", &wrong, &ctx, None, now)
+                .verify_otp_at(
+                    "\talice@EXAMPLE.com",
+                    &wrong,
+                    &ctx,
+                    VerifyOptions::new(),
+                    now
+                )
                 .await
         ),
         0
     );
     assert_limited(
         service
-            .verify_otp_at("alice@example.com", &wrong, &ctx, None, now)
+            .verify_otp_at("alice@example.com", &wrong, &ctx, VerifyOptions::new(), now)
             .await,
         "verify_identity",
         LimitedOperation::Verify,
@@ -198,7 +206,7 @@ async fn per_ip_request_limit(store: Arc<dyn Store>) {
     // The verify limits are separate budgets.
     assert_invalid_otp(
         service
-            .verify_otp_at("user1", "000000", &ctx, None, now)
+            .verify_otp_at("user1", "000000", &ctx, VerifyOptions::new(), now)
             .await,
     );
 }
@@ -217,7 +225,13 @@ async fn per_ip_verify_limit(store: Arc<dyn Store>) {
     for i in 0..3 {
         assert_invalid_otp(
             service
-                .verify_otp_at(&format!("v{i}@example.com"), "000000", &ctx, None, now)
+                .verify_otp_at(
+                    &format!("v{i}@example.com"),
+                    "000000",
+                    &ctx,
+                    VerifyOptions::new(),
+                    now,
+                )
                 .await,
         );
     }
@@ -229,7 +243,7 @@ async fn per_ip_verify_limit(store: Arc<dyn Store>) {
     let code = outbox.last_code("v9@example.com");
     assert_limited(
         service
-            .verify_otp_at("v9@example.com", &code, &ctx, None, now)
+            .verify_otp_at("v9@example.com", &code, &ctx, VerifyOptions::new(), now)
             .await,
         "verify_ip",
         LimitedOperation::Verify,
@@ -238,7 +252,13 @@ async fn per_ip_verify_limit(store: Arc<dyn Store>) {
     );
     // From another address it verifies.
     service
-        .verify_otp_at("v9@example.com", &code, &ip("198.51.100.21"), None, now)
+        .verify_otp_at(
+            "v9@example.com",
+            &code,
+            &ip("198.51.100.21"),
+            VerifyOptions::new(),
+            now,
+        )
         .await
         .unwrap();
 }
@@ -261,14 +281,16 @@ async fn daily_verify_limit(store: Arc<dyn Store>) {
         service.request_otp_at(id, &ctx, now + i).await.unwrap();
         let code = outbox.last_code(id);
         service
-            .verify_otp_at(id, &code, &ctx, None, now + i)
+            .verify_otp_at(id, &code, &ctx, VerifyOptions::new(), now + i)
             .await
             .unwrap();
     }
     service.request_otp_at(id, &ctx, now + 5).await.unwrap();
     let code = outbox.last_code(id);
     assert_limited(
-        service.verify_otp_at(id, &code, &ctx, None, now + 5).await,
+        service
+            .verify_otp_at(id, &code, &ctx, VerifyOptions::new(), now + 5)
+            .await,
         "verify_daily",
         LimitedOperation::Verify,
         3,
@@ -278,13 +300,13 @@ async fn daily_verify_limit(store: Arc<dyn Store>) {
     for _ in 0..3 {
         assert_invalid_otp(
             service
-                .verify_otp_at("night", "000000", &ctx, None, now)
+                .verify_otp_at("night", "000000", &ctx, VerifyOptions::new(), now)
                 .await,
         );
     }
     assert_limited(
         service
-            .verify_otp_at("night", "000000", &ctx, None, now)
+            .verify_otp_at("night", "000000", &ctx, VerifyOptions::new(), now)
             .await,
         "verify_daily",
         LimitedOperation::Verify,
@@ -355,12 +377,18 @@ async fn correct_code_while_limited(store: Arc<dyn Store>) {
     let wrong = wrong_code(&code);
     for left in [2, 1, 0] {
         assert_eq!(
-            assert_invalid_otp(service.verify_otp_at(id, &wrong, &ctx, None, now).await),
+            assert_invalid_otp(
+                service
+                    .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), now)
+                    .await
+            ),
             left
         );
     }
     let retry = assert_limited(
-        service.verify_otp_at(id, &code, &ctx, None, now).await,
+        service
+            .verify_otp_at(id, &code, &ctx, VerifyOptions::new(), now)
+            .await,
         "verify_identity",
         LimitedOperation::Verify,
         3,
@@ -370,7 +398,7 @@ async fn correct_code_while_limited(store: Arc<dyn Store>) {
     // Retry-After the same correct code verifies.
     tokio::time::sleep(Duration::from_secs(retry)).await;
     let ok = service
-        .verify_otp_at(id, &code, &ctx, None, now)
+        .verify_otp_at(id, &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
     assert_eq!(ok.rate_limit.remaining, 3, "success restores the budget");
@@ -391,23 +419,37 @@ async fn success_clears_verify_budget(store: Arc<dyn Store>) {
     service.request_otp_at(id, &ctx, now).await.unwrap();
     let code = outbox.last_code(id);
     let wrong = wrong_code(&code);
-    assert_invalid_otp(service.verify_otp_at(id, &wrong, &ctx, None, now).await);
-    assert_invalid_otp(service.verify_otp_at(id, &wrong, &ctx, None, now).await);
+    assert_invalid_otp(
+        service
+            .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), now)
+            .await,
+    );
+    assert_invalid_otp(
+        service
+            .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), now)
+            .await,
+    );
     // Third attempt of 3: correct; the budget is cleared.
     service
-        .verify_otp_at(id, &code, &ctx, None, now)
+        .verify_otp_at(id, &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
     // Without the clear, the next attempt would be refused; with it, three
     // more attempts are allowed and the fourth is refused.
     for left in [2, 1, 0] {
         assert_eq!(
-            assert_invalid_otp(service.verify_otp_at(id, &wrong, &ctx, None, now).await),
+            assert_invalid_otp(
+                service
+                    .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), now)
+                    .await
+            ),
             left
         );
     }
     assert_limited(
-        service.verify_otp_at(id, &wrong, &ctx, None, now).await,
+        service
+            .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), now)
+            .await,
         "verify_identity",
         LimitedOperation::Verify,
         3,

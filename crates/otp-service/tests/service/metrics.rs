@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::harness::{config, memory_service, CapturingDelivery, FailingDelivery};
 use otp_ratelimit::{LimitPolicy, MemoryStore};
 use otp_service::metrics::ServiceMetrics;
-use otp_service::{OtpService, RequestContext, ServiceError};
+use otp_service::{OtpService, RequestContext, ServiceError, VerifyOptions};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
@@ -55,11 +55,13 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
     service.request_otp("m@example.com", &ctx).await.unwrap();
     let code = outbox.last_code("m@example.com");
     service
-        .verify_otp("m@example.com", &code, &ctx, None)
+        .verify_otp("m@example.com", &code, &ctx, VerifyOptions::new())
         .await
         .unwrap();
     assert!(matches!(
-        service.verify_otp("m@example.com", &code, &ctx, None).await,
+        service
+            .verify_otp("m@example.com", &code, &ctx, VerifyOptions::new())
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
     assert!(matches!(
@@ -72,7 +74,7 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
     ));
     // Input errors are not verification failures.
     assert!(service
-        .verify_otp("m@example.com", "12", &ctx, None)
+        .verify_otp("m@example.com", "12", &ctx, VerifyOptions::new())
         .await
         .is_err());
 

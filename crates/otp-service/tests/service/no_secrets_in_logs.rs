@@ -13,7 +13,7 @@ use crate::harness::{
 };
 use otp_core::engine::OtpPolicy;
 use otp_ratelimit::{testkit, LimitPolicy};
-use otp_service::{FailMode, RequestContext, ServiceConfig};
+use otp_service::{FailMode, RequestContext, ServiceConfig, VerifyOptions};
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -76,14 +76,20 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
     let service = memory_service(ten_digit_config(), outbox.clone());
     service.request_otp(id, &ctx).await.unwrap();
     let code = outbox.last_code(id);
-    let v = service.verify_otp(id, &code, &ctx, None).await.unwrap();
+    let v = service
+        .verify_otp(id, &code, &ctx, VerifyOptions::new())
+        .await
+        .unwrap();
     tokens.push(v.token.token.clone());
-    assert!(service.verify_otp(id, &code, &ctx, None).await.is_err());
+    assert!(service
+        .verify_otp(id, &code, &ctx, VerifyOptions::new())
+        .await
+        .is_err());
     service.request_otp(id, &ctx).await.unwrap();
     let code2 = outbox.last_code(id);
     for _ in 0..5 {
         assert!(service
-            .verify_otp(id, &wrong_code(&code2), &ctx, None)
+            .verify_otp(id, &wrong_code(&code2), &ctx, VerifyOptions::new())
             .await
             .is_err());
     }
@@ -112,7 +118,7 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
             let c = outbox.last_code("redis-user");
             tokens.push(
                 closed
-                    .verify_otp("redis-user", &c, &ctx, None)
+                    .verify_otp("redis-user", &c, &ctx, VerifyOptions::new())
                     .await
                     .unwrap()
                     .token
@@ -121,17 +127,17 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
             redis.stop();
             assert!(closed.request_otp("redis-user", &ctx).await.is_err());
             assert!(closed
-                .verify_otp("redis-user", &c, &ctx, None)
+                .verify_otp("redis-user", &c, &ctx, VerifyOptions::new())
                 .await
                 .is_err());
             open.request_otp("redis-user", &ctx).await.unwrap();
             let c = outbox.last_code("redis-user");
             assert!(open
-                .verify_otp("redis-user", &wrong_code(&c), &ctx, None)
+                .verify_otp("redis-user", &wrong_code(&c), &ctx, VerifyOptions::new())
                 .await
                 .is_err());
             tokens.push(
-                open.verify_otp("redis-user", &c, &ctx, None)
+                open.verify_otp("redis-user", &c, &ctx, VerifyOptions::new())
                     .await
                     .unwrap()
                     .token

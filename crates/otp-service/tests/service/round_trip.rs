@@ -7,12 +7,12 @@ use crate::harness::{config, memory_service, mid_window_now, CapturingDelivery, 
 use otp_core::token::Audience;
 use otp_core::IdentityKind;
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
-use otp_service::{RequestContext, ServiceError};
+use otp_service::{RequestContext, ServiceError, VerifyOptions};
 use serde_json::{json, Map, Value};
 
-fn extra(v: Value) -> Option<Map<String, Value>> {
+fn extra(v: Value) -> VerifyOptions {
     match v {
-        Value::Object(m) => Some(m),
+        Value::Object(m) => VerifyOptions::new().with_extra_claims(m),
         _ => unreachable!("extra claims are an object"),
     }
 }
@@ -110,7 +110,13 @@ async fn extra_claim_naming_a_registered_claim_is_reserved_claim_and_does_not_sp
         m.insert("role".into(), json!("user"));
         m.insert(name.into(), json!("attacker"));
         match service
-            .verify_otp_at("carol@example.com", &code, &ctx, Some(m), now)
+            .verify_otp_at(
+                "carol@example.com",
+                &code,
+                &ctx,
+                VerifyOptions::new().with_extra_claims(m),
+                now,
+            )
             .await
         {
             Err(ServiceError::ReservedClaim(n)) => assert_eq!(n, name),
@@ -119,7 +125,7 @@ async fn extra_claim_naming_a_registered_claim_is_reserved_claim_and_does_not_sp
     }
     // The refused calls spent nothing: the code still verifies once.
     let ok = service
-        .verify_otp_at("carol@example.com", &code, &ctx, None, now)
+        .verify_otp_at("carol@example.com", &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
     assert_eq!(ok.token.claims.sub, "carol@example.com");
@@ -151,7 +157,10 @@ async fn bad_identities_are_invalid_identity_on_request_and_verify() {
             Err(ServiceError::InvalidIdentity(_)) => {}
             other => panic!("request {id:?}: expected InvalidIdentity, got {other:?}"),
         }
-        match service.verify_otp(id, "123456", &ctx, None).await {
+        match service
+            .verify_otp(id, "123456", &ctx, VerifyOptions::new())
+            .await
+        {
             Err(ServiceError::InvalidIdentity(_)) => {}
             other => panic!("verify {id:?}: expected InvalidIdentity, got {other:?}"),
         }
@@ -189,14 +198,17 @@ async fn codes_that_are_not_4_to_10_ascii_digits_are_invalid_code_format() {
         trailing.as_str(),
     ];
     for c in bad {
-        match service.verify_otp_at("dave", c, &ctx, None, now).await {
+        match service
+            .verify_otp_at("dave", c, &ctx, VerifyOptions::new(), now)
+            .await
+        {
             Err(ServiceError::InvalidCodeFormat) => {}
             other => panic!("{c:?}: expected InvalidCodeFormat, got {other:?}"),
         }
     }
     // None of that counted as a wrong code (5 would void it): it still works.
     service
-        .verify_otp_at("dave", &code, &ctx, None, now)
+        .verify_otp_at("dave", &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
 }
@@ -214,7 +226,10 @@ async fn well_formed_code_of_the_wrong_length_is_invalid_otp() {
     let four = &code[..4];
     let eight = format!("{code}00");
     for c in [four, eight.as_str(), "0000", "1234567890"] {
-        match service.verify_otp_at("erin", c, &ctx, None, now).await {
+        match service
+            .verify_otp_at("erin", c, &ctx, VerifyOptions::new(), now)
+            .await
+        {
             Err(ServiceError::InvalidOtp { .. }) => {}
             other => panic!("{c:?}: expected InvalidOtp, got {other:?}"),
         }
@@ -222,7 +237,9 @@ async fn well_formed_code_of_the_wrong_length_is_invalid_otp() {
     // A wrong six-digit code is InvalidOtp too.
     let wrong = if code == "000000" { "000001" } else { "000000" };
     assert!(matches!(
-        service.verify_otp_at("erin", wrong, &ctx, None, now).await,
+        service
+            .verify_otp_at("erin", wrong, &ctx, VerifyOptions::new(), now)
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
 }

@@ -12,7 +12,7 @@ use crate::harness::{
 };
 use otp_ratelimit::testkit;
 use otp_ratelimit::{MemoryStore, Store};
-use otp_service::{OtpService, RequestContext, ServiceError};
+use otp_service::{OtpService, RequestContext, ServiceError, VerifyOptions};
 
 #[tokio::test]
 async fn replayed_code_is_invalid_otp() {
@@ -26,12 +26,12 @@ async fn replayed_code_is_invalid_otp() {
         .unwrap();
     let code = outbox.last_code("ann@example.com");
     service
-        .verify_otp_at("ann@example.com", &code, &ctx, None, now)
+        .verify_otp_at("ann@example.com", &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
     for later in [now, now + 1, now + 100] {
         match service
-            .verify_otp_at("ann@example.com", &code, &ctx, None, later)
+            .verify_otp_at("ann@example.com", &code, &ctx, VerifyOptions::new(), later)
             .await
         {
             Err(ServiceError::InvalidOtp { .. }) => {}
@@ -57,7 +57,7 @@ async fn new_request_in_same_window_yields_a_different_code_that_verifies(
     service.request_otp_at(id, &ctx, now + 1).await.unwrap();
     assert_eq!(outbox.last_code(id), first);
     service
-        .verify_otp_at(id, &first, &ctx, None, now + 2)
+        .verify_otp_at(id, &first, &ctx, VerifyOptions::new(), now + 2)
         .await
         .unwrap();
 
@@ -66,11 +66,13 @@ async fn new_request_in_same_window_yields_a_different_code_that_verifies(
     let second = outbox.last_code(id);
     assert_ne!(second, first, "a used code must never be sent again");
     assert!(matches!(
-        service.verify_otp_at(id, &first, &ctx, None, now + 4).await,
+        service
+            .verify_otp_at(id, &first, &ctx, VerifyOptions::new(), now + 4)
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
     service
-        .verify_otp_at(id, &second, &ctx, None, now + 5)
+        .verify_otp_at(id, &second, &ctx, VerifyOptions::new(), now + 5)
         .await
         .unwrap();
 
@@ -79,12 +81,12 @@ async fn new_request_in_same_window_yields_a_different_code_that_verifies(
     let third = outbox.last_code(id);
     assert!(third != first && third != second);
     service
-        .verify_otp_at(id, &third, &ctx, None, now + 7)
+        .verify_otp_at(id, &third, &ctx, VerifyOptions::new(), now + 7)
         .await
         .unwrap();
     assert!(matches!(
         service
-            .verify_otp_at(id, &second, &ctx, None, now + 8)
+            .verify_otp_at(id, &second, &ctx, VerifyOptions::new(), now + 8)
             .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
@@ -129,7 +131,13 @@ async fn sixteen_concurrent_verifies_yield_exactly_one_success(store: Arc<dyn St
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
                 service
-                    .verify_otp_at(&id, &code, &RequestContext::default(), None, now)
+                    .verify_otp_at(
+                        &id,
+                        &code,
+                        &RequestContext::default(),
+                        VerifyOptions::new(),
+                        now,
+                    )
                     .await
             }));
         }
@@ -191,11 +199,11 @@ async fn without_single_use_the_same_code_verifies_twice_like_the_python_service
     service.request_otp_at("kim", &ctx, now).await.unwrap();
     let code = outbox.last_code("kim");
     let a = service
-        .verify_otp_at("kim", &code, &ctx, None, now)
+        .verify_otp_at("kim", &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
     let b = service
-        .verify_otp_at("kim", &code, &ctx, None, now + 1)
+        .verify_otp_at("kim", &code, &ctx, VerifyOptions::new(), now + 1)
         .await
         .unwrap();
     assert_ne!(
@@ -206,7 +214,7 @@ async fn without_single_use_the_same_code_verifies_twice_like_the_python_service
     service.request_otp_at("kim", &ctx, now + 2).await.unwrap();
     assert_eq!(outbox.last_code("kim"), code);
     service
-        .verify_otp_at("kim", &code, &ctx, None, now + 3)
+        .verify_otp_at("kim", &code, &ctx, VerifyOptions::new(), now + 3)
         .await
         .unwrap();
 }
@@ -219,14 +227,19 @@ async fn attempt_budget_voids_the_sent_code(service: &OtpService, outbox: &Captu
     let code = outbox.last_code(id);
     let wrong = wrong_code(&code);
     for i in 0..5 {
-        match service.verify_otp_at(id, &wrong, &ctx, None, now + i).await {
+        match service
+            .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), now + i)
+            .await
+        {
             Err(ServiceError::InvalidOtp { .. }) => {}
             other => panic!("wrong code #{}: expected InvalidOtp, got {other:?}", i + 1),
         }
     }
     // The budget of 5 is used up: the real code no longer verifies.
     assert!(matches!(
-        service.verify_otp_at(id, &code, &ctx, None, now + 10).await,
+        service
+            .verify_otp_at(id, &code, &ctx, VerifyOptions::new(), now + 10)
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
     // A newly requested code (same window) does.
@@ -234,7 +247,7 @@ async fn attempt_budget_voids_the_sent_code(service: &OtpService, outbox: &Captu
     let fresh = outbox.last_code(id);
     assert_ne!(fresh, code);
     service
-        .verify_otp_at(id, &fresh, &ctx, None, now + 12)
+        .verify_otp_at(id, &fresh, &ctx, VerifyOptions::new(), now + 12)
         .await
         .unwrap();
 }
@@ -270,12 +283,12 @@ async fn four_wrong_codes_leave_the_delivered_code_valid() {
     let wrong = wrong_code(&code);
     for i in 0..4 {
         assert!(service
-            .verify_otp_at("max", &wrong, &ctx, None, now + i)
+            .verify_otp_at("max", &wrong, &ctx, VerifyOptions::new(), now + i)
             .await
             .is_err());
     }
     service
-        .verify_otp_at("max", &code, &ctx, None, now + 5)
+        .verify_otp_at("max", &code, &ctx, VerifyOptions::new(), now + 5)
         .await
         .unwrap();
 }
@@ -294,7 +307,7 @@ async fn a_code_from_the_previous_window_still_verifies_within_drift() {
     // One window later, still inside expires_at.
     assert!(now < sent.expires_at);
     service
-        .verify_otp_at("ned", &code, &ctx, None, now)
+        .verify_otp_at("ned", &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
     // Two windows later it has expired.
@@ -304,7 +317,9 @@ async fn a_code_from_the_previous_window_still_verifies_within_drift() {
         .unwrap();
     let old = outbox.last_code("ned");
     assert!(matches!(
-        service.verify_otp_at("ned", &old, &ctx, None, now).await,
+        service
+            .verify_otp_at("ned", &old, &ctx, VerifyOptions::new(), now)
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
 }
@@ -321,7 +336,9 @@ async fn attempt_budget_spans_the_window_edge(service: &OtpService, outbox: &Cap
     let wrong = wrong_code(&code);
     for t in [issued, issued + 60, issued + 120] {
         assert!(matches!(
-            service.verify_otp_at(id, &wrong, &ctx, None, t).await,
+            service
+                .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), t)
+                .await,
             Err(ServiceError::InvalidOtp { .. })
         ));
     }
@@ -329,13 +346,17 @@ async fn attempt_budget_spans_the_window_edge(service: &OtpService, outbox: &Cap
     let next = issued + 300;
     for t in [next, next + 1] {
         assert!(matches!(
-            service.verify_otp_at(id, &wrong, &ctx, None, t).await,
+            service
+                .verify_otp_at(id, &wrong, &ctx, VerifyOptions::new(), t)
+                .await,
             Err(ServiceError::InvalidOtp { .. })
         ));
     }
     // Five wrong tries in total: the code is void.
     assert!(matches!(
-        service.verify_otp_at(id, &code, &ctx, None, next + 2).await,
+        service
+            .verify_otp_at(id, &code, &ctx, VerifyOptions::new(), next + 2)
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
     // A newly requested code verifies.
@@ -343,11 +364,17 @@ async fn attempt_budget_spans_the_window_edge(service: &OtpService, outbox: &Cap
     let fresh = outbox.last_code(id);
     assert_ne!(fresh, code);
     assert!(service
-        .verify_otp_at(id, &wrong_code(&fresh), &ctx, None, next + 4)
+        .verify_otp_at(
+            id,
+            &wrong_code(&fresh),
+            &ctx,
+            VerifyOptions::new(),
+            next + 4
+        )
         .await
         .is_err());
     service
-        .verify_otp_at(id, &fresh, &ctx, None, next + 5)
+        .verify_otp_at(id, &fresh, &ctx, VerifyOptions::new(), next + 5)
         .await
         .unwrap();
 }
@@ -397,24 +424,26 @@ async fn codes_sent_before_an_otp_key_rotation_still_verify_once_with_the_previo
     // Without the previous key the old code is wrong...
     assert!(matches!(
         new_only
-            .verify_otp_at("rot", &old_code, &ctx, None, now)
+            .verify_otp_at("rot", &old_code, &ctx, VerifyOptions::new(), now)
             .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
     // ...with it, it verifies, once.
     after
-        .verify_otp_at("rot", &old_code, &ctx, None, now)
+        .verify_otp_at("rot", &old_code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
     assert!(matches!(
-        after.verify_otp_at("rot", &old_code, &ctx, None, now).await,
+        after
+            .verify_otp_at("rot", &old_code, &ctx, VerifyOptions::new(), now)
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
     // New codes come from the new key.
     after.request_otp_at("rot", &ctx, now + 1).await.unwrap();
     let new_code = outbox.last_code("rot");
     new_only
-        .verify_otp_at("rot", &new_code, &ctx, None, now + 2)
+        .verify_otp_at("rot", &new_code, &ctx, VerifyOptions::new(), now + 2)
         .await
         .unwrap();
 }

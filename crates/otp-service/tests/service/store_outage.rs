@@ -11,7 +11,9 @@ use crate::harness::{config_with_fail_mode, redis_store_fast, service_with, Capt
 use otp_ratelimit::testkit;
 use otp_ratelimit::LimitPolicy;
 use otp_service::metrics::StoreLabels;
-use otp_service::{FailMode, LimitedOperation, OtpService, RequestContext, ServiceError};
+use otp_service::{
+    FailMode, LimitedOperation, OtpService, RequestContext, ServiceError, VerifyOptions,
+};
 
 /// Every call while Redis is down must come back quickly (bounded by the
 /// store's timeouts), never hang.
@@ -25,11 +27,16 @@ async fn round_trip(service: &OtpService, outbox: &CapturingDelivery, id: &str) 
     let ctx = RequestContext::default();
     service.request_otp(id, &ctx).await.unwrap();
     let code = outbox.last_code(id);
-    let v = service.verify_otp(id, &code, &ctx, None).await.unwrap();
+    let v = service
+        .verify_otp(id, &code, &ctx, VerifyOptions::new())
+        .await
+        .unwrap();
     service.verify_token(&v.token.token).unwrap();
     // Single use holds (the store is the real one again).
     assert!(matches!(
-        service.verify_otp(id, &code, &ctx, None).await,
+        service
+            .verify_otp(id, &code, &ctx, VerifyOptions::new())
+            .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
 }
@@ -80,7 +87,14 @@ async fn fail_closed_refuses_with_unavailable_while_redis_is_down_and_recovers_a
             Err(ServiceError::Unavailable(e)) => assert!(e.is_unavailable(), "{e}"),
             other => panic!("request while down: expected Unavailable, got {other:?}"),
         }
-        match bounded(service.verify_otp("closed@example.com", &pending, &ctx, None)).await {
+        match bounded(service.verify_otp(
+            "closed@example.com",
+            &pending,
+            &ctx,
+            VerifyOptions::new(),
+        ))
+        .await
+        {
             Err(ServiceError::Unavailable(_)) => {}
             other => panic!("verify while down: expected Unavailable, got {other:?}"),
         }
@@ -148,7 +162,7 @@ async fn fail_open_lets_request_and_verify_proceed_while_redis_is_down_and_recov
         assert_eq!(sent.rate_limit.limit, 2);
     }
     let code = outbox.last_code("open@example.com");
-    let v = bounded(service.verify_otp("open@example.com", &code, &ctx, None))
+    let v = bounded(service.verify_otp("open@example.com", &code, &ctx, VerifyOptions::new()))
         .await
         .unwrap();
     assert_eq!(
@@ -158,7 +172,7 @@ async fn fail_open_lets_request_and_verify_proceed_while_redis_is_down_and_recov
     // A wrong code is still wrong.
     let wrong = if code == "000000" { "000001" } else { "000000" };
     assert!(matches!(
-        bounded(service.verify_otp("open@example.com", wrong, &ctx, None)).await,
+        bounded(service.verify_otp("open@example.com", wrong, &ctx, VerifyOptions::new())).await,
         Err(ServiceError::InvalidOtp { .. })
     ));
     let m = service.metrics();
@@ -195,12 +209,12 @@ async fn fail_open_lets_request_and_verify_proceed_while_redis_is_down_and_recov
     }
     let code = outbox.last_code("back@example.com");
     service
-        .verify_otp("back@example.com", &code, &ctx, None)
+        .verify_otp("back@example.com", &code, &ctx, VerifyOptions::new())
         .await
         .unwrap();
     assert!(matches!(
         service
-            .verify_otp("back@example.com", &code, &ctx, None)
+            .verify_otp("back@example.com", &code, &ctx, VerifyOptions::new())
             .await,
         Err(ServiceError::InvalidOtp { .. })
     ));
