@@ -779,7 +779,7 @@ impl UseCounterStore for RedisStore {
                 None,
             )
             .await?;
-        if flat.is_empty() || flat.len() % 2 != 0 || flat.len() > 2 * aimed.len() {
+        if flat.is_empty() || !flat.len().is_multiple_of(2) || flat.len() > 2 * aimed.len() {
             return Err(StoreError::Backend(format!(
                 "the failure script answered {} values for {} windows",
                 flat.len(),
