@@ -1333,3 +1333,157 @@ fn an_unreachable_redis_stops_start_up_naming_redis_url_without_its_password() {
     assert!(line.starts_with("otp-server: REDIS_URL:"), "{err}");
     assert!(!err.contains("hunter2"), "password leaked: {err}");
 }
+
+/// The metric names a PromQL expression uses: the tokens that start with
+/// one of otp-server's prefixes (`otp_`, `http_`). Label names and values,
+/// functions and Grafana's `$__rate_interval` have other shapes.
+fn metric_names_in(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| t.starts_with("otp_") || t.starts_with("http_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every sample name in an OpenMetrics scrape, plus the names its `# TYPE`
+/// lines declare (counter `F` → `F_total`, histogram `F` → `F_bucket`,
+/// `F_sum`, `F_count`; others `F`).
+fn served_metric_names(scrape: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in scrape.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (Some(family), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{family}{s}")));
+        } else if !line.starts_with('#') {
+            if let Some(name) = line.split(['{', ' ']).next().filter(|n| !n.is_empty()) {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+// See: issue 16 (alert rules and a dashboard whose queries use real metrics).
+#[test]
+fn alert_rules_and_dashboard_use_only_metrics_the_server_serves() {
+    let Some(rules) = yaml_docs("deploy/prometheus/otp-server.rules.yml") else {
+        return;
+    };
+    let Some(mut redis) = otp_ratelimit::testkit::started_redis_or_skip("alert_rules") else {
+        return;
+    };
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    for rule in rules[0]["groups"][0]["rules"].as_array().expect("rules") {
+        let alert = rule["alert"].as_str().expect("alert name").to_owned();
+        assert!(rule["labels"]["severity"].is_string(), "{alert}: severity");
+        assert!(
+            rule["annotations"]["summary"].is_string(),
+            "{alert}: summary"
+        );
+        exprs.push((alert, rule["expr"].as_str().expect("expr").to_owned()));
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&repo_file("deploy/grafana/otp-server.json")).expect("dashboard JSON");
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().expect("title");
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "panel {title} has no query");
+        for t in targets {
+            exprs.push((
+                title.to_owned(),
+                t["expr"].as_str().expect("expr").to_owned(),
+            ));
+        }
+    }
+
+    // A real server, with a few requests so that every family has a sample:
+    // a send, a refused send, a good and a wrong code, forward auth, and a
+    // store error once Redis is gone.
+    let mut server = Server::builder()
+        .env("DELIVERY_BACKEND", "console")
+        .env("STORE_BACKEND", "redis")
+        .env("REDIS_URL", redis.url())
+        .env("RATE_REQUEST_OTP_MAX", "1")
+        .start();
+    let api =
+        |path: &str, body: serde_json::Value| post_json(&format!("{}{path}", server.url), &body);
+    assert_eq!(
+        api("/api/v1/otp/request", json!({"identity": "m@example.com"})).status,
+        200
+    );
+    assert_eq!(
+        api("/api/v1/otp/request", json!({"identity": "m@example.com"})).status,
+        429
+    );
+    let code = server
+        .console_code("m@example.com", Duration::from_secs(5))
+        .expect("code");
+    let api =
+        |path: &str, body: serde_json::Value| post_json(&format!("{}{path}", server.url), &body);
+    let wrong: String = code
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    assert_eq!(
+        api(
+            "/api/v1/otp/verify",
+            json!({"identity": "m@example.com", "otp": wrong})
+        )
+        .status,
+        400
+    );
+    let verified = api(
+        "/api/v1/otp/verify",
+        json!({"identity": "m@example.com", "otp": code}),
+    );
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    let auth = format!(
+        "Bearer {}",
+        verified.json()["access_token"].as_str().expect("token")
+    );
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/token/verify", server.url),
+        &[("Authorization", &auth)],
+        None,
+    );
+    assert_eq!(r.map(|r| r.status), Some(200));
+    redis.stop();
+    assert_eq!(
+        api("/api/v1/otp/request", json!({"identity": "n@example.com"})).status,
+        503
+    );
+
+    let scrape = http("GET", &format!("{}/metrics", server.url), &[], None).expect("metrics");
+    assert_eq!(scrape.status, 200);
+    let served = served_metric_names(&scrape.body);
+    let mut used = std::collections::BTreeSet::new();
+    for (what, expr) in &exprs {
+        let names = metric_names_in(expr);
+        assert!(!names.is_empty(), "{what}: no otp-server metric in {expr}");
+        for name in names {
+            assert!(
+                served.contains(&name),
+                "{what} uses {name}, which /metrics does not serve; it serves {served:?}"
+            );
+            used.insert(name);
+        }
+    }
+    // The files cover the families the operations guide documents.
+    for family in [
+        "otp_store_errors_total",
+        "otp_deliveries_total",
+        "otp_rate_limited_total",
+        "http_requests_total",
+    ] {
+        assert!(used.contains(family), "neither file uses {family}");
+    }
+}
