@@ -199,7 +199,7 @@ pub const VARS: &[Var] = &[
     Var::new(C::Store, "REDIS_TIMEOUT_MS", "Redis connect and response timeout, milliseconds.").or(redis_timeout_ms).range(10, 60_000),
     Var::new(C::Store, "STORE_HASH_KEY", "base64 key hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key.").secret(),
     // delivery
-    Var::new(C::Delivery, "DELIVERY_BACKEND", "console, smtp, twilio, webhook, auto or none (benchmarks only).").or(|| t("console")).field("delivery.backend"),
+    Var::new(C::Delivery, "DELIVERY_BACKEND", "smtp, twilio, webhook, auto, console or none (benchmarks only). Required outside --dev (which defaults to console); console prints every code to the log and warns at each start.").field("delivery.backend"),
     Var::new(C::Delivery, "DELIVERY_TIMEOUT_SECONDS", "Per-attempt delivery timeout.").or(|| RetryPolicy::default().timeout.as_secs().to_string()).range(1, MAX_TIMEOUT_SECONDS).field("retry.timeout"),
     Var::new(C::Delivery, "DELIVERY_MAX_ATTEMPTS", "Attempts per delivery (retries on connect errors, timeouts and 5xx).").or(|| RetryPolicy::default().max_attempts.to_string()).range(1, MAX_DELIVERY_ATTEMPTS as u64).field("retry.max_attempts"),
     Var::new(C::Delivery, "DELIVERY_RETRY_BACKOFF_MS", "First retry backoff, doubled per attempt (max 2 s), with jitter.").or(|| RetryPolicy::default().initial_backoff.as_millis().to_string()).range(0, 60_000).field("retry.initial_backoff"),

@@ -17,9 +17,11 @@ use support::{
     TEST_OTP_KEY,
 };
 
-const SECRETS: [(&str, &str); 2] = [
+/// The least a production start needs: both secrets and a chosen delivery.
+const SECRETS: [(&str, &str); 3] = [
     ("OTP_SECRET_KEY", TEST_OTP_KEY),
     ("JWT_SECRET", TEST_JWT_SECRET),
+    ("DELIVERY_BACKEND", "console"),
 ];
 
 /// `serve` on a free port with exactly `env`; returns (exit code, stderr).
@@ -467,6 +469,7 @@ fn toml_file_is_overridden_by_environment_which_is_overridden_by_flags() {
              bind_address = \"127.0.0.1:1\"\n\
              otp_secret_key = \"{TEST_OTP_KEY}\"\n\
              jwt_secret = \"{TEST_JWT_SECRET}\"\n\
+             delivery_backend = \"console\"\n\
              rate_request_otp_max = 2\n\
              trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1/32\"]\n"
         ),
@@ -936,4 +939,87 @@ fn invalid_values_keep_their_exact_one_line_messages() {
         assert_ne!(code, 0, "{vars:?}");
         assert_eq!(err.trim(), format!("otp-server: {line}"), "{vars:?}");
     }
+}
+
+/// Issue 13 item 6: with real secrets and no `DELIVERY_BACKEND`, `serve`
+/// used to print every code into the log. Outside `--dev` it refuses to
+/// start, with one line naming the variable; `check-config` says the same.
+#[test]
+fn outside_dev_an_unset_delivery_backend_refuses_to_start_naming_it() {
+    let secrets = &SECRETS[..2];
+    for args in [&["serve"][..], &["check-config"][..]] {
+        let bind = format!("127.0.0.1:{}", free_port());
+        let mut args = args.to_vec();
+        args.extend(["--bind", &bind]);
+        let (code, out, err) = run_bin(&args, secrets);
+        let err = err.trim();
+        assert_ne!(code, 0, "{args:?} must refuse: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(
+            err.starts_with("otp-server: DELIVERY_BACKEND: not set"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("console"), "names the explicit way out: {err}");
+    }
+    // --dev keeps console as its default, without refusing.
+    let mut dev = Server::builder()
+        .unset("DELIVERY_BACKEND")
+        .arg("--dev")
+        .start();
+    assert_eq!(http_status(&format!("{}/health", dev.url)), Some(200));
+    assert!(dev.terminate(Duration::from_secs(15)).is_some());
+}
+
+/// An explicit `DELIVERY_BACKEND=console` outside `--dev` starts, with a
+/// warning at every start (log and `check-config`).
+#[test]
+fn explicit_console_delivery_starts_with_a_warning_every_start() {
+    const WARNING: &str = "DELIVERY_BACKEND=console: every code is printed to stdout";
+    for _ in 0..2 {
+        let mut server = Server::builder().start();
+        let log = server.stderr();
+        let warn = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(WARNING))
+            });
+        let warn = warn.unwrap_or_else(|| panic!("no console warning in:\n{log}"));
+        assert_eq!(warn["level"], "WARN", "{warn}");
+        assert!(server.terminate(Duration::from_secs(15)).is_some());
+    }
+    let (code, out, err) = run_bin(&["check-config"], &SECRETS);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("warning: {WARNING}")), "{out}");
+}
+
+/// `OTP_SINGLE_USE=false` also switches the attempt budget off (it works by
+/// using codes up): both the log and `check-config` say so.
+#[test]
+fn otp_single_use_false_warns_that_the_attempt_budget_is_off_too() {
+    let mut env = SECRETS.to_vec();
+    env.push(("OTP_SINGLE_USE", "false"));
+    let (code, out, err) = run_bin(&["check-config"], &env);
+    assert_eq!(code, 0, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("warning: OTP_SINGLE_USE=false"))
+        .unwrap_or_else(|| panic!("no warning in:\n{out}"));
+    assert!(
+        line.contains("OTP_MAX_ATTEMPTS") && line.contains("off"),
+        "{line}"
+    );
+    let mut server = Server::builder().env("OTP_SINGLE_USE", "false").start();
+    let log = server.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"WARN\"") && l.contains("OTP_SINGLE_USE=false")),
+        "{log}"
+    );
+    assert!(server.terminate(Duration::from_secs(15)).is_some());
+    // The default (single use on) warns about nothing of the kind.
+    let (_, out, _) = run_bin(&["check-config"], &SECRETS);
+    assert!(!out.contains("warning: OTP_SINGLE_USE"), "{out}");
 }

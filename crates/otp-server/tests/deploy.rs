@@ -1326,6 +1326,7 @@ fn an_unreachable_redis_stops_start_up_naming_redis_url_without_its_password() {
             ("STORE_BACKEND", "redis"),
             ("REDIS_URL", &url),
             ("REDIS_STARTUP_WAIT_SECONDS", "0"),
+            ("DELIVERY_BACKEND", "none"),
         ],
     );
     assert_ne!(code, 0);

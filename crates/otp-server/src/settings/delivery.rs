@@ -12,7 +12,7 @@ use otp_delivery::{
 };
 
 use super::raw::parse_bool;
-use super::{err, RawSettings, SettingError};
+use super::{err, Notes, RawSettings, SettingError};
 use crate::vars::{self, Concern};
 
 /// Turns a library error about a field into the one line about its variable.
@@ -23,6 +23,15 @@ pub fn map_error(e: &ConfigError) -> SettingError {
         vars::fields_to_variables(&e.reason, Concern::Delivery),
     )
 }
+
+const NOT_SET: &str = "not set: choose smtp, twilio, webhook or auto (docs/delivery.md); \
+console prints every code to the log, so it must be chosen explicitly (DELIVERY_BACKEND=console) \
+or come with --dev";
+
+/// The warning of every start with console delivery outside `--dev`.
+pub const CONSOLE_WARNING: &str = "DELIVERY_BACKEND=console: every code is printed to stdout, \
+i.e. into the log; anyone who reads the log can sign in as anyone. Use it for development \
+and tests only";
 
 /// Parses a `DELIVERY_BACKEND` value (case-insensitive).
 pub fn backend_kind(value: &str) -> Result<BackendKind, SettingError> {
@@ -42,9 +51,22 @@ pub fn backend_kind(value: &str) -> Result<BackendKind, SettingError> {
     })
 }
 
-/// Reads the delivery concern.
-pub fn build(raw: &RawSettings) -> Result<(DeliveryConfig, RetryPolicy), SettingError> {
-    let backend = backend_kind(raw.get("DELIVERY_BACKEND").unwrap_or("console"))?;
+/// Reads the delivery concern. Outside `--dev` the backend must be chosen:
+/// console delivery prints every code to the log, so it is never a silent
+/// default in production, and choosing it warns at every start.
+pub fn build(
+    raw: &RawSettings,
+    dev: bool,
+    notes: &mut Notes,
+) -> Result<(DeliveryConfig, RetryPolicy), SettingError> {
+    let backend = match raw.get("DELIVERY_BACKEND") {
+        Some(v) => backend_kind(v)?,
+        None if dev => BackendKind::Console,
+        None => return Err(err("DELIVERY_BACKEND", NOT_SET)),
+    };
+    if backend == BackendKind::Console && !dev {
+        notes.warnings.push(CONSOLE_WARNING.to_owned());
+    }
     let retry = RetryPolicy {
         timeout: Duration::from_secs(raw.num("DELIVERY_TIMEOUT_SECONDS")?),
         max_attempts: raw.num("DELIVERY_MAX_ATTEMPTS")?,
@@ -214,6 +236,19 @@ pub fn webhook_headers(value: &str) -> Result<Vec<(String, String)>, SettingErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unset_backend_is_an_error_outside_dev_and_console_warns() {
+        let mut notes = Notes::default();
+        let e = build(&raw(&[]), false, &mut notes).unwrap_err();
+        assert_eq!(e.variable, "DELIVERY_BACKEND");
+        let (c, _) = build(&raw(&[]), true, &mut notes).unwrap();
+        assert_eq!(c, DeliveryConfig::Console);
+        assert!(notes.warnings.is_empty(), "--dev: the dev box says it");
+        let (c, _) = build(&raw(&[("DELIVERY_BACKEND", "console")]), false, &mut notes).unwrap();
+        assert_eq!(c, DeliveryConfig::Console);
+        assert_eq!(notes.warnings, [CONSOLE_WARNING]);
+    }
 
     fn raw(pairs: &[(&str, &str)]) -> RawSettings {
         let env = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));

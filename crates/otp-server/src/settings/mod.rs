@@ -89,6 +89,11 @@ impl Settings {
             ));
         }
         let policy = policy::build(raw)?;
+        if !policy.single_use {
+            notes
+                .warnings
+                .push(policy::SINGLE_USE_OFF_WARNING.to_owned());
+        }
         let keys = keys::build(raw, dev, &mut notes)?;
         let tokens = tokens::build(raw, dev, &mut notes)?;
         let (limits, fail_mode) = limits::build(raw)?;
@@ -98,7 +103,7 @@ impl Settings {
         service.max_attempts = policy.max_attempts;
         service.single_use = policy.single_use;
         service.fail_mode = fail_mode;
-        let (delivery, retry) = delivery::build(raw)?;
+        let (delivery, retry) = delivery::build(raw, dev, &mut notes)?;
         Ok(Settings {
             server,
             service,
@@ -145,11 +150,16 @@ mod tests {
     const OTP_KEY: &str = "c3RhdGVsZXNzLW90cCB0ZXN0IGtleSAzMiBieXRlcyE";
     const JWT: &str = "stateless-otp-test-jwt-secret-of-32-bytes-at-least";
 
+    /// Secrets set, everything else at its default. `--dev` so that
+    /// `DELIVERY_BACKEND` may stay unset (its default there is console,
+    /// `DeliveryConfig::default()`); `--dev` changes no other default.
     fn defaults_only() -> Settings {
         let env = [("OTP_SECRET_KEY", OTP_KEY), ("JWT_SECRET", JWT)]
             .map(|(k, v)| (k.to_owned(), v.to_owned()));
         let raw = RawSettings::load(None, env.into_iter()).unwrap();
-        Settings::from_raw(&raw, false).unwrap()
+        let s = Settings::from_raw(&raw, true).unwrap();
+        assert!(s.dev_notes.is_empty(), "{:?}", s.dev_notes);
+        s
     }
 
     #[test]

@@ -6,6 +6,11 @@ use otp_core::{Digits, HashAlgorithm, OtpPolicy};
 
 use super::{err, RawSettings, SettingError};
 
+/// The warning of every start with `OTP_SINGLE_USE=false`.
+pub const SINGLE_USE_OFF_WARNING: &str = "OTP_SINGLE_USE=false: a code verifies any number of \
+times within its window, and the attempt budget (OTP_MAX_ATTEMPTS) is off too, since it works \
+by using codes up: wrong guesses are bounded only by the RATE_VERIFY_* limits";
+
 /// The policy part of the service configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct PolicySettings {

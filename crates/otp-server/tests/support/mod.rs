@@ -110,6 +110,9 @@ impl Default for ServerBuilder {
                 ("RUST_LOG".into(), "info".into()),
                 ("LOG_FORMAT".into(), "json".into()),
                 ("WORKERS".into(), "2".into()),
+                // The harness reads codes from stdout; outside --dev that
+                // must be chosen explicitly (it warns at start).
+                ("DELIVERY_BACKEND".into(), "console".into()),
             ],
             args: vec!["serve".into()],
             port: None,
