@@ -13,11 +13,15 @@
 //!   Redis, Redis Cluster), the Python-compatible mode, the attempt budget,
 //!   key rotation.
 //! - [`limits`]: the six limits of SPEC §6, on memory and on Redis.
+//! - [`hardening`]: issue 13's limit points (one decision, network keys,
+//!   the daily limit per network, the attempt budget at the skew edge, the
+//!   memory ceiling, round trips) on memory, Redis and Redis Cluster.
 //! - [`store_outage`]: Redis killed and restarted; fail closed and open.
 //! - [`metrics`]: the Prometheus text of the service metrics.
 //! - [`no_secrets_in_logs`]: codes, tokens, secrets and identities never
 //!   reach a log line.
 
+mod hardening;
 mod harness;
 mod limits;
 mod metrics;
