@@ -202,19 +202,25 @@ async fn rust_sdk_against_the_server() {
     assert_eq!(err.code(), "network_error");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_sdk_verifies_eddsa_tokens_offline_against_the_jwks() {
+/// A server signing EdDSA tokens (a fresh key from `otp-server keygen
+/// ed25519`) for the audience `orders`.
+fn eddsa_env() -> E2eEnv {
     let keygen = Command::new(support::bin())
         .args(["keygen", "ed25519"])
         .output()
         .expect("otp-server keygen ed25519");
     assert!(keygen.status.success(), "keygen failed");
     let key = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
-    let env = E2eEnv::start(|b| {
+    E2eEnv::start(|b| {
         b.env("JWT_ALGORITHM", "EdDSA")
             .env("JWT_ED25519_PRIVATE_KEY", key)
             .env("TOKEN_AUDIENCE", "orders")
-    });
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_verifies_eddsa_tokens_offline_against_the_jwks() {
+    let env = eddsa_env();
     let c = client(&env);
     let jwks = c.jwks().await.unwrap();
     assert_eq!(jwks.keys.len(), 1);
@@ -490,5 +496,106 @@ fn a_suite_that_exits_leaving_a_child_behind_has_the_child_killed() {
     assert!(
         !support::process_group_members(group).contains(&sleeper),
         "the child ({sleeper}) of the finished suite is still running"
+    );
+}
+
+/// Runs a documented verification snippet (`program args…`) with the
+/// server's URL and the audience in its environment: (exit ok?, stdout).
+fn run_snippet(program: &str, args: &[&str], env: &E2eEnv, audience: &str) -> (bool, String) {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(repo_root())
+        .env("OTP_URL", &env.server.url)
+        .env("TOKEN_AUDIENCE", audience)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let run = run_bounded(cmd, Duration::from_secs(60), program);
+    (run.status.success(), run.stdout + &run.stderr)
+}
+
+// See: issue 16 ("verifying our tokens elsewhere"): the docs' jose and PyJWT
+// snippets, verbatim from docs/verify-elsewhere.md, against a real EdDSA server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_jose_and_pyjwt_verify_our_eddsa_tokens_against_the_jwks() {
+    let root = repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/verify-elsewhere.md")).expect("docs");
+    for (file, fence) in [
+        ("sdk/javascript/examples/verify-jose.mjs", "js"),
+        ("sdk/python/examples/verify_pyjwt.py", "python"),
+    ] {
+        let snippet = std::fs::read_to_string(root.join(file)).expect("snippet");
+        assert!(
+            doc.contains(&format!("```{fence}\n{snippet}```")),
+            "docs/verify-elsewhere.md must show {file} verbatim"
+        );
+    }
+    let has_jose = root.join("sdk/javascript/node_modules/jose").is_dir();
+    let has_pyjwt = Command::new("python3")
+        .args(["-c", "import jwt, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if skip_without("node")
+        || skip_unless(has_jose, "jose is not installed (npm ci in sdk/javascript)")
+        || skip_unless(has_pyjwt, "python3 lacks PyJWT with cryptography")
+    {
+        return;
+    }
+
+    let env = eddsa_env();
+    let c = client(&env);
+    let who = identity("stock-jwt");
+    c.request_otp(&who).await.unwrap();
+    let code = env.receiver.wait_code(&who, None).await;
+    let token = c.verify_otp(&who, &code).await.unwrap().access_token;
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+
+    let js = "sdk/javascript/examples/verify-jose.mjs";
+    let py = "sdk/python/examples/verify_pyjwt.py";
+    for (program, script) in [("node", js), ("python3", py)] {
+        let (ok, out) = run_snippet(program, &[script, &token], &env, "orders");
+        assert!(ok, "{script} refused a valid token: {out}");
+        let claims: serde_json::Value = serde_json::from_str(out.trim()).expect("claims JSON");
+        assert_eq!(claims["sub"], who.as_str(), "{script}");
+        assert_eq!(claims["amr"], serde_json::json!(["otp"]));
+        let (ok, out) = run_snippet(program, &[script, &forged], &env, "orders");
+        assert!(
+            !ok && out.contains("invalid token"),
+            "{script} accepted a forged token: {out}"
+        );
+        let (ok, out) = run_snippet(program, &[script, &token], &env, "api");
+        assert!(
+            !ok && out.contains("invalid token"),
+            "{script} ignored the audience: {out}"
+        );
+    }
+
+    // The documented Express/Connect middleware, called as Express would.
+    let probe = format!(
+        "import {{ requireAccessToken }} from './{js}';\n\
+         const call = (auth) => new Promise((done) => {{\n\
+           const req = {{ headers: {{ authorization: auth }} }};\n\
+           const res = {{ headers: {{}}, setHeader(k, v) {{ this.headers[k] = v; }}, end() {{ done(`${{this.statusCode}} ${{this.headers['WWW-Authenticate']}}`); }} }};\n\
+           requireAccessToken(req, res, () => done(`next ${{req.user.sub}}`));\n\
+         }});\n\
+         console.log(await call('Bearer {token}'));\n\
+         console.log(await call('Bearer {forged}'));\n\
+         console.log(await call(undefined));\n"
+    );
+    let (ok, out) = run_snippet(
+        "node",
+        &["--input-type=module", "-e", &probe],
+        &env,
+        "orders",
+    );
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("next {who}").as_str(),
+            "401 Bearer error=\"invalid_token\"",
+            "401 Bearer error=\"invalid_token\""
+        ]
     );
 }
