@@ -5,14 +5,14 @@
 //! `crates/otp-server/tests/fuzz_corpus.rs` calls the same functions on the
 //! committed corpora.
 
-use otp_core::engine::{HashAlgorithm, OtpEngine, OtpPolicy};
-use otp_core::keys::{decode_base64_key, parse_otp_key, OtpKeyRing};
-use otp_core::token::{
+use otp_core::wire::{IntrospectRequest, OtpRequest, OtpVerifyRequest};
+use otp_core::{
     dangerous, Audience, SigningKey, TokenConfig, TokenKeys, TokenService, VerifyingKey,
     MAX_TOKEN_BYTES,
 };
-use otp_core::wire::{IntrospectRequest, OtpRequest, OtpVerifyRequest};
+use otp_core::{decode_base64_key, parse_otp_key, OtpKeyRing};
 use otp_core::{Digits, Identity, OtpCode, SecretBytes};
+use otp_core::{HashAlgorithm, OtpEngine, OtpPolicy};
 use std::sync::OnceLock;
 
 /// A fixed "now" for token checks: 2023-11-14T22:13:20Z.
@@ -135,7 +135,7 @@ pub fn token_verify(data: &[u8]) {
     }
 }
 
-fn check_claims(c: &otp_core::token::Claims, now: u64, config: &TokenConfig) {
+fn check_claims(c: &otp_core::Claims, now: u64, config: &TokenConfig) {
     assert_eq!(c.iss, config.issuer, "wrong iss accepted");
     assert!(c.aud.contains(&config.audience), "wrong aud accepted");
     let leeway = config.leeway_seconds;
@@ -176,7 +176,7 @@ pub fn key_parse(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(k) = decode_base64_key(text) {
             // Round trip through the canonical encoding.
-            let enc = otp_core::keys::encode_key(&k);
+            let enc = otp_core::encode_key(&k);
             let back = decode_base64_key(&enc).expect("encoded key decodes");
             assert_eq!(back.expose(), k.expose());
         }

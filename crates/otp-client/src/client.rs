@@ -1,16 +1,16 @@
 //! [`OtpClient`] and its [`ClientBuilder`]: one method per REST route of
 //! SPEC §5, typed answers from [`otp_core::wire`], typed failures
-//! ([`Error`]), an optional bounded retry ([`RetryPolicy`]) and the access
+//! ([`Error`]), an optional bounded retry ([`ClientRetryPolicy`]) and the access
 //! token kept after a successful [`OtpClient::verify_otp`].
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use otp_core::token::{Jwks, TokenConfig};
 use otp_core::wire::{
     HealthResponse, IntrospectRequest, OtpRequest, OtpRequestResponse, OtpVerifyRequest,
     OtpVerifyResponse, TokenStatus,
 };
+use otp_core::{Jwks, TokenConfig};
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
@@ -35,13 +35,13 @@ pub const DEFAULT_USER_AGENT: &str = concat!("stateless-otp-rust/", env!("CARGO_
 ///
 /// ```
 /// use std::time::Duration;
-/// use otp_client::RetryPolicy;
-/// let policy = RetryPolicy { max_retries: 3, ..RetryPolicy::default() };
+/// use otp_client::ClientRetryPolicy;
+/// let policy = ClientRetryPolicy { max_retries: 3, ..ClientRetryPolicy::default() };
 /// assert_eq!(policy.base_delay, Duration::from_millis(250));
-/// assert_eq!(RetryPolicy::none().max_retries, 0);
+/// assert_eq!(ClientRetryPolicy::none().max_retries, 0);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct ClientRetryPolicy {
     /// Retries after the first attempt. Defaults to 2.
     pub max_retries: u32,
     /// Wait before the first retry when the server sent no `Retry-After`,
@@ -51,9 +51,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for ClientRetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
+        ClientRetryPolicy {
             max_retries: 2,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(5),
@@ -61,12 +61,12 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl ClientRetryPolicy {
     /// No retry: every failure is returned at once (the builder's default).
     pub fn none() -> Self {
-        RetryPolicy {
+        ClientRetryPolicy {
             max_retries: 0,
-            ..RetryPolicy::default()
+            ..ClientRetryPolicy::default()
         }
     }
 
@@ -85,7 +85,7 @@ pub struct ClientBuilder {
     base_url: String,
     timeout: Duration,
     user_agent: String,
-    retry: RetryPolicy,
+    retry: ClientRetryPolicy,
     access_token: Option<String>,
     http: Option<reqwest::Client>,
 }
@@ -105,9 +105,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Retries 503 answers and failed connections (see [`RetryPolicy`]).
-    /// Defaults to [`RetryPolicy::none`].
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+    /// Retries 503 answers and failed connections (see [`ClientRetryPolicy`]).
+    /// Defaults to [`ClientRetryPolicy::none`].
+    pub fn retry(mut self, policy: ClientRetryPolicy) -> Self {
         self.retry = policy;
         self
     }
@@ -198,7 +198,7 @@ pub struct OtpClient {
 struct Inner {
     http: reqwest::Client,
     base: String,
-    retry: RetryPolicy,
+    retry: ClientRetryPolicy,
     token: RwLock<Option<String>>,
 }
 
@@ -225,11 +225,11 @@ impl OtpClient {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use otp_client::{OtpClient, RetryPolicy};
+    /// use otp_client::{OtpClient, ClientRetryPolicy};
     /// let client = OtpClient::builder("https://auth.example.com/")
     ///     .timeout(Duration::from_secs(5))
     ///     .user_agent("my-app/1.0")
-    ///     .retry(RetryPolicy::default())
+    ///     .retry(ClientRetryPolicy::default())
     ///     .build()?;
     /// assert_eq!(client.base_url(), "https://auth.example.com");
     /// # Ok::<(), otp_client::Error>(())
@@ -239,7 +239,7 @@ impl OtpClient {
             base_url: base_url.into(),
             timeout: DEFAULT_TIMEOUT,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
-            retry: RetryPolicy::none(),
+            retry: ClientRetryPolicy::none(),
             access_token: None,
             http: None,
         }
@@ -383,7 +383,7 @@ impl OtpClient {
     ///
     /// ```no_run
     /// use otp_client::OtpClient;
-    /// use otp_core::token::TokenConfig;
+    /// use otp_core::TokenConfig;
     /// # async fn run(token: &str) -> Result<(), otp_client::Error> {
     /// let verifier = OtpClient::new("https://auth.example.com")?
     ///     .offline_verifier(TokenConfig::default());
@@ -395,7 +395,7 @@ impl OtpClient {
         OfflineVerifier::new(self.clone(), config)
     }
 
-    /// Sends one call, retrying per the [`RetryPolicy`].
+    /// Sends one call, retrying per the [`ClientRetryPolicy`].
     async fn call<B, T>(
         &self,
         method: Method,
@@ -494,7 +494,7 @@ mod tests {
 
     #[test]
     fn retry_delay_doubles_and_is_capped() {
-        let p = RetryPolicy::default();
+        let p = ClientRetryPolicy::default();
         assert_eq!(p.delay(0, None), Duration::from_millis(250));
         assert_eq!(p.delay(1, None), Duration::from_millis(500));
         assert_eq!(p.delay(10, None), Duration::from_secs(5));

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use otp_core::token::{KeyError, TokenError};
 use otp_core::wire::{ErrorBody, ErrorCode, FieldError};
+use otp_core::{TokenError, TokenKeyError};
 
 /// Why a 401 was answered (`token_missing`, `token_invalid`, `token_expired`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -134,7 +134,7 @@ pub enum Error {
     /// Offline verification: the server's JWKS has no usable Ed25519 key
     /// (e.g. the server signs with HS256, whose key is never published).
     #[error("JWKS unusable: {0}")]
-    Jwks(#[source] KeyError),
+    Jwks(#[source] TokenKeyError),
     /// The client could not be built (bad base URL, bad user agent, …).
     #[error("invalid client configuration: {0}")]
     Config(String),

@@ -11,7 +11,7 @@
 //!   [`introspect_token`](OtpClient::introspect_token),
 //!   [`verify_bearer`](OtpClient::verify_bearer), [`jwks`](OtpClient::jwks),
 //!   [`health`](OtpClient::health); optional bounded retry
-//!   ([`RetryPolicy`]).
+//!   ([`ClientRetryPolicy`]).
 //! - [`OfflineVerifier`]: verifies tokens locally with cached JWKS keys.
 //! - [`Error`]: one variant per server error code, plus transport and
 //!   decoding failures.
@@ -39,7 +39,9 @@ mod client;
 mod error;
 mod offline;
 
-pub use client::{ClientBuilder, OtpClient, RetryPolicy, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT};
+pub use client::{
+    ClientBuilder, ClientRetryPolicy, OtpClient, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
+};
 pub use error::{Error, UnauthorizedReason};
 pub use offline::{OfflineVerifier, DEFAULT_MAX_AGE, DEFAULT_MIN_REFETCH_INTERVAL};
 
@@ -54,5 +56,5 @@ pub use otp_core::wire;
 /// Token types used by offline verification: [`token::Claims`],
 /// [`token::TokenConfig`], [`token::TokenError`], [`token::Jwks`].
 pub mod token {
-    pub use otp_core::token::{Audience, Claims, Jwk, Jwks, KeyError, TokenConfig, TokenError};
+    pub use otp_core::{Audience, Claims, Jwk, Jwks, TokenConfig, TokenError, TokenKeyError};
 }

@@ -12,7 +12,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use otp_core::token::{dangerous, Claims, JwksVerifier, TokenConfig};
+use otp_core::{dangerous, Claims, JwksVerifier, TokenConfig};
 
 use crate::client::OtpClient;
 use crate::error::Error;

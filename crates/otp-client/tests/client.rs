@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use otp_client::token::TokenConfig;
-use otp_client::{Error, OtpClient, RetryPolicy, UnauthorizedReason};
-use otp_core::token::{generate_ed25519_pkcs8, SigningKey, TokenKeys, TokenService};
+use otp_client::{ClientRetryPolicy, Error, OtpClient, UnauthorizedReason};
+use otp_core::{generate_ed25519_pkcs8, SigningKey, TokenKeys, TokenService};
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -98,7 +98,7 @@ async fn a_429_carries_retry_after_and_is_not_retried() {
         .mount(&server)
         .await;
     let client = OtpClient::builder(server.uri())
-        .retry(RetryPolicy::default())
+        .retry(ClientRetryPolicy::default())
         .build()
         .unwrap();
     let err = client.request_otp("a@example.com").await.unwrap_err();
@@ -123,7 +123,7 @@ async fn a_503_is_retried_up_to_the_bound_honouring_retry_after() {
         .mount(&server)
         .await;
     let client = OtpClient::builder(server.uri())
-        .retry(RetryPolicy {
+        .retry(ClientRetryPolicy {
             max_retries: 2,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(300),
@@ -155,9 +155,9 @@ async fn a_503_then_success_returns_the_success() {
         .mount(&server)
         .await;
     let client = OtpClient::builder(server.uri())
-        .retry(RetryPolicy {
+        .retry(ClientRetryPolicy {
             base_delay: Duration::from_millis(1),
-            ..RetryPolicy::default()
+            ..ClientRetryPolicy::default()
         })
         .build()
         .unwrap();
@@ -192,7 +192,7 @@ async fn refused_connections_are_transport_errors_after_bounded_retries() {
         .port();
     let client = OtpClient::builder(format!("http://127.0.0.1:{port}"))
         .timeout(Duration::from_secs(2))
-        .retry(RetryPolicy {
+        .retry(ClientRetryPolicy {
             max_retries: 2,
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),

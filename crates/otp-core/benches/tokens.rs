@@ -1,10 +1,10 @@
-//! Criterion benchmarks of `otp_core::token`: issuing and verifying HS256
+//! Criterion benchmarks of the token API of otp-core (`TokenService`, `SigningKey`): issuing and verifying HS256
 //! and EdDSA tokens (verify is the hot path of `GET /api/v1/token/verify`).
 //!
 //! Run: `cargo bench -p otp-core --bench tokens -- --warm-up-time 1 --measurement-time 3`
 
 use criterion::{black_box, criterion_main, Criterion};
-use otp_core::token::{generate_ed25519_pkcs8, SigningKey, TokenConfig, TokenKeys, TokenService};
+use otp_core::{generate_ed25519_pkcs8, SigningKey, TokenConfig, TokenKeys, TokenService};
 use serde_json::Map;
 
 const NOW: u64 = 1_800_000_000;

@@ -53,11 +53,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-pub use crate::code::{Digits, OtpCode, MAX_DIGITS, MIN_DIGITS};
+use crate::code::{Digits, OtpCode};
 use crate::keys::OtpKeyRing;
-pub use crate::policy::{
-    HashAlgorithm, OtpPolicy, OtpPolicyBuilder, PolicyError, MAX_DRIFT, MIN_WINDOW_SECONDS,
-};
+use crate::policy::{HashAlgorithm, OtpPolicy, MAX_DRIFT};
 use crate::{Identity, SecretBytes};
 
 /// Which candidate a submitted code matched.

@@ -165,7 +165,7 @@ impl Totp {
 /// RFC 4648 base32 (upper case, no padding), as authenticator apps expect.
 ///
 /// ```
-/// assert_eq!(otp_core::hotp::base32_encode(b"foobar"), "MZXW6YTBOI");
+/// assert_eq!(otp_core::base32_encode(b"foobar"), "MZXW6YTBOI");
 /// ```
 pub fn base32_encode(data: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

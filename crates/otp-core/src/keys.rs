@@ -22,7 +22,7 @@ pub const GENERATED_KEY_BYTES: usize = 32;
 /// Why a key could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum KeyError {
+pub enum OtpKeyError {
     /// The value is empty (after trimming white space).
     #[error("key is empty")]
     Empty,
@@ -53,19 +53,19 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE
 /// Does not check the length; see [`parse_otp_key`] for that.
 ///
 /// ```
-/// use otp_core::keys::decode_base64_key;
+/// use otp_core::decode_base64_key;
 /// assert_eq!(decode_base64_key("-_8").unwrap().expose(), &[0xfb, 0xff]);
 /// assert_eq!(decode_base64_key("+/8=").unwrap().expose(), &[0xfb, 0xff]);
 /// ```
-pub fn decode_base64_key(value: &str) -> Result<SecretBytes, KeyError> {
+pub fn decode_base64_key(value: &str) -> Result<SecretBytes, OtpKeyError> {
     let value = value.trim();
     if value.is_empty() {
-        return Err(KeyError::Empty);
+        return Err(OtpKeyError::Empty);
     }
     let has_url = value.contains(['-', '_']);
     let has_std = value.contains(['+', '/']);
     if has_url && has_std {
-        return Err(KeyError::InvalidBase64(
+        return Err(OtpKeyError::InvalidBase64(
             "mixes the standard ('+', '/') and URL-safe ('-', '_') alphabets".into(),
         ));
     }
@@ -77,26 +77,26 @@ pub fn decode_base64_key(value: &str) -> Result<SecretBytes, KeyError> {
     engine
         .decode(value)
         .map(SecretBytes::new)
-        .map_err(|e| KeyError::InvalidBase64(e.to_string()))
+        .map_err(|e| OtpKeyError::InvalidBase64(e.to_string()))
 }
 
 /// Parses an OTP secret key: base64 of at least [`MIN_OTP_KEY_BYTES`] bytes.
 ///
 /// ```
-/// use otp_core::keys::{parse_otp_key, KeyError};
+/// use otp_core::{parse_otp_key, OtpKeyError};
 /// let key = parse_otp_key("c3RhdGVsZXNzLW90cCB0ZXN0IGtleSEh").unwrap();
 /// assert_eq!(key.len(), 24);
-/// assert!(matches!(parse_otp_key("c2hvcnQ"), Err(KeyError::TooShort { actual: 5, min: 16 })));
+/// assert!(matches!(parse_otp_key("c2hvcnQ"), Err(OtpKeyError::TooShort { actual: 5, min: 16 })));
 /// ```
-pub fn parse_otp_key(value: &str) -> Result<SecretBytes, KeyError> {
+pub fn parse_otp_key(value: &str) -> Result<SecretBytes, OtpKeyError> {
     let key = decode_base64_key(value)?;
     check_len(&key)?;
     Ok(key)
 }
 
-fn check_len(key: &SecretBytes) -> Result<(), KeyError> {
+fn check_len(key: &SecretBytes) -> Result<(), OtpKeyError> {
     if key.len() < MIN_OTP_KEY_BYTES {
-        return Err(KeyError::TooShort {
+        return Err(OtpKeyError::TooShort {
             actual: key.len(),
             min: MIN_OTP_KEY_BYTES,
         });
@@ -107,16 +107,16 @@ fn check_len(key: &SecretBytes) -> Result<(), KeyError> {
 /// Fills `len` bytes from the operating system's secure random generator.
 ///
 /// ```
-/// let a = otp_core::keys::generate_key(32).unwrap();
-/// let b = otp_core::keys::generate_key(32).unwrap();
+/// let a = otp_core::generate_key(32).unwrap();
+/// let b = otp_core::generate_key(32).unwrap();
 /// assert_eq!(a.len(), 32);
 /// assert_ne!(a, b);
 /// ```
-pub fn generate_key(len: usize) -> Result<SecretBytes, KeyError> {
+pub fn generate_key(len: usize) -> Result<SecretBytes, OtpKeyError> {
     let mut bytes = vec![0u8; len];
     SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| KeyError::Random)?;
+        .map_err(|_| OtpKeyError::Random)?;
     Ok(SecretBytes::new(bytes))
 }
 
@@ -129,7 +129,7 @@ pub fn encode_key(key: &SecretBytes) -> String {
 /// number of previous keys (verify only).
 ///
 /// ```
-/// use otp_core::keys::{generate_key, OtpKeyRing};
+/// use otp_core::{generate_key, OtpKeyRing};
 /// let ring = OtpKeyRing::new(generate_key(32).unwrap(), vec![generate_key(16).unwrap()]).unwrap();
 /// assert_eq!(ring.len(), 2);
 /// ```
@@ -141,7 +141,7 @@ pub struct OtpKeyRing {
 
 impl OtpKeyRing {
     /// Builds a ring; every key must be at least [`MIN_OTP_KEY_BYTES`] long.
-    pub fn new(current: SecretBytes, previous: Vec<SecretBytes>) -> Result<Self, KeyError> {
+    pub fn new(current: SecretBytes, previous: Vec<SecretBytes>) -> Result<Self, OtpKeyError> {
         check_len(&current)?;
         for key in &previous {
             check_len(key)?;
@@ -161,7 +161,7 @@ impl OtpKeyRing {
     /// Parses `OTP_SECRET_KEY` and the comma-separated `OTP_PREVIOUS_SECRET_KEYS`.
     ///
     /// Empty entries in the previous list are ignored.
-    pub fn from_base64(current: &str, previous: &str) -> Result<Self, KeyError> {
+    pub fn from_base64(current: &str, previous: &str) -> Result<Self, OtpKeyError> {
         let current = parse_otp_key(current)?;
         let previous = previous
             .split(',')
@@ -177,7 +177,7 @@ impl OtpKeyRing {
     /// the same subkey (e.g. for hashing identities in store keys).
     ///
     /// ```
-    /// use otp_core::keys::OtpKeyRing;
+    /// use otp_core::OtpKeyRing;
     /// use otp_core::SecretBytes;
     /// let ring = OtpKeyRing::new(SecretBytes::new(vec![1; 32]), vec![]).unwrap();
     /// assert_eq!(ring.derive_subkey("a"), ring.derive_subkey("a"));
@@ -237,13 +237,13 @@ mod tests {
 
     #[test]
     fn bad_base64_says_what_is_wrong() {
-        assert_eq!(decode_base64_key("  "), Err(KeyError::Empty));
+        assert_eq!(decode_base64_key("  "), Err(OtpKeyError::Empty));
         assert!(matches!(
             decode_base64_key("abc$def"),
-            Err(KeyError::InvalidBase64(_))
+            Err(OtpKeyError::InvalidBase64(_))
         ));
         assert!(
-            matches!(decode_base64_key("ab+c-d"), Err(KeyError::InvalidBase64(m)) if m.contains("mixes"))
+            matches!(decode_base64_key("ab+c-d"), Err(OtpKeyError::InvalidBase64(m)) if m.contains("mixes"))
         );
     }
 
@@ -253,7 +253,7 @@ mod tests {
         let ok = URL_SAFE_NO_PAD.encode([7u8; 16]);
         assert!(matches!(
             parse_otp_key(&short),
-            Err(KeyError::TooShort { actual: 15, .. })
+            Err(OtpKeyError::TooShort { actual: 15, .. })
         ));
         assert!(parse_otp_key(&ok).is_ok());
         assert!(OtpKeyRing::from_base64(&ok, &format!("{ok}, {short}")).is_err());

@@ -1,4 +1,4 @@
-//! Integration tests of `otp_core::token` (SPEC §4): RFC 7515 / RFC 8037
+//! Integration tests of the token API of otp-core (SPEC §4): RFC 7515 / RFC 8037
 //! vectors, one test per RFC 8725 rejection, rotation and JWKS, property
 //! tests, and interop with PyJWT (python3 + `jwt` + `cryptography`).
 //!
@@ -8,9 +8,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use otp_core::token::{
-    dangerous, generate_ed25519_pkcs8, Audience, Jwk, Jwks, JwksVerifier, KeyError, SigningKey,
-    TokenConfig, TokenError, TokenKeys, TokenService, VerifyingKey, MAX_TOKEN_BYTES,
+use otp_core::{
+    dangerous, generate_ed25519_pkcs8, Audience, Jwk, Jwks, JwksVerifier, SigningKey, TokenConfig,
+    TokenError, TokenKeyError, TokenKeys, TokenService, VerifyingKey, MAX_TOKEN_BYTES,
     REGISTERED_CLAIMS,
 };
 use proptest::prelude::*;
@@ -271,7 +271,7 @@ fn config_out_of_range_is_refused() {
     ] {
         assert!(matches!(
             TokenService::new(TokenKeys::single(key.clone()), config),
-            Err(KeyError::InvalidConfig(_))
+            Err(TokenKeyError::InvalidConfig(_))
         ));
     }
 }
@@ -280,7 +280,7 @@ fn config_out_of_range_is_refused() {
 fn production_hs256_secret_must_be_32_bytes() {
     assert_eq!(
         SigningKey::hs256("x".repeat(31)).unwrap_err(),
-        KeyError::SecretTooShort { len: 31, min: 32 }
+        TokenKeyError::SecretTooShort { len: 31, min: 32 }
     );
     assert!(SigningKey::hs256("x".repeat(32)).is_ok());
     assert!(SigningKey::hs256_insecure("short").is_ok());
@@ -936,11 +936,11 @@ fn mixing_algorithm_families_is_a_config_error() {
     let ed_public = ed_key().verifying_key();
     assert_eq!(
         TokenKeys::new(SigningKey::hs256(SECRET).unwrap(), vec![ed_public]).unwrap_err(),
-        KeyError::MixedAlgorithms
+        TokenKeyError::MixedAlgorithms
     );
     assert_eq!(
         TokenKeys::new(ed_key(), vec![VerifyingKey::hs256(SECRET).unwrap()]).unwrap_err(),
-        KeyError::MixedAlgorithms
+        TokenKeyError::MixedAlgorithms
     );
 }
 
@@ -1012,7 +1012,7 @@ fn jwks_verifier_applies_the_same_rules() {
 fn jwks_verifier_skips_foreign_keys_and_refuses_empty_sets() {
     assert_eq!(
         JwksVerifier::new(&Jwks::default(), TokenConfig::default()).unwrap_err(),
-        KeyError::NoUsableKeys
+        TokenKeyError::NoUsableKeys
     );
     let service = ed_service();
     let mut jwks: Jwks = serde_json::from_value(json!({"keys": [
@@ -1023,7 +1023,7 @@ fn jwks_verifier_skips_foreign_keys_and_refuses_empty_sets() {
     .unwrap();
     assert_eq!(
         JwksVerifier::new(&jwks, TokenConfig::default()).unwrap_err(),
-        KeyError::NoUsableKeys
+        TokenKeyError::NoUsableKeys
     );
     jwks.keys.extend(service.jwks().keys);
     let verifier = JwksVerifier::new(&jwks, TokenConfig::default()).unwrap();
@@ -1036,7 +1036,7 @@ fn jwks_verifier_skips_foreign_keys_and_refuses_empty_sets() {
     .unwrap();
     assert_eq!(
         JwksVerifier::new(&bad, TokenConfig::default()).unwrap_err(),
-        KeyError::InvalidPublicKey
+        TokenKeyError::InvalidPublicKey
     );
 }
 

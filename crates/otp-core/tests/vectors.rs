@@ -2,7 +2,7 @@
 //! Python-service compatibility vectors of SPEC §3.1 (computed once with
 //! Python's `hmac`, see `data/gen_compat_vectors.py`).
 
-use otp_core::keys::decode_base64_key;
+use otp_core::decode_base64_key;
 use otp_core::{
     hotp, Digits, HashAlgorithm, Identity, OtpCode, OtpEngine, OtpKeyRing, OtpPolicy, SecretBytes,
     Totp, TotpConfig,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::error::ConfigError;
 use crate::local::{ConsoleDelivery, NoopDelivery};
-use crate::retry::{RetryPolicy, RetryingDelivery};
+use crate::retry::{DeliveryRetryPolicy, RetryingDelivery};
 use crate::router::AutoRouter;
 use crate::Delivery;
 
@@ -277,7 +277,7 @@ impl DeliveryConfig {
 /// here). Errors name the field to fix, e.g. `smtp.host`.
 pub fn build_delivery(
     config: &DeliveryConfig,
-    retry: &RetryPolicy,
+    retry: &DeliveryRetryPolicy,
 ) -> Result<Arc<dyn Delivery>, ConfigError> {
     match config {
         DeliveryConfig::Console => Ok(Arc::new(ConsoleDelivery::new())),
@@ -326,22 +326,34 @@ pub fn build_delivery(
     }
 }
 
-fn wrap(inner: Arc<dyn Delivery>, retry: &RetryPolicy) -> Result<Arc<dyn Delivery>, ConfigError> {
+fn wrap(
+    inner: Arc<dyn Delivery>,
+    retry: &DeliveryRetryPolicy,
+) -> Result<Arc<dyn Delivery>, ConfigError> {
     Ok(Arc::new(RetryingDelivery::new(inner, *retry)))
 }
 
 #[cfg(feature = "smtp")]
-fn build_smtp(c: &SmtpConfig, retry: &RetryPolicy) -> Result<Arc<dyn Delivery>, ConfigError> {
+fn build_smtp(
+    c: &SmtpConfig,
+    retry: &DeliveryRetryPolicy,
+) -> Result<Arc<dyn Delivery>, ConfigError> {
     Ok(Arc::new(crate::smtp::SmtpDelivery::new(c, retry.timeout)?))
 }
 
 #[cfg(not(feature = "smtp"))]
-fn build_smtp(_c: &SmtpConfig, _retry: &RetryPolicy) -> Result<Arc<dyn Delivery>, ConfigError> {
+fn build_smtp(
+    _c: &SmtpConfig,
+    _retry: &DeliveryRetryPolicy,
+) -> Result<Arc<dyn Delivery>, ConfigError> {
     Err(not_compiled("smtp"))
 }
 
 #[cfg(feature = "twilio")]
-fn build_twilio(c: &TwilioConfig, retry: &RetryPolicy) -> Result<Arc<dyn Delivery>, ConfigError> {
+fn build_twilio(
+    c: &TwilioConfig,
+    retry: &DeliveryRetryPolicy,
+) -> Result<Arc<dyn Delivery>, ConfigError> {
     Ok(Arc::new(crate::twilio::TwilioDelivery::new(
         c,
         retry.timeout,
@@ -349,12 +361,18 @@ fn build_twilio(c: &TwilioConfig, retry: &RetryPolicy) -> Result<Arc<dyn Deliver
 }
 
 #[cfg(not(feature = "twilio"))]
-fn build_twilio(_c: &TwilioConfig, _retry: &RetryPolicy) -> Result<Arc<dyn Delivery>, ConfigError> {
+fn build_twilio(
+    _c: &TwilioConfig,
+    _retry: &DeliveryRetryPolicy,
+) -> Result<Arc<dyn Delivery>, ConfigError> {
     Err(not_compiled("twilio"))
 }
 
 #[cfg(feature = "webhook")]
-fn build_webhook(c: &WebhookConfig, retry: &RetryPolicy) -> Result<Arc<dyn Delivery>, ConfigError> {
+fn build_webhook(
+    c: &WebhookConfig,
+    retry: &DeliveryRetryPolicy,
+) -> Result<Arc<dyn Delivery>, ConfigError> {
     Ok(Arc::new(crate::webhook::WebhookDelivery::new(
         c,
         retry.timeout,
@@ -364,7 +382,7 @@ fn build_webhook(c: &WebhookConfig, retry: &RetryPolicy) -> Result<Arc<dyn Deliv
 #[cfg(not(feature = "webhook"))]
 fn build_webhook(
     _c: &WebhookConfig,
-    _retry: &RetryPolicy,
+    _retry: &DeliveryRetryPolicy,
 ) -> Result<Arc<dyn Delivery>, ConfigError> {
     Err(not_compiled("webhook"))
 }
@@ -405,13 +423,13 @@ mod tests {
     #[test]
     fn console_and_none_build_without_checks() {
         assert_eq!(
-            build_delivery(&DeliveryConfig::Console, &RetryPolicy::default())
+            build_delivery(&DeliveryConfig::Console, &DeliveryRetryPolicy::default())
                 .unwrap()
                 .name(),
             "console"
         );
         assert_eq!(
-            build_delivery(&DeliveryConfig::None, &RetryPolicy::default())
+            build_delivery(&DeliveryConfig::None, &DeliveryRetryPolicy::default())
                 .unwrap()
                 .name(),
             "none"
@@ -426,7 +444,7 @@ mod tests {
                 twilio: None,
                 webhook: None,
             },
-            &RetryPolicy::default(),
+            &DeliveryRetryPolicy::default(),
         )
         .unwrap_err();
         assert_eq!(e.field, "smtp.host");

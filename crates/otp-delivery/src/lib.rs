@@ -8,7 +8,7 @@
 //! - [`Delivery`]: the async trait every backend implements; an
 //!   [`OtpMessage`] in (identity, the zeroizing [`otp_core::OtpCode`], ttl, expiry), a
 //!   [`DeliveryReceipt`] or a classified [`DeliveryError`] out.
-//! - [`RetryingDelivery`] and [`RetryPolicy`]: per-attempt timeout and
+//! - [`RetryingDelivery`] and [`DeliveryRetryPolicy`]: per-attempt timeout and
 //!   bounded retries with backoff for transient failures.
 //! - Backends: [`ConsoleDelivery`] (development), [`NoopDelivery`]
 //!   (benchmarks), `SmtpDelivery` (feature `smtp`), `TwilioDelivery`
@@ -49,7 +49,7 @@ pub use error::{ConfigError, DeliveryError, DeliveryErrorKind};
 pub use local::{ConsoleDelivery, NoopDelivery};
 pub use message::{DeliveryReceipt, OtpMessage};
 pub use retry::{
-    RetryPolicy, RetryingDelivery, DEFAULT_INITIAL_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS,
+    DeliveryRetryPolicy, RetryingDelivery, DEFAULT_INITIAL_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS, MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS,
 };
 pub use router::AutoRouter;

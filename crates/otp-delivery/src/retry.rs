@@ -27,7 +27,7 @@ pub const MAX_ATTEMPTS: u32 = 10;
 
 /// How long one attempt may take and how often transient failures are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct DeliveryRetryPolicy {
     /// Per-attempt timeout (`DELIVERY_TIMEOUT_SECONDS`, whole seconds in the
     /// environment). Defaults to 10 s.
     pub timeout: Duration,
@@ -42,9 +42,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for DeliveryRetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
+        DeliveryRetryPolicy {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECONDS),
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             initial_backoff: Duration::from_millis(DEFAULT_INITIAL_BACKOFF_MS),
@@ -53,7 +53,7 @@ impl Default for RetryPolicy {
     }
 }
 
-impl RetryPolicy {
+impl DeliveryRetryPolicy {
     /// Checks the bounds; errors name the field (`retry.timeout`, …).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(MAX_TIMEOUT_SECONDS) {
@@ -93,24 +93,24 @@ impl RetryPolicy {
     }
 }
 
-/// Wraps a backend with [`RetryPolicy`]: each attempt is bounded by the
+/// Wraps a backend with [`DeliveryRetryPolicy`]: each attempt is bounded by the
 /// timeout; transient failures (connect errors, timeouts, 5xx/429, SMTP 4xx)
 /// are retried with backoff; permanent ones (4xx, SMTP 5xx, bad recipient,
 /// TLS) are returned at once.
 #[derive(Debug, Clone)]
 pub struct RetryingDelivery {
     inner: Arc<dyn Delivery>,
-    policy: RetryPolicy,
+    policy: DeliveryRetryPolicy,
 }
 
 impl RetryingDelivery {
-    /// Wraps `inner`. The policy should have been [validated](RetryPolicy::validate).
-    pub fn new(inner: Arc<dyn Delivery>, policy: RetryPolicy) -> Self {
+    /// Wraps `inner`. The policy should have been [validated](DeliveryRetryPolicy::validate).
+    pub fn new(inner: Arc<dyn Delivery>, policy: DeliveryRetryPolicy) -> Self {
         RetryingDelivery { inner, policy }
     }
 
     /// The policy in force.
-    pub fn policy(&self) -> &RetryPolicy {
+    pub fn policy(&self) -> &DeliveryRetryPolicy {
         &self.policy
     }
 }
@@ -244,8 +244,8 @@ mod tests {
         )
     }
 
-    fn policy(max_attempts: u32) -> RetryPolicy {
-        RetryPolicy {
+    fn policy(max_attempts: u32) -> DeliveryRetryPolicy {
+        DeliveryRetryPolicy {
             timeout: Duration::from_millis(200),
             max_attempts,
             initial_backoff: Duration::from_millis(10),
@@ -302,15 +302,15 @@ mod tests {
 
     #[test]
     fn policy_validation_names_fields() {
-        assert!(RetryPolicy::default().validate().is_ok());
-        let e = RetryPolicy {
+        assert!(DeliveryRetryPolicy::default().validate().is_ok());
+        let e = DeliveryRetryPolicy {
             max_attempts: 0,
             ..Default::default()
         }
         .validate()
         .unwrap_err();
         assert_eq!(e.field, "retry.max_attempts");
-        let e = RetryPolicy {
+        let e = DeliveryRetryPolicy {
             timeout: Duration::ZERO,
             ..Default::default()
         }

@@ -8,7 +8,8 @@ mod support;
 use std::time::Duration;
 
 use otp_delivery::{
-    build_delivery, DeliveryConfig, RetryPolicy, SmtpConfig, SmtpTls, TwilioConfig, WebhookConfig,
+    build_delivery, DeliveryConfig, DeliveryRetryPolicy, SmtpConfig, SmtpTls, TwilioConfig,
+    WebhookConfig,
 };
 use support::*;
 use wiremock::matchers::{body_string_contains, method};
@@ -76,7 +77,7 @@ async fn auto_routes_by_kind_and_codes_never_reach_logs_or_errors() {
             ..Default::default()
         }),
     };
-    let policy = RetryPolicy {
+    let policy = DeliveryRetryPolicy {
         timeout: Duration::from_secs(5),
         max_attempts: 3,
         initial_backoff: Duration::from_millis(10),
@@ -184,7 +185,7 @@ fn auto_requires_every_backend_at_build_time() {
         secret: SECRET.into(),
         ..Default::default()
     };
-    let p = RetryPolicy::default();
+    let p = DeliveryRetryPolicy::default();
     let build = |s: Option<SmtpConfig>, t: Option<TwilioConfig>, w: Option<WebhookConfig>| {
         build_delivery(
             &DeliveryConfig::Auto {
@@ -239,7 +240,7 @@ fn retry_policy_is_validated_for_network_backends() {
         from: "otp@example.com".into(),
         ..Default::default()
     };
-    let p = RetryPolicy {
+    let p = DeliveryRetryPolicy {
         max_attempts: 0,
         ..Default::default()
     };

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use otp_core::Identity;
 use otp_delivery::{
-    build_delivery, DeliveryConfig, DeliveryErrorKind, RetryPolicy, SmtpConfig, SmtpDelivery,
-    SmtpTls,
+    build_delivery, DeliveryConfig, DeliveryErrorKind, DeliveryRetryPolicy, SmtpConfig,
+    SmtpDelivery, SmtpTls,
 };
 use support::*;
 
-fn policy() -> RetryPolicy {
-    RetryPolicy {
+fn policy() -> DeliveryRetryPolicy {
+    DeliveryRetryPolicy {
         timeout: Duration::from_secs(5),
         max_attempts: 3,
         initial_backoff: Duration::from_millis(20),
@@ -498,7 +498,7 @@ fn config_errors_name_the_variable() {
     // via build_delivery too
     let e = build_delivery(
         &DeliveryConfig::Smtp(SmtpConfig::default()),
-        &RetryPolicy::default(),
+        &DeliveryRetryPolicy::default(),
     )
     .unwrap_err();
     assert_eq!(e.field, "smtp.host");
@@ -507,7 +507,7 @@ fn config_errors_name_the_variable() {
 #[tokio::test]
 async fn a_silent_server_times_out_within_the_bound() {
     let port = silent_server().await;
-    let policy = RetryPolicy {
+    let policy = DeliveryRetryPolicy {
         timeout: Duration::from_millis(300),
         max_attempts: 2,
         ..policy()

@@ -7,7 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use otp_delivery::{build_delivery, DeliveryConfig, DeliveryErrorKind, RetryPolicy, TwilioConfig};
+use otp_delivery::{
+    build_delivery, DeliveryConfig, DeliveryErrorKind, DeliveryRetryPolicy, TwilioConfig,
+};
 use support::*;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -16,8 +18,8 @@ const SID: &str = "AC00000000000000000000000000000001";
 const TOKEN: &str = "test-auth-token-0123456789";
 const MESSAGES: &str = "/2010-04-01/Accounts/AC00000000000000000000000000000001/Messages.json";
 
-fn policy(timeout: Duration) -> RetryPolicy {
-    RetryPolicy {
+fn policy(timeout: Duration) -> DeliveryRetryPolicy {
+    DeliveryRetryPolicy {
         timeout,
         max_attempts: 3,
         initial_backoff: Duration::from_millis(20),
@@ -276,7 +278,7 @@ async fn a_hanging_server_times_out_within_the_bound() {
         .respond_with(created().set_delay(Duration::from_secs(30)))
         .mount(&server)
         .await;
-    let policy = RetryPolicy {
+    let policy = DeliveryRetryPolicy {
         max_attempts: 2,
         ..policy(Duration::from_millis(300))
     };
@@ -321,7 +323,7 @@ async fn non_phone_identities_are_refused_without_a_request() {
 fn missing_settings_name_the_variable() {
     let e = build_delivery(
         &DeliveryConfig::Twilio(TwilioConfig::default()),
-        &RetryPolicy::default(),
+        &DeliveryRetryPolicy::default(),
     )
     .unwrap_err();
     assert_eq!(e.field, "twilio.account_sid");

@@ -9,15 +9,16 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use otp_delivery::{
-    build_delivery, DeliveryConfig, DeliveryErrorKind, RetryPolicy, WebhookConfig, WebhookSigner,
+    build_delivery, DeliveryConfig, DeliveryErrorKind, DeliveryRetryPolicy, WebhookConfig,
+    WebhookSigner,
 };
 use support::*;
 
 // 24 random bytes, in the whsec_ format the libraries use.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn policy() -> RetryPolicy {
-    RetryPolicy {
+fn policy() -> DeliveryRetryPolicy {
+    DeliveryRetryPolicy {
         timeout: Duration::from_secs(5),
         max_attempts: 3,
         initial_backoff: Duration::from_millis(20),
@@ -306,7 +307,7 @@ async fn unreachable_receiver_is_a_bounded_transient_failure() {
 fn missing_settings_name_the_variable() {
     let e = build_delivery(
         &DeliveryConfig::Webhook(WebhookConfig::default()),
-        &RetryPolicy::default(),
+        &DeliveryRetryPolicy::default(),
     )
     .unwrap_err();
     assert_eq!(e.field, "webhook.url");
@@ -315,7 +316,7 @@ fn missing_settings_name_the_variable() {
             url: "https://hooks.example.com/otp".into(),
             ..Default::default()
         }),
-        &RetryPolicy::default(),
+        &DeliveryRetryPolicy::default(),
     )
     .unwrap_err();
     assert_eq!(e.field, "webhook.secret");
@@ -324,7 +325,7 @@ fn missing_settings_name_the_variable() {
 #[tokio::test]
 async fn a_silent_receiver_times_out_within_the_bound() {
     let port = silent_server().await;
-    let policy = RetryPolicy {
+    let policy = DeliveryRetryPolicy {
         timeout: Duration::from_millis(300),
         max_attempts: 2,
         ..policy()

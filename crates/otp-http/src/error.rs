@@ -12,8 +12,8 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use otp_core::token::TokenError;
 use otp_core::wire::{messages, ErrorBody, ErrorCode, FieldError};
+use otp_core::TokenError;
 use otp_service::{LimitedOperation, RateLimitInfo, ServiceError};
 use serde::Serialize;
 

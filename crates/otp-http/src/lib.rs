@@ -11,9 +11,9 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use actix_web::{web, App, HttpServer};
-//! use otp_core::engine::OtpPolicy;
-//! use otp_core::keys::{generate_key, OtpKeyRing};
-//! use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+//! use otp_core::OtpPolicy;
+//! use otp_core::{generate_key, OtpKeyRing};
+//! use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
 //! use otp_http::{HttpConfig, HttpState};
 //! use otp_service::{OtpService, ServiceConfig};
 //!

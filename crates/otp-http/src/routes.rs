@@ -2,12 +2,11 @@
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use otp_core::engine::unix_now;
-use otp_core::token::Claims;
 use otp_core::wire::{
     messages, FieldError, HealthResponse, IntrospectRequest, OtpRequest, OtpRequestResponse,
     OtpVerifyRequest, OtpVerifyResponse, TokenStatus,
 };
+use otp_core::{unix_now, Claims};
 use otp_service::{RequestContext, VerifyOptions};
 use serde::Serialize;
 use serde_json::Value;

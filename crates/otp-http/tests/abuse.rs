@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 
 use actix_web::test::TestRequest;
-use otp_core::engine::OtpPolicy;
+use otp_core::OtpPolicy;
 use otp_http::HttpConfig;
 use otp_ratelimit::{LimitPolicy, Limits};
 use support::*;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
-use otp_core::engine::OtpPolicy;
+use otp_core::OtpPolicy;
 use otp_ratelimit::testkit::started_redis_or_skip;
 use otp_ratelimit::{LimitPolicy, Limits, RedisConfig, RedisStore, Store};
 use serde_json::json;

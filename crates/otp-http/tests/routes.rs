@@ -6,8 +6,8 @@ mod support;
 use std::sync::Arc;
 
 use actix_web::test::TestRequest;
-use otp_core::engine::unix_now;
-use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+use otp_core::unix_now;
+use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
 use otp_http::HttpConfig;
 use otp_ratelimit::{LimitPolicy, Limits};
 use serde_json::{json, Map, Value};
@@ -628,8 +628,8 @@ async fn jwks_is_empty_for_hs256_and_one_okp_key_for_eddsa() {
     assert!(keys[0].get("d").is_none(), "never the private key");
     // a token issued by this server verifies offline against the JWKS
     let token = login(&h, &app, ID).await;
-    let jwks: otp_core::token::Jwks = serde_json::from_value(b.clone()).unwrap();
-    let verifier = otp_core::token::JwksVerifier::new(&jwks, TokenConfig::default()).unwrap();
+    let jwks: otp_core::Jwks = serde_json::from_value(b.clone()).unwrap();
+    let verifier = otp_core::JwksVerifier::new(&jwks, TokenConfig::default()).unwrap();
     assert_eq!(verifier.verify(&token, unix_now()).unwrap().sub, ID);
     let header: Value =
         serde_json::from_slice(&base64_url_decode(token.split('.').next().unwrap())).unwrap();

@@ -18,7 +18,7 @@ mod support;
 use std::process::Command;
 use std::sync::Arc;
 
-use otp_core::engine::unix_now;
+use otp_core::unix_now;
 use otp_http::HttpConfig;
 use otp_ratelimit::testkit::{on_path, skip, started_redis_or_skip};
 use otp_ratelimit::{LimitPolicy, Limits, RedisConfig, RedisStore};

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use otp_core::token::TokenService;
+use otp_core::TokenService;
 use otp_delivery::Delivery;
 use otp_http::{HttpConfig, HttpState, MAX_BODY_BYTES};
 use otp_service::OtpService;

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use otp_core::keys::{encode_key, generate_key, GENERATED_KEY_BYTES};
-use otp_core::token::{generate_ed25519_pkcs8, generate_hs256_secret};
+use otp_core::{encode_key, generate_key, GENERATED_KEY_BYTES};
+use otp_core::{generate_ed25519_pkcs8, generate_hs256_secret};
 
 /// mimalloc instead of glibc malloc: the request path allocates and frees many
 /// small buffers (headers, JSON, futures), and glibc's malloc/free were 4–10 %

@@ -20,11 +20,13 @@
 //! To add a variable: add a row here, read it in its concern's builder, run
 //! the readme test with `UPDATE_VAR_TABLES=1`.
 
-use otp_core::policy::{MAX_DRIFT, MIN_WINDOW_SECONDS};
-use otp_core::token::{TokenConfig, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 use otp_core::{OtpPolicy, MAX_DIGITS, MIN_DIGITS};
+use otp_core::{TokenConfig, DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use otp_core::{MAX_DRIFT, MIN_WINDOW_SECONDS};
 use otp_delivery::config::{DEFAULT_SMTP_PORT, DEFAULT_SMTP_SUBJECT, DEFAULT_TWILIO_API_BASE};
-use otp_delivery::{RetryPolicy, MAX_ATTEMPTS as MAX_DELIVERY_ATTEMPTS, MAX_TIMEOUT_SECONDS};
+use otp_delivery::{
+    DeliveryRetryPolicy, MAX_ATTEMPTS as MAX_DELIVERY_ATTEMPTS, MAX_TIMEOUT_SECONDS,
+};
 use otp_ratelimit::Limits;
 
 use crate::settings::server as srv;
@@ -200,9 +202,9 @@ pub const VARS: &[Var] = &[
     Var::new(C::Store, "STORE_HASH_KEY", "base64 key hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key.").secret(),
     // delivery
     Var::new(C::Delivery, "DELIVERY_BACKEND", "smtp, twilio, webhook, auto, console or none (benchmarks only). Required outside --dev (which defaults to console); console prints every code to the log and warns at each start.").field("delivery.backend"),
-    Var::new(C::Delivery, "DELIVERY_TIMEOUT_SECONDS", "Per-attempt delivery timeout.").or(|| RetryPolicy::default().timeout.as_secs().to_string()).range(1, MAX_TIMEOUT_SECONDS).field("retry.timeout"),
-    Var::new(C::Delivery, "DELIVERY_MAX_ATTEMPTS", "Attempts per delivery (retries on connect errors, timeouts and 5xx).").or(|| RetryPolicy::default().max_attempts.to_string()).range(1, MAX_DELIVERY_ATTEMPTS as u64).field("retry.max_attempts"),
-    Var::new(C::Delivery, "DELIVERY_RETRY_BACKOFF_MS", "First retry backoff, doubled per attempt (max 2 s), with jitter.").or(|| RetryPolicy::default().initial_backoff.as_millis().to_string()).range(0, 60_000).field("retry.initial_backoff"),
+    Var::new(C::Delivery, "DELIVERY_TIMEOUT_SECONDS", "Per-attempt delivery timeout.").or(|| DeliveryRetryPolicy::default().timeout.as_secs().to_string()).range(1, MAX_TIMEOUT_SECONDS).field("retry.timeout"),
+    Var::new(C::Delivery, "DELIVERY_MAX_ATTEMPTS", "Attempts per delivery (retries on connect errors, timeouts and 5xx).").or(|| DeliveryRetryPolicy::default().max_attempts.to_string()).range(1, MAX_DELIVERY_ATTEMPTS as u64).field("retry.max_attempts"),
+    Var::new(C::Delivery, "DELIVERY_RETRY_BACKOFF_MS", "First retry backoff, doubled per attempt (max 2 s), with jitter.").or(|| DeliveryRetryPolicy::default().initial_backoff.as_millis().to_string()).range(0, 60_000).field("retry.initial_backoff"),
     Var::new(C::Delivery, "SMTP_HOST", "SMTP relay host. Required with DELIVERY_BACKEND=smtp.").field("smtp.host"),
     Var::new(C::Delivery, "SMTP_PORT", "SMTP port.").or(|| DEFAULT_SMTP_PORT.to_string()).range(1, 65_535).field("smtp.port"),
     Var::new(C::Delivery, "SMTP_USERNAME", "SMTP user.").field("smtp.username"),

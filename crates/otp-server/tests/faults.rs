@@ -261,7 +261,7 @@ async fn smtp_refused_answers_502_quickly() {
 }
 
 fn valid_token() -> String {
-    use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+    use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
     let svc = TokenService::new(
         TokenKeys::single(SigningKey::hs256(support::TEST_JWT_SECRET).expect("key")),
         TokenConfig::default(),

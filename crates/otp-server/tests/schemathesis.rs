@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use support::Server;
 
 fn bearer() -> String {
-    use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+    use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
     let svc = TokenService::new(
         TokenKeys::single(SigningKey::hs256(support::TEST_JWT_SECRET).expect("key")),
         TokenConfig {

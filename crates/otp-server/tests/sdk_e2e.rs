@@ -268,10 +268,10 @@ async fn rust_sdk_verifies_eddsa_tokens_offline_against_the_jwks() {
 
     // A token from another EdDSA server (unknown kid) triggers one refetch
     // and is refused.
-    let other = otp_core::token::TokenService::new(
-        otp_core::token::TokenKeys::single(
-            otp_core::token::SigningKey::ed25519_from_pkcs8(
-                otp_core::token::generate_ed25519_pkcs8().unwrap().expose(),
+    let other = otp_core::TokenService::new(
+        otp_core::TokenKeys::single(
+            otp_core::SigningKey::ed25519_from_pkcs8(
+                otp_core::generate_ed25519_pkcs8().unwrap().expose(),
             )
             .unwrap(),
         ),
@@ -353,7 +353,7 @@ async fn rust_sdk_retry_waits_for_a_server_that_is_starting() {
     });
     let c = OtpClient::builder(format!("http://127.0.0.1:{port}"))
         .timeout(Duration::from_secs(5))
-        .retry(otp_client::RetryPolicy {
+        .retry(otp_client::ClientRetryPolicy {
             max_retries: 40,
             base_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(250),

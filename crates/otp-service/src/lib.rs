@@ -94,9 +94,9 @@ pub use service::{
 
 // What an embedder needs, so that `otp-service` is its one dependency line.
 pub use async_trait::async_trait;
-pub use otp_core::engine::OtpPolicy;
-pub use otp_core::keys::OtpKeyRing;
-pub use otp_core::token::{Claims, IssuedToken, SigningKey, TokenConfig, TokenKeys, TokenService};
+pub use otp_core::OtpKeyRing;
+pub use otp_core::OtpPolicy;
+pub use otp_core::{Claims, IssuedToken, SigningKey, TokenConfig, TokenKeys, TokenService};
 pub use otp_core::{Identity, SecretBytes};
 pub use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
 #[cfg(feature = "redis")]

@@ -4,10 +4,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otp_core::engine::{unix_now, OtpEngine, OtpPolicy, VerifyError};
-use otp_core::keys::OtpKeyRing;
-use otp_core::token::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS};
 use otp_core::wire::TokenStatus;
+use otp_core::OtpKeyRing;
+use otp_core::{unix_now, OtpEngine, OtpPolicy, VerifyError};
+use otp_core::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS};
 use otp_core::{Identity, OtpCode};
 use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
 use otp_ratelimit::{

@@ -17,7 +17,7 @@ pub const REGISTERED_CLAIMS: [&str; 8] = ["sub", "iss", "aud", "iat", "nbf", "ex
 /// The `aud` claim: one string or an array of strings (RFC 7519 §4.1.3).
 ///
 /// ```
-/// use otp_core::token::Audience;
+/// use otp_core::Audience;
 /// let aud: Audience = serde_json::from_str(r#"["web","api"]"#).unwrap();
 /// assert!(aud.contains("api"));
 /// assert!(!aud.contains("admin"));
@@ -90,7 +90,7 @@ impl<'de> Deserialize<'de> for Audience {
 /// NumericDates (fractions are truncated) and rejects duplicate members.
 ///
 /// ```
-/// use otp_core::token::{Audience, Claims};
+/// use otp_core::{Audience, Claims};
 /// let json = r#"{"sub":"alice@example.com","iss":"stateless-otp","aud":"api",
 ///                "iat":1700000000,"exp":1700000900,"role":"admin"}"#;
 /// let claims: Claims = serde_json::from_str(json).unwrap();

@@ -49,7 +49,7 @@ pub fn decode_claims_unverified(token: &str) -> Result<Claims, TokenError> {
 /// vectors and non-JWT JWS uses; no claim is checked.
 ///
 /// ```
-/// use otp_core::token::{dangerous, SigningKey};
+/// use otp_core::{dangerous, SigningKey};
 /// let key = SigningKey::hs256_insecure(b"k").unwrap();
 /// let jws = dangerous::encode_raw(&key, br#"{"alg":"HS256"}"#, b"hello");
 /// assert_eq!(dangerous::verify_signature(&jws, &key.verifying_key()).unwrap(), b"hello");

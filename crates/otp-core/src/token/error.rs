@@ -1,5 +1,5 @@
 //! Typed errors of the token module: [`TokenError`] for issuing and verifying
-//! tokens, [`KeyError`] for building keys and configuration.
+//! tokens, [`TokenKeyError`] for building keys and configuration.
 
 /// Why a token could not be issued or verified.
 ///
@@ -9,7 +9,7 @@
 /// [`TokenError::check`] for logs and metrics (neither contains token data).
 ///
 /// ```
-/// use otp_core::token::TokenError;
+/// use otp_core::TokenError;
 /// assert!(TokenError::Expired.is_expired());
 /// assert_eq!(TokenError::Expired.reason(), "token_expired");
 /// assert_eq!(TokenError::BadSignature.reason(), "token_invalid");
@@ -131,7 +131,7 @@ impl TokenError {
 /// Messages never contain key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum KeyError {
+pub enum TokenKeyError {
     /// An HS256 secret is shorter than the production minimum
     /// ([`MIN_HS256_SECRET_BYTES`](super::MIN_HS256_SECRET_BYTES)).
     #[error("HS256 secret is {len} bytes; at least {min} are required")]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::b64::STRICT;
 use super::claims::Claims;
-use super::error::{KeyError, TokenError};
+use super::error::{TokenError, TokenKeyError};
 use super::jws::Validator;
 use super::keys::{ed25519_thumbprint, Algorithm, VerifyingKey};
 use super::TokenConfig;
@@ -42,7 +42,7 @@ impl Jwk {
     /// key types or a malformed `x`.
     ///
     /// ```
-    /// use otp_core::token::Jwk;
+    /// use otp_core::Jwk;
     /// // RFC 8037 Appendix A.2 / A.3.
     /// let jwk: Jwk = serde_json::from_str(
     ///     r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
@@ -82,7 +82,7 @@ pub struct Jwks {
 /// [`TokenService::verify`](super::TokenService::verify).
 ///
 /// ```
-/// use otp_core::token::{generate_ed25519_pkcs8, JwksVerifier, SigningKey, TokenConfig,
+/// use otp_core::{generate_ed25519_pkcs8, JwksVerifier, SigningKey, TokenConfig,
 ///                       TokenKeys, TokenService};
 /// let der = generate_ed25519_pkcs8().unwrap();
 /// let key = SigningKey::ed25519_from_pkcs8(der.expose()).unwrap();
@@ -104,11 +104,11 @@ pub struct JwksVerifier {
 
 impl JwksVerifier {
     /// Builds a verifier from the Ed25519 signature keys of `jwks`; keys of
-    /// other types or uses are skipped. Fails with [`KeyError::NoUsableKeys`]
-    /// when none remains and [`KeyError::InvalidPublicKey`] when an Ed25519
+    /// other types or uses are skipped. Fails with [`TokenKeyError::NoUsableKeys`]
+    /// when none remains and [`TokenKeyError::InvalidPublicKey`] when an Ed25519
     /// key's `x` is not 32 bytes of strict base64url. `config.ttl_seconds`
     /// is not used.
-    pub fn new(jwks: &Jwks, config: TokenConfig) -> Result<Self, KeyError> {
+    pub fn new(jwks: &Jwks, config: TokenConfig) -> Result<Self, TokenKeyError> {
         config.validate()?;
         let mut keys: Vec<VerifyingKey> = Vec::with_capacity(jwks.keys.len());
         for jwk in jwks.keys.iter().filter(|j| j.is_ed25519_signing_key()) {
@@ -118,7 +118,7 @@ impl JwksVerifier {
             }
         }
         if keys.is_empty() {
-            return Err(KeyError::NoUsableKeys);
+            return Err(TokenKeyError::NoUsableKeys);
         }
         Ok(JwksVerifier {
             validator: Validator::new(Algorithm::EdDsa, keys, config),

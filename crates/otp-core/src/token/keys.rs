@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::b64::{decode_lenient, STRICT};
-use super::error::KeyError;
+use super::error::TokenKeyError;
 use super::jwks::Jwk;
 use crate::SecretBytes;
 
@@ -32,7 +32,7 @@ const HS256_KID_LABEL: &[u8] = b"stateless-otp/jwt-kid/v1";
 /// Parsed case-sensitively from its JOSE name (`JWT_ALGORITHM`):
 ///
 /// ```
-/// use otp_core::token::Algorithm;
+/// use otp_core::Algorithm;
 /// assert_eq!("EdDSA".parse::<Algorithm>().unwrap(), Algorithm::EdDsa);
 /// assert_eq!(Algorithm::Hs256.as_str(), "HS256");
 /// assert!("none".parse::<Algorithm>().is_err());
@@ -80,10 +80,12 @@ impl fmt::Display for Algorithm {
 }
 
 impl FromStr for Algorithm {
-    type Err = KeyError;
+    type Err = TokenKeyError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::from_jose(s).ok_or(KeyError::InvalidConfig("algorithm must be HS256 or EdDSA"))
+        Algorithm::from_jose(s).ok_or(TokenKeyError::InvalidConfig(
+            "algorithm must be HS256 or EdDSA",
+        ))
     }
 }
 
@@ -129,13 +131,13 @@ impl SigningKey {
     /// replica agrees on it and it reveals nothing a signed token does not.
     ///
     /// ```
-    /// use otp_core::token::{Algorithm, SigningKey};
+    /// use otp_core::{Algorithm, SigningKey};
     /// let key = SigningKey::hs256("0123456789abcdef0123456789abcdef").unwrap();
     /// assert_eq!(key.algorithm(), Algorithm::Hs256);
     /// assert_eq!(key.kid().len(), 16);
     /// assert!(SigningKey::hs256("short").is_err());
     /// ```
-    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         let mac = hs256_mac(secret.as_ref(), MIN_HS256_SECRET_BYTES)?;
         let kid = hs256_kid(&mac);
         Ok(SigningKey {
@@ -146,7 +148,7 @@ impl SigningKey {
 
     /// Like [`SigningKey::hs256`] but accepts any non-empty secret: for
     /// development, tests and verifying legacy tokens. Never use in production.
-    pub fn hs256_insecure(secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+    pub fn hs256_insecure(secret: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         let mac = hs256_mac(secret.as_ref(), 1)?;
         let kid = hs256_kid(&mac);
         Ok(SigningKey {
@@ -163,16 +165,16 @@ impl SigningKey {
     /// thumbprint of the public key.
     ///
     /// ```
-    /// use otp_core::token::{generate_ed25519_pkcs8, Algorithm, SigningKey};
+    /// use otp_core::{generate_ed25519_pkcs8, Algorithm, SigningKey};
     /// let der = generate_ed25519_pkcs8().unwrap();
     /// let key = SigningKey::ed25519_from_pkcs8(der.expose()).unwrap();
     /// assert_eq!(key.algorithm(), Algorithm::EdDsa);
     /// assert_eq!(key.kid().len(), 43);
     /// ```
-    pub fn ed25519_from_pkcs8(key: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+    pub fn ed25519_from_pkcs8(key: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         let der = pkcs8_der(key.as_ref())?;
-        let pair =
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|_| KeyError::InvalidPkcs8)?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+            .map_err(|_| TokenKeyError::InvalidPkcs8)?;
         let mut public = [0u8; 32];
         public.copy_from_slice(pair.public_key().as_ref());
         Ok(SigningKey {
@@ -253,25 +255,27 @@ enum VerifyingInner {
 impl VerifyingKey {
     /// A verify-only HS256 key (`JWT_PREVIOUS_SECRETS` entry); same length
     /// rule and key id as [`SigningKey::hs256`].
-    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         Ok(SigningKey::hs256(secret)?.verifying_key())
     }
 
     /// Like [`VerifyingKey::hs256`] for any non-empty secret (legacy, tests).
-    pub fn hs256_insecure(secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+    pub fn hs256_insecure(secret: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         Ok(SigningKey::hs256_insecure(secret)?.verifying_key())
     }
 
     /// The public half of an Ed25519 PKCS#8 private key (same encodings as
     /// [`SigningKey::ed25519_from_pkcs8`]).
-    pub fn ed25519_from_pkcs8(key: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+    pub fn ed25519_from_pkcs8(key: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         Ok(SigningKey::ed25519_from_pkcs8(key)?.verifying_key())
     }
 
     /// An Ed25519 public key from its 32 raw bytes; the key id is its
     /// RFC 7638 thumbprint.
-    pub fn ed25519_from_public(public: &[u8]) -> Result<Self, KeyError> {
-        let public: [u8; 32] = public.try_into().map_err(|_| KeyError::InvalidPublicKey)?;
+    pub fn ed25519_from_public(public: &[u8]) -> Result<Self, TokenKeyError> {
+        let public: [u8; 32] = public
+            .try_into()
+            .map_err(|_| TokenKeyError::InvalidPublicKey)?;
         Ok(VerifyingKey {
             kid: ed25519_thumbprint(&public),
             inner: VerifyingInner::Ed25519(public),
@@ -281,12 +285,14 @@ impl VerifyingKey {
     /// An Ed25519 public key from a JWK (`kty` `OKP`, `crv` `Ed25519`, `x`
     /// strict base64url of 32 bytes). The JWK's `kid` is kept; without one,
     /// the RFC 7638 thumbprint is used.
-    pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, TokenKeyError> {
         if jwk.kty != "OKP" || jwk.crv.as_deref() != Some("Ed25519") {
-            return Err(KeyError::InvalidPublicKey);
+            return Err(TokenKeyError::InvalidPublicKey);
         }
-        let x = jwk.x.as_deref().ok_or(KeyError::InvalidPublicKey)?;
-        let raw = STRICT.decode(x).map_err(|_| KeyError::InvalidPublicKey)?;
+        let x = jwk.x.as_deref().ok_or(TokenKeyError::InvalidPublicKey)?;
+        let raw = STRICT
+            .decode(x)
+            .map_err(|_| TokenKeyError::InvalidPublicKey)?;
         let mut key = VerifyingKey::ed25519_from_public(&raw)?;
         if let Some(kid) = &jwk.kid {
             key.kid.clone_from(kid);
@@ -352,7 +358,7 @@ impl fmt::Debug for VerifyingKey {
 /// that still verify (rotation). All keys share one algorithm.
 ///
 /// ```
-/// use otp_core::token::{KeyError, SigningKey, TokenKeys, VerifyingKey};
+/// use otp_core::{TokenKeyError, SigningKey, TokenKeys, VerifyingKey};
 /// let current = SigningKey::hs256("a new secret that is 32+ bytes long!").unwrap();
 /// let old = VerifyingKey::hs256("the old secret, also 32+ bytes long").unwrap();
 /// let keys = TokenKeys::new(current, vec![old]).unwrap();
@@ -360,7 +366,7 @@ impl fmt::Debug for VerifyingKey {
 ///
 /// let ed = VerifyingKey::ed25519_from_public(&[7u8; 32]).unwrap();
 /// let current = SigningKey::hs256("a new secret that is 32+ bytes long!").unwrap();
-/// assert_eq!(TokenKeys::new(current, vec![ed]).unwrap_err(), KeyError::MixedAlgorithms);
+/// assert_eq!(TokenKeys::new(current, vec![ed]).unwrap_err(), TokenKeyError::MixedAlgorithms);
 /// ```
 #[derive(Clone, Debug)]
 pub struct TokenKeys {
@@ -370,15 +376,15 @@ pub struct TokenKeys {
 
 impl TokenKeys {
     /// Current key plus verify-only previous keys. Fails with
-    /// [`KeyError::MixedAlgorithms`] when a previous key's algorithm differs
+    /// [`TokenKeyError::MixedAlgorithms`] when a previous key's algorithm differs
     /// from the current one's. Previous keys equal to the current key (same
     /// key id) are dropped.
-    pub fn new(current: SigningKey, previous: Vec<VerifyingKey>) -> Result<Self, KeyError> {
+    pub fn new(current: SigningKey, previous: Vec<VerifyingKey>) -> Result<Self, TokenKeyError> {
         if previous
             .iter()
             .any(|k| k.algorithm() != current.algorithm())
         {
-            return Err(KeyError::MixedAlgorithms);
+            return Err(TokenKeyError::MixedAlgorithms);
         }
         let mut kept: Vec<VerifyingKey> = Vec::with_capacity(previous.len());
         for key in previous {
@@ -426,15 +432,16 @@ impl TokenKeys {
 
 /// A fresh Ed25519 private key as PKCS#8 v2 DER (for
 /// `otp-server keygen ed25519`); see [`ed25519_pkcs8_pem`] to print it.
-pub fn generate_ed25519_pkcs8() -> Result<SecretBytes, KeyError> {
-    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Random)?;
+pub fn generate_ed25519_pkcs8() -> Result<SecretBytes, TokenKeyError> {
+    let doc =
+        Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| TokenKeyError::Random)?;
     Ok(SecretBytes::new(doc.as_ref().to_vec()))
 }
 
 /// PEM text (`-----BEGIN PRIVATE KEY-----`, 64-column base64) of PKCS#8 DER.
 ///
 /// ```
-/// use otp_core::token::{ed25519_pkcs8_pem, generate_ed25519_pkcs8, SigningKey};
+/// use otp_core::{ed25519_pkcs8_pem, generate_ed25519_pkcs8, SigningKey};
 /// let der = generate_ed25519_pkcs8().unwrap();
 /// let pem = ed25519_pkcs8_pem(der.expose());
 /// assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
@@ -458,11 +465,11 @@ pub fn ed25519_pkcs8_pem(der: &[u8]) -> Zeroizing<String> {
 /// A fresh HS256 secret for `JWT_SECRET` (for `otp-server keygen jwt`):
 /// 32 random bytes as unpadded base64url, 43 characters (used as UTF-8
 /// bytes, like any `JWT_SECRET`).
-pub fn generate_hs256_secret() -> Result<Zeroizing<String>, KeyError> {
+pub fn generate_hs256_secret() -> Result<Zeroizing<String>, TokenKeyError> {
     let mut raw = Zeroizing::new([0u8; 32]);
     SystemRandom::new()
         .fill(raw.as_mut())
-        .map_err(|_| KeyError::Random)?;
+        .map_err(|_| TokenKeyError::Random)?;
     Ok(Zeroizing::new(STRICT.encode(raw.as_ref())))
 }
 
@@ -477,17 +484,17 @@ pub(crate) fn ed25519_thumbprint(public: &[u8; 32]) -> String {
     STRICT.encode(hasher.finalize())
 }
 
-fn hs256_mac(secret: &[u8], min: usize) -> Result<HmacSha256, KeyError> {
+fn hs256_mac(secret: &[u8], min: usize) -> Result<HmacSha256, TokenKeyError> {
     if secret.is_empty() {
-        return Err(KeyError::EmptySecret);
+        return Err(TokenKeyError::EmptySecret);
     }
     if secret.len() < min {
-        return Err(KeyError::SecretTooShort {
+        return Err(TokenKeyError::SecretTooShort {
             len: secret.len(),
             min,
         });
     }
-    HmacSha256::new_from_slice(secret).map_err(|_| KeyError::EmptySecret)
+    HmacSha256::new_from_slice(secret).map_err(|_| TokenKeyError::EmptySecret)
 }
 
 fn hs256_kid(mac: &HmacSha256) -> String {
@@ -500,21 +507,21 @@ fn hs256_kid(mac: &HmacSha256) -> String {
 }
 
 /// PKCS#8 DER from PEM text, base64 text, or raw DER (tried in that order).
-fn pkcs8_der(input: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+fn pkcs8_der(input: &[u8]) -> Result<Zeroizing<Vec<u8>>, TokenKeyError> {
     if let Ok(text) = std::str::from_utf8(input) {
         let text = text.trim();
         const BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
         const END: &str = "-----END PRIVATE KEY-----";
         if let Some(rest) = text.strip_prefix(BEGIN) {
-            let end = rest.find(END).ok_or(KeyError::InvalidKeyEncoding)?;
+            let end = rest.find(END).ok_or(TokenKeyError::InvalidKeyEncoding)?;
             let body = Zeroizing::new(rest[..end].replace("\\n", ""));
             return decode_lenient(&body)
                 .map(Zeroizing::new)
-                .ok_or(KeyError::InvalidKeyEncoding);
+                .ok_or(TokenKeyError::InvalidKeyEncoding);
         }
         if text.contains("-----BEGIN") {
             // An encrypted key, an EC/RSA key or a certificate: say so.
-            return Err(KeyError::InvalidPkcs8);
+            return Err(TokenKeyError::InvalidPkcs8);
         }
         if let Some(der) = decode_lenient(&text.replace("\\n", "")) {
             return Ok(Zeroizing::new(der));
@@ -523,7 +530,7 @@ fn pkcs8_der(input: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     if input.first() == Some(&0x30) {
         return Ok(Zeroizing::new(input.to_vec()));
     }
-    Err(KeyError::InvalidKeyEncoding)
+    Err(TokenKeyError::InvalidKeyEncoding)
 }
 
 #[cfg(test)]
@@ -534,13 +541,13 @@ mod tests {
     fn hs256_secret_length_rules() {
         assert_eq!(
             SigningKey::hs256([1u8; 31]).unwrap_err(),
-            KeyError::SecretTooShort { len: 31, min: 32 }
+            TokenKeyError::SecretTooShort { len: 31, min: 32 }
         );
         assert!(SigningKey::hs256([1u8; 32]).is_ok());
         assert!(SigningKey::hs256_insecure(b"x").is_ok());
         assert_eq!(
             SigningKey::hs256_insecure(b"").unwrap_err(),
-            KeyError::EmptySecret
+            TokenKeyError::EmptySecret
         );
     }
 
@@ -574,18 +581,18 @@ mod tests {
     fn pkcs8_rejects_garbage_with_typed_errors() {
         assert_eq!(
             SigningKey::ed25519_from_pkcs8(b"not a key!").unwrap_err(),
-            KeyError::InvalidKeyEncoding
+            TokenKeyError::InvalidKeyEncoding
         );
         assert_eq!(
             SigningKey::ed25519_from_pkcs8(b"AAAA").unwrap_err(),
-            KeyError::InvalidPkcs8
+            TokenKeyError::InvalidPkcs8
         );
         assert_eq!(
             SigningKey::ed25519_from_pkcs8(
                 b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
             )
             .unwrap_err(),
-            KeyError::InvalidPkcs8
+            TokenKeyError::InvalidPkcs8
         );
     }
 

@@ -13,20 +13,9 @@
 //! - [`Claims`]: the claims set; [`TokenError`]: which check failed.
 //! - [`dangerous`]: unverified decoding and raw JWS helpers.
 //!
-//! # Verification rules
-//! The algorithm comes from the configured keys, never from the token (`none`,
-//! unknown algorithms and the other family are refused); `crit` is refused;
-//! `typ` must be absent or `JWT`; a `kid` must name a configured key (a token
-//! without `kid` is tried against every key, as the Python service's tokens
-//! carry none); the signature is checked before the payload is even decoded;
-//! then `iss` and `aud` must match, `exp` is required and must be in the
-//! future, `nbf` and `iat` must not be (each with
-//! [`TokenConfig::leeway_seconds`]). Tokens are at most [`MAX_TOKEN_BYTES`];
-//! every segment is canonical unpadded base64url.
-//!
 //! # Example
 //! ```
-//! use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+//! use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
 //! use serde_json::{json, Map};
 //!
 //! let key = SigningKey::hs256("a JWT_SECRET of at least 32 bytes!!")?;
@@ -57,7 +46,7 @@ mod jws;
 mod keys;
 
 pub use claims::{Audience, Claims, REGISTERED_CLAIMS};
-pub use error::{KeyError, TokenError};
+pub use error::{TokenError, TokenKeyError};
 pub use jwks::{Jwk, Jwks, JwksVerifier};
 pub use keys::{
     ed25519_pkcs8_pem, generate_ed25519_pkcs8, generate_hs256_secret, Algorithm, SigningKey,
@@ -78,9 +67,9 @@ pub const DEFAULT_ISSUER: &str = "stateless-otp";
 /// Default `aud` (`TOKEN_AUDIENCE`).
 pub const DEFAULT_AUDIENCE: &str = "api";
 /// Default lifetime in seconds (`ACCESS_TOKEN_TTL`).
-pub const DEFAULT_TTL_SECONDS: u64 = 900;
+pub const DEFAULT_TOKEN_TTL_SECONDS: u64 = 900;
 /// Default clock leeway in seconds (`TOKEN_LEEWAY_SECONDS`).
-pub const DEFAULT_LEEWAY_SECONDS: u64 = 0;
+pub const DEFAULT_TOKEN_LEEWAY_SECONDS: u64 = 0;
 
 /// Issuer, audience, lifetime and leeway of tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,23 +93,25 @@ impl Default for TokenConfig {
         TokenConfig {
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
-            ttl_seconds: DEFAULT_TTL_SECONDS,
-            leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+            ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+            leeway_seconds: DEFAULT_TOKEN_LEEWAY_SECONDS,
         }
     }
 }
 
 impl TokenConfig {
     /// Checks the documented ranges.
-    pub fn validate(&self) -> Result<(), KeyError> {
+    pub fn validate(&self) -> Result<(), TokenKeyError> {
         if self.issuer.is_empty() {
-            return Err(KeyError::InvalidConfig("issuer must not be empty"));
+            return Err(TokenKeyError::InvalidConfig("issuer must not be empty"));
         }
         if self.audience.is_empty() {
-            return Err(KeyError::InvalidConfig("audience must not be empty"));
+            return Err(TokenKeyError::InvalidConfig("audience must not be empty"));
         }
         if self.ttl_seconds == 0 {
-            return Err(KeyError::InvalidConfig("ttl_seconds must be at least 1"));
+            return Err(TokenKeyError::InvalidConfig(
+                "ttl_seconds must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -139,6 +130,17 @@ pub struct IssuedToken {
 
 /// Issues and verifies a server's tokens. Cheap to share (`Arc`) and
 /// `Send + Sync`; all methods take `&self`.
+///
+/// # Verification rules
+/// The algorithm comes from the configured keys, never from the token (`none`,
+/// unknown algorithms and the other family are refused); `crit` is refused;
+/// `typ` must be absent or `JWT`; a `kid` must name a configured key (a token
+/// without `kid` is tried against every key, as the Python service's tokens
+/// carry none); the signature is checked before the payload is even decoded;
+/// then `iss` and `aud` must match, `exp` is required and must be in the
+/// future, `nbf` and `iat` must not be (each with
+/// [`TokenConfig::leeway_seconds`]). Tokens are at most [`MAX_TOKEN_BYTES`];
+/// every segment is canonical unpadded base64url.
 #[derive(Debug, Clone)]
 pub struct TokenService {
     current: SigningKey,
@@ -153,7 +155,7 @@ impl TokenService {
     /// [`TokenConfig::validate`]). Issued headers are
     /// `{"alg":"HS256","typ":"JWT"}` — plus `kid` when previous keys are
     /// configured — or `{"alg":"EdDSA","typ":"JWT","kid":…}`.
-    pub fn new(keys: TokenKeys, config: TokenConfig) -> Result<Self, KeyError> {
+    pub fn new(keys: TokenKeys, config: TokenConfig) -> Result<Self, TokenKeyError> {
         config.validate()?;
         let algorithm = keys.algorithm();
         let with_kid = algorithm == Algorithm::EdDsa || !keys.previous().is_empty();
@@ -238,7 +240,7 @@ impl TokenService {
 
     /// Verifies `token` at `now_unix` (seconds) against the current and
     /// previous keys: structure and size, header, signature, then `iss`,
-    /// `aud`, `exp`, `nbf`, `iat` (see the [module docs](self)).
+    /// `aud`, `exp`, `nbf`, `iat` (the rules are in the [type docs](TokenService)).
     pub fn verify(&self, token: &str, now_unix: u64) -> Result<Claims, TokenError> {
         self.validator.verify(token, now_unix)
     }

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use otp_delivery::{
-    BackendKind, ConfigError, DeliveryConfig, RetryPolicy, SmtpConfig, SmtpTls, TwilioConfig,
-    WebhookConfig,
+    BackendKind, ConfigError, DeliveryConfig, DeliveryRetryPolicy, SmtpConfig, SmtpTls,
+    TwilioConfig, WebhookConfig,
 };
 
 use super::raw::parse_bool;
@@ -58,7 +58,7 @@ pub fn build(
     raw: &RawSettings,
     dev: bool,
     notes: &mut Notes,
-) -> Result<(DeliveryConfig, RetryPolicy), SettingError> {
+) -> Result<(DeliveryConfig, DeliveryRetryPolicy), SettingError> {
     let backend = match raw.get("DELIVERY_BACKEND") {
         Some(v) => backend_kind(v)?,
         None if dev => BackendKind::Console,
@@ -67,11 +67,11 @@ pub fn build(
     if backend == BackendKind::Console && !dev {
         notes.warnings.push(CONSOLE_WARNING.to_owned());
     }
-    let retry = RetryPolicy {
+    let retry = DeliveryRetryPolicy {
         timeout: Duration::from_secs(raw.num("DELIVERY_TIMEOUT_SECONDS")?),
         max_attempts: raw.num("DELIVERY_MAX_ATTEMPTS")?,
         initial_backoff: Duration::from_millis(raw.num("DELIVERY_RETRY_BACKOFF_MS")?),
-        ..RetryPolicy::default()
+        ..DeliveryRetryPolicy::default()
     };
     let need =
         |name: &str, what: &str| err(name, format!("must be set with DELIVERY_BACKEND={what}"));

@@ -2,7 +2,7 @@
 //! rotation. Each variable is checked on its own so the error names the one
 //! at fault, and never echoes a key.
 
-use otp_core::keys::{generate_key, parse_otp_key, OtpKeyRing, GENERATED_KEY_BYTES};
+use otp_core::{generate_key, parse_otp_key, OtpKeyRing, GENERATED_KEY_BYTES};
 
 use super::{err, missing_secrets, Notes, RawSettings, SettingError};
 

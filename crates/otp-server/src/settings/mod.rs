@@ -17,8 +17,8 @@ pub mod server;
 pub mod store;
 pub mod tokens;
 
-use otp_core::token::{TokenConfig, TokenKeys};
-use otp_delivery::{DeliveryConfig, RetryPolicy};
+use otp_core::{TokenConfig, TokenKeys};
+use otp_delivery::{DeliveryConfig, DeliveryRetryPolicy};
 use otp_http::HttpConfig;
 use otp_ratelimit::StoreConfig;
 use otp_service::ServiceConfig;
@@ -67,7 +67,7 @@ pub struct Settings {
     /// Delivery backend.
     pub delivery: DeliveryConfig,
     /// Delivery retry policy.
-    pub retry: RetryPolicy,
+    pub retry: DeliveryRetryPolicy,
     /// HTTP settings.
     pub http: HttpConfig,
     /// Things `--dev` generated or relaxed, for the start-up warning.
@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(s.service.single_use, lib.single_use);
         assert_eq!(s.service.fail_mode, lib.fail_mode);
         assert_eq!(s.token_config, TokenConfig::default());
-        assert_eq!(s.retry, RetryPolicy::default());
+        assert_eq!(s.retry, DeliveryRetryPolicy::default());
         assert_eq!(s.delivery, DeliveryConfig::default());
         assert!(matches!(s.store, StoreConfig::Memory { .. }));
         assert_eq!(s.server.bind, server::DEFAULT_BIND);

@@ -1,7 +1,7 @@
 //! The store concern: memory or Redis, and the key that hashes identities
 //! in store keys.
 
-use otp_core::keys::{decode_base64_key, OtpKeyRing};
+use otp_core::{decode_base64_key, OtpKeyRing};
 use otp_ratelimit::{HashKey, StoreConfig};
 
 use super::{err, Notes, RawSettings, SettingError};

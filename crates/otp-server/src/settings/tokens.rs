@@ -2,8 +2,8 @@
 //! `ACCESS_TOKEN_TTL`) and the signing keys of the chosen algorithm.
 
 use base64::Engine as _;
-use otp_core::keys::decode_base64_key;
-use otp_core::token::{
+use otp_core::decode_base64_key;
+use otp_core::{
     generate_ed25519_pkcs8, generate_hs256_secret, SigningKey, TokenConfig, TokenKeys, VerifyingKey,
 };
 

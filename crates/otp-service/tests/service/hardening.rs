@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::harness::{config, redis_store, service_with, wrong_code, CapturingDelivery};
-use otp_core::engine::unix_now;
+use otp_core::unix_now;
 use otp_ratelimit::{testkit, LimitPolicy, MemoryStore, Store, StoreError};
 use otp_service::{
     FailMode, OtpService, RequestContext, ServiceConfig, ServiceError, VerifyOptions,

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use otp_core::engine::{unix_now, OtpPolicy};
-use otp_core::keys::OtpKeyRing;
-use otp_core::token::{SigningKey, TokenConfig, TokenKeys, TokenService};
+use otp_core::OtpKeyRing;
 use otp_core::SecretBytes;
+use otp_core::{unix_now, OtpPolicy};
+use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
 use otp_ratelimit::{HashKey, LimitPolicy, Limits, MemoryStore, RedisConfig, RedisStore, Store};
 use otp_service::{FailMode, OtpService, ServiceConfig};

@@ -11,7 +11,7 @@ use crate::harness::{
     config, memory_service, redis_store_fast, service_with, wrong_code, CapturingDelivery,
     FailingDelivery, JWT_SECRET, OTP_KEY,
 };
-use otp_core::engine::OtpPolicy;
+use otp_core::OtpPolicy;
 use otp_ratelimit::{testkit, LimitPolicy};
 use otp_service::{FailMode, RequestContext, ServiceConfig, VerifyOptions};
 use tracing_subscriber::fmt::format::FmtSpan;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::harness::{config, memory_service, mid_window_now, CapturingDelivery, FailingDelivery};
-use otp_core::token::Audience;
+use otp_core::Audience;
 use otp_core::IdentityKind;
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
 use otp_service::{RequestContext, ServiceError, VerifyOptions};
@@ -32,7 +32,7 @@ async fn delivered_code_verifies_and_token_carries_normalized_sub_and_extra_clai
         sent.ttl_seconds > 300 && sent.ttl_seconds <= 600,
         "{sent:?}"
     );
-    assert!(sent.expires_at > otp_core::engine::unix_now());
+    assert!(sent.expires_at > otp_core::unix_now());
 
     let code = outbox.last_code("alice@example.com");
     assert_eq!(code.len(), 6);

@@ -401,7 +401,7 @@ async fn wrong_codes_on_both_sides_of_a_window_edge_share_one_budget_of_five_red
 
 #[tokio::test]
 async fn codes_sent_before_an_otp_key_rotation_still_verify_once_with_the_previous_key() {
-    use otp_core::keys::OtpKeyRing;
+    use otp_core::OtpKeyRing;
     use otp_core::SecretBytes;
 
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
