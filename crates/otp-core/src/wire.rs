@@ -165,6 +165,8 @@ pub enum ErrorCode {
     TokenInvalid,
     /// 401: the token has expired.
     TokenExpired,
+    /// 408: the request body did not arrive in time (slow client).
+    RequestTimeout,
     /// 413: body larger than 16 KiB.
     PayloadTooLarge,
     /// 415: body not `application/json`.
@@ -189,6 +191,7 @@ impl ErrorCode {
             ErrorCode::TokenMissing => "token_missing",
             ErrorCode::TokenInvalid => "token_invalid",
             ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::NotFound => "not_found",
@@ -206,6 +209,7 @@ impl ErrorCode {
             ErrorCode::DeliveryFailed => 502,
             ErrorCode::BackendUnavailable => 503,
             ErrorCode::TokenMissing | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => 401,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::NotFound => 404,
@@ -282,6 +286,7 @@ mod tests {
             ErrorCode::TokenMissing,
             ErrorCode::TokenInvalid,
             ErrorCode::TokenExpired,
+            ErrorCode::RequestTimeout,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::NotFound,

@@ -8,6 +8,8 @@
 //! texts (see [`fastapi_detail`]). FastAPI's `input` and `ctx` members are
 //! left out: they would echo the submitted identity or code back.
 
+use std::time::Duration;
+
 use actix_web::error::JsonPayloadError;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -111,6 +113,9 @@ pub enum ApiError {
         /// The offending fields.
         details: Vec<FieldError>,
     },
+    /// The body did not arrive within `HttpConfig::body_timeout` (408).
+    #[error("the request body did not arrive within {0} ms")]
+    RequestTimeout(u128),
     /// Body over the 16 KiB limit (413).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -159,6 +164,7 @@ impl ApiError {
                 _ => ErrorCode::InternalError,
             },
             ApiError::Validation { .. } => ErrorCode::ValidationError,
+            ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::TokenMissing => ErrorCode::TokenMissing,
@@ -306,6 +312,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        if matches!(self, ApiError::RequestTimeout(_)) {
+            // The rest of the body is never read: the connection ends here.
+            res.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+        }
         if matches!(self, ApiError::Token(_) | ApiError::TokenMissing) {
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -314,9 +325,12 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Turns actix's JSON extractor errors into 413 / 415 / 422.
-pub(crate) fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
+/// Turns actix's JSON extractor errors into 408 / 413 / 415 / 422.
+pub(crate) fn json_error(err: JsonPayloadError, limit: usize, body_timeout: Duration) -> ApiError {
     match err {
+        JsonPayloadError::Payload(e) if crate::body_deadline::is_timeout(&e) => {
+            ApiError::RequestTimeout(body_timeout.as_millis())
+        }
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::PayloadTooLarge(limit)
         }

@@ -45,6 +45,7 @@
 //! - [`ApiError`]: the single `ResponseError` type; [`ErrorResponse`]: its body.
 //! - [`routes`]: the handlers; [`docs`]: OpenAPI and Swagger UI.
 //! - [`client_ip`]: `TRUSTED_PROXIES` / `X-Forwarded-For` resolution.
+//! - [`body_deadline`]: the slow-body guard (408, connection closed).
 //! - [`http_metrics`]: request counters and latency histograms.
 #![deny(missing_docs)]
 
@@ -58,6 +59,7 @@ use otp_service::OtpService;
 use prometheus_client::registry::Registry;
 use utoipa::OpenApi;
 
+pub mod body_deadline;
 pub mod client_ip;
 pub mod docs;
 mod error;
@@ -70,8 +72,9 @@ pub use http_metrics::HttpMetrics;
 /// Largest accepted JSON body (SPEC §5): larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// HTTP-level settings (the typed form of `TRUSTED_PROXIES`, `CORS_ORIGINS`).
-#[derive(Debug, Clone, Default)]
+/// HTTP-level settings (the typed form of `TRUSTED_PROXIES`, `CORS_ORIGINS`,
+/// `CLIENT_REQUEST_TIMEOUT_MS`).
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Proxies whose `X-Forwarded-For` hops are believed (`TRUSTED_PROXIES`).
     /// Defaults to none: the peer address is the client.
@@ -79,6 +82,21 @@ pub struct HttpConfig {
     /// Origins allowed by CORS (`CORS_ORIGINS`); empty switches CORS off, `*`
     /// allows any origin without credentials. Defaults to empty.
     pub cors_origins: Vec<String>,
+    /// How long after its head a request's body may take to arrive; a slower
+    /// body is answered 408 and its connection closed
+    /// ([`body_deadline`]). Defaults to [`body_deadline::DEFAULT_BODY_TIMEOUT`]
+    /// (5 s).
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            body_timeout: body_deadline::DEFAULT_BODY_TIMEOUT,
+        }
+    }
 }
 
 /// Everything the handlers share; cheap to clone (one `Arc` each).
@@ -134,12 +152,20 @@ impl HttpState {
 }
 
 /// The JSON extractor settings: 16 KiB limit (413), `application/json`
-/// required (415), malformed JSON → 422.
+/// required (415), malformed JSON → 422, a body slower than
+/// [`HttpConfig::body_timeout`] → 408.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(MAX_BODY_BYTES)
         .content_type_required(true)
-        .error_handler(|err, _req| error::json_error(err, MAX_BODY_BYTES).into())
+        .error_handler(|err, req| {
+            let body_timeout = req
+                .app_data::<web::Data<HttpState>>()
+                .map_or(body_deadline::DEFAULT_BODY_TIMEOUT, |s| {
+                    s.config.body_timeout
+                });
+            error::json_error(err, MAX_BODY_BYTES, body_timeout).into()
+        })
 }
 
 /// Registers every route of SPEC §5 on an actix `ServiceConfig`. Returns a
@@ -156,6 +182,7 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
         // allowed method in `Allow` (RFC 9110 §15.5.6).
         let resource = |path: &'static str, allow: &'static str| {
             web::resource(path)
+                .wrap(from_fn(body_deadline::guard))
                 .wrap(from_fn(http_metrics::track))
                 .default_service(web::to(move || routes::method_not_allowed_for(allow)))
         };

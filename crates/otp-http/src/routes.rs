@@ -220,14 +220,16 @@ fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
     request_body = OtpRequest,
     responses(
         (status = 200, description = "OTP sent", body = OtpRequestResponse,
-            headers(("X-RateLimit-Limit" = u32), ("X-RateLimit-Remaining" = u32), ("X-RateLimit-Window" = u64))),
+            headers(("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
+        (status = 408, description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed", body = ErrorResponse),
         (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not application/json", body = ErrorResponse),
         (status = 422, description = "Malformed body or invalid identity", body = ErrorResponse),
         (status = 429, description = "Rate limit exceeded (`rate_limit_exceeded`)", body = ErrorResponse,
-            headers(("Retry-After" = u64, description = "Seconds until the next request is allowed"))),
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt can succeed"), ("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
         (status = 502, description = "Delivery failed (`delivery_failed`)", body = ErrorResponse),
-        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse),
+        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)"))),
     )
 )]
 pub async fn request_otp(
@@ -256,15 +258,18 @@ pub async fn request_otp(
     request_body = OtpVerifyRequest,
     responses(
         (status = 200, description = "OTP verified; token issued", body = OtpVerifyResponse,
-            headers(("X-RateLimit-Limit" = u32), ("X-RateLimit-Remaining" = u32), ("X-RateLimit-Window" = u64),
+            headers(("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"),
                 ("Cache-Control" = String, description = "no-store"))),
-        (status = 400, description = "Wrong, expired, replayed or wrong-length code (`otp_invalid`)", body = ErrorResponse),
+        (status = 400, description = "Wrong, expired, replayed or wrong-length code (`otp_invalid`)", body = ErrorResponse,
+            headers(("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
+        (status = 408, description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed", body = ErrorResponse),
         (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not application/json", body = ErrorResponse),
         (status = 422, description = "Malformed body, identity, or otp not 4 to 10 digits", body = ErrorResponse),
         (status = 429, description = "Too many attempts (`rate_limit_exceeded`)", body = ErrorResponse,
-            headers(("Retry-After" = u64))),
-        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse),
+            headers(("Retry-After" = u64, description = "Seconds until a new attempt can succeed"), ("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
+        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)"))),
     )
 )]
 pub async fn verify_otp(
@@ -297,6 +302,7 @@ pub async fn verify_otp(
     request_body = IntrospectRequest,
     responses(
         (status = 200, description = "`{active:true, claims}` for a valid token, `{active:false, claims:null}` otherwise", body = TokenStatus),
+        (status = 408, description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed", body = ErrorResponse),
         (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
         (status = 415, description = "Body is not application/json", body = ErrorResponse),
         (status = 422, description = "Malformed body, or a missing or empty `token`", body = ErrorResponse),
@@ -407,7 +413,8 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
         (status = 200, description = "`{\"status\":\"ready\",\"store\":…}`"),
-        (status = 503, description = "Store unreachable (`backend_unavailable`)", body = ErrorResponse)))]
+        (status = 503, description = "Store unreachable (`backend_unavailable`)", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)")))))]
 pub async fn readyz(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
     state.service.ready().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({

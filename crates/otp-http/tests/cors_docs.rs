@@ -180,15 +180,15 @@ fn documented() -> BTreeMap<(&'static str, &'static str), &'static [&'static str
     BTreeMap::from([
         (
             ("/api/v1/otp/request", "post"),
-            &["200", "413", "415", "422", "429", "502", "503"][..],
+            &["200", "408", "413", "415", "422", "429", "502", "503"][..],
         ),
         (
             ("/api/v1/otp/verify", "post"),
-            &["200", "400", "413", "415", "422", "429", "503"][..],
+            &["200", "400", "408", "413", "415", "422", "429", "503"][..],
         ),
         (
             ("/api/v1/token/introspect", "post"),
-            &["200", "413", "415", "422"][..],
+            &["200", "408", "413", "415", "422"][..],
         ),
         (("/api/v1/token/verify", "get"), &["200", "401"][..]),
         (("/health", "get"), &["200"][..]),
@@ -245,11 +245,28 @@ async fn openapi_is_3_1_and_documents_every_route_and_response() {
                     "{method} {path} {status}"
                 );
             }
-            if status == "429" {
+            // The headers the responses really carry (issue 13 item 12):
+            // Retry-After on 429 and 503, the rate-limit headers on every
+            // answer of an OTP route that passed a limit check.
+            if status == "429" || status == "503" {
                 assert!(
                     resp["headers"]["Retry-After"].is_object(),
-                    "{method} {path}"
+                    "{method} {path} {status}"
                 );
+            }
+            let limited = path.starts_with("/api/v1/otp/");
+            if limited && ["200", "400", "429"].contains(&status.as_str()) {
+                for h in [
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Window",
+                ] {
+                    assert!(
+                        resp["headers"][h]["schema"]["type"] == "integer",
+                        "{method} {path} {status} {h}: {}",
+                        resp["headers"]
+                    );
+                }
             }
         }
     }

@@ -770,3 +770,143 @@ async fn a_chunked_body_over_16_kib_is_413_on_a_real_server() {
     assert!(head.contains(r#""error":"payload_too_large""#), "{head}");
     assert_eq!(h.outbox.count(ID), 0);
 }
+
+/// Sends `head_and_body` on a fresh connection to `addr`, then reads until
+/// the server closes it (or 10 s pass). Returns what was read and how long
+/// the server took to close the connection (`None`: still open).
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    head_and_body: String,
+) -> (String, Option<std::time::Duration>) {
+    use std::io::{Read, Write};
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        s.write_all(head_and_body.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let closed = match s.read_to_end(&mut out) {
+            Ok(_) => Some(started.elapsed()),
+            // a reset after the answer is a close too
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(started.elapsed()),
+            Err(_) => None,
+        };
+        (String::from_utf8_lossy(&out).into_owned(), closed)
+    })
+    .await
+    .unwrap()
+}
+
+fn quick_body_timeout() -> Harness {
+    Setup {
+        http: HttpConfig {
+            body_timeout: std::time::Duration::from_millis(300),
+            ..HttpConfig::default()
+        },
+        ..Setup::default()
+    }
+    .build()
+}
+
+// See: issue 13 item 5 (a client that sent headers and one byte of body was
+// never cut off).
+#[actix_web::test]
+async fn a_slow_body_is_answered_408_and_its_connection_closed() {
+    let h = quick_body_timeout();
+    let server = h.serve();
+    let head = "POST /api/v1/otp/request HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    let (out, closed) = raw_exchange(server.addr, head.to_owned()).await;
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(out.contains(r#""error":"request_timeout""#), "{out}");
+    assert!(out.contains(r#""detail":"#), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+    let closed = closed.expect("the server must close the connection");
+    assert!(
+        closed >= std::time::Duration::from_millis(250)
+            && closed < std::time::Duration::from_secs(3),
+        "closed after {closed:?} (body timeout 300 ms)"
+    );
+    // chunked, stalled after the first chunk
+    let head = "POST /api/v1/otp/verify HTTP/1.1\r\nHost: localhost\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n";
+    let (out, closed) = raw_exchange(server.addr, head.to_owned()).await;
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(
+        closed.is_some_and(|c| c < std::time::Duration::from_secs(3)),
+        "{closed:?}"
+    );
+    assert_eq!(h.outbox.count(ID), 0);
+}
+
+// See: issue 13 item 5. Routes that never read a body (404, 405, probes)
+// answer at once; actix would then drain a chunked body for as long as the
+// client trickles it, with no timer.
+#[actix_web::test]
+async fn a_stalled_body_on_a_route_that_does_not_read_it_does_not_hold_the_connection() {
+    let h = quick_body_timeout();
+    let server = h.serve();
+    for (path, status) in [
+        ("/no/such/route", "404"),
+        ("/health", "405"),
+        ("/api/v1/token/verify", "405"),
+    ] {
+        for framing in [
+            "Content-Length: 100\r\n\r\nx",
+            "Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n",
+        ] {
+            let req = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n{framing}");
+            let (out, closed) = raw_exchange(server.addr, req).await;
+            assert!(
+                out.starts_with(&format!("HTTP/1.1 {status}")),
+                "{path} {framing:?}: {out}"
+            );
+            assert!(
+                closed.is_some_and(|c| c < std::time::Duration::from_secs(3)),
+                "{path} {framing:?}: still open ({closed:?})"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_body_that_arrives_in_time_keeps_the_connection_alive() {
+    use std::io::{Read, Write};
+    let h = quick_body_timeout();
+    let server = h.serve();
+    let addr = server.addr;
+    let answers = actix_web::rt::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let body = format!(r#"{{"identity":"{ID}"}}"#);
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let head = format!(
+                "POST /api/v1/otp/request HTTP/1.1\r\nHost: localhost\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            // the body in two parts, well within the 300 ms
+            let (a, b) = body.split_at(5);
+            s.write_all(a.as_bytes()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            s.write_all(b.as_bytes()).unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            answers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        answers
+    })
+    .await
+    .unwrap();
+    for a in &answers {
+        assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+        assert!(!a.to_ascii_lowercase().contains("connection: close"), "{a}");
+    }
+}

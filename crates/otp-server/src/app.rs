@@ -138,6 +138,10 @@ pub async fn serve(
     let state = HttpState::new(service.clone(), http.clone());
     let server = HttpServer::new(move || {
         App::new()
+            // slow bodies are cut off on every path, unknown ones included
+            .wrap(actix_web::middleware::from_fn(
+                otp_http::body_deadline::guard,
+            ))
             .wrap(actix_web::middleware::Condition::new(
                 !http.cors_origins.is_empty(),
                 otp_http::cors(&http).unwrap_or_default(),

@@ -651,3 +651,147 @@ fn memory_flood_one_million_identities_stays_under_the_bound() {
         "{per:.1} B per identity > {BYTES_PER_IDENTITY_BOUND} B"
     );
 }
+
+/// Slow bodies against the real binary (issue 13 item 5): a client that
+/// sends its headers and one byte of body is cut off after
+/// `CLIENT_REQUEST_TIMEOUT_MS`, and more such clients than the process has
+/// file descriptors do not stop `/health` for longer than about that time.
+mod slow_body {
+    use super::*;
+
+    /// Opens a connection and sends a complete head announcing a body, then
+    /// one byte of that body, nothing more. Even connections post to an OTP
+    /// route (which reads the body) with `Content-Length`, odd ones to an
+    /// unknown path (which never reads it) with chunked framing.
+    fn one_byte_of_body(port: u16, n: usize) -> Option<TcpStream> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let req: &[u8] = if n.is_multiple_of(2) {
+            b"POST /api/v1/otp/request HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        } else {
+            b"POST /no/such/route HTTP/1.1\r\nHost: x\r\n\
+              Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"
+        };
+        s.write_all(req).ok()?;
+        Some(s)
+    }
+
+    /// When, after `since`, the server answered on `s` and when it closed it
+    /// (EOF or reset); `None` for what did not happen by `since + within`.
+    /// Sends nothing, so only the server's clock can end the connection.
+    fn cut_off(
+        s: &mut TcpStream,
+        since: Instant,
+        within: Duration,
+    ) -> (Option<Duration>, Option<Duration>) {
+        let mut buf = [0u8; 1024];
+        let mut answered = None;
+        loop {
+            let Some(left) = (since + within).checked_duration_since(Instant::now()) else {
+                return (answered, None);
+            };
+            let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match s.read(&mut buf) {
+                Ok(0) => return (answered, Some(since.elapsed())),
+                Ok(_) => {
+                    answered.get_or_insert(since.elapsed());
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (answered, None)
+                }
+                Err(_) => return (answered, Some(since.elapsed())),
+            }
+        }
+    }
+
+    /// Lowers the open-file limit of the running server to `n` (soft and
+    /// hard), like `ulimit -n n`; false when `prlimit` is not available.
+    fn limit_descriptors(server: &Server, n: u32) -> bool {
+        std::process::Command::new("prlimit")
+            .arg("--pid")
+            .arg(server.child.id().to_string())
+            .arg(format!("--nofile={n}:{n}"))
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    // See: issue 13 item 5 (still open after 120 s; under a 200-descriptor
+    // limit, 250 of them stopped `/health` answering).
+    #[test]
+    fn slow_bodies_are_cut_off_and_250_of_them_under_200_descriptors_do_not_stop_health() {
+        const SLOW: usize = 250;
+        let timeout = Duration::from_millis(1000);
+        let server = builder()
+            .env("CLIENT_REQUEST_TIMEOUT_MS", timeout.as_millis().to_string())
+            .start();
+        if !limit_descriptors(&server, 200) {
+            otp_ratelimit::testkit::skip(
+                "slow_bodies_are_cut_off_and_250_of_them_under_200_descriptors_do_not_stop_health",
+                "prlimit(1) is not available",
+            );
+            return;
+        }
+        // One slow body alone: cut off after the timeout, not before.
+        let started = Instant::now();
+        let mut one = one_byte_of_body(server.port, 0).expect("connect");
+        let (answered, closed) = cut_off(&mut one, started, Duration::from_secs(5));
+        let answered = answered.expect("no 408 for a lone slow body within 5 s");
+        let alone = closed.expect("a lone slow body is still open after 5 s");
+        assert!(
+            answered >= timeout - Duration::from_millis(100) && answered < 2 * timeout,
+            "408 after {answered:?}"
+        );
+        // after the 408, actix lingers up to the 1 s client-disconnect time
+        // for the client to close first
+        assert!(
+            alone < timeout + Duration::from_secs(2),
+            "closed after {alone:?}"
+        );
+        // Then more slow bodies than the server has descriptors.
+        let started = Instant::now();
+        let mut slow: Vec<TcpStream> = (0..SLOW)
+            .filter_map(|n| one_byte_of_body(server.port, n))
+            .collect();
+        assert_eq!(slow.len(), SLOW, "the kernel queues what is not accepted");
+        let mut health = None;
+        while started.elapsed() < Duration::from_secs(10) {
+            if support::http_status(&format!("{}/health", server.url)) == Some(200) {
+                health = Some(started.elapsed());
+                break;
+            }
+        }
+        let cut: Vec<Option<Duration>> = slow
+            .iter_mut()
+            .map(|s| cut_off(s, started, Duration::from_secs(10)).1)
+            .collect();
+        let open = cut.iter().filter(|c| c.is_none()).count();
+        let last = cut.iter().flatten().max().copied().unwrap_or_default();
+        eprintln!(
+            "slow bodies: one alone answered 408 after {answered:?}, closed after {alone:?}; {SLOW} under a 200-descriptor limit: \
+             /health answered after {health:?}, all cut off within {last:?}, {open} still open \
+             (CLIENT_REQUEST_TIMEOUT_MS={})",
+            timeout.as_millis()
+        );
+        assert_eq!(open, 0, "slow-body connections still open after 10 s");
+        let health = health.expect("/health did not answer within 10 s");
+        // Those accepted first are cut off after one timeout, the ones the
+        // kernel queued meanwhile after a second: /health waits at most that.
+        assert!(health < 3 * timeout, "/health answered after {health:?}");
+        let t = Instant::now();
+        assert_eq!(
+            support::http_status(&format!("{}/health", server.url)),
+            Some(200)
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_no_panic(&server);
+    }
+}

@@ -186,12 +186,16 @@ pub fn harness() -> Harness {
     Setup::default().build()
 }
 
-/// The app `otp-server` builds: optional CORS, the API, JSON 404.
+/// The app `otp-server` builds: the slow-body guard, optional CORS, the
+/// API, JSON 404.
 macro_rules! server_app {
     ($state:expr) => {{
         let state: HttpState = $state;
         let cors = otp_http::cors(&state.config);
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                otp_http::body_deadline::guard,
+            ))
             .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .configure(otp_http::configure(state))
             .default_service(web::to(otp_http::routes::not_found))

@@ -1,4 +1,4 @@
-//! The HTTP concern: trusted proxies and CORS origins.
+//! The HTTP concern: trusted proxies, CORS origins and the body timeout.
 
 use ipnet::IpNet;
 use otp_http::HttpConfig;
@@ -35,6 +35,8 @@ pub fn build(raw: &RawSettings) -> Result<HttpConfig, SettingError> {
     Ok(HttpConfig {
         trusted_proxies,
         cors_origins,
+        // the body gets the same time after the head as the head has (SPEC §8)
+        body_timeout: std::time::Duration::from_millis(raw.num("CLIENT_REQUEST_TIMEOUT_MS")?),
         ..HttpConfig::default()
     })
 }
