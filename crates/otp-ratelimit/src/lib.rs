@@ -92,7 +92,7 @@ pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hash::HashKey;
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, DEFAULT_MAX_KEYS};
 pub use policy::{LimitPolicy, Limits, DEFAULT_MAX_ATTEMPTS};
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore, RedisTopology};
@@ -400,6 +400,9 @@ pub enum StoreConfig {
         /// Key of the hash that replaces identities in the maps. Defaults to a
         /// random per-process key when `None`.
         hash_key: Option<HashKey>,
+        /// Ceiling on tracked subjects ([`MemoryStore::with_max_keys`]).
+        /// Defaults to [`DEFAULT_MAX_KEYS`].
+        max_keys: usize,
     },
     /// `RedisStore`.
     #[cfg(feature = "redis")]
@@ -409,7 +412,10 @@ pub enum StoreConfig {
 impl Default for StoreConfig {
     /// Memory with a random per-process hash key.
     fn default() -> Self {
-        StoreConfig::Memory { hash_key: None }
+        StoreConfig::Memory {
+            hash_key: None,
+            max_keys: DEFAULT_MAX_KEYS,
+        }
     }
 }
 
@@ -418,10 +424,13 @@ impl Default for StoreConfig {
 /// does not answer.
 pub async fn build_store(config: StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
-        StoreConfig::Memory { hash_key } => Ok(Arc::new(match hash_key {
-            Some(k) => MemoryStore::new(k),
-            None => MemoryStore::default(),
-        })),
+        StoreConfig::Memory { hash_key, max_keys } => Ok(Arc::new(
+            match hash_key {
+                Some(k) => MemoryStore::new(k),
+                None => MemoryStore::default(),
+            }
+            .with_max_keys(max_keys),
+        )),
         #[cfg(feature = "redis")]
         StoreConfig::Redis(c) => Ok(Arc::new(RedisStore::connect(c).await?)),
     }

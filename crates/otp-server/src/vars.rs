@@ -185,7 +185,9 @@ pub const VARS: &[Var] = &[
     Var::new(C::Limits, "RATE_REQUEST_OTP_WINDOW", "Window of RATE_REQUEST_OTP_MAX, seconds.").or(|| Limits::default().request_per_identity.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
     Var::new(C::Limits, "RATE_VERIFY_OTP_MAX", "Verify attempts per identity per window (cleared on success).").or(|| Limits::default().verify_per_identity.max.to_string()).range(1, MAX_LIMIT),
     Var::new(C::Limits, "RATE_VERIFY_OTP_WINDOW", "Window of RATE_VERIFY_OTP_MAX, seconds.").or(|| Limits::default().verify_per_identity.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
-    Var::new(C::Limits, "RATE_VERIFY_OTP_DAILY_MAX", "Verify attempts per identity per 86400 s.").or(|| Limits::default().verify_daily.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_VERIFY_OTP_DAILY_MAX", "Verify attempts per identity and client network per 86400 s.").or(|| Limits::default().verify_daily.max.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_VERIFY_OTP_DAILY_IDENTITY_MAX", "Verify attempts per identity per 86400 s from every network together (the ceiling above RATE_VERIFY_OTP_DAILY_MAX).").or(|| otp_service::DEFAULT_VERIFY_DAILY_CEILING.to_string()).range(1, MAX_LIMIT),
+    Var::new(C::Limits, "RATE_IPV6_PREFIX", "Per-IP limits count an IPv6 client by this prefix length (IPv4 per address, IPv4-mapped IPv6 as IPv4).").or(|| otp_service::DEFAULT_IPV6_PREFIX.to_string()).range(otp_service::MIN_IPV6_PREFIX as u64, otp_service::MAX_IPV6_PREFIX as u64),
     Var::new(C::Limits, "RATE_REQUEST_OTP_PER_IP_MAX", "OTP sends per client IP per window.").or(|| Limits::default().request_per_ip.max.to_string()).range(1, MAX_LIMIT),
     Var::new(C::Limits, "RATE_REQUEST_OTP_PER_IP_WINDOW", "Window of RATE_REQUEST_OTP_PER_IP_MAX, seconds.").or(|| Limits::default().request_per_ip.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),
     Var::new(C::Limits, "RATE_VERIFY_OTP_PER_IP_MAX", "Verify attempts per client IP per window.").or(|| Limits::default().verify_per_ip.max.to_string()).range(1, MAX_LIMIT),
@@ -199,6 +201,7 @@ pub const VARS: &[Var] = &[
     Var::new(C::Store, "REDIS_CLUSTER", "auto (several URLs = Cluster), true or false.").or(|| t("auto")),
     Var::new(C::Store, "REDIS_KEY_PREFIX", "Prefix of every Redis key.").or(redis_key_prefix),
     Var::new(C::Store, "REDIS_TIMEOUT_MS", "Redis connect and response timeout, milliseconds.").or(redis_timeout_ms).range(10, 60_000),
+    Var::new(C::Store, "STORE_MEMORY_MAX_KEYS", "Memory store: most subjects (identities, client networks) tracked at once; past it, requests that would track a new one get 503 and tracked users are still served.").or(|| otp_ratelimit::DEFAULT_MAX_KEYS.to_string()).range(1, 1_000_000_000),
     Var::new(C::Store, "STORE_HASH_KEY", "base64 key hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key.").secret(),
     // delivery
     Var::new(C::Delivery, "DELIVERY_BACKEND", "smtp, twilio, webhook, auto, console or none (benchmarks only). Required outside --dev (which defaults to console); console prints every code to the log and warns at each start.").field("delivery.backend"),

@@ -22,6 +22,14 @@ fn limit(
     Ok(LimitPolicy::per_secs(default.name, max, window))
 }
 
+/// The per-identity daily verify ceiling (`RATE_VERIFY_OTP_DAILY_IDENTITY_MAX`)
+/// and the IPv6 prefix of a client network (`RATE_IPV6_PREFIX`).
+pub fn network(raw: &RawSettings) -> Result<(LimitPolicy, u8), SettingError> {
+    let d = otp_service::default_verify_daily_ceiling();
+    let ceiling = limit(raw, d, "RATE_VERIFY_OTP_DAILY_IDENTITY_MAX", None)?;
+    Ok((ceiling, raw.num("RATE_IPV6_PREFIX")?))
+}
+
 /// Reads the limits concern.
 pub fn build(raw: &RawSettings) -> Result<(Limits, FailMode), SettingError> {
     let d = Limits::default();

@@ -103,6 +103,7 @@ impl Settings {
         service.max_attempts = policy.max_attempts;
         service.single_use = policy.single_use;
         service.fail_mode = fail_mode;
+        (service.verify_daily_ceiling, service.ipv6_prefix) = limits::network(raw)?;
         let (delivery, retry) = delivery::build(raw, dev, &mut notes)?;
         Ok(Settings {
             server,
@@ -173,10 +174,15 @@ mod tests {
         let lib = ServiceConfig::new(d, s.service.keys.clone());
         assert_eq!(s.service.single_use, lib.single_use);
         assert_eq!(s.service.fail_mode, lib.fail_mode);
+        assert_eq!(s.service.verify_daily_ceiling, lib.verify_daily_ceiling);
+        assert_eq!(s.service.ipv6_prefix, lib.ipv6_prefix);
         assert_eq!(s.token_config, TokenConfig::default());
         assert_eq!(s.retry, DeliveryRetryPolicy::default());
         assert_eq!(s.delivery, DeliveryConfig::default());
-        assert!(matches!(s.store, StoreConfig::Memory { .. }));
+        assert!(matches!(
+            s.store,
+            StoreConfig::Memory { max_keys, .. } if max_keys == otp_ratelimit::DEFAULT_MAX_KEYS
+        ));
         assert_eq!(s.server.bind, server::DEFAULT_BIND);
         assert!(s.http.trusted_proxies.is_empty() && s.http.cors_origins.is_empty());
     }

@@ -20,6 +20,7 @@ pub fn build(
     {
         None | Some("memory") => Ok(StoreConfig::Memory {
             hash_key: Some(hash_key),
+            max_keys: raw.num("STORE_MEMORY_MAX_KEYS")?,
         }),
         Some("redis") => redis(raw, hash_key),
         Some(o) => Err(err(
