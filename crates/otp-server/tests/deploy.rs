@@ -1488,3 +1488,130 @@ fn alert_rules_and_dashboard_use_only_metrics_the_server_serves() {
         assert!(used.contains(family), "neither file uses {family}");
     }
 }
+
+// See: issue 13 item 12 (operations.md named identity kinds the logs never use).
+#[test]
+fn the_identity_kinds_operations_md_names_are_the_ones_the_logs_use() {
+    // A delivery that fails logs a warning inside the request's span, which
+    // carries the identity's `kind` (and never the identity).
+    let server = Server::builder()
+        .env("DELIVERY_BACKEND", "webhook")
+        .env(
+            "WEBHOOK_URL",
+            format!("http://127.0.0.1:{}/hook", free_port()),
+        )
+        .env(
+            "WEBHOOK_SECRET",
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env("DELIVERY_MAX_ATTEMPTS", "1")
+        .start();
+    let identities = ["kinds@example.com", "+14155550123", "user-4711"];
+    for identity in identities {
+        let r = post_json(
+            &format!("{}/api/v1/otp/request", server.url),
+            &json!({ "identity": identity }),
+        );
+        assert_eq!(r.status, 502, "{}", r.body);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let logs = server.stderr();
+    let mut logged: Vec<String> = logs
+        .split("\"kind\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    logged.sort();
+    logged.dedup();
+    for identity in identities {
+        assert!(!logs.contains(identity), "the log names {identity}");
+    }
+
+    let ops = repo_file("docs/operations.md").replace('\n', " ");
+    let listed = ops
+        .split("identities appear only as their kind (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("operations.md says which kinds the logs show");
+    let mut documented: Vec<String> = listed
+        .split(',')
+        .map(|k| k.trim().trim_matches('`').to_owned())
+        .collect();
+    documented.sort();
+    assert_eq!(
+        documented, logged,
+        "operations.md vs the `kind` fields logged"
+    );
+}
+
+// See: issue 13 item 12 (delivery.md quoted an error the binary never prints).
+#[test]
+fn every_start_up_error_delivery_md_quotes_is_what_the_binary_prints() {
+    let doc = repo_file("docs/delivery.md");
+    let flat: String = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Every quoted `VARIABLE: message` in the document (the test suite's own
+    // `SKIP: …` lines are not the binary's) …
+    let quoted: Vec<&str> = flat
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.split_once(": ").is_some_and(|(var, _)| {
+                var != "SKIP"
+                    && var.len() > 2
+                    && var.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+            })
+        })
+        .collect();
+    // … with a configuration that makes check-config print it ("(…)" in the
+    // document stands for a detail that varies).
+    let webhook = [
+        ("DELIVERY_BACKEND", "webhook"),
+        ("WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+        (
+            "WEBHOOK_SECRET",
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+    ];
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![
+            ("DELIVERY_BACKEND", "smtp"),
+            ("SMTP_FROM", "otp@example.com"),
+        ],
+        [&webhook[..], &[("WEBHOOK_TEMPLATE", r#"{"otp": "{otp}""#)]].concat(),
+        [
+            &webhook[..],
+            &[
+                ("DELIVERY_BACKEND", "auto"),
+                ("SMTP_HOST", "127.0.0.1"),
+                ("SMTP_FROM", "otp@example.com"),
+            ],
+        ]
+        .concat(),
+    ];
+    let printed: Vec<String> = cases
+        .iter()
+        .map(|vars| {
+            let mut env: Vec<(&str, &str)> = vec![
+                ("OTP_SECRET_KEY", support::TEST_OTP_KEY),
+                ("JWT_SECRET", support::TEST_JWT_SECRET),
+            ];
+            env.extend(vars.iter().copied());
+            let (code, _, err) = run_bin(&["check-config"], &env);
+            assert_ne!(code, 0, "{vars:?} should not be a valid configuration");
+            let line = err.trim().lines().last().unwrap_or("").to_owned();
+            line.strip_prefix("otp-server: ")
+                .unwrap_or(&line)
+                .to_owned()
+        })
+        .collect();
+    assert!(!quoted.is_empty());
+    for q in &quoted {
+        let fixed = q.split("(…)").next().unwrap_or(q).trim_end();
+        assert!(
+            printed.iter().any(|p| p.starts_with(fixed) && (q.contains("(…)") || p == q)),
+            "docs/delivery.md quotes `{q}`, which the binary does not print; it prints {printed:#?}"
+        );
+    }
+}

@@ -599,3 +599,60 @@ async fn stock_jose_and_pyjwt_verify_our_eddsa_tokens_against_the_jwks() {
         ]
     );
 }
+
+/// Runs `script` with `sh -e`, bounded; (success, stdout + stderr).
+fn run_sh(script: &str) -> (bool, String) {
+    let mut sh = Command::new("sh");
+    sh.args(["-e", "-c", script]).current_dir(repo_root());
+    let run = run_bounded(sh, Duration::from_secs(60), "readme-walk-through");
+    (run.status.success(), run.stdout + &run.stderr)
+}
+
+// See: issue 13 item 12 (the README's step 3 used $TOKEN without setting it).
+#[test]
+fn the_readme_curl_walk_through_runs_as_written() {
+    if skip_without("curl") {
+        return;
+    }
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README");
+    let section = readme
+        .split("## Walk-through with curl")
+        .nth(1)
+        .expect("README has the walk-through");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the walk-through's sh block");
+    // The two things a reader changes: the port (here a free one) and the
+    // code the dev server printed.
+    let (step1, rest) = block
+        .split_once("CODE=853284\n")
+        .expect("the walk-through sets CODE=853284 before step 2");
+    let mut server = support::Server::builder()
+        .unset("OTP_SECRET_KEY")
+        .unset("JWT_SECRET")
+        .arg("--dev")
+        .start();
+    let url = server.url.clone();
+    let at_port = |s: &str| s.replace("http://127.0.0.1:8000", &url);
+
+    let (ok, out) = run_sh(&at_port(step1));
+    assert!(ok && out.contains(r#""success":true"#), "step 1: {out}");
+    let code = server
+        .console_code("alice@example.com", Duration::from_secs(5))
+        .expect("the dev server printed a code");
+    let (ok, out) = run_sh(&format!("CODE={code}\n{}", at_port(rest)));
+    assert!(ok, "steps 2 and 3: {out}");
+    assert!(
+        out.contains(r#""message":"OTP verified successfully.""#),
+        "{out}"
+    );
+    assert!(out.contains("HTTP/1.1 200 OK"), "step 3 is not 200: {out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-auth-subject: alice@example.com"),
+        "{out}"
+    );
+    assert!(out.contains(r#""active":true"#), "{out}");
+}
