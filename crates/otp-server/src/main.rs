@@ -108,11 +108,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // `otp-server env | head`: the reader has what it wanted.
+        Err(e) if is_closed_stdout(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("otp-server: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes `text` to stdout. Unlike `print!`, a closed stdout is an error
+/// (which [`main`] turns into a quiet exit), not a panic.
+fn emit(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    write!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn is_closed_stdout(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn load(args: &ServeArgs) -> anyhow::Result<(RawSettings, Settings)> {
@@ -139,35 +155,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .encode(generate_ed25519_pkcs8()?.expose())
                 }
             };
-            println!("{out}");
+            emit(format_args!("{out}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => {
             let (raw, settings) = load(&cli.serve)?;
             otp_server::components(&settings)?;
-            println!("configuration is valid");
+            let mut report = String::from("configuration is valid\n");
             for warning in &settings.warnings {
-                println!("warning: {warning}");
+                report.push_str(&format!("warning: {warning}\n"));
             }
             for (name, value, source) in raw.redacted() {
-                println!("{name:<32} {value:<40} ({source})");
+                report.push_str(&format!("{name:<32} {value:<40} ({source})\n"));
             }
-            println!(
-                "effective: store={} delivery={} jwt={} bind={} workers={}",
+            report.push_str(&format!(
+                "effective: store={} delivery={} jwt={} bind={} workers={}\n",
                 store_name(&settings),
                 settings.delivery.backend().as_str(),
                 settings.token_keys.algorithm().as_str(),
                 settings.server.bind,
                 settings.server.workers
-            );
+            ));
+            emit(report)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Env { grouped } => {
-            if grouped {
-                print!("{}", vars::markdown_grouped());
+            emit(if grouped {
+                vars::markdown_grouped()
             } else {
-                print!("{}", vars::markdown_table());
-            }
+                vars::markdown_table()
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url, timeout_ms } => {
@@ -248,9 +265,12 @@ fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
     system.block_on(async move {
         let parts = otp_server::build(&settings).await?;
         let listener = otp_server::bind(settings.server.bind)?;
-        // Machine-readable line for tests and scripts that bind port 0.
-        println!("listening on http://{}", listener.local_addr()?);
-        let _ = std::io::stdout().flush();
+        // Machine-readable line for tests and scripts that bind port 0
+        // (nobody reading stdout is no reason not to serve).
+        let _ = emit(format_args!(
+            "listening on http://{}\n",
+            listener.local_addr()?
+        ));
         otp_server::serve(parts, listener, shutdown_signal()).await
     })?;
     tracing::info!("stopped");
@@ -321,7 +341,7 @@ fn healthcheck(url: &str, timeout: Duration) -> ExitCode {
     };
     match probe() {
         Ok(200) => {
-            println!("ok");
+            let _ = emit("ok\n");
             ExitCode::SUCCESS
         }
         Ok(status) => {

@@ -157,7 +157,7 @@ pub const VARS: &[Var] = &[
     Var::new(C::Server, "RUST_LOG", "tracing filter (e.g. info,otp_service=debug).").or(|| t("info")),
     Var::new(C::Server, "REDIS_STARTUP_WAIT_SECONDS", "At start-up, keep retrying an unreachable Redis this long before giving up; 0 = fail at once.").or(|| srv::DEFAULT_STORE_WAIT_SECONDS.to_string()).range(0, 3600),
     // http
-    Var::new(C::Http, "CORS_ORIGINS", "Comma-separated allowed origins; * = any origin without credentials; unset = CORS off."),
+    Var::new(C::Http, "CORS_ORIGINS", "Comma-separated allowed origins as browsers send them, scheme://host[:port] without a path or trailing slash; * = any origin without credentials; unset = CORS off."),
     Var::new(C::Http, "TRUSTED_PROXIES", "Comma-separated CIDRs whose X-Forwarded-For hops are believed."),
     // OTP policy
     Var::new(C::OtpPolicy, "OTP_DIGITS", "Code length (OTP_LENGTH is accepted as an alias).").or(|| OtpPolicy::default().digits().count().to_string()).range(MIN_DIGITS as u64, MAX_DIGITS as u64),
@@ -202,7 +202,7 @@ pub const VARS: &[Var] = &[
     Var::new(C::Store, "REDIS_KEY_PREFIX", "Prefix of every Redis key.").or(redis_key_prefix),
     Var::new(C::Store, "REDIS_TIMEOUT_MS", "Redis connect and response timeout, milliseconds.").or(redis_timeout_ms).range(10, 60_000),
     Var::new(C::Store, "STORE_MEMORY_MAX_KEYS", "Memory store: most subjects (identities, client networks) tracked at once; past it, requests that would track a new one get 503 and tracked users are still served.").or(|| otp_ratelimit::DEFAULT_MAX_KEYS.to_string()).range(1, 1_000_000_000),
-    Var::new(C::Store, "STORE_HASH_KEY", "base64 key hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key.").secret(),
+    Var::new(C::Store, "STORE_HASH_KEY", "base64 of >= 16 random bytes hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key.").secret(),
     // delivery
     Var::new(C::Delivery, "DELIVERY_BACKEND", "smtp, twilio, webhook, auto, console or none (benchmarks only). Required outside --dev (which defaults to console); console prints every code to the log and warns at each start.").field("delivery.backend"),
     Var::new(C::Delivery, "DELIVERY_TIMEOUT_SECONDS", "Per-attempt delivery timeout.").or(|| DeliveryRetryPolicy::default().timeout.as_secs().to_string()).range(1, MAX_TIMEOUT_SECONDS).field("retry.timeout"),

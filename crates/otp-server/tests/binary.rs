@@ -1023,3 +1023,148 @@ fn otp_single_use_false_warns_that_the_attempt_budget_is_off_too() {
     let (_, out, _) = run_bin(&["check-config"], &SECRETS);
     assert!(!out.contains("warning: OTP_SINGLE_USE"), "{out}");
 }
+
+/// Issue 13 item 7: `check-config` said "valid" for a CORS origin actix then
+/// refused at `serve` with its own message. Both now stop on the same one
+/// line, for it and for every other value `serve` refuses.
+#[test]
+fn check_config_fails_on_everything_serve_fails_on_with_the_same_line() {
+    let cases: &[&[(&str, &str)]] = &[
+        &[("CORS_ORIGINS", "https://exa mple.com")],
+        &[("CORS_ORIGINS", "https://app.example.com/")],
+        &[(
+            "CORS_ORIGINS",
+            "https://app.example.com,https://evil.example.com/x",
+        )],
+        &[("STORE_HASH_KEY", "c2hvcnQta2V5")],
+        &[("TRUSTED_PROXIES", "10.0.0.0/33")],
+        &[
+            ("DELIVERY_BACKEND", "webhook"),
+            ("WEBHOOK_URL", "http://127.0.0.1:9/x"),
+            ("WEBHOOK_SECRET", "whsec_!!"),
+        ],
+        &[
+            ("DELIVERY_BACKEND", "smtp"),
+            ("SMTP_HOST", "localhost"),
+            ("SMTP_FROM", "a@b.example"),
+            ("SMTP_CA_FILE", "/nonexistent/ca.pem"),
+        ],
+        &[("OTP_DIGITS", "11")],
+    ];
+    for vars in cases {
+        let mut env: Vec<(&str, &str)> = SECRETS.to_vec();
+        env.extend_from_slice(vars);
+        let (check_code, _, check_err) = run_bin(&["check-config"], &env);
+        let (serve_code, serve_err) = serve_fails(&env);
+        assert_ne!(check_code, 0, "{vars:?}: check-config must fail");
+        assert_ne!(serve_code, 0, "{vars:?}: serve must fail");
+        assert_eq!(check_err.trim().lines().count(), 1, "{vars:?}: {check_err}");
+        assert_eq!(
+            check_err.trim(),
+            serve_err.trim(),
+            "{vars:?}: the same line"
+        );
+        assert!(!check_err.contains("panicked"), "{check_err}");
+    }
+    let (_, _, err) = run_bin(
+        &["check-config"],
+        &[
+            SECRETS[0],
+            SECRETS[1],
+            SECRETS[2],
+            ("CORS_ORIGINS", "https://exa mple.com"),
+        ],
+    );
+    assert_eq!(
+        err.trim(),
+        "otp-server: CORS_ORIGINS: expected origins like https://app.example.com or *, got 'https://exa mple.com'"
+    );
+}
+
+/// `STORE_HASH_KEY` is a key like `OTP_SECRET_KEY`: at least 16 bytes.
+#[test]
+fn a_store_hash_key_shorter_than_16_bytes_is_refused() {
+    let mut env = SECRETS.to_vec();
+    env.push(("STORE_HASH_KEY", "AQ")); // one byte
+    let (code, _, err) = run_bin(&["check-config"], &env);
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.trim(),
+        "otp-server: STORE_HASH_KEY: key is too short: 1 bytes, at least 16 required \
+         (expected base64 of at least 16 random bytes; create one with `otp-server keygen otp`)"
+    );
+    env.pop();
+    env.push(("STORE_HASH_KEY", "c3RvcmUtaGFzaC1rZXktMTZi")); // 18 bytes
+    let (code, _, err) = run_bin(&["check-config"], &env);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Secrets are used byte for byte: a `JWT_SECRET` ending in a space signs
+/// exactly the tokens PyJWT signs with that secret, space included (the
+/// Python service did not trim either); the trimmed secret does not verify.
+#[test]
+fn secret_values_are_used_byte_for_byte_a_trailing_space_in_jwt_secret_signs_like_pyjwt() {
+    let secret = format!("{TEST_JWT_SECRET} ");
+    let mut server = Server::builder().env("JWT_SECRET", secret.clone()).start();
+    let r = post_json(
+        &format!("{}/api/v1/otp/request", server.url),
+        &json!({"identity": "bytes@example.com"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = server
+        .console_code("bytes@example.com", Duration::from_secs(5))
+        .expect("code on stdout");
+    let r = post_json(
+        &format!("{}/api/v1/otp/verify", server.url),
+        &json!({"identity": "bytes@example.com", "otp": code}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = r.json()["access_token"].as_str().expect("token").to_owned();
+    let script = "import jwt, sys\n\
+        token, secret = sys.argv[1], sys.argv[2]\n\
+        claims = jwt.decode(token, secret, algorithms=['HS256'], audience='api', issuer='stateless-otp')\n\
+        print(claims['sub'])\n\
+        try:\n    jwt.decode(token, secret.strip(), algorithms=['HS256'], audience='api')\n    print('TRIMMED VERIFIES')\n\
+        except jwt.InvalidSignatureError:\n    print('trimmed refused')\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &token, &secret])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(text.trim(), "bytes@example.com\ntrimmed refused", "{text}");
+        }
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'jwt'") => {
+            assert!(!support::require_all(), "PyJWT is required");
+            eprintln!("SKIP: PyJWT not installed");
+        }
+        other => panic!("python3 PyJWT check failed: {other:?}"),
+    }
+    assert!(server.terminate(Duration::from_secs(15)).is_some());
+}
+
+/// `otp-server env | head` and `check-config | head` used to panic on the
+/// closed pipe ("failed printing to stdout"). They exit quietly now.
+#[test]
+fn env_and_check_config_exit_quietly_when_stdout_is_closed() {
+    for args in [
+        &["env"][..],
+        &["env", "--grouped"],
+        &["check-config"],
+        &["keygen"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader); // closed before the first byte is written
+        let out = std::process::Command::new(support::bin())
+            .args(args)
+            .env_clear()
+            .envs(SECRETS)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run otp-server");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {} {err}", out.status);
+        assert!(err.is_empty(), "{args:?}: quiet, got {err}");
+    }
+}

@@ -88,13 +88,15 @@ impl RawSettings {
         self.sources.insert(name, source);
     }
 
-    /// The value of `name`; empty strings count as unset.
+    /// The value of `name`; empty strings count as unset. Values are
+    /// trimmed, except secrets, which are used byte for byte as given (a
+    /// `JWT_SECRET` ending in a space signs with that space, as the Python
+    /// service did).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .get(name)
-            .map(String::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+        let value = self.values.get(name)?.as_str();
+        let secret = vars::find(name).is_some_and(|v| v.secret);
+        let value = if secret { value } else { value.trim() };
+        (!value.is_empty()).then_some(value)
     }
 
     /// Where the value of `name` came from (`default`, `file`, `env`,

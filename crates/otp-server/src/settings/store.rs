@@ -1,7 +1,7 @@
 //! The store concern: memory or Redis, and the key that hashes identities
 //! in store keys.
 
-use otp_core::{decode_base64_key, OtpKeyRing};
+use otp_core::{parse_otp_key, OtpKeyRing};
 use otp_ratelimit::{HashKey, StoreConfig};
 
 use super::{err, Notes, RawSettings, SettingError};
@@ -36,7 +36,13 @@ fn hash_key(
     notes: &mut Notes,
 ) -> Result<HashKey, SettingError> {
     if let Some(k) = raw.get("STORE_HASH_KEY") {
-        let key = decode_base64_key(k).map_err(|e| err("STORE_HASH_KEY", e.to_string()))?;
+        // As strong as an OTP key: at least MIN_OTP_KEY_BYTES.
+        let key = parse_otp_key(k).map_err(|e| {
+            err(
+                "STORE_HASH_KEY",
+                format!("{e} (expected base64 of at least 16 random bytes; create one with `otp-server keygen otp`)"),
+            )
+        })?;
         return Ok(HashKey::new(key.expose().to_vec()));
     }
     // Derived from the OLDEST key in the ring: adding the current key to
