@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document (utoipa) and Swagger UI served from the binary:
-//! the UI's assets are vendored (`vendor/swagger-ui` at the repository root, swagger-ui-dist
-//! from npm) and compiled in, so `/docs` works offline and loads nothing from
-//! a CDN.
+//! the UI's assets are vendored inside this crate (`assets/swagger-ui/`,
+//! swagger-ui-dist from npm, with its Apache-2.0 `LICENSE`, `NOTICE` and
+//! `VERSION` beside them, so `cargo package` ships them) and compiled in, so
+//! `/docs` works offline and loads nothing from a CDN.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -101,8 +102,8 @@ const INIT_JS: &str = r#"(function () {
 })();
 "#;
 
-static BUNDLE_JS: &[u8] = include_bytes!("../../../vendor/swagger-ui/swagger-ui-bundle.js");
-static CSS: &[u8] = include_bytes!("../../../vendor/swagger-ui/swagger-ui.css");
+static BUNDLE_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+static CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
 

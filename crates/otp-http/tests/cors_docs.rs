@@ -412,7 +412,7 @@ fn resolve_behaves_like_a_browser() {
     );
 }
 
-static VENDORED_BUNDLE: &[u8] = include_bytes!("../../../vendor/swagger-ui/swagger-ui-bundle.js");
+static VENDORED_BUNDLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
 
 /// Loads the docs page at `page` like a browser: every script and style
 /// sheet, and the document `init.js` points Swagger UI at.
