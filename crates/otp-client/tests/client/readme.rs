@@ -4,8 +4,8 @@
 
 #[test]
 fn the_readme_shows_the_login_example_verbatim() {
-    let readme = include_str!("../README.md");
-    let example = include_str!("../examples/login.rs");
+    let readme = include_str!("../../README.md");
+    let example = include_str!("../../examples/login.rs");
     assert!(
         readme.contains(example.trim_end()),
         "README.md must contain examples/login.rs verbatim; copy it again"
