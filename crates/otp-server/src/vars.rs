@@ -317,6 +317,12 @@ fn meaning(v: &Var) -> String {
     if let Some((min, max)) = v.range {
         m.push_str(&format!(" Range {min}–{max}."));
     }
+    if v.secret {
+        m.push_str(&format!(
+            " Secret: redacted, used byte for byte; or from a file, `{}_FILE`.",
+            v.name
+        ));
+    }
     m.replace('|', "\\|")
 }
 
@@ -333,6 +339,13 @@ fn table<'a>(vars: impl Iterator<Item = &'a Var>) -> String {
             default,
             meaning(v)
         ));
+        if v.secret {
+            out.push_str(&format!(
+                "| `{0}_FILE` | — | A file holding {0} (Docker/Kubernetes secret, systemd \
+                 credential); exactly one trailing newline is dropped. Not together with {0}. |\n",
+                v.name
+            ));
+        }
     }
     out
 }

@@ -1024,6 +1024,25 @@ fn otp_single_use_false_warns_that_the_attempt_budget_is_off_too() {
     assert!(!out.contains("warning: OTP_SINGLE_USE"), "{out}");
 }
 
+/// Requests a code for `identity`, reads it from the server's stdout and
+/// verifies it: the access token.
+fn sign_in(server: &mut Server, identity: &str) -> String {
+    let r = post_json(
+        &format!("{}/api/v1/otp/request", server.url),
+        &json!({ "identity": identity }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = server
+        .console_code(identity, Duration::from_secs(5))
+        .expect("code on stdout");
+    let r = post_json(
+        &format!("{}/api/v1/otp/verify", server.url),
+        &json!({"identity": identity, "otp": code}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["access_token"].as_str().expect("token").to_owned()
+}
+
 /// Issue 13 item 7: `check-config` said "valid" for a CORS origin actix then
 /// refused at `serve` with its own message. Both now stop on the same one
 /// line, for it and for every other value `serve` refuses.
@@ -1106,20 +1125,7 @@ fn a_store_hash_key_shorter_than_16_bytes_is_refused() {
 fn secret_values_are_used_byte_for_byte_a_trailing_space_in_jwt_secret_signs_like_pyjwt() {
     let secret = format!("{TEST_JWT_SECRET} ");
     let mut server = Server::builder().env("JWT_SECRET", secret.clone()).start();
-    let r = post_json(
-        &format!("{}/api/v1/otp/request", server.url),
-        &json!({"identity": "bytes@example.com"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let code = server
-        .console_code("bytes@example.com", Duration::from_secs(5))
-        .expect("code on stdout");
-    let r = post_json(
-        &format!("{}/api/v1/otp/verify", server.url),
-        &json!({"identity": "bytes@example.com", "otp": code}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let token = r.json()["access_token"].as_str().expect("token").to_owned();
+    let token = sign_in(&mut server, "bytes@example.com");
     let script = "import jwt, sys\n\
         token, secret = sys.argv[1], sys.argv[2]\n\
         claims = jwt.decode(token, secret, algorithms=['HS256'], audience='api', issuer='stateless-otp')\n\
@@ -1167,4 +1173,68 @@ fn env_and_check_config_exit_quietly_when_stdout_is_closed() {
         assert!(out.status.success(), "{args:?}: {} {err}", out.status);
         assert!(err.is_empty(), "{args:?}: quiet, got {err}");
     }
+}
+
+/// Issue 16: every secret can come from `<NAME>_FILE` (Docker/Kubernetes
+/// secrets, systemd credentials). A server started with only files signs
+/// with the file's content minus its one trailing newline, `check-config`
+/// names the source, and a secret set both ways is one clear line.
+#[test]
+fn secrets_from_files_serve_with_exactly_one_trailing_newline_dropped() {
+    let dir = TempDir::new("secret-files");
+    let otp_file = dir.path("otp_secret_key");
+    let jwt_file = dir.path("jwt_secret");
+    std::fs::write(&otp_file, format!("{TEST_OTP_KEY}\n")).unwrap();
+    std::fs::write(&jwt_file, format!("{TEST_JWT_SECRET}\n")).unwrap();
+    let (otp_path, jwt_path) = (otp_file.to_str().unwrap(), jwt_file.to_str().unwrap());
+    let files = [
+        ("OTP_SECRET_KEY_FILE", otp_path),
+        ("JWT_SECRET_FILE", jwt_path),
+        ("DELIVERY_BACKEND", "console"),
+    ];
+    let (code, out, err) = run_bin(&["check-config"], &files);
+    assert_eq!(code, 0, "{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(
+        line("JWT_SECRET").as_deref(),
+        Some("JWT_SECRET <redacted> (secret file)")
+    );
+    assert!(
+        !out.contains(TEST_JWT_SECRET) && !out.contains(TEST_OTP_KEY),
+        "{out}"
+    );
+
+    let mut server = Server::builder()
+        .unset("OTP_SECRET_KEY")
+        .unset("JWT_SECRET")
+        .env("OTP_SECRET_KEY_FILE", otp_path)
+        .env("JWT_SECRET_FILE", jwt_path)
+        .start();
+    let token = sign_in(&mut server, "files@example.com");
+    assert!(server.terminate(Duration::from_secs(15)).is_some());
+    // The same secret given inline (no newline) verifies the token: the
+    // file's newline was dropped, nothing else.
+    let mut inline = Server::builder().start();
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/token/verify", inline.url),
+        &[("Authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .expect("answer");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(inline.terminate(Duration::from_secs(15)).is_some());
+
+    let mut both = files.to_vec();
+    both.push(("JWT_SECRET", TEST_JWT_SECRET));
+    let (code, _, err) = run_bin(&["check-config"], &both);
+    assert_ne!(code, 0);
+    assert_eq!(
+        err.trim(),
+        "otp-server: JWT_SECRET: both JWT_SECRET and JWT_SECRET_FILE are set; set only one of them"
+    );
 }

@@ -13,8 +13,11 @@ use crate::vars::{self, VARS};
 #[derive(Debug, Clone, Default)]
 pub struct RawSettings {
     values: BTreeMap<&'static str, String>,
-    /// Where each value came from (`default`, `file`, `env`, `flag`).
+    /// Where each value came from (`default`, `file`, `env`, `flag`,
+    /// `secret file`).
     sources: BTreeMap<&'static str, &'static str>,
+    /// `<NAME>_FILE` of a secret: its path, by secret name.
+    secret_files: BTreeMap<&'static str, String>,
 }
 
 impl RawSettings {
@@ -34,13 +37,50 @@ impl RawSettings {
             raw.load_file(path)?;
         }
         for (key, value) in env {
-            if let Some(name) = canonical(&key) {
+            if let Some(name) = secret_file_of(&key) {
+                raw.secret_files.insert(name, value);
+            } else if let Some(name) = canonical(&key) {
                 if key.eq_ignore_ascii_case(name) || vars::ALIASES.iter().any(|(a, _)| a == &key) {
                     raw.set(name, value, "env");
                 }
             }
         }
+        raw.read_secret_files()?;
         Ok(raw)
+    }
+
+    /// Reads every `<NAME>_FILE` (Docker and Kubernetes secrets, systemd
+    /// credentials): the content is the secret, byte for byte, minus
+    /// exactly one trailing newline (`\n` or `\r\n`). Setting both a secret
+    /// and its file is an error, whichever layers they come from.
+    fn read_secret_files(&mut self) -> Result<(), SettingError> {
+        for (name, path) in std::mem::take(&mut self.secret_files) {
+            let file_var = format!("{name}_FILE");
+            if path.trim().is_empty() {
+                continue;
+            }
+            if self.get(name).is_some() {
+                return Err(err(
+                    name,
+                    format!("both {name} and {file_var} are set; set only one of them"),
+                ));
+            }
+            let bytes = std::fs::read(&path)
+                .map_err(|e| err(&file_var, format!("cannot read {path}: {e}")))?;
+            let mut text = String::from_utf8(bytes)
+                .map_err(|_| err(&file_var, format!("{path} is not UTF-8 text")))?;
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            if text.is_empty() {
+                return Err(err(&file_var, format!("{path} is empty")));
+            }
+            self.set(name, text, "secret file");
+        }
+        Ok(())
     }
 
     fn load_file(&mut self, path: &Path) -> Result<(), SettingError> {
@@ -52,6 +92,16 @@ impl RawSettings {
             .try_deserialize()
             .map_err(|e| err("--config", format!("{}: {e}", path.display())))?;
         for (key, value) in table {
+            if let Some(name) = secret_file_of(&key) {
+                let path = value.into_string().map_err(|e| {
+                    err(
+                        &format!("{name}_FILE"),
+                        format!("in {}: expected a path ({e})", path.display()),
+                    )
+                })?;
+                self.secret_files.insert(name, path);
+                continue;
+            }
             let name = canonical(&key).ok_or_else(|| {
                 err(
                     "--config",
@@ -241,6 +291,15 @@ fn table_range(name: &str) -> (u64, u64) {
         .unwrap_or((0, u64::MAX))
 }
 
+/// The secret whose file `key` names (`JWT_SECRET_FILE` → `JWT_SECRET`).
+fn secret_file_of(key: &str) -> Option<&'static str> {
+    let base = key.get(..key.len().checked_sub(5)?)?;
+    if !key[base.len()..].eq_ignore_ascii_case("_FILE") {
+        return None;
+    }
+    vars::find(base).filter(|v| v.secret).map(|v| v.name)
+}
+
 fn canonical(key: &str) -> Option<&'static str> {
     if let Some((_, to)) = vars::ALIASES
         .iter()
@@ -249,4 +308,84 @@ fn canonical(key: &str) -> Option<&'static str> {
         return vars::find(to).map(|v| v.name);
     }
     vars::find(key).map(|v| v.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret_file(tag: &str, content: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("otp-raw-{tag}-{}", std::process::id()));
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<RawSettings, SettingError> {
+        RawSettings::load(
+            None,
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn a_secret_file_loses_exactly_one_trailing_newline() {
+        for (content, want) in [
+            (&b"s3cret\n"[..], "s3cret"),
+            (b"s3cret\n\n", "s3cret\n"),
+            (b"s3cret\r\n", "s3cret"),
+            (b"s3cret", "s3cret"),
+            (b" s3cret \n", " s3cret "),
+        ] {
+            let p = secret_file("nl", content);
+            let raw = load(&[("JWT_SECRET_FILE", p.to_str().unwrap())]).unwrap();
+            assert_eq!(raw.get("JWT_SECRET"), Some(want), "{content:?}");
+            assert_eq!(raw.source("JWT_SECRET"), Some("secret file"));
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_secret_and_its_file_together_are_one_clear_error() {
+        let p = secret_file("both", b"from-file\n");
+        let e = load(&[
+            ("SMTP_PASSWORD", "inline"),
+            ("SMTP_PASSWORD_FILE", p.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "SMTP_PASSWORD: both SMTP_PASSWORD and SMTP_PASSWORD_FILE are set; set only one of them"
+        );
+        std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_secret_file_names_the_file_variable() {
+        let e = load(&[("OTP_SECRET_KEY_FILE", "/nonexistent/otp-key")]).unwrap_err();
+        assert_eq!(e.variable, "OTP_SECRET_KEY_FILE");
+        assert!(e.reason.contains("/nonexistent/otp-key"), "{e}");
+        let p = secret_file("empty", b"\n");
+        let e = load(&[("WEBHOOK_SECRET_FILE", p.to_str().unwrap())]).unwrap_err();
+        assert_eq!(e.variable, "WEBHOOK_SECRET_FILE");
+        assert!(e.reason.ends_with("is empty"), "{e}");
+        std::fs::remove_file(p).unwrap();
+        // Only secrets have a _FILE form.
+        let raw = load(&[("OTP_DIGITS_FILE", "/x")]).unwrap();
+        assert_eq!(raw.get("OTP_DIGITS"), Some("6"));
+    }
+
+    #[test]
+    fn secret_files_may_be_named_in_the_toml_file() {
+        let secret = secret_file("toml-secret", b"toml-jwt-secret\n");
+        let toml = secret_file(
+            "toml",
+            format!("jwt_secret_file = {:?}\n", secret.to_str().unwrap()).as_bytes(),
+        );
+        let toml_path = toml.with_extension("toml");
+        std::fs::rename(&toml, &toml_path).unwrap();
+        let raw = RawSettings::load(Some(&toml_path), std::iter::empty()).unwrap();
+        assert_eq!(raw.get("JWT_SECRET"), Some("toml-jwt-secret"));
+        std::fs::remove_file(secret).unwrap();
+        std::fs::remove_file(toml_path).unwrap();
+    }
 }
