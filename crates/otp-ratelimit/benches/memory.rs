@@ -5,7 +5,9 @@
 //!    record one event, divided by 1 000 000. Measured first, in a fresh
 //!    process, for one policy (`request_identity`, 5/600 s) and for the three
 //!    per-identity policies together, each in a child process of its own;
-//!    printed as `bytes_per_identity …`.
+//!    printed as `bytes_per_identity …`; and for what one wrong-code
+//!    verify stores (every policy a verify touches, SPEC §9: bar 200 B).
+//!    `-- --bytes-only` stops after these figures.
 //!    RSS counts what the allocator really took from the OS (table slack,
 //!    allocator headers and all), so it is an upper bound of the live bytes.
 //! 2. Criterion: ns per check of an existing key (HMAC of the key, shard
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
-use otp_ratelimit::{LimitPolicy, Limits, MemoryStore};
+use otp_ratelimit::{CounterRead, LimitCheck, LimitPolicy, Limits, MemoryStore};
 
 const IDENTITIES: usize = 1_000_000;
 
@@ -31,7 +33,7 @@ fn rss_bytes() -> Option<u64> {
 /// RSS growth per identity after `IDENTITIES` identities checked under
 /// every policy in `policies`.
 fn bytes_per_identity(policies: &[LimitPolicy]) -> Option<f64> {
-    let store = MemoryStore::new(&b"bench-hash-key-0123456789abcdef"[..]);
+    let store = MemoryStore::new(&b"bench-hash-key-0123456789abcdef"[..]).with_max_keys(usize::MAX);
     let mut key = String::with_capacity(64);
     let before = rss_bytes()?;
     for i in 0..IDENTITIES {
@@ -44,6 +46,47 @@ fn bytes_per_identity(policies: &[LimitPolicy]) -> Option<f64> {
     }
     let after = rss_bytes()?;
     assert!(store.tracked_keys() == IDENTITIES, "one entry per identity");
+    Some(after.saturating_sub(before) as f64 / IDENTITIES as f64)
+}
+
+/// RSS growth per identity after `IDENTITIES` identities each made one
+/// wrong-code verify with the store calls the service makes (SPEC §9:
+/// "counting every policy a verify touches"): one decision over the
+/// per-IP window (one shared client network), the identity's verify
+/// window, its daily window for that network and its daily ceiling, with
+/// the counters of two candidate windows; then the failure counts of both
+/// windows.
+fn bytes_per_verifying_identity() -> Option<f64> {
+    let l = Limits::default();
+    let ceiling = LimitPolicy::per_secs("verify_daily_identity", 100, 86_400);
+    let store = MemoryStore::new(&b"bench-hash-key-0123456789abcdef"[..]).with_max_keys(usize::MAX);
+    let net = "192.0.2.1";
+    let windows = [5_000_000u64, 5_000_001];
+    let ttl = Duration::from_secs(900);
+    let mut key = String::with_capacity(64);
+    let before = rss_bytes()?;
+    for i in 0..IDENTITIES {
+        key.clear();
+        use std::fmt::Write;
+        let _ = write!(key, "user{i}@example.com");
+        let checks = [
+            LimitCheck::new(&l.verify_per_ip, net),
+            LimitCheck::new(&l.verify_per_identity, &key),
+            LimitCheck::new(&l.verify_daily, &key).scoped(net),
+            LimitCheck::new(&ceiling, &key),
+        ];
+        let read = CounterRead {
+            identity: &key,
+            windows: &windows,
+        };
+        let _ = black_box(store.check_all_now(&checks, Some(read)));
+        let _ = black_box(store.record_failures_now(&key, &windows, &windows, 5, ttl));
+    }
+    let after = rss_bytes()?;
+    assert!(
+        store.tracked_keys() == IDENTITIES + 1,
+        "one entry per identity"
+    );
     Some(after.saturating_sub(before) as f64 / IDENTITIES as f64)
 }
 
@@ -96,10 +139,10 @@ fn checks(c: &mut Criterion) {
 /// must not hide the growth of the next).
 const MEASURE_ENV: &str = "OTP_BENCH_MEASURE_POLICIES";
 
-fn measure_in_child(policies: usize) -> Option<String> {
+fn measure_in_child(what: &str) -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let out = std::process::Command::new(exe)
-        .env(MEASURE_ENV, policies.to_string())
+        .env(MEASURE_ENV, what)
         .output()
         .ok()?;
     Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -108,27 +151,31 @@ fn measure_in_child(policies: usize) -> Option<String> {
 fn main() {
     let l = Limits::default();
     if let Ok(n) = std::env::var(MEASURE_ENV) {
-        let policies: &[LimitPolicy] = if n == "3" {
-            &[
+        let b = match n.as_str() {
+            "verify" => bytes_per_verifying_identity(),
+            "3" => bytes_per_identity(&[
                 l.request_per_identity,
                 l.verify_per_identity,
                 l.verify_daily,
-            ]
-        } else {
-            &[l.request_per_identity]
+            ]),
+            _ => bytes_per_identity(&[l.request_per_identity]),
         };
-        match bytes_per_identity(policies) {
+        match b {
             Some(b) => println!("{b:.1}"),
             None => println!("unavailable (no /proc/self/status)"),
         }
         return;
     }
     println!(
-        "bytes_per_identity one_policy={} three_identity_policies={} \
-         (RSS delta over {IDENTITIES} identities, one event each)",
-        measure_in_child(1).unwrap_or_default(),
-        measure_in_child(3).unwrap_or_default(),
+        "bytes_per_identity one_policy={} three_identity_policies={} wrong_code_verify={} \
+         (RSS delta over {IDENTITIES} identities; bar: 200 B for a verify)",
+        measure_in_child("1").unwrap_or_default(),
+        measure_in_child("3").unwrap_or_default(),
+        measure_in_child("verify").unwrap_or_default(),
     );
+    if std::env::args().any(|a| a == "--bytes-only") {
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     checks(&mut c);
     c.final_summary();

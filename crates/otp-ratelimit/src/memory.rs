@@ -33,7 +33,7 @@
 //! Measured cost: see `benches/memory.rs` (bytes per tracked identity and ns
 //! per check).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -99,112 +99,265 @@ impl Hasher for PassThrough {
 
 type Map<V> = HashMap<HKey, V, BuildHasherDefault<PassThrough>>;
 
-/// The allowed-event log of one limit window of a subject.
-struct Log {
-    /// The window's tag (policy name and scope).
-    tag: u64,
-    /// Newest event + window: the log is empty from then on.
-    expires_at: u64,
-    /// Allowed event times in ms, oldest first, all within the window at the
-    /// time of the last check; never more than `max`.
-    times: VecDeque<u64>,
-}
+/// Marks a counter slot in [`Entry::words`] (word 1 of a record).
+const SLOT: u32 = 1 << 31;
+/// Words of a counter slot record.
+const SLOT_WORDS: usize = 6;
+/// Offsets are rebased before they pass this many ms (about 24.8 days).
+const REBASE_AFTER_MS: u64 = 1 << 31;
 
-/// One (identity, OTP window) slot: the use counter and the failure count,
-/// each with its own expiry (like the two Redis keys they mirror). A value
-/// past its expiry reads as 0.
-#[derive(Clone, Copy)]
-struct Slot {
-    window: u64,
-    counter: u32,
-    counter_expires: u64,
-    failures: u32,
-    failures_expires: u64,
-}
-
-impl Slot {
-    fn counter(&self, now: u64) -> u32 {
-        if self.counter_expires > now {
-            self.counter
-        } else {
-            0
-        }
-    }
-
-    fn failures(&self, now: u64) -> u32 {
-        if self.failures_expires > now {
-            self.failures
-        } else {
-            0
-        }
-    }
-
-    fn set_counter(&mut self, value: u32, expires: u64) {
-        self.counter = value;
-        self.counter_expires = expires;
-    }
-
-    fn set_failures(&mut self, value: u32, expires: u64) {
-        self.failures = value;
-        self.failures_expires = expires;
-    }
-
-    fn expires_at(&self) -> u64 {
-        self.counter_expires.max(self.failures_expires)
-    }
-}
-
-/// Everything of one subject.
-#[derive(Default)]
+/// Everything of one subject, in one allocation (docs/store.md, "Memory
+/// layout"): `words` is a run of records, each starting with its key.
+///
+/// - a limit window: `[tag, len, expires, t₁ … t_len]` — `tag` names the
+///   policy and scope, `tᵢ` are the allowed event times (oldest first, at
+///   most `max`), `expires` = newest event + window;
+/// - a counter slot: `[window, SLOT, counter, counter_expires, failures,
+///   failures_expires]` — the use counter and failure count of (identity,
+///   OTP window), each with its own expiry (like the two Redis keys they
+///   mirror); a value past its expiry reads as 0.
+///
+/// Every time is a millisecond offset from `base` (u32: rebased, exactly,
+/// before it could overflow). An expiry of 0 is "expired".
 struct Entry {
-    logs: Vec<Log>,
-    slots: Vec<Slot>,
+    base: u64,
+    words: Box<[u32]>,
 }
 
 impl Entry {
+    fn new(now: u64) -> Self {
+        Entry {
+            base: now,
+            words: Box::new([]),
+        }
+    }
+
+    fn off(&self, t: u64) -> u32 {
+        u32::try_from(t.saturating_sub(self.base)).unwrap_or(u32::MAX)
+    }
+
+    fn abs(&self, off: u32) -> u64 {
+        self.base.saturating_add(u64::from(off))
+    }
+
+    /// Records as `(start, len)`.
+    fn records(words: &[u32]) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let head = *words.get(i + 1)?;
+            let len = if head & SLOT != 0 {
+                SLOT_WORDS
+            } else {
+                3 + (head as usize)
+            };
+            let r = (i, len);
+            i += len;
+            Some(r)
+        })
+    }
+
+    fn find(words: &[u32], key: u32, slot: bool) -> Option<usize> {
+        Self::records(words)
+            .find(|&(i, _)| words[i] == key && (words[i + 1] & SLOT != 0) == slot)
+            .map(|(i, _)| i)
+    }
+
     /// Milliseconds (store clock) from which the entry holds nothing live.
     fn expires_at(&self) -> u64 {
-        let logs = self.logs.iter().map(|l| l.expires_at).max().unwrap_or(0);
-        let slots = self.slots.iter().map(Slot::expires_at).max().unwrap_or(0);
-        logs.max(slots)
+        let w = &self.words;
+        let max_off = Self::records(w)
+            .map(|(i, _)| {
+                if w[i + 1] & SLOT != 0 {
+                    w[i + 3].max(w[i + 5])
+                } else {
+                    w[i + 2]
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        if max_off == 0 {
+            0
+        } else {
+            self.abs(max_off)
+        }
     }
 
-    fn log_mut(&mut self, tag: u64) -> Option<&mut Log> {
-        self.logs.iter_mut().find(|l| l.tag == tag)
+    fn is_empty(&self) -> bool {
+        self.words.is_empty()
     }
 
-    /// The slot of `window`, if any (possibly expired).
-    fn slot(&self, window: u64) -> Option<&Slot> {
-        self.slots.iter().find(|s| s.window == window)
+    /// Runs `f` on the words as a `Vec` (rebasing first when due), then
+    /// stores them back in an allocation of exactly their size.
+    fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u32>) -> R) -> R {
+        let mut w = std::mem::take(&mut self.words).into_vec();
+        let r = f(&mut w);
+        self.words = w.into_boxed_slice();
+        r
     }
 
-    /// The slot of `window`, created (zeroed, expired) if absent.
-    fn slot_mut(&mut self, window: u64) -> &mut Slot {
-        let i = match self.slots.iter().position(|s| s.window == window) {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot {
-                    window,
-                    counter: 0,
-                    counter_expires: 0,
-                    failures: 0,
-                    failures_expires: 0,
-                });
-                self.slots.len() - 1
+    /// Rebases when offsets of `now` get close to overflowing; call before
+    /// computing the offsets of a write.
+    fn maybe_rebase(&mut self, now: u64) {
+        if now.saturating_sub(self.base) >= REBASE_AFTER_MS {
+            self.rebase(now);
+        }
+    }
+
+    /// Moves `base` as far forward as every live time allows (expired
+    /// records are dropped first), so offsets fit in u32 again.
+    fn rebase(&mut self, now: u64) {
+        self.prune(now);
+        let mut min = self.off(now);
+        let w = &mut self.words;
+        for (i, len) in Self::records(w) {
+            if w[i + 1] & SLOT == 0 {
+                min = w[i + 3..i + len].iter().copied().fold(min, u32::min);
             }
+        }
+        for (i, len) in Self::records(&w.clone()) {
+            let times = if w[i + 1] & SLOT != 0 {
+                vec![i + 3, i + 5]
+            } else {
+                (i + 2..i + len).collect()
+            };
+            // Every live time and expiry is >= min (expiries > now >= min,
+            // after the prune), so the shift is exact.
+            for j in times {
+                w[j] = w[j].saturating_sub(min);
+            }
+        }
+        self.base = self.base.saturating_add(u64::from(min));
+    }
+
+    /// Trims the limit window `tag` to the events inside `window` ms (and
+    /// at most `max` of them); returns how many remain and the oldest.
+    fn window(&mut self, tag: u32, now: u64, window: u64, max: usize) -> (usize, Option<u64>) {
+        let Some(i) = Self::find(&self.words, tag, false) else {
+            return (0, None);
         };
-        &mut self.slots[i]
+        let len = self.words[i + 1] as usize;
+        let times = &self.words[i + 3..i + 3 + len];
+        // t is in (now - window, now] if and only if now - t < window.
+        let gone = times
+            .iter()
+            .take_while(|&&t| now.saturating_sub(self.abs(t)) >= window)
+            .count();
+        let drop = gone.max(len.saturating_sub(max));
+        if drop > 0 {
+            self.edit(|w| {
+                w.drain(i + 3..i + 3 + drop);
+                w[i + 1] = (len - drop) as u32;
+            });
+        }
+        let len = len - drop;
+        let oldest = (len > 0).then(|| self.abs(self.words[i + 3]));
+        (len, oldest)
+    }
+
+    /// Records an event at `now` in the limit window `tag`.
+    fn record(&mut self, tag: u32, now: u64, window: u64) {
+        self.maybe_rebase(now);
+        let t = self.off(now);
+        let exp = self.off(now.saturating_add(window)).max(1);
+        self.edit(|w| match Self::find(w, tag, false) {
+            Some(i) => {
+                let len = w[i + 1] as usize;
+                w.insert(i + 3 + len, t);
+                w[i + 1] = (len + 1) as u32;
+                w[i + 2] = exp;
+            }
+            None => w.extend_from_slice(&[tag, 1, exp, t]),
+        });
+    }
+
+    /// Drops the limit windows of `tags`.
+    fn remove_windows(&mut self, tags: &[u32]) {
+        self.edit(|w| loop {
+            let found =
+                Self::records(w).find(|&(i, _)| w[i + 1] & SLOT == 0 && tags.contains(&w[i]));
+            match found {
+                Some((i, len)) => drop(w.drain(i..i + len)),
+                None => break,
+            }
+        });
+    }
+
+    fn slot_value(&self, window: u64, now: u64, at: usize) -> u32 {
+        match Self::find(&self.words, slot_key(window), true) {
+            Some(i) if self.words[i + at + 1] != 0 && self.abs(self.words[i + at + 1]) > now => {
+                self.words[i + at]
+            }
+            _ => 0,
+        }
+    }
+
+    fn counter(&self, window: u64, now: u64) -> u32 {
+        self.slot_value(window, now, 2)
+    }
+
+    fn failures(&self, window: u64, now: u64) -> u32 {
+        self.slot_value(window, now, 4)
+    }
+
+    fn set_slot(&mut self, window: u64, now: u64, at: usize, value: u32, expires: u64) {
+        let key = slot_key(window);
+        self.maybe_rebase(now);
+        let exp = if expires > now {
+            self.off(expires).max(1)
+        } else {
+            0
+        };
+        self.edit(|w| {
+            let i = match Self::find(w, key, true) {
+                Some(i) => i,
+                None => {
+                    w.extend_from_slice(&[key, SLOT, 0, 0, 0, 0]);
+                    w.len() - SLOT_WORDS
+                }
+            };
+            w[i + at] = value;
+            w[i + at + 1] = exp;
+        });
+    }
+
+    fn set_counter(&mut self, window: u64, now: u64, value: u32, expires: u64) {
+        self.set_slot(window, now, 2, value, expires);
+    }
+
+    fn set_failures(&mut self, window: u64, now: u64, value: u32, expires: u64) {
+        self.set_slot(window, now, 4, value, expires);
     }
 
     /// Drops what expired or was never written (a lost compare-and-set).
     fn prune(&mut self, now: u64) {
-        self.logs.retain(|l| l.expires_at > now);
-        self.slots.retain(|s| s.expires_at() > now);
+        let now_off = self.off(now);
+        let live = |w: &[u32], i: usize| -> bool {
+            let exp = if w[i + 1] & SLOT != 0 {
+                w[i + 3].max(w[i + 5])
+            } else {
+                w[i + 2]
+            };
+            exp > now_off && exp != 0
+        };
+        if Self::records(&self.words).all(|(i, _)| live(&self.words, i)) {
+            return;
+        }
+        let mut w = std::mem::take(&mut self.words).into_vec();
+        loop {
+            let found = Self::records(&w).find(|&(i, _)| !live(&w, i));
+            match found {
+                Some((i, len)) => drop(w.drain(i..i + len)),
+                None => break,
+            }
+        }
+        self.words = w.into_boxed_slice();
     }
+}
 
-    fn is_empty(&self) -> bool {
-        self.logs.is_empty() && self.slots.is_empty()
-    }
+/// The key of the counter slot of OTP window `w` (windows of one identity
+/// in range differ by a few units; 2³² apart they would share a slot).
+fn slot_key(w: u64) -> u32 {
+    (w & u64::from(u32::MAX)) as u32
 }
 
 struct Shard {
@@ -294,7 +447,7 @@ impl Default for MemoryStore {
 /// A window of a check, resolved: subject hash, tag, window in ms.
 struct Resolved {
     subject: HKey,
-    tag: u64,
+    tag: u32,
     window: u64,
 }
 
@@ -391,16 +544,20 @@ impl MemoryStore {
         HKey(self.hasher.hash(b"k", subject.as_bytes()))
     }
 
-    fn tag(&self, policy: &LimitPolicy, scope: Option<&str>) -> u64 {
+    /// 32 bits naming the limit window of `policy` (and `scope`) inside a
+    /// subject's entry. Two windows of one subject share a tag with odds
+    /// 2⁻³² per pair (they would then share one budget).
+    fn tag(&self, policy: &LimitPolicy, scope: Option<&str>) -> u32 {
         let name = fnv64(policy.name.as_bytes());
-        match scope {
+        let t = match scope {
             None => name,
             Some(s) => {
                 let mut first = [0u8; 8];
                 first.copy_from_slice(&self.hasher.hash(b"s", s.as_bytes())[..8]);
                 name.rotate_left(1) ^ u64::from_le_bytes(first)
             }
-        }
+        };
+        (t ^ (t >> 32)) as u32
     }
 
     fn resolve(&self, c: &LimitCheck<'_>) -> Result<Resolved, StoreError> {
@@ -537,28 +694,10 @@ impl MemoryStore {
         let mut decisions = Vec::with_capacity(checks.len());
         for (c, r) in checks.iter().zip(resolved) {
             let max_len = usize::try_from(c.policy.max).unwrap_or(usize::MAX);
-            let (count, oldest) = match locked
-                .shard(&r.subject)
-                .map
-                .get_mut(&r.subject)
-                .and_then(|e| e.log_mut(r.tag))
-            {
-                Some(log) => {
-                    // Forget events that left the window: t is in
-                    // (now - window, now] if and only if now - t < window.
-                    while log
-                        .times
-                        .front()
-                        .is_some_and(|&t| now.saturating_sub(t) >= r.window)
-                    {
-                        log.times.pop_front();
-                    }
-                    // A policy re-configured with a smaller max keeps the newest.
-                    while log.times.len() > max_len {
-                        log.times.pop_front();
-                    }
-                    (log.times.len(), log.times.front().copied())
-                }
+            // Forgets events that left the window; a policy re-configured
+            // with a smaller max keeps the newest.
+            let (count, oldest) = match locked.shard(&r.subject).map.get_mut(&r.subject) {
+                Some(e) => e.window(r.tag, now, r.window, max_len),
                 None => (0, None),
             };
             decisions.push(decision(c.policy, r.window, count, oldest, now));
@@ -577,23 +716,12 @@ impl MemoryStore {
                 return Err(fresh.len());
             }
             for r in resolved {
-                let entry = locked.shard(&r.subject).map.entry(r.subject).or_default();
-                let expires_at = now.saturating_add(r.window);
-                match entry.log_mut(r.tag) {
-                    Some(log) => {
-                        log.times.push_back(now);
-                        log.expires_at = expires_at;
-                    }
-                    None => {
-                        let mut times = VecDeque::with_capacity(1);
-                        times.push_back(now);
-                        entry.logs.push(Log {
-                            tag: r.tag,
-                            expires_at,
-                            times,
-                        });
-                    }
-                }
+                locked
+                    .shard(&r.subject)
+                    .map
+                    .entry(r.subject)
+                    .or_insert_with(|| Entry::new(now))
+                    .record(r.tag, now, r.window);
             }
             for d in &mut decisions {
                 d.remaining = d.remaining.saturating_sub(1);
@@ -605,7 +733,7 @@ impl MemoryStore {
                 Some(
                     r.windows
                         .iter()
-                        .map(|&w| entry.and_then(|e| e.slot(w)).map_or(0, |s| s.counter(now)))
+                        .map(|&w| entry.map_or(0, |e| e.counter(w, now)))
                         .collect(),
                 )
             }
@@ -617,6 +745,37 @@ impl MemoryStore {
         })
     }
 
+    /// The synchronous core of [`UseCounterStore::record_failures`].
+    pub fn record_failures_now(
+        &self,
+        identity: &str,
+        aimed: &[u64],
+        windows: &[u64],
+        max_attempts: u32,
+        ttl: Duration,
+    ) -> Result<Vec<FailureOutcome>, StoreError> {
+        if aimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ttl = millis(ttl);
+        self.with_entry(identity, |e, now| {
+            let mut out = Vec::with_capacity(aimed.len());
+            for &w in aimed {
+                let o = fail_once(e, now, w, windows, max_attempts, ttl);
+                out.push(o);
+                if o.exhausted {
+                    // Every code of the range is new: fresh budgets, and
+                    // this guess was never compared with them.
+                    for &a in aimed {
+                        e.set_failures(a, now, 0, 0);
+                    }
+                    break;
+                }
+            }
+            out
+        })
+    }
+
     /// The synchronous core of [`RateLimiter::clear`].
     pub fn clear_now(&self, policy: &LimitPolicy, key: &str) {
         let k = self.subject_key(key);
@@ -625,7 +784,7 @@ impl MemoryStore {
         let now = self.now_ms();
         let emptied = match shard.map.get_mut(&k) {
             Some(e) => {
-                e.logs.retain(|l| l.tag != tag);
+                e.remove_windows(&[tag]);
                 e.prune(now);
                 e.is_empty()
             }
@@ -645,7 +804,7 @@ impl MemoryStore {
         let entry = shard.map.get(&k);
         windows
             .iter()
-            .map(|&w| entry.and_then(|e| e.slot(w)).map_or(0, |s| s.counter(now)))
+            .map(|&w| entry.map_or(0, |e| e.counter(w, now)))
             .collect()
     }
 
@@ -666,7 +825,7 @@ impl MemoryStore {
                 self.untrack(swept);
                 return Err(1);
             }
-            let entry = shard.map.entry(k).or_default();
+            let entry = shard.map.entry(k).or_insert_with(|| Entry::new(now));
             let r = f(entry, now);
             entry.prune(now);
             let removed = if entry.is_empty() {
@@ -757,26 +916,7 @@ impl UseCounterStore for MemoryStore {
         max_attempts: u32,
         ttl: Duration,
     ) -> Result<Vec<FailureOutcome>, StoreError> {
-        if aimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ttl = millis(ttl);
-        self.with_entry(identity, |e, now| {
-            let mut out = Vec::with_capacity(aimed.len());
-            for &w in aimed {
-                let o = fail_once(e, now, w, windows, max_attempts, ttl);
-                out.push(o);
-                if o.exhausted {
-                    // Every code of the range is new: fresh budgets, and
-                    // this guess was never compared with them.
-                    for &a in aimed {
-                        e.slot_mut(a).set_failures(0, 0);
-                    }
-                    break;
-                }
-            }
-            out
-        })
+        self.record_failures_now(identity, aimed, windows, max_attempts, ttl)
     }
 }
 
@@ -792,20 +932,18 @@ fn fail_once(
 ) -> FailureOutcome {
     let max_attempts = max_attempts.max(1);
     let expires = now.saturating_add(ttl_ms);
-    let s = e.slot_mut(window);
-    let failures = s.failures(now).saturating_add(1);
+    let failures = e.failures(window, now).saturating_add(1);
     if failures < max_attempts {
-        s.set_failures(failures, expires);
+        e.set_failures(window, now, failures, expires);
         return FailureOutcome {
             failures,
             exhausted: false,
         };
     }
-    s.set_failures(0, 0);
+    e.set_failures(window, now, 0, 0);
     for &w in windows {
-        let s = e.slot_mut(w);
-        let n = s.counter(now).saturating_add(1);
-        s.set_counter(n, expires);
+        let n = e.counter(w, now).saturating_add(1);
+        e.set_counter(w, now, n, expires);
     }
     FailureOutcome {
         failures,
@@ -834,24 +972,22 @@ impl Store for MemoryStore {
     async fn advance_all(&self, a: &CounterAdvance<'_>) -> Result<bool, StoreError> {
         clear_on_identity(a)?;
         let ttl = millis(a.ttl);
-        let tags: Vec<u64> = a
+        let tags: Vec<u32> = a
             .clear
             .iter()
             .map(|c| self.tag(c.policy, c.scope))
             .collect();
         self.with_entry(a.identity, |e, now| {
             let expires = now.saturating_add(ttl);
-            let s = e.slot_mut(a.window);
-            if s.counter(now) != a.from {
+            if e.counter(a.window, now) != a.from {
                 return false;
             }
-            s.set_counter(a.from.saturating_add(1), expires);
+            e.set_counter(a.window, now, a.from.saturating_add(1), expires);
             for &w in a.void.iter().filter(|&&w| w != a.window) {
-                let s = e.slot_mut(w);
-                let n = s.counter(now).saturating_add(1);
-                s.set_counter(n, expires);
+                let n = e.counter(w, now).saturating_add(1);
+                e.set_counter(w, now, n, expires);
             }
-            e.logs.retain(|l| !tags.contains(&l.tag));
+            e.remove_windows(&tags);
             true
         })
     }
@@ -866,6 +1002,56 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Duration::from_secs(1000)));
         let s = MemoryStore::new(&b"test-key-0123456789"[..]).with_clock(clock.clone());
         (s, clock)
+    }
+
+    #[test]
+    fn entry_keeps_windows_and_slots_apart_and_exact() {
+        let mut e = Entry::new(1_000);
+        e.record(7, 1_000, 500);
+        e.record(7, 1_200, 500);
+        e.record(9, 1_300, 10_000);
+        e.set_counter(42, 1_300, 3, 5_000);
+        e.set_failures(42, 1_300, 2, 4_000);
+        e.set_counter(43, 1_300, 1, 5_000);
+        assert_eq!(e.window(7, 1_400, 500, 10), (2, Some(1_000)));
+        // At 1 500 the event at 1 000 has left its 500 ms window.
+        assert_eq!(e.window(7, 1_500, 500, 10), (1, Some(1_200)));
+        assert_eq!(
+            e.window(7, 1_500, 500, 0),
+            (0, None),
+            "a smaller max keeps the newest"
+        );
+        assert_eq!(e.window(9, 1_500, 10_000, 10), (1, Some(1_300)));
+        assert_eq!((e.counter(42, 1_500), e.failures(42, 1_500)), (3, 2));
+        assert_eq!((e.counter(43, 1_500), e.counter(44, 1_500)), (1, 0));
+        assert_eq!(e.failures(42, 4_000), 0, "failures expired at 4 000");
+        assert_eq!(e.counter(42, 4_000), 3);
+        e.remove_windows(&[9]);
+        assert_eq!(e.window(9, 1_500, 10_000, 10), (0, None));
+        e.prune(5_000);
+        assert!(e.is_empty(), "everything expired by 5 000");
+    }
+
+    #[test]
+    fn entry_rebases_exactly_when_offsets_would_overflow() {
+        let day = 86_400_000;
+        let mut e = Entry::new(0);
+        // Live for 60 days: one event a day in a 2-day window, a counter
+        // rewritten every day.
+        for d in 0..60u64 {
+            let now = d * day + 17;
+            e.record(5, now, 2 * day);
+            e.set_counter(1, now, u32::try_from(d).unwrap(), now + day);
+            assert_eq!(
+                e.window(5, now, 2 * day, 100).1,
+                Some(now.saturating_sub(day))
+                    .filter(|_| d > 0)
+                    .or(Some(now))
+            );
+            assert_eq!(e.counter(1, now + 1), u32::try_from(d).unwrap());
+            assert_eq!(e.expires_at(), now + 2 * day);
+        }
+        assert!(e.base > 0, "rebased");
     }
 
     #[test]
