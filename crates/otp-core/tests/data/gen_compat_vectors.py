@@ -2,7 +2,7 @@
 """Independent implementation of the Python service's OTP derivation (SPEC §3.1).
 
 Generates the compatibility vectors in compat_vectors.json, which the Rust test
-`tests/vectors.rs` replays against otp-core. Run once and commit the output:
+`tests/core/vectors.rs` replays against otp-core. Run once and commit the output:
 
     python3 crates/otp-core/tests/data/gen_compat_vectors.py > crates/otp-core/tests/data/compat_vectors.json
 

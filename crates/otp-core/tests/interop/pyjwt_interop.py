@@ -1,4 +1,4 @@
-"""PyJWT side of the otp-core token interop tests (tests/tokens.rs).
+"""PyJWT side of the otp-core token interop tests (tests/core/tokens.rs).
 
 Reads one JSON request on stdin and writes one JSON answer on stdout:
   {"op": "verify_hs256", "token", "secret", "issuer", "audience"}

@@ -85,7 +85,7 @@ struct CompatVector {
 #[test]
 fn python_service_compatibility_vectors() {
     let file: CompatFile =
-        serde_json::from_str(include_str!("data/compat_vectors.json")).expect("vectors parse");
+        serde_json::from_str(include_str!("../data/compat_vectors.json")).expect("vectors parse");
     assert!(file.vectors.len() >= 100);
     for v in &file.vectors {
         let policy = OtpPolicy::builder()
