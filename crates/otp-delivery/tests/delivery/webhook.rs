@@ -3,16 +3,14 @@
 //! not with our own code.
 #![cfg(feature = "webhook")]
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::support::*;
 use otp_delivery::{
     build_delivery, DeliveryConfig, DeliveryErrorKind, DeliveryRetryPolicy, WebhookConfig,
     WebhookSigner,
 };
-use support::*;
 
 // 24 random bytes, in the whsec_ format the libraries use.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

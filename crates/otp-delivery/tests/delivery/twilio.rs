@@ -2,15 +2,13 @@
 //! (the one mocked component: Twilio cannot run locally).
 #![cfg(feature = "twilio")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use base64::Engine;
 use otp_delivery::{
     build_delivery, DeliveryConfig, DeliveryErrorKind, DeliveryRetryPolicy, TwilioConfig,
 };
-use support::*;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 

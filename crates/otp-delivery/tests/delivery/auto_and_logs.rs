@@ -3,15 +3,13 @@
 //! or an error, whatever happens (success, retry, rejection).
 #![cfg(all(feature = "smtp", feature = "twilio", feature = "webhook"))]
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use otp_delivery::{
     build_delivery, DeliveryConfig, DeliveryRetryPolicy, SmtpConfig, SmtpTls, TwilioConfig,
     WebhookConfig,
 };
-use support::*;
 use wiremock::matchers::{body_string_contains, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

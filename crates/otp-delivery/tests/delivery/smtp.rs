@@ -3,17 +3,15 @@
 //! header injection attempts.
 #![cfg(feature = "smtp")]
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::*;
 use otp_core::Identity;
 use otp_delivery::{
     build_delivery, DeliveryConfig, DeliveryErrorKind, DeliveryRetryPolicy, SmtpConfig,
     SmtpDelivery, SmtpTls,
 };
-use support::*;
 
 fn policy() -> DeliveryRetryPolicy {
     DeliveryRetryPolicy {
