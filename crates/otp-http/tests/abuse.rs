@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use actix_web::test::TestRequest;
 use otp_core::OtpPolicy;
 use otp_http::HttpConfig;
-use otp_ratelimit::{LimitPolicy, Limits};
+use otp_ratelimit::LimitPolicy;
+use otp_service::Limits;
 use support::*;
 
 const ID: &str = "carol@example.com";

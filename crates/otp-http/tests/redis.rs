@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use actix_web::test::TestRequest;
 use otp_core::OtpPolicy;
 use otp_ratelimit::testkit::started_redis_or_skip;
-use otp_ratelimit::{LimitPolicy, Limits, RedisConfig, RedisStore, Store};
+use otp_ratelimit::{LimitPolicy, RedisConfig, RedisStore, Store};
+use otp_service::Limits;
 use serde_json::json;
 use support::*;
 

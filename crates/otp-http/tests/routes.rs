@@ -9,7 +9,8 @@ use actix_web::test::TestRequest;
 use otp_core::unix_now;
 use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
 use otp_http::HttpConfig;
-use otp_ratelimit::{LimitPolicy, Limits};
+use otp_ratelimit::LimitPolicy;
+use otp_service::Limits;
 use serde_json::{json, Map, Value};
 use support::*;
 

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use otp_core::unix_now;
 use otp_http::HttpConfig;
 use otp_ratelimit::testkit::{on_path, skip, started_redis_or_skip};
-use otp_ratelimit::{LimitPolicy, Limits, RedisConfig, RedisStore};
+use otp_ratelimit::{LimitPolicy, RedisConfig, RedisStore};
+use otp_service::Limits;
 use serde_json::Map;
 use support::*;
 

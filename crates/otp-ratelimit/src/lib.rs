@@ -70,7 +70,7 @@
 //!   zero timeout, a policy window under 1 ms. Fix the configuration.
 //!
 //! # Layout
-//! - [`policy`] — [`LimitPolicy`] and the six default limits ([`Limits`]).
+//! - [`policy`] — [`LimitPolicy`] (the six OTP limits are otp-service's).
 //! - [`clock`] — injectable time for the memory backend.
 //! - [`memory`] — [`MemoryStore`].
 //! - `redis` (feature `redis`) — `RedisStore`, `RedisConfig`.
@@ -93,7 +93,7 @@ pub mod testkit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hash::HashKey;
 pub use memory::{MemoryStore, DEFAULT_MAX_KEYS};
-pub use policy::{LimitPolicy, Limits, DEFAULT_MAX_ATTEMPTS};
+pub use policy::LimitPolicy;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore, RedisTopology};
 
@@ -129,7 +129,7 @@ pub struct LimitCheck<'a> {
     /// The limit.
     pub policy: &'a LimitPolicy,
     /// Whose budget: an identity, a client network or a constant such as
-    /// [`Limits::GLOBAL_KEY`]. Hashed before it is stored.
+    /// `global`. Hashed before it is stored.
     pub subject: &'a str,
     /// A separate window of `policy` within `subject`. Hashed before it is
     /// stored. Defaults to none.

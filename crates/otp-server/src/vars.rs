@@ -27,7 +27,7 @@ use otp_delivery::config::{DEFAULT_SMTP_PORT, DEFAULT_SMTP_SUBJECT, DEFAULT_TWIL
 use otp_delivery::{
     DeliveryRetryPolicy, MAX_ATTEMPTS as MAX_DELIVERY_ATTEMPTS, MAX_TIMEOUT_SECONDS,
 };
-use otp_ratelimit::Limits;
+use otp_service::Limits;
 
 use crate::settings::server as srv;
 
@@ -166,7 +166,7 @@ pub const VARS: &[Var] = &[
     Var::new(C::OtpPolicy, "OTP_DRIFT_TOLERANCE", "Past windows still accepted.").or(|| OtpPolicy::default().drift_tolerance().to_string()).range(0, MAX_DRIFT as u64),
     Var::new(C::OtpPolicy, "OTP_CLOCK_SKEW_SECONDS", "Accept the next window this close to its start; below the window.").or(|| OtpPolicy::default().clock_skew_seconds().to_string()),
     Var::new(C::OtpPolicy, "OTP_SINGLE_USE", "Codes verify once (use counters); false = the Python service's behaviour.").or(|| t("true")),
-    Var::new(C::OtpPolicy, "OTP_MAX_ATTEMPTS", "Wrong codes per identity and window before every sent code is void; 0 = off.").or(|| otp_ratelimit::DEFAULT_MAX_ATTEMPTS.to_string()).range(0, 1000),
+    Var::new(C::OtpPolicy, "OTP_MAX_ATTEMPTS", "Wrong codes per identity and window before every sent code is void; 0 = off.").or(|| otp_service::DEFAULT_MAX_ATTEMPTS.to_string()).range(0, 1000),
     // keys
     Var::new(C::Keys, "OTP_SECRET_KEY", "base64 (standard or URL-safe) of >= 16 random bytes. Required unless --dev.").secret(),
     Var::new(C::Keys, "OTP_PREVIOUS_SECRET_KEYS", "Comma-separated previous OTP keys: verify only (rotation).").secret(),

@@ -80,11 +80,13 @@
 #![deny(missing_docs)]
 
 mod error;
+mod limits;
 pub mod metrics;
 mod network;
 mod service;
 
 pub use error::{LimitedOperation, ServiceError};
+pub use limits::{Limits, DEFAULT_MAX_ATTEMPTS};
 pub use network::{client_network, DEFAULT_IPV6_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX};
 pub use service::{
     default_verify_daily_ceiling, FailMode, OtpService, OtpServiceBuilder, RateLimitInfo,
@@ -102,8 +104,7 @@ pub use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryRecei
 #[cfg(feature = "redis")]
 pub use otp_ratelimit::RedisConfig;
 pub use otp_ratelimit::{
-    build_store, HashKey, LimitPolicy, Limits, MemoryStore, Store, StoreConfig, StoreError,
-    DEFAULT_MAX_ATTEMPTS,
+    build_store, HashKey, LimitPolicy, MemoryStore, Store, StoreConfig, StoreError,
 };
 /// The crates underneath, for what the flat re-exports above leave out.
 pub use {otp_core, otp_delivery, otp_ratelimit};

@@ -11,12 +11,13 @@ use otp_core::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS}
 use otp_core::{Identity, OtpCode};
 use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
 use otp_ratelimit::{
-    Checked, CounterAdvance, CounterRead, Decision, LimitCheck, LimitPolicy, Limits, MemoryStore,
-    Store, StoreError,
+    Checked, CounterAdvance, CounterRead, Decision, LimitCheck, LimitPolicy, MemoryStore, Store,
+    StoreError,
 };
 use serde_json::{Map, Value};
 
 use crate::error::{LimitedOperation, ServiceError};
+use crate::limits::{Limits, DEFAULT_MAX_ATTEMPTS};
 use crate::metrics::{DeliveryLabels, LimitLabels, ServiceMetrics, StoreLabels};
 use crate::network::{client_network, DEFAULT_IPV6_PREFIX};
 
@@ -94,7 +95,7 @@ impl ServiceConfig {
             policy,
             keys,
             limits: Limits::default(),
-            max_attempts: otp_ratelimit::DEFAULT_MAX_ATTEMPTS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             single_use: true,
             fail_mode: FailMode::Closed,
             verify_daily_ceiling: default_verify_daily_ceiling(),

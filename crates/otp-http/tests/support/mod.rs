@@ -30,7 +30,8 @@ use otp_core::SecretBytes;
 use otp_core::{generate_ed25519_pkcs8, SigningKey, TokenConfig, TokenKeys, TokenService};
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
 use otp_http::{HttpConfig, HttpState};
-use otp_ratelimit::{Limits, MemoryStore, Store};
+use otp_ratelimit::{MemoryStore, Store};
+use otp_service::Limits;
 use otp_service::{OtpService, ServiceConfig};
 use serde_json::{json, Value};
 

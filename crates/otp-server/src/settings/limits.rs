@@ -1,8 +1,9 @@
 //! The limits concern: the six limits of SPEC §6 and the fail mode. Each
 //! limit's name comes from `Limits::default()`, its defaults from the table.
 
-use otp_ratelimit::{LimitPolicy, Limits};
+use otp_ratelimit::LimitPolicy;
 use otp_service::FailMode;
+use otp_service::Limits;
 
 use super::{RawSettings, SettingError};
 

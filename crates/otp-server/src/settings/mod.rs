@@ -146,7 +146,7 @@ mod tests {
     use super::*;
     use crate::vars::VARS;
     use otp_core::OtpPolicy;
-    use otp_ratelimit::Limits;
+    use otp_service::Limits;
 
     const OTP_KEY: &str = "c3RhdGVsZXNzLW90cCB0ZXN0IGtleSAzMiBieXRlcyE";
     const JWT: &str = "stateless-otp-test-jwt-secret-of-32-bytes-at-least";
@@ -170,7 +170,7 @@ mod tests {
         let d = OtpPolicy::default();
         assert_eq!(p, d);
         assert_eq!(s.service.limits, Limits::default());
-        assert_eq!(s.service.max_attempts, otp_ratelimit::DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(s.service.max_attempts, otp_service::DEFAULT_MAX_ATTEMPTS);
         let lib = ServiceConfig::new(d, s.service.keys.clone());
         assert_eq!(s.service.single_use, lib.single_use);
         assert_eq!(s.service.fail_mode, lib.fail_mode);

@@ -13,7 +13,8 @@ use otp_core::SecretBytes;
 use otp_core::{unix_now, OtpPolicy};
 use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
-use otp_ratelimit::{HashKey, LimitPolicy, Limits, MemoryStore, RedisConfig, RedisStore, Store};
+use otp_ratelimit::{HashKey, LimitPolicy, MemoryStore, RedisConfig, RedisStore, Store};
+use otp_service::Limits;
 use otp_service::{FailMode, OtpService, ServiceConfig};
 
 /// The JWT secret of every test service (checked absent from logs).
