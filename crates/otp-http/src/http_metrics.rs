@@ -1,5 +1,7 @@
-//! Request metrics: count by route and status, latency histogram by route.
-//! Labels are static strings, so recording allocates nothing.
+//! Request metrics: count by route and status, latency histogram by route,
+//! and `otp_build_info`. Labels are static strings, so recording allocates
+//! nothing. Every documented (route, status) pair and every route's
+//! histogram exist at 0 from start-up ([`HttpMetrics::precreate`]).
 
 use std::time::Instant;
 
@@ -10,6 +12,7 @@ use actix_web::web;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -38,6 +41,13 @@ fn latency_histogram() -> Histogram {
     ])
 }
 
+/// Labels of `otp_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version (the workspace's), e.g. `0.2.0`.
+    pub version: &'static str,
+}
+
 /// HTTP-level metrics.
 #[derive(Debug)]
 pub struct HttpMetrics {
@@ -45,19 +55,46 @@ pub struct HttpMetrics {
     pub requests: Family<RequestLabels, Counter>,
     /// Latency by route, seconds.
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// `otp_build_info{version} 1`.
+    pub build_info: Family<BuildLabels, Gauge>,
 }
 
 impl Default for HttpMetrics {
     fn default() -> Self {
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
         HttpMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            build_info,
         }
     }
 }
 
 impl HttpMetrics {
-    /// Registers both families (`http_requests_total`, `http_request_duration_seconds`).
+    /// Creates, at 0, the counter of every `(route, status)` given (routes
+    /// this crate does not serve are skipped) and the latency histogram of
+    /// every route this crate serves.
+    pub fn precreate<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, u16)>) {
+        for (path, status) in pairs {
+            if let Some(route) = ROUTES.iter().copied().find(|r| *r == path) {
+                drop(
+                    self.requests
+                        .get_or_create(&RequestLabels { route, status }),
+                );
+            }
+        }
+        for route in ROUTES {
+            drop(self.latency.get_or_create(&RouteLabels { route }));
+        }
+    }
+
+    /// Registers the families (`http_requests_total`,
+    /// `http_request_duration_seconds`, `otp_build_info`).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "http_requests",
@@ -68,6 +105,11 @@ impl HttpMetrics {
             "http_request_duration_seconds",
             "HTTP request latency by route",
             self.latency.clone(),
+        );
+        registry.register(
+            "otp_build_info",
+            "Always 1; the labels name the running build",
+            self.build_info.clone(),
         );
     }
 }
@@ -88,7 +130,7 @@ pub(crate) const ROUTES: [&str; 11] = [
 ];
 
 /// The static route label of `path` (suffix match, so a mount prefix works).
-fn route_of(path: &str) -> &'static str {
+pub(crate) fn route_of(path: &str) -> &'static str {
     ROUTES
         .iter()
         .find(|r| path.ends_with(*r))

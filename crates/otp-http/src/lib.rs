@@ -46,7 +46,8 @@
 //! - [`routes`]: the handlers; [`docs`]: OpenAPI and Swagger UI.
 //! - [`client_ip`]: `TRUSTED_PROXIES` / `X-Forwarded-For` resolution.
 //! - [`body_deadline`]: the slow-body guard (408, connection closed).
-//! - [`http_metrics`]: request counters and latency histograms.
+//! - [`http_metrics`]: request counters and latency histograms, build info.
+//! - [`observe`]: `X-Request-Id` and the access log.
 #![deny(missing_docs)]
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub mod client_ip;
 pub mod docs;
 mod error;
 pub mod http_metrics;
+pub mod observe;
 pub mod routes;
 
 pub use error::{fastapi_detail, ApiError, Detail, ErrorResponse};
@@ -87,6 +89,10 @@ pub struct HttpConfig {
     /// ([`body_deadline`]). Defaults to [`body_deadline::DEFAULT_BODY_TIMEOUT`]
     /// (5 s).
     pub body_timeout: std::time::Duration,
+    /// Writes one access-log line per request (`ACCESS_LOG`): method, route
+    /// template, status and latency, never an identity or token
+    /// ([`observe`]). Defaults to off.
+    pub access_log: bool,
 }
 
 impl Default for HttpConfig {
@@ -95,6 +101,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             body_timeout: body_deadline::DEFAULT_BODY_TIMEOUT,
+            access_log: false,
         }
     }
 }
@@ -133,13 +140,31 @@ impl HttpState {
         service.metrics().register(&mut registry);
         let http_metrics = Arc::new(HttpMetrics::default());
         http_metrics.register(&mut registry);
+        let openapi = docs::ApiDoc::openapi();
+        // Every documented (route, status) exists at 0 from the start, so
+        // `increase(…) > 0` alerts see the first event.
+        http_metrics.precreate(openapi.paths.paths.iter().flat_map(|(path, item)| {
+            [
+                &item.get,
+                &item.post,
+                &item.put,
+                &item.delete,
+                &item.head,
+                &item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            .flat_map(move |op| {
+                op.responses
+                    .responses
+                    .keys()
+                    .filter_map(move |status| Some((path.as_str(), status.parse().ok()?)))
+            })
+        }));
         let jwks_json = serde_json::to_vec(&service.tokens().jwks())
             .map(Bytes::from)
             .unwrap_or_else(|_| Bytes::from_static(b"{\"keys\":[]}"));
-        let openapi_json = docs::ApiDoc::openapi()
-            .to_json()
-            .map(Bytes::from)
-            .unwrap_or_default();
+        let openapi_json = openapi.to_json().map(Bytes::from).unwrap_or_default();
         HttpState {
             service,
             config: Arc::new(config),
@@ -184,6 +209,7 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             web::resource(path)
                 .wrap(from_fn(body_deadline::guard))
                 .wrap(from_fn(http_metrics::track))
+                .wrap(from_fn(observe::observe))
                 .default_service(web::to(move || routes::method_not_allowed_for(allow)))
         };
         let get = |path: &'static str| resource(path, "GET");
@@ -265,6 +291,7 @@ pub fn cors(config: &HttpConfig) -> Option<Cors> {
             "x-ratelimit-remaining",
             "x-ratelimit-window",
             "retry-after",
+            "x-request-id",
         ])
         .max_age(600);
     if config.cors_origins.iter().any(|o| o == "*") {

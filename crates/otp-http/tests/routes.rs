@@ -911,3 +911,206 @@ async fn a_body_that_arrives_in_time_keeps_the_connection_alive() {
         assert!(!a.to_ascii_lowercase().contains("connection: close"), "{a}");
     }
 }
+
+// ------------------------------------------------ request ids, access log
+
+fn is_made_request_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+// See: issue 16 (observability: `X-Request-Id` accepted or generated,
+// returned on every response).
+#[actix_web::test]
+async fn every_response_carries_a_request_id_made_when_the_request_has_none() {
+    let h = harness();
+    let app = h.app().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for req in [
+        TestRequest::get().uri("/health"),
+        TestRequest::get().uri("/health"),
+        TestRequest::get().uri("/no/such/route"),
+        TestRequest::get().uri("/api/v1/otp/request"),
+        post_json("/api/v1/otp/request", json!({})),
+        TestRequest::get().uri("/api/v1/token/verify"),
+        TestRequest::get().uri("/metrics"),
+    ] {
+        let r = send(&app, req).await;
+        let id = r
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("no x-request-id on a {} answer", r.status))
+            .to_owned();
+        assert!(is_made_request_id(&id), "{id}");
+        assert!(seen.insert(id), "request ids repeat");
+    }
+}
+
+#[actix_web::test]
+async fn a_sane_request_id_is_kept_and_anything_else_replaced() {
+    let h = harness();
+    let app = h.app().await;
+    let with = |id: &str| {
+        TestRequest::get()
+            .uri("/health")
+            .insert_header(("X-Request-Id", id.to_owned()))
+    };
+    for kept in [
+        "7f1c0b6e-2f47-4a8e-9a39-3f4ad8d0c2a1",
+        "0123456789abcdef0123456789abcdef",
+        "Root=1-5759e988-bd862e3fe1be46a9/x_y.z:9+@~",
+        &"a".repeat(128),
+    ] {
+        let r = send(&app, with(kept)).await;
+        assert_eq!(r.header("x-request-id"), Some(kept));
+    }
+    for replaced in [
+        "",
+        "two words",
+        "<script>",
+        "id\"quote",
+        "ümlaut",
+        &"a".repeat(129),
+    ] {
+        let r = send(&app, with(replaced)).await;
+        let id = r.header("x-request-id").unwrap();
+        assert!(is_made_request_id(id), "{replaced:?} gave {id}");
+    }
+    // two ids: neither is picked
+    let r = send(
+        &app,
+        TestRequest::get()
+            .uri("/health")
+            .append_header(("X-Request-Id", "one"))
+            .append_header(("X-Request-Id", "two")),
+    )
+    .await;
+    assert!(is_made_request_id(r.header("x-request-id").unwrap()));
+}
+
+// See: issue 16 (the request id in every log line of that request; an
+// access log with method, route, status and latency, never an identity or
+// a token).
+#[actix_web::test]
+async fn the_request_id_is_in_every_log_line_of_its_request_and_the_access_log_names_no_identity_or_token(
+) {
+    let h = Setup {
+        delivery: Some(std::sync::Arc::new(FailingDelivery)),
+        http: HttpConfig {
+            access_log: true,
+            ..HttpConfig::default()
+        },
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    let (_guard, logs) = otp_testkit::logs::capture_logs();
+    let identity = "victim.person@example.com";
+    // a failing delivery: otp-service logs a warning inside the request
+    let r = send(
+        &app,
+        request_otp(identity).insert_header(("X-Request-Id", "req-delivery-1")),
+    )
+    .await;
+    assert_eq!(r.status, 502);
+    // a bearer token and a wrong code: neither may reach the log
+    let token = hs256_tokens()
+        .issue_now(identity, serde_json::Map::new())
+        .unwrap()
+        .token;
+    let r = send(
+        &app,
+        bearer(&token).insert_header(("X-Request-Id", "req-bearer-2")),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = send(
+        &app,
+        verify_otp(identity, "909090").insert_header(("X-Request-Id", "req-verify-3")),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let text = logs.text();
+    let lines: Vec<&str> = text.lines().collect();
+    for id in ["req-delivery-1", "req-bearer-2", "req-verify-3"] {
+        let mine: Vec<&&str> = lines.iter().filter(|l| l.contains(id)).collect();
+        assert!(
+            mine.iter().any(|l| l.contains("otp_http::access")),
+            "no access line for {id}:\n{text}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("OTP delivery failed")),
+        "the service's warning is missing:\n{text}"
+    );
+    for line in &lines {
+        assert!(
+            line.contains("request_id=req-"),
+            "a line without its request id: {line}"
+        );
+        assert!(!line.contains(identity), "identity in the log: {line}");
+        assert!(!line.contains(&token), "token in the log: {line}");
+        assert!(!line.contains("909090"), "code in the log: {line}");
+    }
+    let access: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("otp_http::access"))
+        .collect();
+    assert_eq!(access.len(), 3, "{text}");
+    let delivery = access
+        .iter()
+        .find(|l| l.contains("req-delivery-1"))
+        .unwrap();
+    for field in [
+        "method=\"POST\"",
+        "route=\"/api/v1/otp/request\"",
+        "status=502",
+        "latency_ms=",
+    ] {
+        assert!(delivery.contains(field), "{field} missing: {delivery}");
+    }
+}
+
+#[actix_web::test]
+async fn the_access_log_is_off_unless_configured() {
+    let h = harness();
+    let app = h.app().await;
+    let (_guard, logs) = otp_testkit::logs::capture_logs();
+    assert_eq!(
+        send(&app, TestRequest::get().uri("/health")).await.status,
+        200
+    );
+    assert!(!logs.text().contains("otp_http::access"), "{}", logs.text());
+}
+
+// See: issue 16 (`increase() > 0` alerts missed the first event: every
+// counter's label sets exist from start-up at 0; `otp_build_info`).
+#[actix_web::test]
+async fn http_counters_exist_at_zero_from_start_up_beside_the_build_info() {
+    let h = harness();
+    let app = h.app().await;
+    let r = send(&app, TestRequest::get().uri("/metrics")).await;
+    let text = r.text();
+    for (route, status) in [
+        ("/api/v1/otp/request", 200),
+        ("/api/v1/otp/request", 429),
+        ("/api/v1/otp/request", 502),
+        ("/api/v1/otp/request", 503),
+        ("/api/v1/otp/verify", 400),
+        ("/api/v1/otp/verify", 429),
+        ("/api/v1/token/verify", 401),
+        ("/api/v1/token/introspect", 422),
+        ("/readyz", 503),
+        ("/health", 200),
+    ] {
+        let sample = format!("http_requests_total{{route=\"{route}\",status=\"{status}\"}} 0");
+        assert!(text.contains(&sample), "{sample} missing:\n{text}");
+    }
+    assert!(
+        text.contains("http_request_duration_seconds_count{route=\"/api/v1/token/verify\"} 0"),
+        "{text}"
+    );
+    let build = format!(
+        "otp_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "{build} missing:\n{text}");
+}

@@ -146,6 +146,8 @@ pub async fn serve(
                 !http.cors_origins.is_empty(),
                 otp_http::cors(&http).unwrap_or_default(),
             ))
+            // outermost: every answer gets its request id, every line its span
+            .wrap(actix_web::middleware::from_fn(otp_http::observe::observe))
             .configure(otp_http::configure(state.clone()))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .default_service(web::to(otp_http::routes::not_found))

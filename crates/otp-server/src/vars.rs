@@ -159,6 +159,7 @@ pub const VARS: &[Var] = &[
     // http
     Var::new(C::Http, "CORS_ORIGINS", "Comma-separated allowed origins as browsers send them, scheme://host[:port] without a path or trailing slash; * = any origin without credentials; unset = CORS off."),
     Var::new(C::Http, "TRUSTED_PROXIES", "Comma-separated CIDRs whose X-Forwarded-For hops are believed."),
+    Var::new(C::Http, "ACCESS_LOG", "One info line per request (target otp_http::access): method, route template, status, latency_ms and the request id; never an identity, code or token.").or(|| otp_http::HttpConfig::default().access_log.to_string()),
     // OTP policy
     Var::new(C::OtpPolicy, "OTP_DIGITS", "Code length (OTP_LENGTH is accepted as an alias).").or(|| OtpPolicy::default().digits().count().to_string()).range(MIN_DIGITS as u64, MAX_DIGITS as u64),
     Var::new(C::OtpPolicy, "OTP_WINDOW_SECONDS", "Time window of one code.").or(|| OtpPolicy::default().window_seconds().to_string()).range(MIN_WINDOW_SECONDS, 86_400),

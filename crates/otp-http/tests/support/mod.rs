@@ -187,8 +187,8 @@ pub fn harness() -> Harness {
     Setup::default().build()
 }
 
-/// The app `otp-server` builds: the slow-body guard, optional CORS, the
-/// API, JSON 404.
+/// The app `otp-server` builds: request ids and the access log, optional
+/// CORS, the slow-body guard, the API, JSON 404.
 macro_rules! server_app {
     ($state:expr) => {{
         let state: HttpState = $state;
@@ -198,6 +198,7 @@ macro_rules! server_app {
                 otp_http::body_deadline::guard,
             ))
             .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
+            .wrap(actix_web::middleware::from_fn(otp_http::observe::observe))
             .configure(otp_http::configure(state))
             .default_service(web::to(otp_http::routes::not_found))
     }};

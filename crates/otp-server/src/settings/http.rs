@@ -1,4 +1,5 @@
-//! The HTTP concern: trusted proxies, CORS origins and the body timeout.
+//! The HTTP concern: trusted proxies, CORS origins, the body timeout and
+//! the access log.
 
 use ipnet::IpNet;
 use otp_http::HttpConfig;
@@ -35,6 +36,7 @@ pub fn build(raw: &RawSettings) -> Result<HttpConfig, SettingError> {
         cors_origins,
         // the body gets the same time after the head as the head has (SPEC §8)
         body_timeout: std::time::Duration::from_millis(raw.num("CLIENT_REQUEST_TIMEOUT_MS")?),
+        access_log: raw.flag("ACCESS_LOG")?,
         ..HttpConfig::default()
     })
 }
