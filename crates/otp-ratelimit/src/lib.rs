@@ -1,13 +1,34 @@
 //! # otp-ratelimit
 //!
-//! The abuse limits of SPEC §6 and the single-use counters of SPEC §3.3, behind
-//! one object ([`Store`]) with two backends:
+//! The store of stateless-otp: strict sliding-window limits, use counters and
+//! failure counts, offered as **primitives on subjects** behind one object
+//! ([`Store`]) with two backends (design: docs/store.md). The OTP rules built
+//! on them — which six limits exist and what each is keyed by, the attempt
+//! budget, the order of a verify — are otp-service's.
 //!
-//! - [`MemoryStore`] (`STORE_BACKEND=memory`, the default): one process, no I/O;
-//!   sharded maps, bounded by eviction of idle keys.
+//! - [`MemoryStore`] (`STORE_BACKEND=memory`, the default): one process, no
+//!   I/O; one entry per subject in sharded maps, bounded by eviction of idle
+//!   entries and a hard ceiling.
 //! - `RedisStore` (feature `redis`, `STORE_BACKEND=redis`): many replicas share
 //!   limits and counters through Redis, standalone or Cluster; every operation
-//!   is one round trip (one atomic Lua script or one plain command).
+//!   is one atomic Lua script or one plain command (a multi-subject decision
+//!   on Cluster: one per subject, reserve-then-release).
+//!
+//! A *subject* is whose state it is: an identity, a client network, or a
+//! constant such as `global`. Everything of one subject is stored together
+//! (one memory entry, one Redis Cluster slot).
+//!
+//! # Primitives
+//!
+//! - [`Store::check_all`]: one decision over several limit windows, possibly
+//!   of several subjects — recorded in all of them if and only if every one
+//!   allows; optionally with the use counters of one identity.
+//! - [`Store::advance_all`]: compare-and-set of one use counter; if it won,
+//!   other counters advance (voiding their codes) and limit windows clear.
+//! - [`UseCounterStore::record_failures`]: failure counts that advance every
+//!   counter of a range when one reaches the budget.
+//! - plain [`RateLimiter::check`], [`RateLimiter::clear`],
+//!   [`UseCounterStore::counters`], [`Store::advance`].
 //!
 //! # Semantics of a limit (strict sliding window)
 //!
@@ -21,16 +42,12 @@
 //! be allowed (the oldest recorded event leaving the window), rounded up to
 //! whole seconds, so a client that waits `Retry-After` seconds succeeds.
 //!
-//! # Use counters and the attempt budget (SPEC §3.3)
+//! # Use counters (SPEC §3.3)
 //!
-//! [`UseCounterStore`] keeps one small counter per (identity, OTP window): the
-//! use counter `n` from which codes are derived. A successful verify advances
-//! it by compare-and-set ([`UseCounterStore::advance`]) so exactly one of any
-//! number of concurrent submissions of one code wins, across replicas too.
-//! [`UseCounterStore::record_failure`] counts wrong codes per (identity,
-//! window); when the count reaches the budget it advances the counters of all
-//! windows still in the acceptance range in the same atomic step, so every code
-//! already sent is void.
+//! One small counter per (identity, OTP window): the use counter `n` from
+//! which codes are derived. A successful verify advances it by
+//! compare-and-set ([`Store::advance_all`]) so exactly one of any number of
+//! concurrent submissions of one code wins, across replicas too.
 //!
 //! # Failure mode
 //!
@@ -52,13 +69,16 @@
 //! - **One process**: the memory backend. Limits and counters die with the
 //!   process (a restart forgives every limit and makes codes of the current
 //!   windows verifiable once more — acceptable for a single instance, not
-//!   for several). Memory: about 150 bytes per tracked (key, policy) pair
-//!   with one event (measured: `benches/memory.rs`), freed once the pair has
-//!   been idle for its window; a day-long policy such as `verify_daily` keeps
-//!   an identity for a day.
+//!   for several). Memory: one entry per subject; about 150 bytes per
+//!   identity after a wrong-code verify with every policy it touches
+//!   (measured: `benches/memory.rs`), freed once everything in it expired;
+//!   a day-long policy such as `verify_daily` keeps an identity for a day.
+//!   At most `max_keys` subjects (`STORE_MEMORY_MAX_KEYS`): past it, only
+//!   calls that would track a new subject fail ([`StoreError::Full`]).
 //! - **Several replicas**: Redis ≥ 5 (tested with 7.0), standalone or
 //!   Cluster. Every replica must use the same hash key and key prefix, or
-//!   they silently stop sharing budgets. Memory per key is bounded by its
+//!   they silently stop sharing budgets; the key layout carries a version
+//!   (a replica warns when another layout shares its prefix). Memory per key is bounded by its
 //!   TTL; a limiter key holds at most `max` entries.
 //! - **Redis down**: operations fail within `connect_timeout +
 //!   response_timeout` (default 1 s) with [`StoreError::Unavailable`]; the
