@@ -285,6 +285,9 @@ pub fn config_parse(data: &[u8]) {
     let env_vars: Vec<(String, String)> = env_text
         .lines()
         .filter_map(|l| l.split_once('='))
+        // `<SECRET>_FILE` would read files of the fuzzing machine: the
+        // target stays hermetic (settings::raw's tests cover those).
+        .filter(|(k, _)| !k.to_ascii_uppercase().ends_with("_FILE"))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     let path = if toml.is_empty() {
@@ -304,6 +307,9 @@ pub fn config_parse(data: &[u8]) {
             assert!(!line.is_empty());
         }
         let _ = raw.redacted();
+    }
+    if let Some(p) = path {
+        let _ = std::fs::remove_file(p);
     }
 }
 

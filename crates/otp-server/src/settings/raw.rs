@@ -65,8 +65,14 @@ impl RawSettings {
                     format!("both {name} and {file_var} are set; set only one of them"),
                 ));
             }
-            let bytes = std::fs::read(&path)
+            let bytes = read_bounded(&path)
                 .map_err(|e| err(&file_var, format!("cannot read {path}: {e}")))?;
+            if bytes.len() > MAX_SECRET_FILE_BYTES {
+                return Err(err(
+                    &file_var,
+                    format!("{path} is larger than {MAX_SECRET_FILE_BYTES} bytes, not a secret"),
+                ));
+            }
             let mut text = String::from_utf8(bytes)
                 .map_err(|_| err(&file_var, format!("{path} is not UTF-8 text")))?;
             if text.ends_with('\n') {
@@ -291,6 +297,20 @@ fn table_range(name: &str) -> (u64, u64) {
         .unwrap_or((0, u64::MAX))
 }
 
+/// Largest secret file read (a key or password is far smaller; a path to
+/// a device like /dev/zero must not read forever).
+pub const MAX_SECRET_FILE_BYTES: usize = 64 * 1024;
+
+/// At most `MAX_SECRET_FILE_BYTES + 1` bytes of `path`.
+fn read_bounded(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// The secret whose file `key` names (`JWT_SECRET_FILE` → `JWT_SECRET`).
 fn secret_file_of(key: &str) -> Option<&'static str> {
     let base = key.get(..key.len().checked_sub(5)?)?;
@@ -369,6 +389,10 @@ mod tests {
         assert_eq!(e.variable, "WEBHOOK_SECRET_FILE");
         assert!(e.reason.ends_with("is empty"), "{e}");
         std::fs::remove_file(p).unwrap();
+        // A device or a huge file is refused, not read forever.
+        let e = load(&[("JWT_SECRET_FILE", "/dev/zero")]).unwrap_err();
+        assert_eq!(e.variable, "JWT_SECRET_FILE");
+        assert!(e.reason.contains("larger than 65536 bytes"), "{e}");
         // Only secrets have a _FILE form.
         let raw = load(&[("OTP_DIGITS_FILE", "/x")]).unwrap();
         assert_eq!(raw.get("OTP_DIGITS"), Some("6"));
