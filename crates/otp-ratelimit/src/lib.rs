@@ -69,7 +69,7 @@
 //! - **One process**: the memory backend. Limits and counters die with the
 //!   process (a restart forgives every limit and makes codes of the current
 //!   windows verifiable once more — acceptable for a single instance, not
-//!   for several). Memory: one entry per subject; about 150 bytes per
+//!   for several). Memory: one entry per subject; about 170 bytes per
 //!   identity after a wrong-code verify with every policy it touches
 //!   (measured: `benches/memory.rs`), freed once everything in it expired;
 //!   a day-long policy such as `verify_daily` keeps an identity for a day.

@@ -107,7 +107,8 @@ const SLOT_WORDS: usize = 6;
 const REBASE_AFTER_MS: u64 = 1 << 31;
 
 /// Everything of one subject, in one allocation (docs/store.md, "Memory
-/// layout"): `words` is a run of records, each starting with its key.
+/// layout"): `words` is a run of records, each starting with its key,
+/// held with no spare capacity.
 ///
 /// - a limit window: `[tag, len, expires, t₁ … t_len]` — `tag` names the
 ///   policy and scope, `tᵢ` are the allowed event times (oldest first, at
@@ -121,14 +122,14 @@ const REBASE_AFTER_MS: u64 = 1 << 31;
 /// before it could overflow). An expiry of 0 is "expired".
 struct Entry {
     base: u64,
-    words: Box<[u32]>,
+    words: Vec<u32>,
 }
 
 impl Entry {
     fn new(now: u64) -> Self {
         Entry {
             base: now,
-            words: Box::new([]),
+            words: Vec::new(),
         }
     }
 
@@ -189,9 +190,13 @@ impl Entry {
     /// Runs `f` on the words as a `Vec` (rebasing first when due), then
     /// stores them back in an allocation of exactly their size.
     fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<u32>) -> R) -> R {
-        let mut w = std::mem::take(&mut self.words).into_vec();
-        let r = f(&mut w);
-        self.words = w.into_boxed_slice();
+        // Grown by exactly what a write adds (`reserve_exact`), so the
+        // steady state of a busy window (one event out, one in) allocates
+        // nothing and an entry carries no spare capacity.
+        let r = f(&mut self.words);
+        if self.words.capacity() > 2 * self.words.len() + 8 {
+            self.words.shrink_to_fit();
+        }
         r
     }
 
@@ -262,11 +267,15 @@ impl Entry {
         self.edit(|w| match Self::find(w, tag, false) {
             Some(i) => {
                 let len = w[i + 1] as usize;
+                w.reserve_exact(1);
                 w.insert(i + 3 + len, t);
                 w[i + 1] = (len + 1) as u32;
                 w[i + 2] = exp;
             }
-            None => w.extend_from_slice(&[tag, 1, exp, t]),
+            None => {
+                w.reserve_exact(4);
+                w.extend_from_slice(&[tag, 1, exp, t]);
+            }
         });
     }
 
@@ -311,6 +320,7 @@ impl Entry {
             let i = match Self::find(w, key, true) {
                 Some(i) => i,
                 None => {
+                    w.reserve_exact(SLOT_WORDS);
                     w.extend_from_slice(&[key, SLOT, 0, 0, 0, 0]);
                     w.len() - SLOT_WORDS
                 }
@@ -342,7 +352,7 @@ impl Entry {
         if Self::records(&self.words).all(|(i, _)| live(&self.words, i)) {
             return;
         }
-        let mut w = std::mem::take(&mut self.words).into_vec();
+        let mut w = std::mem::take(&mut self.words);
         loop {
             let found = Self::records(&w).find(|&(i, _)| !live(&w, i));
             match found {
@@ -350,7 +360,8 @@ impl Entry {
                 None => break,
             }
         }
-        self.words = w.into_boxed_slice();
+        w.shrink_to_fit();
+        self.words = w;
     }
 }
 
