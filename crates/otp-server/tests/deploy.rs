@@ -829,20 +829,41 @@ fn kubernetes_manifests_parse_and_use_real_variables_and_probes() {
             "deployment.yaml",
         );
     }
-    let from: Vec<&str> = c["envFrom"]
+    let from = c["envFrom"].as_array().expect("envFrom");
+    assert_eq!(from.len(), 1, "only the ConfigMap comes in as environment");
+    assert_eq!(from[0]["configMapRef"]["name"], "otp-server");
+
+    // Secrets come from the generated Secret's files (<NAME>_FILE): one per
+    // key of the example env file, in the directory the Secret is mounted at.
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], generator["name"]);
+    let mount = c["volumeMounts"]
         .as_array()
-        .expect("envFrom")
+        .expect("volumeMounts")
         .iter()
-        .filter_map(|s| {
-            s["secretRef"]["name"]
-                .as_str()
-                .or(s["configMapRef"]["name"].as_str())
+        .find(|m| m["name"] == pod["volumes"][0]["name"])
+        .expect("the Secret is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let dir = mount["mountPath"].as_str().expect("mountPath");
+    assert_eq!(
+        pod["securityContext"]["fsGroup"], pod["securityContext"]["runAsUser"],
+        "the non-root user can read the mounted secret files"
+    );
+    let mut from_files: Vec<&str> = c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| {
+            let name = e["name"].as_str()?.strip_suffix("_FILE")?;
+            assert_eq!(e["value"], format!("{dir}/{name}"), "{name}_FILE");
+            Some(name)
         })
         .collect();
+    from_files.sort();
+    let mut in_example = secret_names.clone();
+    in_example.sort();
     assert_eq!(
-        from,
-        ["otp-server", "otp-server"],
-        "the ConfigMap and the generated Secret"
+        from_files, in_example,
+        "every key of the Secret is read through <NAME>_FILE"
     );
 
     // A pod waiting for Redis at start is not killed before its wait ends.
@@ -1166,6 +1187,34 @@ fn systemd_unit_is_hardened_and_verifies() {
     ] {
         assert!(unit.contains(directive), "unit lacks {directive:?}");
     }
+    // Secrets as credentials: every <NAME>_FILE points into the credentials
+    // directory at a credential the unit loads, and names a real variable.
+    let vars = known_variables();
+    let files: Vec<(&str, &str)> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.ends_with("_FILE"))
+        .collect();
+    assert!(
+        files.len() >= 3,
+        "OTP_SECRET_KEY, JWT_SECRET, STORE_HASH_KEY: {files:?}"
+    );
+    for (var, path) in files {
+        assert_known(&vars, var, "otp-server.service");
+        let credential = path.strip_prefix("%d/").expect("a path in %d");
+        assert!(
+            unit.lines()
+                .any(|l| l.starts_with(&format!("LoadCredential={credential}:"))),
+            "{var} reads credential {credential}, which the unit does not load"
+        );
+    }
+    assert!(
+        !unit
+            .lines()
+            .any(|l| l.starts_with("Environment=") && l.contains("SECRET=")),
+        "no secret value in the unit"
+    );
     if skip_without("systemd-analyze") {
         return;
     }
