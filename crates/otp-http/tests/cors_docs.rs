@@ -11,7 +11,7 @@ use std::process::Command;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use otp_http::HttpConfig;
-use otp_ratelimit::testkit::skip;
+use otp_testkit::skip;
 use serde_json::Value;
 use support::*;
 

@@ -1,5 +1,5 @@
 //! The API over a real Redis (`redis-server` started per test by
-//! `otp_ratelimit::testkit`): 503 `backend_unavailable` while Redis is down
+//! `otp_testkit`): 503 `backend_unavailable` while Redis is down
 //! and recovery without rebuilding the app, single use across concurrent
 //! requests and across two replicas sharing one Redis.
 //!
@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
 use otp_core::OtpPolicy;
-use otp_ratelimit::testkit::started_redis_or_skip;
 use otp_ratelimit::{LimitPolicy, RedisConfig, RedisStore, Store};
 use otp_service::Limits;
+use otp_testkit::started_redis_or_skip;
 use serde_json::json;
 use support::*;
 

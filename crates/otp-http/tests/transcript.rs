@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use otp_core::unix_now;
 use otp_http::HttpConfig;
-use otp_ratelimit::testkit::{on_path, skip, started_redis_or_skip};
 use otp_ratelimit::{LimitPolicy, RedisConfig, RedisStore};
 use otp_service::Limits;
+use otp_testkit::{on_path, skip, started_redis_or_skip};
 use serde_json::Map;
 use support::*;
 

@@ -13,15 +13,15 @@
 //!    over the one multiplexed connection; the reported time is wall time
 //!    divided by the checks done (checks/s = 1e9 / ns).
 //!
-//! Run: `cargo bench -p otp-ratelimit --features redis,test-support --bench redis`.
+//! Run: `cargo bench -p otp-ratelimit --features redis --bench redis`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use otp_ratelimit::testkit::{self, RedisTarget};
 use otp_ratelimit::{LimitPolicy, RateLimiter, RedisConfig, RedisStore, Store};
+use otp_testkit::{self as testkit, RedisTarget};
 
 /// Always allows (max far above the rate); the 1 s window keeps every log
 /// short, so each check removes the events that left the window and adds

@@ -94,8 +94,6 @@
 //! - [`clock`] — injectable time for the memory backend.
 //! - [`memory`] — [`MemoryStore`].
 //! - `redis` (feature `redis`) — `RedisStore`, `RedisConfig`.
-//! - `testkit` (feature `test-support`) — starts real `redis-server`
-//!   processes for integration tests.
 #![deny(missing_docs)]
 
 use std::sync::Arc;
@@ -107,8 +105,6 @@ pub mod memory;
 pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(feature = "test-support")]
-pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use hash::HashKey;

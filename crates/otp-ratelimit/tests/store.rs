@@ -8,7 +8,12 @@
 //!
 //! Redis tests skip (saying why) when `redis-server` is missing, and fail
 //! instead when `OTP_E2E_REQUIRE_ALL=1`. `REDIS_URL` replaces the started
-//! standalone server where the test does not need to stop it.
+//! standalone server where the test does not need to stop it. The servers
+//! come from `otp_testkit`.
+//!
+//! New tests go into a module of this binary (here or next to `suite/`),
+//! never into a new file directly under `tests/`: every file there is a
+//! separate binary (kanidm's `DO_NOT_ADD_MORE_TESTS_HERE`).
 
 mod suite;
 
@@ -241,11 +246,11 @@ mod model {
 mod redis_backend {
     //! Standalone Redis and Redis Cluster.
     use super::*;
-    use otp_ratelimit::testkit::{self, RedisCluster};
     use otp_ratelimit::{
         CounterRead, LimitCheck, RateLimiter, RedisConfig, RedisStore, RedisTopology, Store,
         StoreError,
     };
+    use otp_testkit::{self as testkit, RedisCluster};
 
     async fn connect(urls: Vec<String>) -> RedisStore {
         let mut c = RedisConfig::new(urls, HASH_KEY);

@@ -1427,7 +1427,7 @@ fn alert_rules_and_dashboard_use_only_metrics_the_server_serves() {
     let Some(rules) = yaml_docs("deploy/prometheus/otp-server.rules.yml") else {
         return;
     };
-    let Some(mut redis) = otp_ratelimit::testkit::started_redis_or_skip("alert_rules") else {
+    let Some(mut redis) = otp_testkit::started_redis_or_skip("alert_rules") else {
         return;
     };
     let mut exprs: Vec<(String, String)> = Vec::new();

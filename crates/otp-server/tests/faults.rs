@@ -18,7 +18,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use hostile::{client, post, Behaviour, Hanging, Receiver, OPEN_LIMITS};
-use otp_ratelimit::testkit::RedisServer;
+use otp_testkit::RedisServer;
 use serde_json::json;
 use support::{Server, ServerBuilder};
 
@@ -730,7 +730,7 @@ mod slow_body {
             .env("CLIENT_REQUEST_TIMEOUT_MS", timeout.as_millis().to_string())
             .start();
         if !limit_descriptors(&server, 200) {
-            otp_ratelimit::testkit::skip(
+            otp_testkit::skip(
                 "slow_bodies_are_cut_off_and_250_of_them_under_200_descriptors_do_not_stop_health",
                 "prlimit(1) is not available",
             );

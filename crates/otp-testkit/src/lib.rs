@@ -64,4 +64,9 @@ pub mod doubles;
 #[cfg(feature = "logs")]
 pub mod logs;
 
-pub use process::{free_port, require_all, skip, skip_without, ChildGuard, TempDir};
+pub use process::{
+    free_port, kill_process_group, on_path, require_all, skip, skip_without, ChildGuard, TempDir,
+};
+pub use redis::{
+    cluster_or_skip, redis_or_skip, started_redis_or_skip, RedisCluster, RedisServer, RedisTarget,
+};

@@ -3,7 +3,7 @@
 //! guard drops. Each test file includes it with `mod support;`.
 //!
 //! Every process started here runs in its own process group and is killed
-//! with its whole group on drop (`otp_testkit::process::kill_process_group`),
+//! with its whole group on drop (`otp_testkit::kill_process_group`),
 //! also when the test fails or panics: nothing it started outlives the test.
 #![allow(dead_code)]
 
@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use otp_testkit::process::kill_process_group;
+pub use otp_testkit::kill_process_group;
 
 /// The live (not zombie) processes whose process group is `pgid`, read from
 /// `/proc/*/stat`: empty once a group was killed.

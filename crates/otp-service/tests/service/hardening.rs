@@ -24,10 +24,11 @@ use std::sync::Arc;
 
 use crate::harness::{config, redis_store, service_with, wrong_code, CapturingDelivery};
 use otp_core::unix_now;
-use otp_ratelimit::{testkit, LimitPolicy, MemoryStore, Store, StoreError};
+use otp_ratelimit::{LimitPolicy, MemoryStore, Store, StoreError};
 use otp_service::{
     FailMode, OtpService, RequestContext, ServiceConfig, ServiceError, VerifyOptions,
 };
+use otp_testkit as testkit;
 
 type StoreFactory = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn Store>>>>>;
 

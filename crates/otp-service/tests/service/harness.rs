@@ -2,7 +2,7 @@
 //! (the tests read the code that was really delivered), a failing delivery,
 //! service builders, a fixed clock instant in the middle of an OTP window,
 //! and Redis stores on real `redis-server` processes (from
-//! `otp_ratelimit::testkit`).
+//! `otp_testkit`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -13,10 +13,11 @@ use std::time::Duration;
 use crate::harness::{
     config, mid_window_now, redis_store, service_with, wrong_code, CapturingDelivery,
 };
-use otp_ratelimit::{testkit, LimitPolicy, MemoryStore, Store};
+use otp_ratelimit::{LimitPolicy, MemoryStore, Store};
 use otp_service::{
     LimitedOperation, OtpService, RequestContext, ServiceConfig, ServiceError, VerifyOptions,
 };
+use otp_testkit as testkit;
 
 /// Runs `scenario` once per backend: `<name>_memory` and `<name>_redis`.
 macro_rules! on_both_stores {

@@ -12,8 +12,9 @@ use crate::harness::{
     FailingDelivery, JWT_SECRET, OTP_KEY,
 };
 use otp_core::OtpPolicy;
-use otp_ratelimit::{testkit, LimitPolicy};
+use otp_ratelimit::LimitPolicy;
 use otp_service::{FailMode, RequestContext, ServiceConfig, VerifyOptions};
+use otp_testkit as testkit;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::fmt::MakeWriter;
 

@@ -10,9 +10,9 @@ use crate::harness::{
     config, memory_service, mid_window_now, redis_store, service_with, wrong_code,
     CapturingDelivery,
 };
-use otp_ratelimit::testkit;
 use otp_ratelimit::{MemoryStore, Store};
 use otp_service::{OtpService, RequestContext, ServiceError, VerifyOptions};
+use otp_testkit as testkit;
 
 #[tokio::test]
 async fn replayed_code_is_invalid_otp() {

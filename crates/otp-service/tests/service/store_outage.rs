@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::{config_with_fail_mode, redis_store_fast, service_with, CapturingDelivery};
-use otp_ratelimit::testkit;
 use otp_ratelimit::LimitPolicy;
 use otp_service::metrics::StoreLabels;
 use otp_service::{
     FailMode, LimitedOperation, OtpService, RequestContext, ServiceError, VerifyOptions,
 };
+use otp_testkit as testkit;
 
 /// Every call while Redis is down must come back quickly (bounded by the
 /// store's timeouts), never hang.
