@@ -1529,6 +1529,8 @@ fn alert_rules_and_dashboard_use_only_metrics_the_server_serves() {
     }
     // The files cover the families the operations guide documents.
     for family in [
+        "otp_store_full_total",
+        "otp_build_info",
         "otp_store_errors_total",
         "otp_deliveries_total",
         "otp_rate_limited_total",
