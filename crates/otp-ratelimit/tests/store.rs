@@ -492,6 +492,34 @@ mod redis_backend {
         );
     }
 
+    /// A replica of another key layout left its marker: connecting warns
+    /// (one line) and works, and the marker names this layout afterwards.
+    #[tokio::test]
+    async fn a_foreign_key_layout_marker_warns_but_connects() {
+        let Some(server) = testkit::started_redis_or_skip("a_foreign_key_layout_marker") else {
+            return;
+        };
+        server.cli(&["SET", "otplayout:layout", "1"]).unwrap();
+        let mut c = RedisConfig::new(vec![server.url()], HASH_KEY);
+        c.key_prefix = "otplayout".into();
+        let store = RedisStore::connect(c)
+            .await
+            .expect("connects despite the marker");
+        store.ping().await.unwrap();
+        let v = server.cli(&["GET", "otplayout:layout"]).unwrap();
+        assert_eq!(
+            v.trim(),
+            otp_ratelimit::redis::KEY_LAYOUT_VERSION.to_string()
+        );
+        let ttl: i64 = server
+            .cli(&["PTTL", "otplayout:layout"])
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(ttl > 0, "the marker has a TTL too");
+    }
+
     fn evalsha_calls(server: &testkit::RedisServer) -> u64 {
         let info = server.cli(&["INFO", "commandstats"]).unwrap();
         info.lines()

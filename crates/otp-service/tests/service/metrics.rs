@@ -108,6 +108,7 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
             .any(|l| l.starts_with("otp_store_errors_total")),
         "no store error happened on the memory store"
     );
+    assert_line(&after, "otp_store_full_total 0");
     // The service hands out the shared instance.
     assert!(Arc::ptr_eq(service.metrics(), &metrics));
 }
