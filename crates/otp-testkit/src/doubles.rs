@@ -27,7 +27,7 @@ impl Outbox {
 
     /// The last code delivered to `identity` (normalized form); panics when
     /// none was.
-    pub fn last(&self, identity: &str) -> String {
+    pub fn last_code(&self, identity: &str) -> String {
         self.sent()
             .get(identity)
             .and_then(|v| v.last().cloned())

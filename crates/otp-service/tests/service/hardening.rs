@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::harness::{config, redis_store, service_with, wrong_code, CapturingDelivery};
+use crate::harness::{config, redis_store, service_with, wrong_code, Outbox};
 use otp_core::unix_now;
 use otp_ratelimit::{LimitPolicy, MemoryStore, Store, StoreError};
 use otp_service::{
@@ -60,10 +60,10 @@ fn is_invalid_otp<T>(r: &Result<T, ServiceError>) -> bool {
 async fn build(
     stores: &StoreFactory,
     edit: impl FnOnce(&mut ServiceConfig),
-) -> (OtpService, Arc<CapturingDelivery>) {
+) -> (OtpService, Arc<Outbox>) {
     let mut c = config();
     edit(&mut c);
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     (service_with(c, stores().await, outbox.clone()), outbox)
 }
 
@@ -435,7 +435,7 @@ async fn hardening_redis_cluster() {
     // Round trips: a verify is the decision (with the per-IP window
     // reserved first in its own slot) and the failure record.
     let store = Arc::new(redis_store(cluster.urls()).await);
-    let service = service_with(config(), store, CapturingDelivery::new());
+    let service = service_with(config(), store, Outbox::new());
     let ctx = ip("192.0.2.200");
     let now = window_start() + 100;
     let evalsha = || -> u64 { cluster.nodes().iter().map(evalsha_calls).sum() };
@@ -466,7 +466,7 @@ async fn a_verify_costs_two_redis_round_trips_on_standalone() {
         return;
     };
     let store = Arc::new(redis_store(vec![server.url()]).await);
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = service_with(config(), store, outbox.clone());
     let ctx = ip("192.0.2.201");
     let now = window_start() + 100;
@@ -511,7 +511,7 @@ async fn a_verify_costs_two_redis_round_trips_on_standalone() {
 #[tokio::test]
 async fn a_full_memory_store_refuses_new_identities_with_503_even_failing_open() {
     let store = Arc::new(MemoryStore::default().with_max_keys(20));
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let mut c = config();
     c.fail_mode = FailMode::Open;
     let service = service_with(c, store.clone(), outbox.clone());

@@ -1,103 +1,26 @@
-//! Shared harness of the otp-service integration tests: a capturing delivery
-//! (the tests read the code that was really delivered), a failing delivery,
-//! service builders, a fixed clock instant in the middle of an OTP window,
-//! and Redis stores on real `redis-server` processes (from
-//! `otp_testkit`).
+//! Shared harness of the otp-service integration tests: service builders, a
+//! fixed clock instant in the middle of an OTP window, and Redis stores on
+//! real `redis-server` processes. The deliveries (`Outbox`, which records
+//! the code that was really delivered, and `FailingDelivery`), the fixed
+//! keys and the Redis starters come from `otp_testkit`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use otp_core::OtpKeyRing;
 use otp_core::SecretBytes;
 use otp_core::{unix_now, OtpPolicy};
 use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
-use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
+use otp_delivery::Delivery;
 use otp_ratelimit::{HashKey, LimitPolicy, MemoryStore, RedisConfig, RedisStore, Store};
 use otp_service::Limits;
 use otp_service::{FailMode, OtpService, ServiceConfig};
 
-/// The JWT secret of every test service (checked absent from logs).
-pub const JWT_SECRET: &str = "service-tests-jwt-secret-0123456789abcdef";
-/// The OTP key bytes of every test service.
-pub const OTP_KEY: [u8; 32] = [0x5a; 32];
-
-/// A delivery that records every code it is handed, per normalized identity.
-#[derive(Debug, Default)]
-pub struct CapturingDelivery {
-    sent: Mutex<HashMap<String, Vec<String>>>,
-}
-
-impl CapturingDelivery {
-    /// A fresh, shareable outbox.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// The last code delivered to `identity` (normalized form).
-    pub fn last_code(&self, identity: &str) -> String {
-        self.sent
-            .lock()
-            .unwrap()
-            .get(identity)
-            .and_then(|v| v.last().cloned())
-            .unwrap_or_else(|| panic!("no code was delivered to {identity:?}"))
-    }
-
-    /// Every code delivered to `identity`, oldest first.
-    pub fn codes(&self, identity: &str) -> Vec<String> {
-        self.sent
-            .lock()
-            .unwrap()
-            .get(identity)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Deliveries made in total.
-    pub fn total(&self) -> usize {
-        self.sent.lock().unwrap().values().map(Vec::len).sum()
-    }
-}
-
-#[async_trait::async_trait]
-impl Delivery for CapturingDelivery {
-    fn name(&self) -> &'static str {
-        "capture"
-    }
-
-    async fn deliver(&self, m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
-        self.sent
-            .lock()
-            .unwrap()
-            .entry(m.identity().as_str().to_owned())
-            .or_default()
-            .push(m.code().as_str().to_owned());
-        Ok(DeliveryReceipt {
-            backend: "capture",
-            provider_id: None,
-            attempts: 1,
-        })
-    }
-}
-
-/// A delivery whose provider always refuses (a permanent failure).
-#[derive(Debug, Default)]
-pub struct FailingDelivery;
-
-#[async_trait::async_trait]
-impl Delivery for FailingDelivery {
-    fn name(&self) -> &'static str {
-        "failing"
-    }
-
-    async fn deliver(&self, _m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
-        Err(
-            DeliveryError::new("failing", DeliveryErrorKind::Rejected, "provider said no")
-                .with_status(400),
-        )
-    }
-}
+pub use otp_testkit::doubles::{FailingDelivery, Outbox};
+use otp_testkit::keys::HASH_KEY;
+/// The JWT secret of every test service (checked absent from logs) and the
+/// OTP key bytes (32 × `Z`).
+pub use otp_testkit::keys::{JWT_SECRET, OTP_KEY};
 
 /// The token service every test uses (HS256, default issuer/audience).
 pub fn tokens() -> TokenService {
@@ -157,7 +80,7 @@ pub fn mid_window_now() -> u64 {
 /// A Redis store on `urls` (one URL: standalone; several: Cluster), under a
 /// key prefix unique to this call (so a shared `REDIS_URL` is safe).
 pub async fn redis_store(urls: Vec<String>) -> RedisStore {
-    let mut c = RedisConfig::new(urls, HashKey::new(b"service-tests-hash-key".to_vec()));
+    let mut c = RedisConfig::new(urls, HashKey::new(HASH_KEY.to_vec()));
     c.key_prefix = unique_prefix();
     RedisStore::connect(c)
         .await
@@ -166,7 +89,7 @@ pub async fn redis_store(urls: Vec<String>) -> RedisStore {
 
 /// A Redis store with short timeouts (outage tests).
 pub async fn redis_store_fast(url: String) -> RedisStore {
-    let mut c = RedisConfig::new(vec![url], HashKey::new(b"service-tests-hash-key".to_vec()));
+    let mut c = RedisConfig::new(vec![url], HashKey::new(HASH_KEY.to_vec()));
     c.key_prefix = unique_prefix();
     c.connect_timeout = Duration::from_millis(300);
     c.response_timeout = Duration::from_millis(300);

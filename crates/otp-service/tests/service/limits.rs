@@ -10,9 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::{
-    config, mid_window_now, redis_store, service_with, wrong_code, CapturingDelivery,
-};
+use crate::harness::{config, mid_window_now, redis_store, service_with, wrong_code, Outbox};
 use otp_ratelimit::{LimitPolicy, MemoryStore, Store};
 use otp_service::{
     LimitedOperation, OtpService, RequestContext, ServiceConfig, ServiceError, VerifyOptions,
@@ -78,8 +76,8 @@ fn assert_invalid_otp<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> u32 {
     }
 }
 
-fn service(c: ServiceConfig, store: Arc<dyn Store>) -> (OtpService, Arc<CapturingDelivery>) {
-    let outbox = CapturingDelivery::new();
+fn service(c: ServiceConfig, store: Arc<dyn Store>) -> (OtpService, Arc<Outbox>) {
+    let outbox = Outbox::new();
     (service_with(c, store, outbox.clone()), outbox)
 }
 

@@ -3,10 +3,14 @@
 //! reads the code that was really delivered (a capturing `Delivery`), never
 //! re-derives it.
 //!
-//! - [`harness`]: the capturing and failing deliveries, service builders, a
-//!   fixed instant in mid-window, Redis stores on real `redis-server`
-//!   processes (skipped with a message when it is absent; a failure under
-//!   `OTP_E2E_REQUIRE_ALL=1`).
+//! New tests go into one of these modules (or a new module declared here),
+//! never into a new file directly under `tests/`: every file there is a
+//! separate binary (kanidm's `DO_NOT_ADD_MORE_TESTS_HERE`).
+//!
+//! - [`harness`]: service builders, a fixed instant in mid-window, Redis
+//!   stores on real `redis-server` processes (skipped with a message when it
+//!   is absent; a failure under `OTP_E2E_REQUIRE_ALL=1`); the deliveries
+//!   (`Outbox`, `FailingDelivery`) and keys come from `otp_testkit`.
 //! - [`round_trip`]: request → code → verify → token, extra claims, input
 //!   validation, delivery failures.
 //! - [`single_use`]: replays, fresh codes, concurrent verifies (memory,

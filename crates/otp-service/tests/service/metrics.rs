@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::harness::{config, memory_service, CapturingDelivery, FailingDelivery};
+use crate::harness::{config, memory_service, FailingDelivery, Outbox};
 use otp_ratelimit::{LimitPolicy, MemoryStore};
 use otp_service::metrics::ServiceMetrics;
 use otp_service::{OtpService, RequestContext, ServiceError, VerifyOptions};
@@ -38,7 +38,7 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
     assert_line(&before, "otp_failed_total 0");
     assert_line(&before, "# EOF");
 
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let mut c = config();
     c.limits.request_per_identity = LimitPolicy::per_secs("request_identity", 1, 600);
     let service = OtpService::builder(c, crate::harness::tokens())
@@ -47,7 +47,7 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
         .metrics(metrics.clone())
         .build();
     let failing = OtpService::builder(config(), crate::harness::tokens())
-        .delivery(Arc::new(FailingDelivery))
+        .delivery(Arc::new(FailingDelivery::Rejected))
         .metrics(metrics.clone())
         .build();
     let ctx = RequestContext::default();
@@ -88,7 +88,7 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
     );
     assert_line(
         &after,
-        r#"otp_deliveries_total{backend="capture",outcome="ok"} 1"#,
+        r#"otp_deliveries_total{backend="outbox",outcome="ok"} 1"#,
     );
     assert_line(
         &after,
@@ -96,7 +96,7 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
     );
     assert_line(
         &after,
-        r#"otp_delivery_duration_seconds_count{backend="capture",outcome="ok"} 1"#,
+        r#"otp_delivery_duration_seconds_count{backend="outbox",outcome="ok"} 1"#,
     );
     assert_line(
         &after,
@@ -115,8 +115,8 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
 
 #[tokio::test]
 async fn each_service_without_shared_metrics_counts_privately() {
-    let a = memory_service(config(), CapturingDelivery::new());
-    let b = memory_service(config(), CapturingDelivery::new());
+    let a = memory_service(config(), Outbox::new());
+    let b = memory_service(config(), Outbox::new());
     a.request_otp("p", &RequestContext::default())
         .await
         .unwrap();

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use crate::harness::{
-    config, memory_service, redis_store_fast, service_with, wrong_code, CapturingDelivery,
-    FailingDelivery, JWT_SECRET, OTP_KEY,
+    config, memory_service, redis_store_fast, service_with, wrong_code, FailingDelivery, Outbox,
+    JWT_SECRET, OTP_KEY,
 };
 use otp_core::OtpPolicy;
 use otp_ratelimit::LimitPolicy;
@@ -69,7 +69,7 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let ctx = RequestContext::with_ip("192.0.2.44".parse().unwrap());
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let mut tokens = Vec::new();
     let id = "secret.person@example.com";
 
@@ -100,7 +100,7 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
     assert!(!service.introspect("not-a-token").active);
 
     // A failed delivery.
-    let failing = memory_service(ten_digit_config(), Arc::new(FailingDelivery));
+    let failing = memory_service(ten_digit_config(), Arc::new(FailingDelivery::Rejected));
     assert!(failing.request_otp(id, &ctx).await.is_err());
 
     // A Redis outage, closed and open, and the recovery.

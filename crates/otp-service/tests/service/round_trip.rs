@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::harness::{config, memory_service, mid_window_now, CapturingDelivery, FailingDelivery};
+use crate::harness::{config, memory_service, mid_window_now, FailingDelivery, Outbox};
 use otp_core::Audience;
 use otp_core::IdentityKind;
 use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
@@ -19,7 +19,7 @@ fn extra(v: Value) -> VerifyOptions {
 
 #[tokio::test]
 async fn delivered_code_verifies_and_token_carries_normalized_sub_and_extra_claims() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
 
@@ -75,7 +75,7 @@ async fn delivered_code_verifies_and_token_carries_normalized_sub_and_extra_clai
 
 #[tokio::test]
 async fn request_outcome_reports_true_remaining_validity_at_a_fixed_instant() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let now = mid_window_now();
     let sent = service
@@ -95,7 +95,7 @@ async fn request_outcome_reports_true_remaining_validity_at_a_fixed_instant() {
 
 #[tokio::test]
 async fn extra_claim_naming_a_registered_claim_is_reserved_claim_and_does_not_spend_the_code() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -134,7 +134,7 @@ async fn extra_claim_naming_a_registered_claim_is_reserved_claim_and_does_not_sp
 
 #[tokio::test]
 async fn bad_identities_are_invalid_identity_on_request_and_verify() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let long = "x".repeat(321);
@@ -176,7 +176,7 @@ async fn bad_identities_are_invalid_identity_on_request_and_verify() {
 
 #[tokio::test]
 async fn codes_that_are_not_4_to_10_ascii_digits_are_invalid_code_format() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -215,7 +215,7 @@ async fn codes_that_are_not_4_to_10_ascii_digits_are_invalid_code_format() {
 
 #[tokio::test]
 async fn well_formed_code_of_the_wrong_length_is_invalid_otp() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -246,7 +246,7 @@ async fn well_formed_code_of_the_wrong_length_is_invalid_otp() {
 
 #[tokio::test]
 async fn failing_delivery_is_delivery_failed_and_is_counted() {
-    let service = memory_service(config(), Arc::new(FailingDelivery));
+    let service = memory_service(config(), Arc::new(FailingDelivery::Rejected));
     let err = service
         .request_otp("frank@example.com", &RequestContext::default())
         .await
@@ -274,7 +274,7 @@ async fn failing_delivery_is_delivery_failed_and_is_counted() {
 
 /// Reaches email addresses only, like the SMTP backend.
 #[derive(Debug, Default)]
-struct EmailOnly(CapturingDelivery);
+struct EmailOnly(Outbox);
 
 #[async_trait::async_trait]
 impl Delivery for EmailOnly {

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use crate::harness::{
-    config, memory_service, mid_window_now, redis_store, service_with, wrong_code,
-    CapturingDelivery,
+    config, memory_service, mid_window_now, redis_store, service_with, wrong_code, Outbox,
 };
 use otp_ratelimit::{MemoryStore, Store};
 use otp_service::{OtpService, RequestContext, ServiceError, VerifyOptions};
@@ -16,7 +15,7 @@ use otp_testkit as testkit;
 
 #[tokio::test]
 async fn replayed_code_is_invalid_otp() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -46,7 +45,7 @@ async fn replayed_code_is_invalid_otp() {
 
 async fn new_request_in_same_window_yields_a_different_code_that_verifies(
     service: &OtpService,
-    outbox: &CapturingDelivery,
+    outbox: &Outbox,
 ) {
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -94,7 +93,7 @@ async fn new_request_in_same_window_yields_a_different_code_that_verifies(
 
 #[tokio::test]
 async fn new_request_after_use_in_the_same_window_yields_a_fresh_code_memory() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     new_request_in_same_window_yields_a_different_code_that_verifies(&service, &outbox).await;
 }
@@ -106,7 +105,7 @@ async fn new_request_after_use_in_the_same_window_yields_a_fresh_code_redis() {
     ) else {
         return;
     };
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let store = Arc::new(redis_store(vec![redis.url()]).await);
     let service = service_with(config(), store, outbox.clone());
     new_request_in_same_window_yields_a_different_code_that_verifies(&service, &outbox).await;
@@ -115,7 +114,7 @@ async fn new_request_after_use_in_the_same_window_yields_a_fresh_code_redis() {
 /// 16 tasks submit the same delivered code at once on a multi-thread
 /// runtime; exactly one gets a token, every other one `InvalidOtp`.
 async fn sixteen_concurrent_verifies_yield_exactly_one_success(store: Arc<dyn Store>) {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = Arc::new(service_with(config(), store, outbox.clone()));
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -190,7 +189,7 @@ async fn sixteen_concurrent_verifies_of_one_code_yield_exactly_one_ok_redis_clus
 
 #[tokio::test]
 async fn without_single_use_the_same_code_verifies_twice_like_the_python_service() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let mut c = config();
     c.single_use = false;
     let service = memory_service(c, outbox.clone());
@@ -219,7 +218,7 @@ async fn without_single_use_the_same_code_verifies_twice_like_the_python_service
         .unwrap();
 }
 
-async fn attempt_budget_voids_the_sent_code(service: &OtpService, outbox: &CapturingDelivery) {
+async fn attempt_budget_voids_the_sent_code(service: &OtpService, outbox: &Outbox) {
     let ctx = RequestContext::default();
     let now = mid_window_now();
     let id = "lou@example.com";
@@ -254,7 +253,7 @@ async fn attempt_budget_voids_the_sent_code(service: &OtpService, outbox: &Captu
 
 #[tokio::test]
 async fn five_wrong_codes_void_the_delivered_code_and_a_new_one_verifies_memory() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     attempt_budget_voids_the_sent_code(&service, &outbox).await;
 }
@@ -266,7 +265,7 @@ async fn five_wrong_codes_void_the_delivered_code_and_a_new_one_verifies_redis()
     ) else {
         return;
     };
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let store = Arc::new(redis_store(vec![redis.url()]).await);
     let service = service_with(config(), store, outbox.clone());
     attempt_budget_voids_the_sent_code(&service, &outbox).await;
@@ -274,7 +273,7 @@ async fn five_wrong_codes_void_the_delivered_code_and_a_new_one_verifies_redis()
 
 #[tokio::test]
 async fn four_wrong_codes_leave_the_delivered_code_valid() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -295,7 +294,7 @@ async fn four_wrong_codes_leave_the_delivered_code_valid() {
 
 #[tokio::test]
 async fn a_code_from_the_previous_window_still_verifies_within_drift() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     let ctx = RequestContext::default();
     let now = mid_window_now();
@@ -327,7 +326,7 @@ async fn a_code_from_the_previous_window_still_verifies_within_drift() {
 /// A code stays valid for its own window and the next (drift 1); wrong
 /// guesses on both sides of the window edge add up to one budget of 5, so
 /// splitting them (3 + 2, or 4 + 4) does not buy more tries.
-async fn attempt_budget_spans_the_window_edge(service: &OtpService, outbox: &CapturingDelivery) {
+async fn attempt_budget_spans_the_window_edge(service: &OtpService, outbox: &Outbox) {
     let ctx = RequestContext::default();
     let issued = mid_window_now() - 300; // mid of an earlier window
     let id = "edge@example.com";
@@ -381,7 +380,7 @@ async fn attempt_budget_spans_the_window_edge(service: &OtpService, outbox: &Cap
 
 #[tokio::test]
 async fn wrong_codes_on_both_sides_of_a_window_edge_share_one_budget_of_five_memory() {
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let service = memory_service(config(), outbox.clone());
     attempt_budget_spans_the_window_edge(&service, &outbox).await;
 }
@@ -393,7 +392,7 @@ async fn wrong_codes_on_both_sides_of_a_window_edge_share_one_budget_of_five_red
     ) else {
         return;
     };
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let store = Arc::new(redis_store(vec![redis.url()]).await);
     let service = service_with(config(), store, outbox.clone());
     attempt_budget_spans_the_window_edge(&service, &outbox).await;
@@ -405,7 +404,7 @@ async fn codes_sent_before_an_otp_key_rotation_still_verify_once_with_the_previo
     use otp_core::SecretBytes;
 
     let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let old_key = SecretBytes::new(vec![1; 32]);
     let new_key = SecretBytes::new(vec![2; 32]);
     let with_keys = |ring: OtpKeyRing| {

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{config_with_fail_mode, redis_store_fast, service_with, CapturingDelivery};
+use crate::harness::{config_with_fail_mode, redis_store_fast, service_with, Outbox};
 use otp_ratelimit::LimitPolicy;
 use otp_service::metrics::StoreLabels;
 use otp_service::{
@@ -23,7 +23,7 @@ async fn bounded<F: Future>(f: F) -> F::Output {
         .expect("a call while Redis is down must not hang")
 }
 
-async fn round_trip(service: &OtpService, outbox: &CapturingDelivery, id: &str) {
+async fn round_trip(service: &OtpService, outbox: &Outbox, id: &str) {
     let ctx = RequestContext::default();
     service.request_otp(id, &ctx).await.unwrap();
     let code = outbox.last_code(id);
@@ -63,7 +63,7 @@ async fn fail_closed_refuses_with_unavailable_while_redis_is_down_and_recovers_a
     ) else {
         return;
     };
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let store = Arc::new(redis_store_fast(redis.url()).await);
     let service = service_with(
         config_with_fail_mode(FailMode::Closed),
@@ -135,7 +135,7 @@ async fn fail_open_lets_request_and_verify_proceed_while_redis_is_down_and_recov
     ) else {
         return;
     };
-    let outbox = CapturingDelivery::new();
+    let outbox = Outbox::new();
     let store = Arc::new(redis_store_fast(redis.url()).await);
     let mut c = config_with_fail_mode(FailMode::Open);
     c.limits.request_per_identity = LimitPolicy::per_secs("request_identity", 2, 600);
