@@ -30,7 +30,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::web::{self, Bytes};
+use actix_web::HttpMessage;
 use tracing::Instrument;
 
 use crate::HttpState;
@@ -96,7 +97,8 @@ fn generate() -> HeaderValue {
         h.finish()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{prefix:016x}{n:016x}"))
+    // One allocation: the hex text becomes the header value's buffer.
+    HeaderValue::from_maybe_shared(Bytes::from(format!("{prefix:016x}{n:016x}")))
         .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
