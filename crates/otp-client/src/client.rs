@@ -3,6 +3,7 @@
 //! ([`Error`]), an optional bounded retry ([`ClientRetryPolicy`]) and the access
 //! token kept after a successful [`OtpClient::verify_otp`].
 
+use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -79,8 +80,9 @@ impl ClientRetryPolicy {
     }
 }
 
-/// Builds an [`OtpClient`]; start with [`OtpClient::builder`].
-#[derive(Debug, Clone)]
+/// Builds an [`OtpClient`]; start with [`OtpClient::builder`]. `Debug`
+/// redacts the access token.
+#[derive(Clone)]
 pub struct ClientBuilder {
     base_url: String,
     timeout: Duration,
@@ -88,6 +90,22 @@ pub struct ClientBuilder {
     retry: ClientRetryPolicy,
     access_token: Option<String>,
     http: Option<reqwest::Client>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("user_agent", &self.user_agent)
+            .field("retry", &self.retry)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("http", &self.http)
+            .finish()
+    }
 }
 
 impl ClientBuilder {
@@ -146,7 +164,7 @@ impl ClientBuilder {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Error::Config("base URL must not carry credentials".into()));
         }
-        let base = url.as_str().trim_end_matches('/').to_owned();
+        let base = api_root(url.as_str()).to_owned();
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
@@ -168,6 +186,16 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// The server root of a base URL: trailing slashes and one trailing
+/// `/api/v1` (the form the Python service's SDKs were documented with,
+/// `http://host:8000/api/v1`) removed, so both forms reach the same routes.
+fn api_root(url: &str) -> &str {
+    let url = url.trim_end_matches('/');
+    url.strip_suffix("/api/v1")
+        .unwrap_or(url)
+        .trim_end_matches('/')
 }
 
 /// An async client of a stateless-otp server.
@@ -221,7 +249,17 @@ enum Method {
 
 impl OtpClient {
     /// A builder for a server at `base_url` (e.g. `https://auth.example.com`
-    /// or `https://example.com/auth` behind a path prefix).
+    /// or `https://example.com/auth` behind a path prefix). The URL may end
+    /// in `/api/v1` and in slashes, as the Python service's SDKs were
+    /// configured: `http://host:8000/api/v1/` and `http://host:8000` are the
+    /// same server.
+    ///
+    /// ```
+    /// use otp_client::OtpClient;
+    /// let client = OtpClient::new("http://127.0.0.1:8000/api/v1/")?;
+    /// assert_eq!(client.base_url(), "http://127.0.0.1:8000");
+    /// # Ok::<(), otp_client::Error>(())
+    /// ```
     ///
     /// ```
     /// use std::time::Duration;

@@ -135,6 +135,18 @@ pub enum Error {
     /// (e.g. the server signs with HS256, whose key is never published).
     #[error("JWKS unusable: {0}")]
     Jwks(#[source] TokenKeyError),
+    /// Offline verification: no keys are cached and the last JWKS fetch
+    /// failed less than [`OfflineVerifier::min_refetch_interval`] ago, so no
+    /// new fetch is made yet (a down server is not asked once per token).
+    ///
+    /// [`OfflineVerifier::min_refetch_interval`]: crate::OfflineVerifier::min_refetch_interval
+    #[error("JWKS not loaded: the last fetch failed ({cause}); next attempt in {} ms", retry_after.as_millis())]
+    JwksUnavailable {
+        /// Time until the next fetch may be made.
+        retry_after: Duration,
+        /// Why the last fetch failed.
+        cause: String,
+    },
     /// The client could not be built (bad base URL, bad user agent, …).
     #[error("invalid client configuration: {0}")]
     Config(String),
@@ -160,6 +172,7 @@ impl Error {
             Error::Decode { .. } => "invalid_response",
             Error::Token(e) => e.reason(),
             Error::Jwks(_) => "jwks_unusable",
+            Error::JwksUnavailable { .. } => "jwks_unavailable",
             Error::Config(_) => "invalid_config",
         }
     }
@@ -179,7 +192,9 @@ impl Error {
             Error::Unavailable { .. } => Some(503),
             Error::Http { status, .. } | Error::Decode { status, .. } => Some(*status),
             Error::Transport(e) => e.status().map(|s| s.as_u16()),
-            Error::Token(_) | Error::Jwks(_) | Error::Config(_) => None,
+            Error::Token(_) | Error::Jwks(_) | Error::JwksUnavailable { .. } | Error::Config(_) => {
+                None
+            }
         }
     }
 

@@ -7,7 +7,10 @@
 //! once per [`OfflineVerifier::min_refetch_interval`], so a flood of tokens
 //! with made-up `kid`s cannot turn into a flood of JWKS requests — and when
 //! the cache is older than [`OfflineVerifier::max_age`] (retired keys
-//! disappear). If such a refresh fails, the cached keys stay in use.
+//! disappear). If such a refresh fails, the cached keys stay in use. While
+//! no keys could be fetched yet, a failed fetch is retried at most once per
+//! `min_refetch_interval` too: until then verification fails fast with
+//! [`Error::JwksUnavailable`] instead of asking the server again.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,6 +63,18 @@ struct Cache {
     attempted_at: Option<Instant>,
     /// Successful fetches so far.
     fetches: u64,
+    /// Why the last fetch failed, while it is the latest attempt.
+    last_failure: Option<String>,
+}
+
+/// What [`OfflineVerifier::cached`] decided.
+enum Lookup {
+    /// Use these keys.
+    Use(Arc<JwksVerifier>),
+    /// Fetch the JWKS now.
+    Fetch,
+    /// No keys, and the last fetch failed too recently to try again.
+    Wait(Error),
 }
 
 impl OfflineVerifier {
@@ -94,7 +109,9 @@ impl OfflineVerifier {
         }
     }
 
-    /// Least time between two JWKS fetches caused by unknown key ids.
+    /// Least time between two JWKS fetches: for unknown key ids, for an
+    /// expired cache, and for retrying a failed fetch while no keys are
+    /// cached.
     /// Defaults to [`DEFAULT_MIN_REFETCH_INTERVAL`].
     pub fn min_refetch_interval(&self) -> Duration {
         self.shared.min_refetch_interval
@@ -114,8 +131,10 @@ impl OfflineVerifier {
     /// Verifies `token` now (system clock). Fails with [`Error::Token`]
     /// (which check failed; `is_expired()` for an expired token),
     /// [`Error::Jwks`] when the server publishes no Ed25519 key (HS256), or
-    /// the fetch's error when the keys cannot be loaded (until keys have
-    /// been fetched once, every call tries to fetch them).
+    /// the fetch's error when the keys cannot be loaded. Until keys have been
+    /// fetched once, a failed fetch is retried at most once per
+    /// [`OfflineVerifier::min_refetch_interval`]; calls in between fail with
+    /// [`Error::JwksUnavailable`] without a request.
     pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -145,33 +164,50 @@ impl OfflineVerifier {
         self.shared.cache.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached keys if they may be used for a token naming `kid`, `None`
-    /// when a fetch is due.
-    fn cached(&self, kid: Option<&str>) -> Option<Arc<JwksVerifier>> {
+    /// Whether the cached keys may be used for a token naming `kid`, a fetch
+    /// is due, or (no keys, a recent failed fetch) the caller must wait.
+    /// Every fetch, successful or not, is at least `min_refetch_interval`
+    /// after the previous attempt (the first one, and the first after
+    /// [`OfflineVerifier::invalidate`], are immediate).
+    fn cached(&self, kid: Option<&str>) -> Lookup {
         let cache = self.read();
-        let verifier = cache.verifier.clone()?;
+        let since_attempt = cache.attempted_at.map(|t| t.elapsed());
+        let may_fetch = since_attempt.is_none_or(|e| e >= self.shared.min_refetch_interval);
+        let Some(verifier) = cache.verifier.clone() else {
+            if may_fetch {
+                return Lookup::Fetch;
+            }
+            return Lookup::Wait(Error::JwksUnavailable {
+                retry_after: self
+                    .shared
+                    .min_refetch_interval
+                    .saturating_sub(since_attempt.unwrap_or_default()),
+                cause: cache.last_failure.clone().unwrap_or_default(),
+            });
+        };
         let stale = cache
             .fetched_at
             .is_none_or(|t| t.elapsed() >= self.shared.max_age);
         let unknown = kid.is_some_and(|k| !verifier.has_kid(k));
-        let may_fetch = cache
-            .attempted_at
-            .is_none_or(|t| t.elapsed() >= self.shared.min_refetch_interval);
         if (stale || unknown) && may_fetch {
-            None
+            Lookup::Fetch
         } else {
-            Some(verifier)
+            Lookup::Use(verifier)
         }
     }
 
     async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<JwksVerifier>, Error> {
-        if let Some(verifier) = self.cached(kid) {
-            return Ok(verifier);
+        match self.cached(kid) {
+            Lookup::Use(verifier) => return Ok(verifier),
+            Lookup::Wait(err) => return Err(err),
+            Lookup::Fetch => {}
         }
         let _fetching = self.shared.fetching.lock().await;
-        // Another task may have fetched while this one waited.
-        if let Some(verifier) = self.cached(kid) {
-            return Ok(verifier);
+        // Another task may have fetched (or failed to) while this one waited.
+        match self.cached(kid) {
+            Lookup::Use(verifier) => return Ok(verifier),
+            Lookup::Wait(err) => return Err(err),
+            Lookup::Fetch => {}
         }
         let fetched = self.shared.client.jwks().await.and_then(|jwks| {
             JwksVerifier::new(&jwks, self.shared.config.clone()).map_err(Error::Jwks)
@@ -185,14 +221,18 @@ impl OfflineVerifier {
                 cache.verifier = Some(verifier.clone());
                 cache.fetched_at = Some(now);
                 cache.fetches += 1;
+                cache.last_failure = None;
                 Ok(verifier)
             }
             // A failed refresh keeps the keys we have when they can serve
             // this token; an unknown kid reports why the refresh failed.
-            Err(err) => match &cache.verifier {
-                Some(v) if kid.is_none_or(|k| v.has_kid(k)) => Ok(v.clone()),
-                _ => Err(err),
-            },
+            Err(err) => {
+                cache.last_failure = Some(err.to_string());
+                match &cache.verifier {
+                    Some(v) if kid.is_none_or(|k| v.has_kid(k)) => Ok(v.clone()),
+                    _ => Err(err),
+                }
+            }
         }
     }
 }

@@ -14,7 +14,18 @@
 //! );
 //! ```
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+/// Stands in for a secret (a code, a token) in `Debug` output.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
 
 /// Human messages the Python service sent, kept word for word.
 pub mod messages {
@@ -62,8 +73,8 @@ pub struct OtpRequestResponse {
     pub rate_limit_remaining: u32,
 }
 
-/// `POST /api/v1/otp/verify` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /api/v1/otp/verify` body. `Debug` redacts the code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OtpVerifyRequest {
     /// The identity the code was sent to.
@@ -95,8 +106,8 @@ fn otp_code_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
-/// `POST /api/v1/otp/verify` 200 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /api/v1/otp/verify` 200 response. `Debug` redacts the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OtpVerifyResponse {
     /// Always `true` on 200.
@@ -113,8 +124,8 @@ pub struct OtpVerifyResponse {
     pub rate_limit_remaining: u32,
 }
 
-/// `POST /api/v1/token/introspect` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /api/v1/token/introspect` body. `Debug` redacts the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IntrospectRequest {
     /// The token to check.
@@ -271,9 +282,84 @@ impl ErrorBody {
     }
 }
 
+impl fmt::Debug for OtpVerifyRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtpVerifyRequest")
+            .field("identity", &self.identity)
+            .field("otp", &Redacted)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OtpVerifyResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtpVerifyResponse")
+            .field("success", &self.success)
+            .field("message", &self.message)
+            .field("access_token", &Redacted)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("rate_limit_remaining", &self.rate_limit_remaining)
+            .finish()
+    }
+}
+
+impl fmt::Debug for IntrospectRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectRequest")
+            .field("token", &Redacted)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // See: issue 13 item 9.
+    #[test]
+    fn debug_of_bodies_with_a_code_or_token_prints_neither() {
+        let code = "918273";
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl";
+        let printed = [
+            format!(
+                "{:?}",
+                OtpVerifyRequest {
+                    identity: "a@example.com".into(),
+                    otp: code.into()
+                }
+            ),
+            format!(
+                "{:?}",
+                OtpVerifyResponse {
+                    success: true,
+                    message: messages::OTP_VERIFIED.into(),
+                    access_token: token.into(),
+                    token_type: "bearer".into(),
+                    expires_in: 900,
+                    rate_limit_remaining: 4,
+                }
+            ),
+            format!(
+                "{:?}",
+                IntrospectRequest {
+                    token: token.into()
+                }
+            ),
+            format!(
+                "{:#?}",
+                IntrospectRequest {
+                    token: token.into()
+                }
+            ),
+        ];
+        for p in &printed {
+            assert!(!p.contains(code) && !p.contains(token), "{p}");
+            assert!(p.contains("[REDACTED]"), "{p}");
+        }
+        assert!(printed[0].contains("a@example.com"), "{}", printed[0]);
+        assert!(printed[1].contains("expires_in: 900"), "{}", printed[1]);
+    }
 
     #[test]
     fn error_codes_serialize_as_their_wire_names() {

@@ -62,6 +62,7 @@ pub struct DeliveryError {
     detail: String,
     status: Option<u16>,
     attempts: u32,
+    retryable: bool,
 }
 
 impl DeliveryError {
@@ -73,7 +74,17 @@ impl DeliveryError {
             detail: detail.into(),
             status: None,
             attempts: 1,
+            retryable: kind.is_transient(),
         }
+    }
+
+    /// Marks a failure that happened after the request was fully sent (a
+    /// timeout waiting for the answer, a 5xx): the provider may have accepted
+    /// it, so [`RetryingDelivery`](crate::RetryingDelivery) does not retry it
+    /// even though it is transient — a retry could deliver the code twice.
+    pub fn after_send(mut self) -> Self {
+        self.retryable = false;
+        self
     }
 
     /// A timeout after `after`.
@@ -110,6 +121,12 @@ impl DeliveryError {
     /// Returns true if and only if retrying may succeed (see [`DeliveryErrorKind::is_transient`]).
     pub fn is_transient(&self) -> bool {
         self.kind.is_transient()
+    }
+
+    /// Returns true if and only if the failure is transient and retrying
+    /// cannot deliver the message twice (not marked [`after_send`](Self::after_send)).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
     }
 
     /// The provider's status code, when it answered.

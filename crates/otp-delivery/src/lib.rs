@@ -79,6 +79,16 @@ pub trait Delivery: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// Returns true if and only if an attempt that did not finish within the
+    /// timeout may be repeated without risk of delivering twice.
+    /// [`RetryingDelivery`] asks before retrying such an attempt. Defaults to
+    /// true; Twilio answers false (a request already written may have been
+    /// accepted, and an SMS cannot be de-duplicated), the webhook true (every
+    /// retry carries the same `webhook-id`, so receivers de-duplicate).
+    fn retries_after_timeout(&self) -> bool {
+        true
+    }
+
     /// Delivers `message` once.
     async fn deliver(&self, message: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError>;
 }

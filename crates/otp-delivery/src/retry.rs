@@ -95,8 +95,11 @@ impl DeliveryRetryPolicy {
 
 /// Wraps a backend with [`DeliveryRetryPolicy`]: each attempt is bounded by the
 /// timeout; transient failures (connect errors, timeouts, 5xx/429, SMTP 4xx)
-/// are retried with backoff; permanent ones (4xx, SMTP 5xx, bad recipient,
-/// TLS) are returned at once.
+/// are retried with backoff unless the backend marked them
+/// [`after_send`](DeliveryError::after_send) or refuses
+/// [retries after a timeout](Delivery::retries_after_timeout) (Twilio: a
+/// request already written may have sent the SMS); permanent ones (4xx, SMTP
+/// 5xx, bad recipient, TLS) are returned at once.
 #[derive(Debug, Clone)]
 pub struct RetryingDelivery {
     inner: Arc<dyn Delivery>,
@@ -125,6 +128,10 @@ impl Delivery for RetryingDelivery {
         self.inner.supports(kind)
     }
 
+    fn retries_after_timeout(&self) -> bool {
+        self.inner.retries_after_timeout()
+    }
+
     async fn deliver(&self, message: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
         let backend = self.inner.name();
         let max = self.policy.max_attempts.max(1);
@@ -146,10 +153,17 @@ impl Delivery for RetryingDelivery {
                     return Ok(receipt);
                 }
                 Ok(Err(e)) => e,
-                Err(_elapsed) => DeliveryError::timeout(backend, self.policy.timeout),
+                Err(_elapsed) => {
+                    let e = DeliveryError::timeout(backend, self.policy.timeout);
+                    if self.inner.retries_after_timeout() {
+                        e
+                    } else {
+                        e.after_send()
+                    }
+                }
             };
             let error = error.with_attempts(attempt);
-            if !error.is_transient() || attempt >= max {
+            if !error.is_retryable() || attempt >= max {
                 tracing::warn!(backend, message_id = message.id(), kind = message.kind().as_str(), error = %error, "delivery failed");
                 return Err(error);
             }

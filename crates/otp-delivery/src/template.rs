@@ -258,7 +258,7 @@ impl JsonTemplate {
         let template = JsonTemplate { pieces };
         // Render hostile samples of every kind: the output must parse.
         for identity in [
-            "a\"b\\c</script>é@example.com",
+            "o'brien+{x}/`|~@example.com",
             "+14155550100",
             "x\"},{\"y\":\"\\u0000\u{2028}z",
         ] {

@@ -5,6 +5,13 @@
 //! 201 gives a receipt with the message SID. Twilio's error JSON
 //! (`code`, `message`, `more_info`, `status`) becomes one warning log line and
 //! the error detail; 4xx is permanent, 5xx and 429 transient.
+//!
+//! # Retries never send twice
+//! An SMS cannot be recalled or de-duplicated by its recipient, so an attempt
+//! is repeated only when Twilio cannot have accepted it: the connection was
+//! never made, or Twilio refused it unprocessed (429, 408). Once the form
+//! was written — a timeout waiting for the answer, a reset after sending, a
+//! 5xx — the failure is returned after that one attempt.
 
 use std::time::Duration;
 
@@ -151,6 +158,12 @@ impl Delivery for TwilioDelivery {
         kind == IdentityKind::Phone
     }
 
+    /// False: once the form was written Twilio may have sent the SMS, and an
+    /// SMS cannot be taken back or de-duplicated by the recipient.
+    fn retries_after_timeout(&self) -> bool {
+        false
+    }
+
     async fn deliver(&self, message: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
         if message.kind() != IdentityKind::Phone {
             return Err(DeliveryError::new(
@@ -176,12 +189,22 @@ impl Delivery for TwilioDelivery {
             .form(&form)
             .send()
             .await
-            .map_err(|e| transport_error(BACKEND, e))?;
+            .map_err(|e| {
+                // Only a connection that was never made is safe to retry:
+                // after that the form may have been written and accepted.
+                let connect = e.is_connect();
+                let err = transport_error(BACKEND, e);
+                if connect {
+                    err
+                } else {
+                    err.after_send()
+                }
+            })?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| transport_error(BACKEND, e))?;
+            .map_err(|e| transport_error(BACKEND, e).after_send())?;
         if status.is_success() {
             let sid = serde_json::from_slice::<TwilioMessage>(&bytes)
                 .ok()
@@ -233,7 +256,15 @@ impl Delivery for TwilioDelivery {
                 format!("HTTP {} without a Twilio error body", status.as_u16())
             }
         };
-        Err(DeliveryError::new(BACKEND, kind, detail).with_status(status.as_u16()))
+        let error = DeliveryError::new(BACKEND, kind, detail).with_status(status.as_u16());
+        // A 5xx answers a request Twilio received in full: it may or may not
+        // have been processed, so it is not retried. 429 and 408 say the
+        // request was refused unprocessed; those stay retryable.
+        if status.is_server_error() {
+            Err(error.after_send())
+        } else {
+            Err(error)
+        }
     }
 }
 

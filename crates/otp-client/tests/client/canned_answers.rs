@@ -421,3 +421,126 @@ async fn a_failed_refresh_keeps_the_cached_keys() {
     );
     assert!(jwks_requests(&server).await >= 1, "a refresh was tried");
 }
+
+// See: issue 13 item 9. While no keys are cached, a failing JWKS endpoint
+// is asked at most once per `min_refetch_interval`, not once per token.
+#[tokio::test]
+async fn offline_verifier_without_keys_refetches_at_most_once_per_interval() {
+    let server = MockServer::start().await;
+    Mock::given(path("/.well-known/jwks.json"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let service = eddsa_service();
+    let t = service
+        .issue_now("a@example.com", Default::default())
+        .unwrap();
+    let verifier = otp_client::OfflineVerifier::with_intervals(
+        OtpClient::new(server.uri()).unwrap(),
+        TokenConfig::default(),
+        Duration::from_millis(400),
+        Duration::from_secs(3600),
+    );
+    let first = verifier.verify(&t.token).await.unwrap_err();
+    assert!(matches!(first, Error::Unavailable { .. }), "{first:?}");
+    for _ in 0..50 {
+        let err = verifier.verify(&t.token).await.unwrap_err();
+        match err {
+            Error::JwksUnavailable {
+                retry_after,
+                ref cause,
+            } => {
+                assert!(retry_after <= Duration::from_millis(400), "{err}");
+                assert!(cause.contains("unavailable"), "{err}");
+            }
+            other => panic!("expected JwksUnavailable, got {other:?}"),
+        }
+    }
+    assert_eq!(jwks_requests(&server).await, 1, "one fetch per interval");
+
+    // After the interval one more fetch is made; once it succeeds the keys
+    // are used without further requests.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    serve_jwks(&server, &service).await;
+    assert_eq!(
+        verifier.verify(&t.token).await.unwrap().sub,
+        "a@example.com"
+    );
+    for _ in 0..20 {
+        verifier.verify(&t.token).await.unwrap();
+    }
+    assert_eq!(jwks_requests(&server).await, 1);
+    assert_eq!(verifier.fetch_count(), 1);
+}
+
+// See: issue 13 item 8. The Python service's SDKs were documented with
+// `http://host:8000/api/v1`; that base URL (with or without a trailing
+// slash) reaches the same routes as the bare server root.
+#[tokio::test]
+async fn base_url_with_or_without_api_v1_reaches_the_same_routes() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/otp/request"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "success": true, "message": "OTP sent successfully.", "ttl_seconds": 300,
+            "expires_at": 1_800_000_300u64, "rate_limit_remaining": 4
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": "ok", "service": "stateless-otp"
+        })))
+        .mount(&server)
+        .await;
+    let root = server.uri();
+    for base in [
+        root.clone(),
+        format!("{root}/"),
+        format!("{root}/api/v1"),
+        format!("{root}/api/v1/"),
+        format!("{root}/api/v1//"),
+    ] {
+        let client = OtpClient::new(base.clone()).unwrap();
+        assert_eq!(client.base_url(), root, "{base}");
+        let sent = client.request_otp("a@example.com").await.unwrap();
+        assert_eq!(sent.ttl_seconds, 300, "{base}");
+        client.health().await.unwrap();
+    }
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(paths.len(), 10);
+    assert!(
+        paths
+            .iter()
+            .all(|p| p == "/api/v1/otp/request" || p == "/health"),
+        "{paths:?}"
+    );
+    // A path prefix in front of /api/v1 is kept.
+    let prefixed = OtpClient::new(format!("{root}/auth/api/v1")).unwrap();
+    assert_eq!(prefixed.base_url(), format!("{root}/auth"));
+}
+
+// See: issue 13 item 9.
+#[test]
+fn builder_and_client_debug_print_no_token() {
+    let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLXNlY3JldA";
+    let builder = OtpClient::builder("http://127.0.0.1:1").access_token(token);
+    let printed = format!("{builder:?}");
+    assert!(
+        !printed.contains(token) && printed.contains("[REDACTED]"),
+        "{printed}"
+    );
+    let client = builder.build().unwrap();
+    let printed = format!("{client:?}");
+    assert!(
+        !printed.contains(token) && printed.contains("[REDACTED]"),
+        "{printed}"
+    );
+}

@@ -117,8 +117,8 @@ impl TokenConfig {
     }
 }
 
-/// A freshly issued token.
-#[derive(Debug, Clone)]
+/// A freshly issued token. `Debug` redacts the token.
+#[derive(Clone)]
 pub struct IssuedToken {
     /// The compact JWS (secret: never log it).
     pub token: String,
@@ -126,6 +126,16 @@ pub struct IssuedToken {
     pub claims: Claims,
     /// Seconds until it expires (= [`TokenConfig::ttl_seconds`]).
     pub expires_in: u64,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &crate::wire::Redacted)
+            .field("claims", &self.claims)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// Issues and verifies a server's tokens. Cheap to share (`Arc`) and

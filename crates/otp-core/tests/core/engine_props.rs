@@ -30,7 +30,8 @@ fn alg() -> impl Strategy<Value = HashAlgorithm> {
 }
 
 fn identity() -> impl Strategy<Value = Identity> {
-    "[A-Za-z0-9._-]{1,40}(@[a-z0-9.-]{1,20})?".prop_map(|s| Identity::parse(&s).unwrap())
+    "[A-Za-z0-9._-]{1,40}(@[a-z0-9.-]{1,20})?"
+        .prop_filter_map("a valid identity", |s| Identity::parse(&s).ok())
 }
 
 proptest! {

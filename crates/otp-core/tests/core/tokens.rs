@@ -1334,3 +1334,22 @@ fn debug_output_never_shows_key_material() {
         assert!(text.contains(key.kid()), "{text}");
     }
 }
+
+// See: issue 13 item 9.
+#[test]
+fn issued_token_debug_prints_no_token() {
+    let service = TokenService::new(
+        TokenKeys::single(SigningKey::hs256("a JWT_SECRET of at least 32 bytes!!").unwrap()),
+        TokenConfig::default(),
+    )
+    .unwrap();
+    let issued = service
+        .issue("alice@example.com", 1_800_000_000, Default::default())
+        .unwrap();
+    let printed = format!("{issued:?}");
+    assert!(!printed.contains(&issued.token), "{printed}");
+    for segment in issued.token.split('.') {
+        assert!(!printed.contains(segment), "{printed}");
+    }
+    assert!(printed.contains("[REDACTED]") && printed.contains("alice@example.com"));
+}

@@ -21,6 +21,12 @@ async fn auto_routes_by_kind_and_codes_never_reach_logs_or_errors() {
         return;
     }
     let (_guard, logs) = capture_logs();
+    // While only one dispatcher is alive, tracing-core computes a callsite's
+    // interest from the registering thread's dispatcher alone
+    // (`has_just_one`): a retry line first emitted by a parallel test of this
+    // binary, on a thread without a subscriber, would stay disabled here.
+    // A second live dispatcher makes every registration consult all of them.
+    let _second_dispatcher = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
 
     let mail = TempDir::new("auto-smtp");
     let (_smtp, smtp_port) =
@@ -33,7 +39,7 @@ async fn auto_routes_by_kind_and_codes_never_reach_logs_or_errors() {
     );
     let twilio = MockServer::start().await;
     // Twilio: a 400 whose message echoes the whole form body (code included) for
-    // one number, 503 then 201 for the others.
+    // one number, 429 (refused unprocessed, so retried) then 201 for the others.
     Mock::given(method("POST"))
         .and(body_string_contains("To=%2B15550001111"))
         .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
@@ -43,7 +49,7 @@ async fn auto_routes_by_kind_and_codes_never_reach_logs_or_errors() {
         .mount(&twilio)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("upstream down; your code 700002"))
+        .respond_with(ResponseTemplate::new(429).set_body_string("slow down; your code 700002"))
         .up_to_n_times(1)
         .mount(&twilio)
         .await;
@@ -91,7 +97,7 @@ async fn auto_routes_by_kind_and_codes_never_reach_logs_or_errors() {
             .await
             .unwrap_err(),
     );
-    // Twilio: 503 (body mentions the code), then 201.
+    // Twilio: 429 (body mentions the code), then 201.
     let r = d.deliver(&message("+14155550100", "700002")).await.unwrap();
     assert_eq!(
         (r.backend, r.attempts, r.provider_id.as_deref()),

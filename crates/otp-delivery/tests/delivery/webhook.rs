@@ -344,3 +344,39 @@ async fn a_silent_receiver_times_out_within_the_bound() {
         "{took:?}"
     );
 }
+
+// See: issue 13 item 9. A receiver that accepted the request but answers
+// after the timeout gets the retry with the same `webhook-id`, so it can
+// drop the duplicate (docs/delivery.md, "For webhook receivers").
+#[tokio::test]
+async fn a_timed_out_webhook_is_retried_with_the_same_webhook_id() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let policy = DeliveryRetryPolicy {
+        timeout: Duration::from_millis(300),
+        max_attempts: 3,
+        ..policy()
+    };
+    let d = build_delivery(
+        &DeliveryConfig::Webhook(config(format!("{}/hook", server.uri()))),
+        &policy,
+    )
+    .unwrap();
+    let m = message("user-9", "171717");
+    let e = d.deliver(&m).await.unwrap_err();
+    assert_eq!(e.kind(), DeliveryErrorKind::Timeout, "{e}");
+    assert_eq!(e.attempts(), 3);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        assert_eq!(
+            r.headers.get("webhook-id").and_then(|v| v.to_str().ok()),
+            Some(m.id())
+        );
+    }
+}
