@@ -5,11 +5,9 @@
 //! missing. Then what FastAPI itself gave those clients: the `detail` member
 //! of every error body, and 422 for an empty introspected token.
 
-mod support;
-
+use crate::support::*;
 use actix_web::test::TestRequest;
 use serde_json::json;
-use support::*;
 
 const ID: &str = "test@example.com";
 

@@ -1,10 +1,9 @@
 //! Every route and every failure row of the SPEC §5 table, in-process:
 //! status, body fields (`error`, `message`, `details` on 422) and headers.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::*;
 use actix_web::test::TestRequest;
 use otp_core::unix_now;
 use otp_core::{SigningKey, TokenConfig, TokenKeys, TokenService};
@@ -12,7 +11,6 @@ use otp_http::HttpConfig;
 use otp_ratelimit::LimitPolicy;
 use otp_service::Limits;
 use serde_json::{json, Map, Value};
-use support::*;
 
 const ID: &str = "alice@example.com";
 
@@ -38,7 +36,7 @@ async fn request_ok_returns_python_fields_and_rate_limit_headers() {
     assert_eq!(r.header("x-ratelimit-remaining"), Some("4"));
     assert_eq!(r.header("x-ratelimit-window"), Some("600"));
     assert_eq!(h.outbox.count(ID), 1);
-    assert_eq!(h.outbox.last(ID).len(), 6);
+    assert_eq!(h.outbox.last_code(ID).len(), 6);
 }
 
 #[actix_web::test]
@@ -216,7 +214,7 @@ async fn request_over_the_identity_limit_is_429_with_retry_after() {
 #[actix_web::test]
 async fn failing_delivery_is_502_delivery_failed() {
     let h = Setup {
-        delivery: Some(Arc::new(FailingDelivery)),
+        delivery: Some(Arc::new(FailingDelivery::Unreachable)),
         ..Setup::default()
     }
     .build();
@@ -993,7 +991,7 @@ async fn a_sane_request_id_is_kept_and_anything_else_replaced() {
 async fn the_request_id_is_in_every_log_line_of_its_request_and_the_access_log_names_no_identity_or_token(
 ) {
     let h = Setup {
-        delivery: Some(std::sync::Arc::new(FailingDelivery)),
+        delivery: Some(std::sync::Arc::new(FailingDelivery::Unreachable)),
         http: HttpConfig {
             access_log: true,
             ..HttpConfig::default()

@@ -6,18 +6,16 @@
 //! Skipped (with a message) when `redis-server` is missing, unless
 //! `OTP_E2E_REQUIRE_ALL=1`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use actix_web::test::TestRequest;
 use otp_core::OtpPolicy;
 use otp_ratelimit::{LimitPolicy, RedisConfig, RedisStore, Store};
 use otp_service::Limits;
 use otp_testkit::started_redis_or_skip;
 use serde_json::json;
-use support::*;
 
 const ID: &str = "erin@example.com";
 
@@ -123,7 +121,7 @@ async fn sixteen_simultaneous_verifies_with_redis_yield_exactly_one_200() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let body = json!({ "identity": ID, "otp": h.outbox.last(ID) });
+    let body = json!({ "identity": ID, "otp": h.outbox.last_code(ID) });
     let attempts = (0..16).map(|_| {
         client
             .post(server.url("/api/v1/otp/verify"))

@@ -3,16 +3,14 @@
 //! submissions on a real server, identity variants, per-IP limits behind
 //! trusted and untrusted proxies, daily and global limits.
 
-mod support;
-
 use std::net::SocketAddr;
 
+use crate::support::*;
 use actix_web::test::TestRequest;
 use otp_core::OtpPolicy;
 use otp_http::HttpConfig;
 use otp_ratelimit::LimitPolicy;
 use otp_service::Limits;
-use support::*;
 
 const ID: &str = "carol@example.com";
 const VERIFY_MSG: &str = "Too many verification attempts. Please request a new OTP.";
@@ -97,7 +95,7 @@ async fn sixteen_simultaneous_verifies_of_one_code_yield_exactly_one_200() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let code = h.outbox.last(ID);
+    let code = h.outbox.last_code(ID);
     let body = serde_json::json!({ "identity": ID, "otp": code });
     let attempts = (0..16).map(|_| {
         client

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! OTP_TRANSCRIPT_OUT=/tmp/api-transcript.md \
-//!   cargo test -p otp-http --all-features --test transcript -- --ignored --nocapture
+//!   cargo test -p otp-http --all-features --test http transcript:: -- --ignored --nocapture
 //! ```
 //!
 //! The random port is shown as `127.0.0.1:8000` (the binary's default bind),
@@ -13,18 +13,16 @@
 //! (actix's order is random); everything else is verbatim. Regenerating
 //! changes only times, codes, tokens and temporary file names.
 
-mod support;
-
 use std::process::Command;
 use std::sync::Arc;
 
+use crate::support::*;
 use otp_core::unix_now;
 use otp_http::HttpConfig;
 use otp_ratelimit::{LimitPolicy, RedisConfig, RedisStore};
 use otp_service::Limits;
 use otp_testkit::{on_path, skip, started_redis_or_skip};
 use serde_json::Map;
-use support::*;
 
 const SHOWN: &str = "http://127.0.0.1:8000";
 
@@ -161,7 +159,7 @@ async fn capture_api_transcript() {
         5,
     )
     .await;
-    let code = h.outbox.last(id);
+    let code = h.outbox.last_code(id);
     let verify_body = format!(r#"{{"identity":"alice@example.com","otp":"{code}"}}"#);
 
     t.heading("POST /api/v1/otp/request — 422 (missing identity)");
@@ -496,7 +494,7 @@ async fn capture_api_transcript() {
     .await;
     t.heading("429 on verify (server with RATE_VERIFY_OTP_MAX=1)");
     let bad = r#"{"identity":"bob@example.com","otp":"000000"}"#;
-    let bob = limited.outbox.last("bob@example.com");
+    let bob = limited.outbox.last_code("bob@example.com");
     let expect_first = if bob == "000000" { 200 } else { 400 };
     t.curl(
         &l,
@@ -531,7 +529,7 @@ async fn capture_api_transcript() {
 
     // ---- delivery down
     let failing = Setup {
-        delivery: Some(Arc::new(FailingDelivery)),
+        delivery: Some(Arc::new(FailingDelivery::Unreachable)),
         ..Setup::default()
     }
     .build();

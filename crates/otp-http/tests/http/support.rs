@@ -10,11 +10,13 @@
 //! - [`Harness::serve`] binds a real `HttpServer` on 127.0.0.1:0 for tests
 //!   that need true concurrency; [`Running`] stops it when dropped.
 //! - [`send`] / [`Reply`]: one request, its status, headers and body.
-#![allow(dead_code)] // each test binary uses a different subset
+//!
+//! The deliveries ([`Outbox`], [`FailingDelivery`]) and the keys come from
+//! `otp_testkit`.
+#![allow(dead_code)] // not every module uses every helper
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
@@ -28,78 +30,18 @@ use otp_core::OtpKeyRing;
 use otp_core::OtpPolicy;
 use otp_core::SecretBytes;
 use otp_core::{generate_ed25519_pkcs8, SigningKey, TokenConfig, TokenKeys, TokenService};
-use otp_delivery::{Delivery, DeliveryError, DeliveryErrorKind, DeliveryReceipt, OtpMessage};
+use otp_delivery::Delivery;
 use otp_http::{HttpConfig, HttpState};
 use otp_ratelimit::{MemoryStore, Store};
 use otp_service::Limits;
 use otp_service::{OtpService, ServiceConfig};
+use otp_testkit::keys::{HASH_KEY, OTP_KEY};
 use serde_json::{json, Value};
 
 /// The HS256 secret of every test harness (>= 32 bytes).
-pub const JWT_SECRET: &[u8] = b"otp-http-tests-jwt-secret-0123456789abcdef";
+pub const JWT_SECRET: &[u8] = otp_testkit::keys::JWT_SECRET.as_bytes();
 
-/// A delivery that records each delivered code per normalized identity.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    codes: Mutex<HashMap<String, Vec<String>>>,
-}
-
-impl Outbox {
-    /// The last code delivered to `identity` (normalized form).
-    pub fn last(&self, identity: &str) -> String {
-        self.codes
-            .lock()
-            .unwrap()
-            .get(identity)
-            .and_then(|v| v.last().cloned())
-            .unwrap_or_else(|| panic!("no code was delivered to {identity}"))
-    }
-
-    /// How many codes were delivered to `identity`.
-    pub fn count(&self, identity: &str) -> usize {
-        self.codes.lock().unwrap().get(identity).map_or(0, Vec::len)
-    }
-}
-
-#[async_trait::async_trait]
-impl Delivery for Outbox {
-    fn name(&self) -> &'static str {
-        "outbox"
-    }
-
-    async fn deliver(&self, m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
-        self.codes
-            .lock()
-            .unwrap()
-            .entry(m.identity().as_str().to_owned())
-            .or_default()
-            .push(m.code().as_str().to_owned());
-        Ok(DeliveryReceipt {
-            backend: "outbox",
-            provider_id: None,
-            attempts: 1,
-        })
-    }
-}
-
-/// A delivery whose provider is down: every attempt fails to connect.
-#[derive(Debug, Default)]
-pub struct FailingDelivery;
-
-#[async_trait::async_trait]
-impl Delivery for FailingDelivery {
-    fn name(&self) -> &'static str {
-        "failing"
-    }
-
-    async fn deliver(&self, _m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
-        Err(DeliveryError::new(
-            "failing",
-            DeliveryErrorKind::Connect,
-            "connection refused",
-        ))
-    }
-}
+pub use otp_testkit::doubles::{FailingDelivery, Outbox};
 
 /// What to build; every field has a test-friendly default.
 pub struct Setup {
@@ -145,7 +87,7 @@ pub fn hs256_tokens() -> TokenService {
 impl Setup {
     /// Builds the service and the HTTP state.
     pub fn build(self) -> Harness {
-        let keys = OtpKeyRing::new(SecretBytes::new(vec![0x5a; 32]), vec![]).unwrap();
+        let keys = OtpKeyRing::new(SecretBytes::new(OTP_KEY.to_vec()), vec![]).unwrap();
         let tokens = if self.eddsa {
             let der = generate_ed25519_pkcs8().unwrap();
             TokenService::new(
@@ -163,7 +105,7 @@ impl Setup {
         let service = OtpService::builder(config, tokens)
             .store(
                 self.store
-                    .unwrap_or_else(|| Arc::new(MemoryStore::new(vec![9u8; 32]))),
+                    .unwrap_or_else(|| Arc::new(MemoryStore::new(HASH_KEY.to_vec()))),
             )
             .delivery(self.delivery.unwrap_or_else(|| outbox.clone()))
             .build();
@@ -385,7 +327,7 @@ where
 {
     let r = send(app, request_otp(identity)).await;
     assert_eq!(r.status, 200, "request failed: {}", r.text());
-    h.outbox.last(normalized)
+    h.outbox.last_code(normalized)
 }
 
 /// Logs in `identity` end to end and returns the access token.

@@ -3,17 +3,15 @@
 //! Python has it), the offline Swagger UI at `/docs`, and mounting the API
 //! under a prefix next to an application's own routes.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
+use crate::support::*;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use otp_http::HttpConfig;
 use otp_testkit::skip;
 use serde_json::Value;
-use support::*;
 
 const APP_ORIGIN: &str = "https://app.example.com";
 
@@ -412,7 +410,7 @@ fn resolve_behaves_like_a_browser() {
     );
 }
 
-static VENDORED_BUNDLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+static VENDORED_BUNDLE: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js");
 
 /// Loads the docs page at `page` like a browser: every script and style
 /// sheet, and the document `init.js` points Swagger UI at.
@@ -512,7 +510,7 @@ async fn the_api_mounts_under_a_scope_next_to_application_routes() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let code = h.outbox.last("m@example.com");
+    let code = h.outbox.last_code("m@example.com");
     let r = send(
         &app,
         TestRequest::post()
