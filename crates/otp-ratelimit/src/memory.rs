@@ -571,12 +571,28 @@ impl MemoryStore {
         (t ^ (t >> 32)) as u32
     }
 
-    fn resolve(&self, c: &LimitCheck<'_>) -> Result<Resolved, StoreError> {
+    /// Resolves `c`, hashing its subject only if `seen` (the subjects of the
+    /// call so far) does not already hold it: a verify names the identity
+    /// three times and its counters once, one keyed hash serves them all.
+    fn resolve<'a>(
+        &self,
+        c: &LimitCheck<'a>,
+        seen: &mut Vec<(&'a str, HKey)>,
+    ) -> Result<Resolved, StoreError> {
         Ok(Resolved {
-            subject: self.subject_key(c.subject),
+            subject: self.subject_key_memo(c.subject, seen),
             tag: self.tag(c.policy, c.scope),
             window: validate(c.policy)?,
         })
+    }
+
+    fn subject_key_memo<'a>(&self, subject: &'a str, seen: &mut Vec<(&'a str, HKey)>) -> HKey {
+        if let Some((_, k)) = seen.iter().find(|(s, _)| *s == subject) {
+            return *k;
+        }
+        let k = self.subject_key(subject);
+        seen.push((subject, k));
+        k
     }
 
     /// Locks the shards of `keys` in ascending order, each once.
@@ -674,11 +690,12 @@ impl MemoryStore {
         checks: &[LimitCheck<'_>],
         read: Option<CounterRead<'_>>,
     ) -> Result<Checked, StoreError> {
+        let mut seen = Vec::with_capacity(2);
         let resolved = checks
             .iter()
-            .map(|c| self.resolve(c))
+            .map(|c| self.resolve(c, &mut seen))
             .collect::<Result<Vec<_>, _>>()?;
-        let read_key = read.map(|r| self.subject_key(r.identity));
+        let read_key = read.map(|r| self.subject_key_memo(r.identity, &mut seen));
         self.with_room(|| self.decide(checks, &resolved, read, read_key))
     }
 

@@ -376,7 +376,11 @@ impl KeyLayout {
     }
 
     fn limit(&self, c: &LimitCheck<'_>) -> String {
-        let stem = self.stem(c.subject);
+        self.limit_in(&self.stem(c.subject), c)
+    }
+
+    /// The key of `c`, whose subject's stem is `stem`.
+    fn limit_in(&self, stem: &str, c: &LimitCheck<'_>) -> String {
         match c.scope {
             None => format!("{stem}:rl:{}", c.policy.name),
             Some(s) => format!(
@@ -817,16 +821,24 @@ impl Store for RedisStore {
         checks: &[LimitCheck<'_>],
         read: Option<CounterRead<'_>>,
     ) -> Result<Checked, StoreError> {
-        let windows = checks
-            .iter()
-            .map(|c| {
-                Ok(Window {
-                    check: c,
-                    key: self.keys.limit(c),
-                    window_ms: window_ms(c.policy)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        // One keyed hash per subject, however many windows name it.
+        let mut stems: Vec<(&str, String)> = Vec::with_capacity(2);
+        let mut windows = Vec::with_capacity(checks.len());
+        for c in checks {
+            if !stems.iter().any(|(s, _)| *s == c.subject) {
+                stems.push((c.subject, self.keys.stem(c.subject)));
+            }
+            let stem = stems
+                .iter()
+                .find(|(s, _)| *s == c.subject)
+                .map(|(_, st)| st.as_str())
+                .unwrap_or_default();
+            windows.push(Window {
+                check: c,
+                key: self.keys.limit_in(stem, c),
+                window_ms: window_ms(c.policy)?,
+            });
+        }
         let tag = self.call_tag();
         if !self.cluster {
             // Standalone: one script for every key, whatever the subjects.
