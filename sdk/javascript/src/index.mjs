@@ -29,7 +29,7 @@ export const DEFAULT_RETRY_DELAY_MS = 250;
 const MAX_RETRY_WAIT_MS = 5000;
 
 /**
- * Every `code` an `OTPError` can carry. The first thirteen come from the
+ * Every `code` an `OTPError` can carry. The first fourteen come from the
  * server's error bodies; the last four are raised by the SDK itself and
  * always have `statusCode` 0 (no HTTP answer) or the status of an answer
  * that was not one of the server's JSON error bodies.
@@ -43,6 +43,7 @@ export const ErrorCode = Object.freeze({
   TOKEN_MISSING: 'token_missing',
   TOKEN_INVALID: 'token_invalid',
   TOKEN_EXPIRED: 'token_expired',
+  REQUEST_TIMEOUT: 'request_timeout',
   PAYLOAD_TOO_LARGE: 'payload_too_large',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
   NOT_FOUND: 'not_found',
@@ -154,7 +155,7 @@ export function parseRetryAfter(value, nowMs = Date.now()) {
 }
 
 const STATUS_CODES = {
-  404: 'not_found', 405: 'method_not_allowed', 413: 'payload_too_large', 415: 'unsupported_media_type',
+  404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 413: 'payload_too_large', 415: 'unsupported_media_type',
 };
 
 function isPlainObject(value) {

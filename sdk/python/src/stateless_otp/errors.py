@@ -10,7 +10,7 @@ __all__ = ["ErrorCode", "OTPError"]
 class ErrorCode:
     """Every ``code`` an :class:`OTPError` can carry, as string constants.
 
-    The first thirteen come from the server's error bodies. The last four are
+    The first fourteen come from the server's error bodies. The last four are
     raised by the SDK itself: ``NETWORK_ERROR`` and ``TIMEOUT`` always have
     ``status_code`` 0; ``HTTP_ERROR`` (an error page that is not the API's
     JSON) and ``INVALID_RESPONSE`` (a 2xx that is not the promised JSON) carry
@@ -25,6 +25,7 @@ class ErrorCode:
     TOKEN_MISSING = "token_missing"
     TOKEN_INVALID = "token_invalid"
     TOKEN_EXPIRED = "token_expired"
+    REQUEST_TIMEOUT = "request_timeout"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     NOT_FOUND = "not_found"
