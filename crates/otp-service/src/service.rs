@@ -347,8 +347,10 @@ impl OtpService {
         if let StoreError::Full { max_keys } = err {
             // Always refused: failing open here would switch the limits off
             // for every new identity while the store is full.
+            // Counted, not logged per call: a spray at the ceiling must not
+            // flood the log (the store warns once when it reaches it).
             self.metrics.store_full.inc();
-            tracing::warn!(op, max_keys, "memory store full; refusing a new subject");
+            tracing::debug!(op, max_keys, "memory store full; refusing a new subject");
             return Err(ServiceError::Unavailable(err));
         }
         if err.is_unavailable() && self.fail_mode == FailMode::Open {
