@@ -2,7 +2,7 @@
 //! asserts the invariants that make a "no panic" run meaningful (a parse that
 //! succeeds gives a value that satisfies the documented rules).
 //!
-//! `crates/otp-server/tests/fuzz_corpus.rs` calls the same functions on the
+//! `crates/otp-server/tests/server/fuzz_corpus.rs` calls the same functions on the
 //! committed corpora.
 
 use otp_core::wire::{IntrospectRequest, OtpRequest, OtpVerifyRequest};

@@ -8,7 +8,7 @@
 //!   check (`RawSettings::num`);
 //! - the variable tables: `otp-server env` (one table), `otp-server env
 //!   --grouped` (one per concern), the README's copy and docs/operations.md's
-//!   copy, which `tests/readme.rs` compares byte for byte (run it with
+//!   copy, which `tests/server/readme.rs` compares byte for byte (run it with
 //!   `UPDATE_VAR_TABLES=1` to rewrite both files);
 //! - the field → variable mapping that turns a library's error ("smtp.host:
 //!   must be set…") into the binary's one line ("SMTP_HOST: must be set…").

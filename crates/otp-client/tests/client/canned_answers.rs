@@ -1,7 +1,7 @@
 //! otp-client against canned HTTP answers (wiremock): request shapes, error
 //! mapping from real status/header/body combinations, the bounded retry, and
 //! the JWKS cache of the offline verifier. The same SDK against the REAL
-//! server is tested in `crates/otp-server/tests/sdk_e2e.rs`.
+//! server is tested in `crates/otp-server/tests/server/sdk_e2e.rs`.
 
 use std::time::{Duration, Instant};
 

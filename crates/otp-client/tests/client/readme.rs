@@ -1,6 +1,6 @@
 //! The README shows `examples/login.rs` verbatim (the example itself is
 //! compiled by `cargo test` and run against the real server by
-//! `crates/otp-server/tests/sdk_e2e.rs`).
+//! `crates/otp-server/tests/server/sdk_e2e.rs`).
 
 #[test]
 fn the_readme_shows_the_login_example_verbatim() {

@@ -8,7 +8,7 @@
 //! A missing nginx, redis-server, python3 `yaml` or systemd-analyze skips
 //! the test with a message, and fails it under `OTP_E2E_REQUIRE_ALL=1`.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

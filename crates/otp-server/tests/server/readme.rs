@@ -5,22 +5,22 @@
 //! read by a settings builder, and the README opens with exactly the run and
 //! test commands.
 
-mod support;
+use crate::support;
 
 use support::run_bin;
 
 const README: &str = "README.md";
 const OPERATIONS: &str = "docs/operations.md";
 const BUILDERS: &[&str] = &[
-    include_str!("../src/settings/server.rs"),
-    include_str!("../src/settings/http.rs"),
-    include_str!("../src/settings/policy.rs"),
-    include_str!("../src/settings/keys.rs"),
-    include_str!("../src/settings/tokens.rs"),
-    include_str!("../src/settings/limits.rs"),
-    include_str!("../src/settings/store.rs"),
-    include_str!("../src/settings/delivery.rs"),
-    include_str!("../src/settings/mod.rs"),
+    include_str!("../../src/settings/server.rs"),
+    include_str!("../../src/settings/http.rs"),
+    include_str!("../../src/settings/policy.rs"),
+    include_str!("../../src/settings/keys.rs"),
+    include_str!("../../src/settings/tokens.rs"),
+    include_str!("../../src/settings/limits.rs"),
+    include_str!("../../src/settings/store.rs"),
+    include_str!("../../src/settings/delivery.rs"),
+    include_str!("../../src/settings/mod.rs"),
 ];
 
 fn repo_file(name: &str) -> std::path::PathBuf {
@@ -59,7 +59,7 @@ fn generated_block(file: &str, marker: &str, generated: &str) {
     }
     panic!(
         "{file}: the variable table between {open} and {close} is not the generated one.\n\
-         Regenerate it: UPDATE_VAR_TABLES=1 cargo test -p otp-server --test readme\n\
+         Regenerate it: UPDATE_VAR_TABLES=1 cargo test -p otp-server --test server readme::\n\
          Expected:\n{generated}"
     );
 }

@@ -10,8 +10,8 @@
 //! stopped when it ends. Tests needing `redis-server` skip without it (and
 //! fail under `OTP_E2E_REQUIRE_ALL=1`).
 
-mod hostile;
-mod support;
+use crate::hostile;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -624,7 +624,8 @@ fn memory_flood_one_million_identities_stays_under_the_bound() {
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(exe)
         .args([
-            "memory_flood_child",
+            // The test's path inside the one test binary (tests/server/main.rs).
+            "faults::memory_flood_child",
             "--exact",
             "--ignored",
             "--nocapture",

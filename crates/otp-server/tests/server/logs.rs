@@ -9,8 +9,8 @@
 //! Codes are 8 digits here and searched as whole numbers, so that the 6-digit
 //! microseconds of log timestamps cannot match by chance.
 
-mod hostile;
-mod support;
+use crate::hostile;
+use crate::support;
 
 use std::time::Duration;
 

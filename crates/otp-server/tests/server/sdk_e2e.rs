@@ -12,12 +12,12 @@
 //! subprocesses. A missing runtime (node, node_modules, python3) skips that
 //! test with a message, or fails it under `OTP_E2E_REQUIRE_ALL=1`.
 
-mod sdk_support;
-mod support;
+use crate::sdk_support;
+use crate::support;
 
 // The README's login example, compiled here and run against the server.
 #[allow(dead_code)]
-#[path = "../../otp-client/examples/login.rs"]
+#[path = "../../../otp-client/examples/login.rs"]
 mod login_example;
 
 use std::process::Command;

@@ -15,8 +15,8 @@
 //! under `OTP_E2E_REQUIRE_ALL=1`. `OTP_SCHEMATHESIS_EXAMPLES` and
 //! `OTP_SCHEMATHESIS_SEED` override the size and seed.
 
-mod hostile;
-mod support;
+use crate::hostile;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

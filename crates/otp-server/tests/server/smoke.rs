@@ -1,6 +1,6 @@
 //! The real binary starts, answers, and stops on SIGTERM with exit 0.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::{http_status, Server};

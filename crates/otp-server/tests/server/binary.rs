@@ -4,7 +4,7 @@
 //! < environment < flag layering, graceful SIGTERM/SIGINT with an in-flight
 //! request, and `healthcheck` exit codes.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -1,0 +1,44 @@
+//! Integration tests of `otp-server`, built as one test binary (one link
+//! step for the whole crate). New tests go into one of these modules (or a
+//! new module declared here), never into a new file directly under
+//! `tests/`: every file there is a separate binary (kanidm's
+//! `DO_NOT_ADD_MORE_TESTS_HERE`). Run one area with its module path, e.g.
+//! `cargo test -p otp-server --test server sdk_e2e::`.
+//!
+//! Harness modules:
+//! - [`support`]: runs the REAL binary (`CARGO_BIN_EXE_otp-server`) on a free
+//!   loopback port, stops it with its process group; HTTP helpers.
+//! - [`hostile`]: a webhook receiver that can be slow or fail, a listener
+//!   that never answers, an async HTTP client (faults, logs, schemathesis).
+//! - [`sdk_support`]: the code receiver and environment of the SDK suites.
+//!
+//! Test modules:
+//! - [`smoke`]: the binary starts, answers, and stops on SIGTERM.
+//! - [`binary`]: the binary as an operator meets it: secrets, one line per
+//!   invalid variable, `--dev`, `keygen`, `check-config`, layering, signals,
+//!   `healthcheck`.
+//! - [`readme`]: the variable tables and commands in the docs are generated
+//!   from `otp_server::vars` and cannot drift.
+//! - [`logs`]: codes, tokens and secrets never reach the logs at
+//!   `RUST_LOG=trace`.
+//! - [`faults`]: Redis killed, SMTP refused or hanging, slow webhooks,
+//!   slowloris, a million identities through the memory limiter.
+//! - [`schemathesis`]: schema fuzzing of the served OpenAPI document.
+//! - [`fuzz_corpus`]: the committed cargo-fuzz corpora replayed on stable.
+//! - [`deploy`]: `deploy/` run for real (nginx, replicas, Redis) and the
+//!   manifests checked offline.
+//! - [`sdk_e2e`]: the Rust, JavaScript and Python SDKs against the real
+//!   binary.
+
+mod binary;
+mod deploy;
+mod faults;
+mod fuzz_corpus;
+mod hostile;
+mod logs;
+mod readme;
+mod schemathesis;
+mod sdk_e2e;
+mod sdk_support;
+mod smoke;
+mod support;
