@@ -20,7 +20,8 @@
 //! - Standard OTP: RFC 4226 [`hotp`], RFC 6238 [`Totp`] and `otpauth://` URIs.
 //! - Tokens: [`TokenService`] issues and verifies JWTs (HS256, EdDSA),
 //!   [`TokenKeys`], [`Jwks`] and [`JwksVerifier`] for offline verification
-//!   (SPEC §4).
+//!   (SPEC §4); refresh tokens ([`TokenService::issue_refresh`],
+//!   [`RefreshClaims`], [`SessionId`], SPEC §10).
 //! - [`wire`]: the serde request/response bodies and error codes of the REST
 //!   API (SPEC §5), shared by `otp-http` and `otp-client`.
 //!
@@ -65,9 +66,10 @@ pub use policy::{
 };
 pub use secret::SecretBytes;
 pub use token::{
-    dangerous, ed25519_pkcs8_pem, generate_ed25519_pkcs8, generate_hs256_secret, Algorithm,
-    Audience, Claims, IssuedToken, Jwk, Jwks, JwksVerifier, SigningKey, TokenConfig, TokenError,
-    TokenKeyError, TokenKeys, TokenService, VerifyingKey, DEFAULT_AUDIENCE, DEFAULT_ISSUER,
-    DEFAULT_TOKEN_LEEWAY_SECONDS, DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_BYTES,
-    MIN_HS256_SECRET_BYTES, REGISTERED_CLAIMS,
+    dangerous, ed25519_pkcs8_pem, generate_ed25519_pkcs8, generate_hs256_secret, is_refresh_token,
+    Algorithm, Audience, Claims, IssuedToken, Jwk, Jwks, JwksVerifier, RefreshClaims,
+    RefreshTokenError, SessionId, SigningKey, TokenConfig, TokenError, TokenKeyError, TokenKeys,
+    TokenService, VerifyingKey, DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_TOKEN_LEEWAY_SECONDS,
+    DEFAULT_TOKEN_TTL_SECONDS, MAX_REFRESH_SUBJECT_BYTES, MAX_REFRESH_TOKEN_BYTES, MAX_TOKEN_BYTES,
+    MIN_HS256_SECRET_BYTES, REFRESH_TOKEN_PREFIX, REGISTERED_CLAIMS,
 };

@@ -12,7 +12,23 @@ use serde_json::{Map, Value};
 /// Names of the registered claims this library sets and checks. Extra claims
 /// with these names are refused when issuing
 /// ([`TokenError::ReservedClaim`](super::TokenError::ReservedClaim)).
-pub const REGISTERED_CLAIMS: [&str; 8] = ["sub", "iss", "aud", "iat", "nbf", "exp", "jti", "amr"];
+///
+/// `sid` and `auth_time` are set on access tokens issued for a session
+/// (SPEC §10); `gen` names a session's refresh generation and is reserved
+/// so that no caller-supplied claim can ever pose as one.
+pub const REGISTERED_CLAIMS: [&str; 11] = [
+    "sub",
+    "iss",
+    "aud",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "amr",
+    "sid",
+    "auth_time",
+    "gen",
+];
 
 /// The `aud` claim: one string or an array of strings (RFC 7519 §4.1.3).
 ///
@@ -84,7 +100,8 @@ impl<'de> Deserialize<'de> for Audience {
 /// The claims of a verified (or about-to-be-issued) token.
 ///
 /// Serializes to a flat JSON object: the registered claims (`iat`, `nbf`,
-/// `jti` omitted when `None`, `amr` when empty), then every `extra` entry
+/// `jti`, `sid`, `auth_time` omitted when `None`, `amr` when empty), then
+/// every `extra` entry
 /// (entries named like a registered claim are skipped). Deserializing
 /// requires `sub`, `iss`, `aud` and `exp`, accepts integral or fractional
 /// NumericDates (fractions are truncated) and rejects duplicate members.
@@ -119,6 +136,12 @@ pub struct Claims {
     pub jti: Option<String>,
     /// Authentication methods (RFC 8176): `["otp"]` on tokens issued here.
     pub amr: Vec<String>,
+    /// Session id (OpenID Connect `sid`, SPEC §10): set on tokens issued
+    /// for a session, absent otherwise.
+    pub sid: Option<String>,
+    /// When the user signed in with a code (unix seconds, OpenID Connect
+    /// `auth_time`): set with `sid`; a refreshed token keeps the original.
+    pub auth_time: Option<u64>,
     /// Every other claim, as given by the caller at issue time.
     pub extra: Map<String, Value>,
 }
@@ -141,6 +164,12 @@ impl Serialize for Claims {
         }
         if !self.amr.is_empty() {
             map.serialize_entry("amr", &self.amr)?;
+        }
+        if let Some(sid) = &self.sid {
+            map.serialize_entry("sid", sid)?;
+        }
+        if let Some(auth_time) = self.auth_time {
+            map.serialize_entry("auth_time", &auth_time)?;
         }
         for (name, value) in &self.extra {
             if !REGISTERED_CLAIMS.contains(&name.as_str()) {
@@ -170,6 +199,8 @@ pub(crate) struct RawClaims {
     exp: Option<u64>,
     jti: Option<String>,
     amr: Option<Vec<String>>,
+    sid: Option<String>,
+    auth_time: Option<u64>,
     extra: Map<String, Value>,
 }
 
@@ -186,6 +217,8 @@ impl RawClaims {
             nbf: self.nbf,
             jti: self.jti,
             amr: self.amr.unwrap_or_default(),
+            sid: self.sid,
+            auth_time: self.auth_time,
             extra: self.extra,
         })
     }
@@ -201,6 +234,8 @@ enum Field {
     Exp,
     Jti,
     Amr,
+    Sid,
+    AuthTime,
     Other(String),
 }
 
@@ -222,6 +257,8 @@ impl<'de> Deserialize<'de> for Field {
                     "exp" => Field::Exp,
                     "jti" => Field::Jti,
                     "amr" => Field::Amr,
+                    "sid" => Field::Sid,
+                    "auth_time" => Field::AuthTime,
                     other => Field::Other(other.to_owned()),
                 })
             }
@@ -297,6 +334,12 @@ impl<'de> Deserialize<'de> for RawClaims {
                         }
                         Field::Jti => set_once(&mut c.jti, map.next_value()?, "jti")?,
                         Field::Amr => set_once(&mut c.amr, map.next_value()?, "amr")?,
+                        Field::Sid => set_once(&mut c.sid, map.next_value()?, "sid")?,
+                        Field::AuthTime => set_once(
+                            &mut c.auth_time,
+                            map.next_value::<NumericDate>()?.0,
+                            "auth_time",
+                        )?,
                         Field::Other(name) => {
                             let value: Value = map.next_value()?;
                             if c.extra.insert(name, value).is_some() {
@@ -363,6 +406,8 @@ mod tests {
             exp: 5,
             jti: None,
             amr: vec![],
+            sid: None,
+            auth_time: None,
             extra,
         };
         let json = serde_json::to_string(&claims).unwrap();

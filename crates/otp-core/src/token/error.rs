@@ -92,11 +92,7 @@ impl TokenError {
     /// The stable reason for an HTTP 401 body: `token_expired` for
     /// [`TokenError::Expired`], `token_invalid` for everything else.
     pub fn reason(&self) -> &'static str {
-        if self.is_expired() {
-            "token_expired"
-        } else {
-            "token_invalid"
-        }
+        reason(self.is_expired())
     }
 
     /// A short, stable, snake_case name of the failed check (for logs and
@@ -123,6 +119,16 @@ impl TokenError {
             TokenError::ReservedClaim(_) => "reserved_claim",
             TokenError::Random => "random",
         }
+    }
+}
+
+/// The `error` of an HTTP 401 for a token that failed: `token_expired`
+/// only when expiry was the one failure (access and refresh tokens alike).
+pub(crate) fn reason(expired: bool) -> &'static str {
+    if expired {
+        "token_expired"
+    } else {
+        "token_invalid"
     }
 }
 

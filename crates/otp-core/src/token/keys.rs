@@ -27,6 +27,16 @@ pub const MIN_HS256_SECRET_BYTES: usize = 32;
 /// [`SigningKey::hs256`]).
 const HS256_KID_LABEL: &[u8] = b"stateless-otp/jwt-kid/v1";
 
+/// Message signed by a token key to obtain the input keying material of its
+/// refresh-token MAC key: an HMAC tag for HS256, a (deterministic) Ed25519
+/// signature for EdDSA. It contains `/`, which no JWS signing input
+/// (base64url and `.`) does, so no issued access token ever carries it.
+const REFRESH_IKM_LABEL: &[u8] = b"stateless-otp/refresh-token-ikm/v1";
+
+/// HKDF-SHA256 salt and info of the refresh-token MAC key.
+const REFRESH_HKDF_SALT: &[u8] = b"stateless-otp/refresh-token/v1";
+const REFRESH_HKDF_INFO: &[u8] = b"refresh-token mac key";
+
 /// A JWS signature algorithm this library signs and verifies with.
 ///
 /// Parsed case-sensitively from its JOSE name (`JWT_ALGORITHM`):
@@ -109,6 +119,8 @@ impl AsRef<[u8]> for RawSignature {
 pub struct SigningKey {
     inner: SigningInner,
     kid: String,
+    /// The refresh-token MAC key derived from this key (never published).
+    refresh: HmacSha256,
 }
 
 #[derive(Clone)]
@@ -140,10 +152,7 @@ impl SigningKey {
     pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         let mac = hs256_mac(secret.as_ref(), MIN_HS256_SECRET_BYTES)?;
         let kid = hs256_kid(&mac);
-        Ok(SigningKey {
-            inner: SigningInner::Hs256(mac),
-            kid,
-        })
+        Ok(SigningKey::with_refresh_key(SigningInner::Hs256(mac), kid))
     }
 
     /// Like [`SigningKey::hs256`] but accepts any non-empty secret: for
@@ -151,10 +160,7 @@ impl SigningKey {
     pub fn hs256_insecure(secret: impl AsRef<[u8]>) -> Result<Self, TokenKeyError> {
         let mac = hs256_mac(secret.as_ref(), 1)?;
         let kid = hs256_kid(&mac);
-        Ok(SigningKey {
-            inner: SigningInner::Hs256(mac),
-            kid,
-        })
+        Ok(SigningKey::with_refresh_key(SigningInner::Hs256(mac), kid))
     }
 
     /// An Ed25519 key from a PKCS#8 private key (`JWT_ED25519_PRIVATE_KEY`)
@@ -177,13 +183,29 @@ impl SigningKey {
             .map_err(|_| TokenKeyError::InvalidPkcs8)?;
         let mut public = [0u8; 32];
         public.copy_from_slice(pair.public_key().as_ref());
-        Ok(SigningKey {
-            kid: ed25519_thumbprint(&public),
-            inner: SigningInner::Ed25519 {
+        Ok(SigningKey::with_refresh_key(
+            SigningInner::Ed25519 {
                 pair: Arc::new(pair),
                 public,
             },
-        })
+            ed25519_thumbprint(&public),
+        ))
+    }
+
+    /// Completes a key with its refresh-token MAC key (see
+    /// [`refresh_mac_key`]).
+    fn with_refresh_key(inner: SigningInner, kid: String) -> Self {
+        let refresh = refresh_mac_key(inner.sign(REFRESH_IKM_LABEL).as_ref());
+        SigningKey {
+            inner,
+            kid,
+            refresh,
+        }
+    }
+
+    /// The refresh-token MAC key derived from this key.
+    pub(crate) fn refresh_key(&self) -> &HmacSha256 {
+        &self.refresh
     }
 
     /// The algorithm this key signs with.
@@ -208,13 +230,20 @@ impl SigningKey {
         VerifyingKey {
             inner,
             kid: self.kid.clone(),
+            refresh: Some(self.refresh.clone()),
         }
     }
 
     /// Signs a JWS signing input (`base64url(header) "." base64url(payload)`).
     pub(crate) fn sign(&self, message: &[u8]) -> RawSignature {
+        self.inner.sign(message)
+    }
+}
+
+impl SigningInner {
+    fn sign(&self, message: &[u8]) -> RawSignature {
         let mut bytes = [0u8; 64];
-        let len = match &self.inner {
+        let len = match self {
             SigningInner::Hs256(mac) => {
                 let tag = mac.clone().chain_update(message).finalize().into_bytes();
                 bytes[..32].copy_from_slice(&tag);
@@ -244,6 +273,10 @@ impl fmt::Debug for SigningKey {
 pub struct VerifyingKey {
     inner: VerifyingInner,
     kid: String,
+    /// The refresh-token MAC key, when this key was built from secret
+    /// material (an HS256 secret or an Ed25519 private key); `None` for a
+    /// bare public key, which can verify access tokens only.
+    refresh: Option<HmacSha256>,
 }
 
 #[derive(Clone)]
@@ -279,6 +312,7 @@ impl VerifyingKey {
         Ok(VerifyingKey {
             kid: ed25519_thumbprint(&public),
             inner: VerifyingInner::Ed25519(public),
+            refresh: None,
         })
     }
 
@@ -327,6 +361,12 @@ impl VerifyingKey {
                 use_: Some("sig".to_owned()),
             }),
         }
+    }
+
+    /// The refresh-token MAC key derived from this key's secret material, if
+    /// it had any.
+    pub(crate) fn refresh_key(&self) -> Option<&HmacSha256> {
+        self.refresh.as_ref()
     }
 
     /// Returns true if and only if `signature` is this key's valid signature
@@ -495,6 +535,23 @@ fn hs256_mac(secret: &[u8], min: usize) -> Result<HmacSha256, TokenKeyError> {
         });
     }
     HmacSha256::new_from_slice(secret).map_err(|_| TokenKeyError::EmptySecret)
+}
+
+/// The refresh-token MAC key of a token key: HKDF-SHA256 (RFC 5869, ring)
+/// over `ikm` (the key's output on [`REFRESH_IKM_LABEL`]), 32 bytes, used
+/// as an HMAC-SHA256 key. Deterministic, so replicas sharing a key agree.
+fn refresh_mac_key(ikm: &[u8]) -> HmacSha256 {
+    use ring::hkdf::{Salt, HKDF_SHA256};
+    let mut okm = Zeroizing::new([0u8; 32]);
+    let filled = Salt::new(HKDF_SHA256, REFRESH_HKDF_SALT)
+        .extract(ikm)
+        .expand(&[REFRESH_HKDF_INFO], HKDF_SHA256)
+        .and_then(|okm_state| okm_state.fill(okm.as_mut()));
+    // Expanding 32 bytes (one SHA-256 block) never exceeds HKDF's 255-block
+    // limit, so `filled` is always Ok; HMAC accepts any key length.
+    debug_assert!(filled.is_ok());
+    HmacSha256::new_from_slice(okm.as_ref())
+        .unwrap_or_else(|_| <HmacSha256 as hmac::digest::KeyInit>::new(&Default::default()))
 }
 
 fn hs256_kid(mac: &HmacSha256) -> String {

@@ -11,6 +11,10 @@
 //! - [`JwksVerifier`]: verifies EdDSA tokens from a [`Jwks`] alone (clients).
 //! - [`SigningKey`], [`VerifyingKey`], key generation: key material.
 //! - [`Claims`]: the claims set; [`TokenError`]: which check failed.
+//! - Refresh tokens (SPEC §10): [`TokenService::issue_refresh`] and
+//!   [`TokenService::verify_refresh`] over [`RefreshClaims`] and
+//!   [`SessionId`] — opaque `ort1_` strings MACed with keys derived by HKDF
+//!   from the token keys, never JWS-shaped.
 //! - [`dangerous`]: unverified decoding and raw JWS helpers.
 //!
 //! # Example
@@ -44,6 +48,7 @@ mod error;
 mod jwks;
 mod jws;
 mod keys;
+mod refresh;
 
 pub use claims::{Audience, Claims, REGISTERED_CLAIMS};
 pub use error::{TokenError, TokenKeyError};
@@ -51,6 +56,10 @@ pub use jwks::{Jwk, Jwks, JwksVerifier};
 pub use keys::{
     ed25519_pkcs8_pem, generate_ed25519_pkcs8, generate_hs256_secret, Algorithm, SigningKey,
     TokenKeys, VerifyingKey, MIN_HS256_SECRET_BYTES,
+};
+pub use refresh::{
+    is_refresh_token, RefreshClaims, RefreshTokenError, SessionId, MAX_REFRESH_SUBJECT_BYTES,
+    MAX_REFRESH_TOKEN_BYTES, REFRESH_TOKEN_PREFIX,
 };
 
 use base64::Engine as _;
@@ -200,6 +209,30 @@ impl TokenService {
         now_unix: u64,
         extra: Map<String, Value>,
     ) -> Result<IssuedToken, TokenError> {
+        self.issue_claims(sub, now_unix, None, extra)
+    }
+
+    /// [`TokenService::issue`] for a session (SPEC §10): the token also
+    /// carries `sid` (the session id) and `auth_time` (when the user signed
+    /// in with a code, unix seconds).
+    pub fn issue_for_session(
+        &self,
+        sub: &str,
+        now_unix: u64,
+        sid: &SessionId,
+        auth_time: u64,
+        extra: Map<String, Value>,
+    ) -> Result<IssuedToken, TokenError> {
+        self.issue_claims(sub, now_unix, Some((sid, auth_time)), extra)
+    }
+
+    fn issue_claims(
+        &self,
+        sub: &str,
+        now_unix: u64,
+        session: Option<(&SessionId, u64)>,
+        extra: Map<String, Value>,
+    ) -> Result<IssuedToken, TokenError> {
         if let Some(name) = extra
             .keys()
             .find(|k| REGISTERED_CLAIMS.contains(&k.as_str()))
@@ -218,6 +251,8 @@ impl TokenService {
             exp: now_unix.saturating_add(config.ttl_seconds),
             jti: Some(STRICT.encode(jti)),
             amr: vec!["otp".to_owned()],
+            sid: session.map(|(sid, _)| sid.to_string()),
+            auth_time: session.map(|(_, auth_time)| auth_time),
             extra,
         };
         // Serializing strings, integers and a Map<String, Value> cannot fail.

@@ -10,7 +10,11 @@
 //!   digits, the acceptance window of SPEC §3.2).
 //! - [`tokens`]: `otp_core::token` (SPEC §4): RFC 7515 / 8037 vectors, the
 //!   RFC 8725 rejections, rotation and JWKS, interop with PyJWT.
+//! - [`refresh`]: refresh tokens (SPEC §10): round trip, tampering, key
+//!   rotation, strict parsing, the HKDF derivation pinned independently,
+//!   and no JWT verifier (ours, PyJWT) accepting one.
 
 mod engine_props;
+mod refresh;
 mod tokens;
 mod vectors;

@@ -17,19 +17,19 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 
-const SECRET: &str = "test-secret-that-is-at-least-32-bytes!";
-const NOW: u64 = 1_800_000_000;
+pub(crate) const SECRET: &str = "test-secret-that-is-at-least-32-bytes!";
+pub(crate) const NOW: u64 = 1_800_000_000;
 
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn hs_service(secret: &str) -> TokenService {
+pub(crate) fn hs_service(secret: &str) -> TokenService {
     let key = SigningKey::hs256(secret).unwrap();
     TokenService::new(TokenKeys::single(key), TokenConfig::default()).unwrap()
 }
 
-fn ed_key() -> SigningKey {
+pub(crate) fn ed_key() -> SigningKey {
     SigningKey::ed25519_from_pkcs8(generate_ed25519_pkcs8().unwrap().expose()).unwrap()
 }
 
@@ -1132,7 +1132,7 @@ proptest! {
 /// Runs the PyJWT helper with one JSON request; `None` (after saying why)
 /// when python3 with `jwt` and `cryptography` is missing, unless
 /// `OTP_E2E_REQUIRE_ALL=1`, which turns the absence into a failure.
-fn pyjwt(request: &Value) -> Option<Value> {
+pub(crate) fn pyjwt(request: &Value) -> Option<Value> {
     use std::io::Write;
     use std::process::{Command, Stdio};
 

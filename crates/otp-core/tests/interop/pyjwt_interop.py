@@ -39,9 +39,16 @@ def main():
     if op == "verify_hs256":
         out = verify(req["token"], req["secret"], "HS256", req["issuer"], req["audience"])
     elif op == "verify_eddsa":
-        kid = jwt.get_unverified_header(req["token"]).get("kid")
+        try:
+            kid = jwt.get_unverified_header(req["token"]).get("kid")
+        except jwt.PyJWTError as exc:
+            kid, header_error = None, type(exc).__name__
+        else:
+            header_error = None
         matches = [k for k in req["jwks"]["keys"] if k.get("kid") == kid]
-        if not matches:
+        if header_error:
+            out = {"ok": False, "error": header_error}
+        elif not matches:
             out = {"ok": False, "error": "UnknownKid"}
         else:
             key = jwt.PyJWK(matches[0]).key
