@@ -65,7 +65,8 @@ pub mod doubles;
 pub mod logs;
 
 pub use process::{
-    free_port, kill_process_group, on_path, require_all, skip, skip_without, ChildGuard, TempDir,
+    free_port, kill_process_group, on_path, process_group_members, require_all, skip, skip_without,
+    ChildGuard, TempDir,
 };
 pub use redis::{
     cluster_or_skip, redis_or_skip, started_redis_or_skip, RedisCluster, RedisServer, RedisTarget,

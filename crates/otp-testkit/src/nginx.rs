@@ -1,8 +1,8 @@
 //! nginx in the foreground on a configuration a test rendered into a
 //! [`TempDir`] (pid, logs and temp paths inside it, `listen` on a loopback
 //! port): [`command`] builds the invocation, [`check`] runs `nginx -t` with
-//! it, [`start`] checks, spawns it in its own process group (workers die with
-//! the master) and waits until it listens.
+//! it, [`start`] spawns it in its own process group (workers die with the
+//! master) and waits until it listens.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,9 +40,9 @@ pub fn check(cmd: &Command) {
     );
 }
 
-/// [`check`]s, starts `cmd` and waits until it listens on 127.0.0.1:`port`.
+/// Starts `cmd` (see [`command`]; [`check`] it first) and waits until it
+/// listens on 127.0.0.1:`port`.
 pub fn start(mut cmd: Command, port: u16) -> ChildGuard {
-    check(&cmd);
     let mut guard = ChildGuard::spawn(cmd.stdout(Stdio::null()).stderr(Stdio::null()), "nginx");
     guard.wait_for_port(port, "nginx");
     guard

@@ -118,6 +118,30 @@ pub fn kill_process_group(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The live (not zombie) processes whose process group is `pgid`, read from
+/// `/proc/*/stat`: empty once a group was killed.
+pub fn process_group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the `(comm)` field: state, ppid, pgrp, …
+            let mut rest = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let state = rest.next();
+            let pgrp = rest.nth(1).and_then(|g| g.parse::<u32>().ok());
+            state != Some("Z") && pgrp == Some(pgid)
+        })
+        .collect()
+}
+
 /// A child process leading its own process group; the whole group is killed
 /// ([`kill_process_group`]) and the child reaped on drop, also when the test
 /// panics.

@@ -459,7 +459,7 @@ fn check_config_prints_the_configuration_with_secrets_redacted() {
 #[test]
 fn toml_file_is_overridden_by_environment_which_is_overridden_by_flags() {
     let dir = TempDir::new("layering");
-    let file = dir.path("otp-server.toml");
+    let file = dir.join("otp-server.toml");
     std::fs::write(
         &file,
         format!(
@@ -544,7 +544,7 @@ fn toml_file_is_overridden_by_environment_which_is_overridden_by_flags() {
 #[test]
 fn a_bad_config_file_is_named() {
     let dir = TempDir::new("badfile");
-    let file = dir.path("bad.toml");
+    let file = dir.join("bad.toml");
     std::fs::write(&file, "otp_digitz = 8\n").expect("write");
     let (code, _, err) = run_bin(
         &["check-config", "--config", file.to_str().expect("path")],
@@ -1182,8 +1182,8 @@ fn env_and_check_config_exit_quietly_when_stdout_is_closed() {
 #[test]
 fn secrets_from_files_serve_with_exactly_one_trailing_newline_dropped() {
     let dir = TempDir::new("secret-files");
-    let otp_file = dir.path("otp_secret_key");
-    let jwt_file = dir.path("jwt_secret");
+    let otp_file = dir.join("otp_secret_key");
+    let jwt_file = dir.join("jwt_secret");
     std::fs::write(&otp_file, format!("{TEST_OTP_KEY}\n")).unwrap();
     std::fs::write(&jwt_file, format!("{TEST_JWT_SECRET}\n")).unwrap();
     let (otp_path, jwt_path) = (otp_file.to_str().unwrap(), jwt_file.to_str().unwrap());

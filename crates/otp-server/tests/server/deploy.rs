@@ -13,9 +13,10 @@ use crate::support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use otp_testkit::{nginx, ChildGuard};
 use serde_json::json;
 use support::{free_port, http, post_json, require_all, run_bin, skip_without, Server, TempDir};
 
@@ -36,57 +37,26 @@ fn must_replace(text: &str, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-/// A child process started in its own process group (see [`spawn_grouped`]),
-/// killed with the whole group (nginx's workers too) and reaped on drop,
-/// also when the test panics.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        support::kill_process_group(&mut self.0);
-    }
-}
-
-/// Spawns `cmd` as the leader of a new process group, so [`Guard`] can stop
-/// it and everything it forks.
-fn spawn_grouped(cmd: &mut Command, what: &str) -> Child {
-    use std::os::unix::process::CommandExt as _;
-    cmd.process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {what}: {e}"))
-}
-
-fn wait_for_port(port: u16, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(s)) = child.try_wait() {
-            panic!("{what} exited early: {s}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `redis-server` on a free port, nothing persisted.
-fn start_redis(dir: &TempDir) -> (Guard, u16) {
+fn start_redis(dir: &TempDir) -> (ChildGuard, u16) {
     let port = free_port();
     (start_redis_on(dir, port), port)
 }
 
 /// `redis-server` on `port`, nothing persisted.
-fn start_redis_on(dir: &TempDir, port: u16) -> Guard {
-    let mut child = spawn_grouped(
+fn start_redis_on(dir: &TempDir, port: u16) -> ChildGuard {
+    let mut redis = ChildGuard::spawn(
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(&dir.0)
+            .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
         "redis-server",
     );
-    wait_for_port(port, "redis-server", &mut child);
-    Guard(child)
+    redis.wait_for_port(port, "redis-server");
+    redis
 }
 
 /// A tiny HTTP upstream that answers every request with 200 and a JSON
@@ -254,7 +224,7 @@ fn dns_reply(
 /// demo's, a free loopback listen port. Checked with `nginx -t`.
 fn render_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (Command, u16) {
     let port = free_port();
-    let mut cmd = render_nginx_files(dir, port, |site| {
+    let cmd = render_nginx_files(dir, port, |site| {
         let site = must_replace(
             &site,
             "resolver 127.0.0.11 valid=5s ipv6=off;",
@@ -271,7 +241,7 @@ fn render_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (Com
             &format!("set $demo_upstream http://demo:{demo_port};"),
         )
     });
-    assert_nginx_t(&mut cmd);
+    nginx::check(&cmd);
     (cmd, port)
 }
 
@@ -279,10 +249,10 @@ fn render_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (Com
 /// on 127.0.0.1:`port`, the site passed through `edit`; the returned command
 /// runs nginx on them in the foreground.
 fn render_nginx_files(dir: &TempDir, port: u16, edit: impl FnOnce(String) -> String) -> Command {
-    let root = dir.0.display().to_string();
-    std::fs::create_dir_all(dir.path("conf.d")).expect("conf.d");
-    std::fs::create_dir_all(dir.path("cache")).expect("cache");
-    std::fs::create_dir_all(dir.path("logs")).expect("logs");
+    let root = dir.path().display().to_string();
+    std::fs::create_dir_all(dir.join("conf.d")).expect("conf.d");
+    std::fs::create_dir_all(dir.join("cache")).expect("cache");
+    std::fs::create_dir_all(dir.join("logs")).expect("logs");
 
     let mut main = repo_file("deploy/nginx/nginx.conf");
     main = must_replace(&main, "worker_processes auto;", "worker_processes 1;");
@@ -294,42 +264,19 @@ fn render_nginx_files(dir: &TempDir, port: u16, edit: impl FnOnce(String) -> Str
         "include /etc/nginx/conf.d/*.conf;",
         &format!("include {root}/conf.d/*.conf;"),
     );
-    std::fs::write(dir.path("nginx.conf"), main).expect("write nginx.conf");
+    std::fs::write(dir.join("nginx.conf"), main).expect("write nginx.conf");
 
     let site = repo_file("deploy/nginx/conf.d/stateless-otp.conf");
     let site = must_replace(&site, "listen 8080;", &format!("listen 127.0.0.1:{port};"));
-    std::fs::write(dir.path("conf.d/stateless-otp.conf"), edit(site)).expect("write site");
+    std::fs::write(dir.join("conf.d/stateless-otp.conf"), edit(site)).expect("write site");
 
-    let mut cmd = Command::new("nginx");
-    cmd.arg("-p")
-        .arg(&dir.0)
-        .arg("-c")
-        .arg(dir.path("nginx.conf"))
-        .arg("-e")
-        .arg(dir.path("logs/error.log"))
-        .arg("-g")
-        .arg("daemon off;");
-    cmd
-}
-
-/// `nginx -t` with the arguments of `cmd` must accept the configuration.
-fn assert_nginx_t(cmd: &mut Command) {
-    let mut test = Command::new("nginx");
-    test.args(cmd.get_args());
-    let out = test.arg("-t").output().expect("nginx -t");
-    assert!(
-        out.status.success(),
-        "nginx -t rejects the rendered deploy/nginx configuration:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nginx::command(dir, &dir.join("nginx.conf"))
 }
 
 /// Renders (see [`render_nginx`]) and starts nginx; returns its guard and port.
-fn start_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (Guard, u16) {
-    let (mut cmd, port) = render_nginx(dir, dns, otp_port, demo_port);
-    let mut child = spawn_grouped(cmd.stdout(Stdio::null()).stderr(Stdio::null()), "nginx");
-    wait_for_port(port, "nginx", &mut child);
-    (Guard(child), port)
+fn start_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (ChildGuard, u16) {
+    let (cmd, port) = render_nginx(dir, dns, otp_port, demo_port);
+    (nginx::start(cmd, port), port)
 }
 
 /// A DNS table where `demo` is the echo upstream on 127.0.0.1 and `otp` is
@@ -350,8 +297,8 @@ fn the_shipped_nginx_configuration_passes_nginx_t() {
     // and the listen port are rendered. Variables in proxy_pass mean nothing
     // is resolved before a request needs it.
     let dir = TempDir::new("nginx-t");
-    let mut cmd = render_nginx_files(&dir, free_port(), |site| site);
-    assert_nginx_t(&mut cmd);
+    let cmd = render_nginx_files(&dir, free_port(), |site| site);
+    nginx::check(&cmd);
 }
 
 // See: issue 16 (nginx resolved the replicas once, at start-up).
@@ -388,7 +335,7 @@ fn nginx_finds_a_restarted_replica_at_its_new_address() {
         assert!(
             Instant::now() < deadline,
             "nginx never sent to the restarted replica: {}",
-            std::fs::read_to_string(dir.path("logs/error.log")).unwrap_or_default()
+            std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -598,7 +545,7 @@ fn three_replicas_share_redis_behind_nginx() {
             Some(200)
         );
     }
-    let log = std::fs::read_to_string(dir.path("logs/access.log")).expect("access log");
+    let log = std::fs::read_to_string(dir.join("logs/access.log")).expect("access log");
     for host in hosts {
         assert!(
             log.contains(&format!("upstream={host}:{port}/")),
@@ -1221,7 +1168,7 @@ fn systemd_unit_is_hardened_and_verifies() {
     // Verify a copy whose ExecStart points at the binary under test.
     let dir = TempDir::new("systemd");
     let rendered = must_replace(&unit, "/usr/local/bin/otp-server", support::bin());
-    let path = dir.path("otp-server.service");
+    let path = dir.join("otp-server.service");
     std::fs::write(&path, rendered).expect("write unit");
     let out = Command::new("systemd-analyze")
         .arg("verify")

@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use otp_testkit::ChildGuard;
 
 use crate::support::{free_port, Server, ServerBuilder};
 
@@ -270,21 +271,9 @@ pub struct Finished {
     pub stderr: String,
 }
 
-/// A subprocess in its own process group, killed (group and all, e.g. a
-/// browser it started) on drop, also when the leader already exited and left
-/// children behind.
-struct Group(Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        crate::support::kill_process_group(&mut self.0);
-    }
-}
-
 /// Runs `command` with output to temporary files; panics with everything it
 /// printed when it does not finish within `timeout`.
 pub fn run_bounded(mut command: Command, timeout: Duration, label: &str) -> Finished {
-    use std::os::unix::process::CommandExt as _;
     let dir = std::env::temp_dir();
     let tag = format!("otp-sdk-e2e-{label}-{}-{}", std::process::id(), free_port());
     let (out_path, err_path) = (
@@ -293,14 +282,9 @@ pub fn run_bounded(mut command: Command, timeout: Duration, label: &str) -> Fini
     );
     let out = std::fs::File::create(&out_path).expect("stdout file");
     let err = std::fs::File::create(&err_path).expect("stderr file");
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{label}: cannot start: {e}"));
-    let mut group = Group(child);
+    // Killed group and all (e.g. a browser it started) on drop, also when
+    // the leader already exited and left children behind.
+    let mut group = ChildGuard::spawn(command.stdin(Stdio::null()).stdout(out).stderr(err), label);
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = group.0.try_wait().expect("wait for the suite") {

@@ -1,6 +1,8 @@
 //! Shared harness of otp-server's integration tests: runs the REAL binary
 //! (`CARGO_BIN_EXE_otp-server`) on a free loopback port and stops it when the
-//! guard drops. Each test file includes it with `mod support;`.
+//! guard drops; HTTP helpers. Declared once in `main.rs`; the test modules
+//! `use crate::support`. Free ports, temporary directories, skips, the
+//! process-group kill and the fixed keys come from `otp_testkit`.
 //!
 //! Every process started here runs in its own process group and is killed
 //! with its whole group on drop (`otp_testkit::kill_process_group`),
@@ -8,79 +10,20 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use otp_testkit::kill_process_group;
-
-/// The live (not zombie) processes whose process group is `pgid`, read from
-/// `/proc/*/stat`: empty once a group was killed.
-pub fn process_group_members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // After the `(comm)` field: state, ppid, pgrp, …
-            let mut rest = stat
-                .rsplit_once(')')
-                .map_or("", |(_, r)| r)
-                .split_whitespace();
-            let state = rest.next();
-            let pgrp = rest.nth(1).and_then(|g| g.parse::<u32>().ok());
-            state != Some("Z") && pgrp == Some(pgid)
-        })
-        .collect()
-}
-
-/// A 32-byte OTP key (base64url) for tests.
-pub const TEST_OTP_KEY: &str = "dGVzdC1vdHAta2V5LXRlc3Qtb3RwLWtleS10ZXN0LW8";
-/// A JWT secret of 40 bytes for tests.
-pub const TEST_JWT_SECRET: &str = "test-jwt-secret-test-jwt-secret-test-jwt";
+/// The OTP key (base64url) and the JWT secret every server gets.
+pub use otp_testkit::keys::{JWT_SECRET as TEST_JWT_SECRET, OTP_KEY_B64 as TEST_OTP_KEY};
+pub use otp_testkit::{
+    free_port, kill_process_group, process_group_members, require_all, skip_without, TempDir,
+};
 
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_otp-server")
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// True if and only if `OTP_E2E_REQUIRE_ALL=1`: missing components fail.
-pub fn require_all() -> bool {
-    std::env::var("OTP_E2E_REQUIRE_ALL").is_ok_and(|v| v == "1")
-}
-
-/// Skips (returns true) when `program` is not on PATH, or panics under
-/// `OTP_E2E_REQUIRE_ALL=1`.
-pub fn skip_without(program: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return false;
-    }
-    assert!(
-        !require_all(),
-        "{program} is required (OTP_E2E_REQUIRE_ALL=1) but not on PATH"
-    );
-    eprintln!("SKIP: {program} not on PATH");
-    true
 }
 
 /// A running otp-server; killed on drop. Stdout lines are collected.
@@ -481,33 +424,4 @@ pub fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         t_out.join().unwrap_or_default(),
         t_err.join().unwrap_or_default(),
     )
-}
-
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl TempDir {
-    /// Creates a fresh directory named after `tag`.
-    pub fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!(
-            "otp-server-{tag}-{}-{n}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-
-    /// A path inside the directory.
-    pub fn path(&self, name: &str) -> std::path::PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
