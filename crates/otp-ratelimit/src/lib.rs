@@ -29,6 +29,9 @@
 //!   counter of a range when one reaches the budget.
 //! - plain [`RateLimiter::check`], [`RateLimiter::clear`],
 //!   [`UseCounterStore::counters`], [`Store::advance`].
+//! - sessions ([`SessionStore`], SPEC §10): create, rotate by SPEC §10's
+//!   rule together with the identity's sign-out epoch, revoke one, revoke
+//!   all — each one atomic step in the identity's subject.
 //!
 //! # Semantics of a limit (strict sliding window)
 //!
@@ -245,6 +248,119 @@ pub struct FailureOutcome {
     pub exhausted: bool,
 }
 
+/// A refresh presented to [`SessionStore::session_rotate`].
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRefresh<'a> {
+    /// The identity the session belongs to (its subject holds the record).
+    pub identity: &'a str,
+    /// The session id (at most [`MAX_SESSION_ID_BYTES`] of `A-Z a-z 0-9 - _`).
+    pub sid: &'a str,
+    /// The generation of the presented refresh token.
+    pub generation: u64,
+    /// How long after a rotation the previous generation still gets the
+    /// same successor (`REFRESH_REUSE_GRACE_SECONDS`).
+    pub grace: Duration,
+    /// Idle lifetime of the record, renewed by a rotation
+    /// (`REFRESH_TOKEN_TTL`).
+    pub ttl: Duration,
+}
+
+/// The answer of [`SessionStore::session_rotate`] (SPEC §10's rule,
+/// evaluated atomically with the identity's sign-out epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented generation was the current one: this call moved the
+    /// record to `generation` (presented + 1) at `rotated_at_ms` (store
+    /// time) and renewed its TTL.
+    Rotated {
+        /// The new current generation.
+        generation: u64,
+        /// When this rotation happened (store clock, ms since the epoch).
+        rotated_at_ms: u64,
+    },
+    /// The presented generation is one behind and the rotation to the
+    /// current one happened within the grace: nothing changed; the caller
+    /// answers with the successor of that rotation (same `generation` and
+    /// `rotated_at_ms`, so the same bytes).
+    Grace {
+        /// The current generation.
+        generation: u64,
+        /// When the record rotated to it.
+        rotated_at_ms: u64,
+    },
+    /// Any other generation, or one behind after the grace: reuse. The
+    /// record was deleted by this call (the session is revoked).
+    Reused,
+    /// The session was created before the identity's last sign-out
+    /// everywhere ([`SessionStore::sessions_revoke_all`]); the record was
+    /// deleted by this call.
+    SignedOut,
+    /// No record: revoked, reused, expired, or never created.
+    Missing,
+}
+
+/// Longest session id the stores accept, in bytes.
+pub const MAX_SESSION_ID_BYTES: usize = 64;
+
+/// Session records and sign-out epochs (SPEC §10, docs/store.md): one small
+/// record `{generation, rotated_at, epoch}` per session and one sign-out
+/// epoch per identity, both in the identity's subject (one memory entry,
+/// one Redis Cluster slot), so every call is one atomic step (one script,
+/// one round trip). A live session is never evicted by the memory
+/// store's ceiling.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Creates the record of session `sid` of `identity`: generation 0,
+    /// `rotated_at` = now, the identity's current sign-out epoch, kept for
+    /// `ttl`; the epoch (if any) is kept at least `max_lifetime` from now
+    /// so it outlives every session it may have to end. Returns the
+    /// creation time (store clock, ms since the epoch). Overwrites a record
+    /// of the same id.
+    async fn session_create(
+        &self,
+        identity: &str,
+        sid: &str,
+        ttl: Duration,
+        max_lifetime: Duration,
+    ) -> Result<u64, StoreError>;
+
+    /// SPEC §10's rotation rule, atomically with the sign-out epoch:
+    /// current generation → compare-and-set to the next one; one behind
+    /// within `grace` of the rotation → [`Rotation::Grace`]; anything else
+    /// → the record is deleted ([`Rotation::Reused`]); an epoch newer than
+    /// the record's → deleted ([`Rotation::SignedOut`]).
+    async fn session_rotate(&self, r: &SessionRefresh<'_>) -> Result<Rotation, StoreError>;
+
+    /// Deletes the record of `sid` (logout, revocation). Returns whether
+    /// one existed.
+    async fn session_revoke(&self, identity: &str, sid: &str) -> Result<bool, StoreError>;
+
+    /// Sign out everywhere: advances the identity's epoch, so every session
+    /// created before now refuses its next refresh. The epoch is kept for
+    /// `max_lifetime` (no session outlives it).
+    async fn sessions_revoke_all(
+        &self,
+        identity: &str,
+        max_lifetime: Duration,
+    ) -> Result<(), StoreError>;
+}
+
+/// An error unless `sid` is a session id the stores accept.
+pub(crate) fn check_sid(sid: &str) -> Result<(), StoreError> {
+    let ok = !sid.is_empty()
+        && sid.len() <= MAX_SESSION_ID_BYTES
+        && sid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(
+            "a session id is 1 to 64 characters of A-Z a-z 0-9 - _".into(),
+        ))
+    }
+}
+
 /// Errors of a store. Messages never contain identities or secrets.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -342,7 +458,7 @@ pub trait UseCounterStore: Send + Sync + 'static {
 /// One object holding both the limiter and the use counters; otp-service keeps
 /// it as `Arc<dyn Store>`. The primitives are designed in docs/store.md.
 #[async_trait::async_trait]
-pub trait Store: RateLimiter + UseCounterStore {
+pub trait Store: RateLimiter + UseCounterStore + SessionStore {
     /// Readiness: `Ok(())` if and only if the backend answers now (always for
     /// memory). For `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;

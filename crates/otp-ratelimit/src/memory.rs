@@ -42,8 +42,9 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::hash::{HashKey, KeyHasher};
 use crate::{
-    ceil_secs, clear_on_identity, millis, Checked, CounterAdvance, CounterRead, Decision,
-    FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Store, StoreError, UseCounterStore,
+    ceil_secs, check_sid, clear_on_identity, millis, Checked, CounterAdvance, CounterRead,
+    Decision, FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Rotation, SessionRefresh,
+    SessionStore, Store, StoreError, UseCounterStore,
 };
 
 /// Number of independently locked shards.
@@ -103,6 +104,14 @@ type Map<V> = HashMap<HKey, V, BuildHasherDefault<PassThrough>>;
 const SLOT: u32 = 1 << 31;
 /// Words of a counter slot record.
 const SLOT_WORDS: usize = 6;
+/// Marks a session record (word 1).
+const SESSION: u32 = SLOT | 1;
+/// Words of a session record.
+const SESSION_WORDS: usize = 8;
+/// Marks the sign-out epoch record (word 1); its key (word 0) is 0.
+const EPOCH: u32 = SLOT | 2;
+/// Words of the epoch record.
+const EPOCH_WORDS: usize = 4;
 /// Offsets are rebased before they pass this many ms (about 24.8 days).
 const REBASE_AFTER_MS: u64 = 1 << 31;
 
@@ -116,7 +125,12 @@ const REBASE_AFTER_MS: u64 = 1 << 31;
 /// - a counter slot: `[window, SLOT, counter, counter_expires, failures,
 ///   failures_expires]` — the use counter and failure count of (identity,
 ///   OTP window), each with its own expiry (like the two Redis keys they
-///   mirror); a value past its expiry reads as 0.
+///   mirror); a value past its expiry reads as 0;
+/// - a session (SPEC §10): `[tag_lo, SESSION, tag_hi, generation, expires,
+///   rotated_at_hi, rotated_at_lo, epoch]` — `tag` is 64 bits of the keyed
+///   hash of the session id, `rotated_at` absolute ms (it may be older than
+///   `base`), `epoch` the identity's sign-out epoch at creation;
+/// - the sign-out epoch: `[0, EPOCH, value, expires]`.
 ///
 /// Every time is a millisecond offset from `base` (u32: rebased, exactly,
 /// before it could overflow). An expiry of 0 is "expired".
@@ -146,10 +160,11 @@ impl Entry {
         let mut i = 0;
         std::iter::from_fn(move || {
             let head = *words.get(i + 1)?;
-            let len = if head & SLOT != 0 {
-                SLOT_WORDS
-            } else {
-                3 + (head as usize)
+            let len = match head {
+                SLOT => SLOT_WORDS,
+                SESSION => SESSION_WORDS,
+                EPOCH => EPOCH_WORDS,
+                _ => 3 + (head as usize),
             };
             let r = (i, len);
             i += len;
@@ -157,23 +172,49 @@ impl Entry {
         })
     }
 
-    fn find(words: &[u32], key: u32, slot: bool) -> Option<usize> {
+    /// The record of `kind` (0 for a limit window, else its marker) with
+    /// key `key`.
+    fn find(words: &[u32], key: u32, kind: u32) -> Option<usize> {
         Self::records(words)
-            .find(|&(i, _)| words[i] == key && (words[i + 1] & SLOT != 0) == slot)
+            .find(|&(i, _)| words[i] == key && Self::kind(words[i + 1]) == kind)
             .map(|(i, _)| i)
+    }
+
+    /// 0 for a limit window, else the record's marker.
+    fn kind(head: u32) -> u32 {
+        if head & SLOT == 0 {
+            0
+        } else {
+            head
+        }
+    }
+
+    /// The positions of the times (offsets from `base`) of the record at
+    /// `i`: its expiries, and a window's events.
+    fn times(words: &[u32], i: usize, len: usize) -> std::ops::Range<usize> {
+        match words[i + 1] {
+            SLOT => i + 3..i + 4,
+            SESSION => i + 4..i + 5,
+            EPOCH => i + 3..i + 4,
+            _ => i + 2..i + len,
+        }
+    }
+
+    /// The expiry offset of the record at `i` (the latest of its parts).
+    fn record_expiry(words: &[u32], i: usize) -> u32 {
+        match words[i + 1] {
+            SLOT => words[i + 3].max(words[i + 5]),
+            SESSION => words[i + 4],
+            EPOCH => words[i + 3],
+            _ => words[i + 2],
+        }
     }
 
     /// Milliseconds (store clock) from which the entry holds nothing live.
     fn expires_at(&self) -> u64 {
         let w = &self.words;
         let max_off = Self::records(w)
-            .map(|(i, _)| {
-                if w[i + 1] & SLOT != 0 {
-                    w[i + 3].max(w[i + 5])
-                } else {
-                    w[i + 2]
-                }
-            })
+            .map(|(i, _)| Self::record_expiry(w, i))
             .max()
             .unwrap_or(0);
         if max_off == 0 {
@@ -220,11 +261,10 @@ impl Entry {
             }
         }
         for (i, len) in Self::records(&w.clone()) {
-            let times = if w[i + 1] & SLOT != 0 {
-                vec![i + 3, i + 5]
-            } else {
-                (i + 2..i + len).collect()
-            };
+            let mut times: Vec<usize> = Self::times(w, i, len).collect();
+            if w[i + 1] == SLOT {
+                times.push(i + 5);
+            }
             // Every live time and expiry is >= min (expiries > now >= min,
             // after the prune), so the shift is exact.
             for j in times {
@@ -237,7 +277,7 @@ impl Entry {
     /// Trims the limit window `tag` to the events inside `window` ms (and
     /// at most `max` of them); returns how many remain and the oldest.
     fn window(&mut self, tag: u32, now: u64, window: u64, max: usize) -> (usize, Option<u64>) {
-        let Some(i) = Self::find(&self.words, tag, false) else {
+        let Some(i) = Self::find(&self.words, tag, 0) else {
             return (0, None);
         };
         let len = self.words[i + 1] as usize;
@@ -264,7 +304,7 @@ impl Entry {
         self.maybe_rebase(now);
         let t = self.off(now);
         let exp = self.off(now.saturating_add(window)).max(1);
-        self.edit(|w| match Self::find(w, tag, false) {
+        self.edit(|w| match Self::find(w, tag, 0) {
             Some(i) => {
                 let len = w[i + 1] as usize;
                 w.reserve_exact(1);
@@ -292,7 +332,7 @@ impl Entry {
     }
 
     fn slot_value(&self, window: u64, now: u64, at: usize) -> u32 {
-        match Self::find(&self.words, slot_key(window), true) {
+        match Self::find(&self.words, slot_key(window), SLOT) {
             Some(i) if self.words[i + at + 1] != 0 && self.abs(self.words[i + at + 1]) > now => {
                 self.words[i + at]
             }
@@ -317,7 +357,7 @@ impl Entry {
             0
         };
         self.edit(|w| {
-            let i = match Self::find(w, key, true) {
+            let i = match Self::find(w, key, SLOT) {
                 Some(i) => i,
                 None => {
                     w.reserve_exact(SLOT_WORDS);
@@ -342,11 +382,7 @@ impl Entry {
     fn prune(&mut self, now: u64) {
         let now_off = self.off(now);
         let live = |w: &[u32], i: usize| -> bool {
-            let exp = if w[i + 1] & SLOT != 0 {
-                w[i + 3].max(w[i + 5])
-            } else {
-                w[i + 2]
-            };
+            let exp = Self::record_expiry(w, i);
             exp > now_off && exp != 0
         };
         if Self::records(&self.words).all(|(i, _)| live(&self.words, i)) {
@@ -363,6 +399,113 @@ impl Entry {
         w.shrink_to_fit();
         self.words = w;
     }
+}
+
+impl Entry {
+    /// The identity's sign-out epoch (0 when absent or expired).
+    fn epoch(&self, now: u64) -> u32 {
+        match Self::find(&self.words, 0, EPOCH) {
+            Some(i) if self.abs(self.words[i + 3]) > now && self.words[i + 3] != 0 => {
+                self.words[i + 2]
+            }
+            _ => 0,
+        }
+    }
+
+    /// Sets the epoch record to `value` until `expires` (store ms).
+    fn set_epoch(&mut self, now: u64, value: u32, expires: u64) {
+        self.maybe_rebase(now);
+        let exp = self.off(expires).max(1);
+        self.edit(|w| match Self::find(w, 0, EPOCH) {
+            Some(i) => {
+                w[i + 2] = value;
+                w[i + 3] = exp;
+            }
+            None => {
+                w.reserve_exact(EPOCH_WORDS);
+                w.extend_from_slice(&[0, EPOCH, value, exp]);
+            }
+        });
+    }
+
+    /// Keeps a live epoch at least until `expires`.
+    fn extend_epoch(&mut self, now: u64, expires: u64) {
+        if let Some(i) = Self::find(&self.words, 0, EPOCH) {
+            if self.abs(self.words[i + 3]) > now && self.abs(self.words[i + 3]) < expires {
+                let value = self.words[i + 2];
+                self.set_epoch(now, value, expires);
+            }
+        }
+    }
+
+    /// The live session record of `tag`: its index.
+    fn session(&self, tag: u64, now: u64) -> Option<usize> {
+        let (lo, hi) = (tag as u32, (tag >> 32) as u32);
+        Self::records(&self.words)
+            .find(|&(i, _)| {
+                let w = &self.words;
+                w[i] == lo && w[i + 1] == SESSION && w[i + 2] == hi
+            })
+            .map(|(i, _)| i)
+            .filter(|&i| self.words[i + 4] != 0 && self.abs(self.words[i + 4]) > now)
+    }
+
+    /// Writes the session record of `tag` (replacing one of that tag).
+    fn set_session(&mut self, tag: u64, now: u64, s: SessionState, expires: u64) {
+        self.maybe_rebase(now);
+        let exp = self.off(expires).max(1);
+        let (lo, hi) = (tag as u32, (tag >> 32) as u32);
+        let record = [
+            lo,
+            SESSION,
+            hi,
+            s.generation,
+            exp,
+            (s.rotated_at >> 32) as u32,
+            s.rotated_at as u32,
+            s.epoch,
+        ];
+        self.remove_session(tag);
+        self.edit(|w| {
+            w.reserve_exact(SESSION_WORDS);
+            w.extend_from_slice(&record);
+        });
+    }
+
+    /// The state of the session record at `i`.
+    fn session_state(&self, i: usize) -> SessionState {
+        let w = &self.words;
+        SessionState {
+            generation: w[i + 3],
+            rotated_at: (u64::from(w[i + 5]) << 32) | u64::from(w[i + 6]),
+            epoch: w[i + 7],
+        }
+    }
+
+    /// Drops the session record of `tag` (live or not); true if there was one.
+    fn remove_session(&mut self, tag: u64) -> bool {
+        let (lo, hi) = (tag as u32, (tag >> 32) as u32);
+        self.edit(|w| {
+            let found = Self::records(w)
+                .find(|&(i, _)| w[i] == lo && w[i + 1] == SESSION && w[i + 2] == hi);
+            match found {
+                Some((i, len)) => {
+                    w.drain(i..i + len);
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+}
+
+/// A session record's contents (memory backend).
+#[derive(Debug, Clone, Copy)]
+struct SessionState {
+    generation: u32,
+    /// Absolute store time, ms.
+    rotated_at: u64,
+    epoch: u32,
 }
 
 /// The key of the counter slot of OTP window `w` (windows of one identity
@@ -1017,6 +1160,126 @@ impl Store for MemoryStore {
             }
             e.remove_windows(&tags);
             true
+        })
+    }
+}
+
+impl MemoryStore {
+    /// 64 bits of the keyed hash of a session id: the session's key inside
+    /// the identity's entry.
+    fn session_tag(&self, sid: &str) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.hasher.hash(b"i", sid.as_bytes())[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    /// Runs `f` on the entry of `identity` only if it exists (a revocation
+    /// or rotation never creates one).
+    fn with_existing<R>(
+        &self,
+        identity: &str,
+        missing: R,
+        f: impl FnOnce(&mut Entry, u64) -> R,
+    ) -> R {
+        let k = self.subject_key(identity);
+        let mut shard = lock(&self.shards[k.shard()].0);
+        let now = self.now_ms();
+        let Some(entry) = shard.map.get_mut(&k) else {
+            return missing;
+        };
+        let r = f(entry, now);
+        entry.prune(now);
+        if entry.is_empty() {
+            shard.map.remove(&k);
+            drop(shard);
+            self.untrack(1);
+        }
+        r
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for MemoryStore {
+    async fn session_create(
+        &self,
+        identity: &str,
+        sid: &str,
+        ttl: Duration,
+        max_lifetime: Duration,
+    ) -> Result<u64, StoreError> {
+        check_sid(sid)?;
+        let tag = self.session_tag(sid);
+        let (ttl, max_lifetime) = (millis(ttl), millis(max_lifetime));
+        self.with_entry(identity, |e, now| {
+            e.extend_epoch(now, now.saturating_add(max_lifetime));
+            let state = SessionState {
+                generation: 0,
+                rotated_at: now,
+                epoch: e.epoch(now),
+            };
+            e.set_session(tag, now, state, now.saturating_add(ttl));
+            now
+        })
+    }
+
+    async fn session_rotate(&self, r: &SessionRefresh<'_>) -> Result<Rotation, StoreError> {
+        check_sid(r.sid)?;
+        let tag = self.session_tag(r.sid);
+        let (grace, ttl) = (millis(r.grace), millis(r.ttl));
+        Ok(self.with_existing(r.identity, Rotation::Missing, |e, now| {
+            let Some(i) = e.session(tag, now) else {
+                return Rotation::Missing;
+            };
+            let state = e.session_state(i);
+            if state.epoch != e.epoch(now) {
+                e.remove_session(tag);
+                return Rotation::SignedOut;
+            }
+            let current = u64::from(state.generation);
+            if r.generation == current {
+                let next = SessionState {
+                    generation: state.generation.saturating_add(1),
+                    rotated_at: now,
+                    epoch: state.epoch,
+                };
+                e.set_session(tag, now, next, now.saturating_add(ttl));
+                return Rotation::Rotated {
+                    generation: u64::from(next.generation),
+                    rotated_at_ms: now,
+                };
+            }
+            if r.generation.saturating_add(1) == current
+                && now.saturating_sub(state.rotated_at) <= grace
+            {
+                return Rotation::Grace {
+                    generation: current,
+                    rotated_at_ms: state.rotated_at,
+                };
+            }
+            e.remove_session(tag);
+            Rotation::Reused
+        }))
+    }
+
+    async fn session_revoke(&self, identity: &str, sid: &str) -> Result<bool, StoreError> {
+        check_sid(sid)?;
+        let tag = self.session_tag(sid);
+        Ok(self.with_existing(identity, false, |e, now| {
+            let live = e.session(tag, now).is_some();
+            e.remove_session(tag);
+            live
+        }))
+    }
+
+    async fn sessions_revoke_all(
+        &self,
+        identity: &str,
+        max_lifetime: Duration,
+    ) -> Result<(), StoreError> {
+        let max_lifetime = millis(max_lifetime);
+        self.with_entry(identity, |e, now| {
+            let next = e.epoch(now).wrapping_add(1);
+            e.set_epoch(now, next, now.saturating_add(max_lifetime));
         })
     }
 }

@@ -7,8 +7,11 @@
 //! server) or one plain command: [`Store::check_all`] (every limit window of
 //! a decision, and the use counters a verify needs), the counter step of a
 //! successful verify ([`Store::advance_all`]), the failure counts of a wrong
-//! code ([`UseCounterStore::record_failures`]); reading counters is one
-//! `MGET`, clearing one `DEL`.
+//! code ([`UseCounterStore::record_failures`]), each session step
+//! ([`SessionStore`]: create, rotate, revoke all — a refresh is **one round
+//! trip**, standalone and Cluster, as the session and the epoch share the
+//! identity's slot); reading counters is one `MGET`, clearing one `DEL`,
+//! revoking a session one `DEL`.
 //!
 //! On standalone Redis one `check_all` script receives every key of the
 //! decision, whatever its subjects: a verify costs **2 round trips**
@@ -44,6 +47,8 @@
 //! | `otp:v2:{H}:rl:<policy>:S` | sorted set | the same for a scoped window | the same |
 //! | `otp:v2:{H}:n:<window>` | string (integer) | use counter of (identity, OTP window) | the `ttl` of the last write |
 //! | `otp:v2:{H}:f:<window>` | string (integer) | wrong codes aimed at (identity, OTP window) | the `ttl` of the last failure |
+//! | `otp:v2:{H}:s:<sid>` | hash `{g, r, e}` | session generation, `rotated_at` (server ms), sign-out epoch at creation | the session's idle TTL, renewed on rotation |
+//! | `otp:v2:{H}:e` | string (integer) | sign-out epoch of the identity | the session maximum lifetime, extended by each session created |
 //! | `otp:layout` | string | layout version of the last replica that connected | 30 days, renewed at each connect |
 //!
 //! The subject is the identity, the client network or `global`, as given
@@ -84,8 +89,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hash::{HashKey, KeyHasher};
 use crate::{
-    ceil_secs, clear_on_identity, millis, Checked, CounterAdvance, CounterRead, Decision,
-    FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Store, StoreError, UseCounterStore,
+    ceil_secs, check_sid, clear_on_identity, millis, Checked, CounterAdvance, CounterRead,
+    Decision, FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Rotation, SessionRefresh,
+    SessionStore, Store, StoreError, UseCounterStore,
 };
 
 /// Default per-attempt connect timeout.
@@ -346,6 +352,44 @@ end
 return out
 ";
 
+/// Session creation. KEYS = session, epoch; ARGV = ttl ms, max lifetime
+/// ms. Keeps a live epoch for the max lifetime; returns the server time in
+/// ms (the record's `rotated_at`).
+const SESSION_CREATE_BODY: &str = r"
+local ms = math.floor(now / 1000)
+local e = redis.call('GET', KEYS[2])
+if e then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'g', 0, 'r', ms, 'e', e or 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return ms
+";
+
+/// SPEC §10's rotation rule. KEYS = session, epoch; ARGV = presented
+/// generation, grace ms, ttl ms. Returns {0} missing, {1, g, r} rotated,
+/// {2, g, r} grace, {3} reused (deleted), {4} signed out (deleted).
+const SESSION_ROTATE_BODY: &str = r"
+local ms = math.floor(now / 1000)
+local rec = redis.call('HMGET', KEYS[1], 'g', 'r', 'e')
+local g = tonumber(rec[1])
+local r = tonumber(rec[2])
+if not g or not r then return {0} end
+local e = tonumber(rec[3]) or 0
+if e ~= tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('DEL', KEYS[1])
+  return {4}
+end
+local p = tonumber(ARGV[1])
+if p == g then
+  redis.call('HSET', KEYS[1], 'g', g + 1, 'r', ms)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {1, g + 1, ms}
+end
+if p + 1 == g and ms - r <= tonumber(ARGV[2]) then return {2, g, r} end
+redis.call('DEL', KEYS[1])
+return {3}
+";
+
 /// The layout marker: KEYS[1]; ARGV = this version, TTL in ms. Returns the
 /// version found before (this one when absent).
 const LAYOUT: &str = r"
@@ -399,6 +443,14 @@ impl KeyLayout {
         format!("{stem}:f:{window}")
     }
 
+    fn session(stem: &str, sid: &str) -> String {
+        format!("{stem}:s:{sid}")
+    }
+
+    fn epoch(stem: &str) -> String {
+        format!("{stem}:e")
+    }
+
     fn marker(&self) -> String {
         format!("{}:layout", self.prefix)
     }
@@ -418,6 +470,9 @@ pub struct RedisStore {
     release: Script,
     advance: Script,
     failures: Script,
+    session_create: Script,
+    session_rotate: Script,
+    epoch_bump: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -491,6 +546,9 @@ impl RedisStore {
             release: script(&[RELEASE]),
             advance: script(&[BUMP, ADVANCE_BODY]),
             failures: script(&[BUMP, FAILURES_BODY]),
+            session_create: script(&[NOW, SESSION_CREATE_BODY]),
+            session_rotate: script(&[NOW, SESSION_ROTATE_BODY]),
+            epoch_bump: script(&[BUMP, "bump(KEYS[1], ARGV[1])\nreturn 1\n"]),
         };
         store.ping().await?;
         store.check_layout().await?;
@@ -949,6 +1007,95 @@ impl Store for RedisStore {
             )
             .await?;
         Ok(won == 1)
+    }
+}
+
+impl RedisStore {
+    /// The session and epoch keys of `sid` of `identity` (one slot).
+    fn session_keys(&self, identity: &str, sid: &str) -> Result<[String; 2], StoreError> {
+        check_sid(sid)?;
+        let stem = self.keys.stem(identity);
+        Ok([KeyLayout::session(&stem, sid), KeyLayout::epoch(&stem)])
+    }
+}
+
+/// A non-negative script integer as u64.
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisStore {
+    async fn session_create(
+        &self,
+        identity: &str,
+        sid: &str,
+        ttl: Duration,
+        max_lifetime: Duration,
+    ) -> Result<u64, StoreError> {
+        let keys = self.session_keys(identity, sid)?;
+        let ms: i64 = self
+            .eval(
+                &self.session_create,
+                &keys,
+                &[millis(ttl).max(1), millis(max_lifetime).max(1)],
+                None,
+            )
+            .await?;
+        Ok(unsigned(ms))
+    }
+
+    async fn session_rotate(&self, r: &SessionRefresh<'_>) -> Result<Rotation, StoreError> {
+        let keys = self.session_keys(r.identity, r.sid)?;
+        let out: Vec<i64> = self
+            .eval(
+                &self.session_rotate,
+                &keys,
+                &[r.generation, millis(r.grace), millis(r.ttl).max(1)],
+                None,
+            )
+            .await?;
+        Ok(match out.as_slice() {
+            [0] => Rotation::Missing,
+            [1, g, t] => Rotation::Rotated {
+                generation: unsigned(*g),
+                rotated_at_ms: unsigned(*t),
+            },
+            [2, g, t] => Rotation::Grace {
+                generation: unsigned(*g),
+                rotated_at_ms: unsigned(*t),
+            },
+            [3] => Rotation::Reused,
+            [4] => Rotation::SignedOut,
+            _ => {
+                return Err(StoreError::Backend(
+                    "the session script answered an unknown outcome".into(),
+                ))
+            }
+        })
+    }
+
+    async fn session_revoke(&self, identity: &str, sid: &str) -> Result<bool, StoreError> {
+        let [session, _] = self.session_keys(identity, sid)?;
+        let n: i64 = self.query(redis::cmd("DEL").arg(&session)).await?;
+        Ok(n > 0)
+    }
+
+    async fn sessions_revoke_all(
+        &self,
+        identity: &str,
+        max_lifetime: Duration,
+    ) -> Result<(), StoreError> {
+        let epoch = KeyLayout::epoch(&self.keys.stem(identity));
+        let _: i64 = self
+            .eval(
+                &self.epoch_bump,
+                &[epoch],
+                &[millis(max_lifetime).max(1)],
+                None,
+            )
+            .await?;
+        Ok(())
     }
 }
 

@@ -147,6 +147,65 @@ async fn memory_store_at_its_ceiling_refuses_only_new_subjects() {
     assert_eq!(store.counters("alice", &[7]).await.unwrap(), vec![1]);
 }
 
+// See: issue 14 (session records never evicted while they matter).
+#[tokio::test]
+async fn memory_ceiling_never_evicts_a_live_session() {
+    use otp_ratelimit::{Rotation, SessionRefresh, SessionStore};
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let store = MemoryStore::new(HASH_KEY)
+        .with_clock(clock.clone())
+        .with_max_keys(2)
+        .with_sweep_interval(Duration::from_millis(1));
+    let day = Duration::from_secs(86_400);
+    store
+        .session_create("alice", "s1", day, 30 * day)
+        .await
+        .unwrap();
+    store.sessions_revoke_all("bob", 30 * day).await.unwrap();
+    // Full: a spray of new identities is refused, sessions included.
+    let p = LimitPolicy::per_secs("spray", 5, 60);
+    for i in 0..100 {
+        assert!(matches!(
+            store.check_now(&p, &format!("spray{i}")),
+            Err(StoreError::Full { .. })
+        ));
+    }
+    assert!(matches!(
+        store.session_create("carol", "s1", day, 30 * day).await,
+        Err(StoreError::Full { .. })
+    ));
+    // Hours later, after many sweeps, alice's session and bob's epoch are
+    // both still there (they are live), and the spray is still refused.
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(3600));
+        store.sweep();
+        assert!(store.check_now(&p, "spray").is_err());
+    }
+    assert_eq!(store.tracked_keys(), 2);
+    let r = SessionRefresh {
+        identity: "alice",
+        sid: "s1",
+        generation: 0,
+        grace: Duration::from_secs(10),
+        ttl: day,
+    };
+    assert!(matches!(
+        store.session_rotate(&r).await.unwrap(),
+        Rotation::Rotated { generation: 1, .. }
+    ));
+    // Past its idle TTL it is swept like anything else.
+    clock.advance(day);
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 1, "bob's epoch lives 30 days");
+    assert_eq!(
+        store
+            .session_rotate(&SessionRefresh { generation: 1, ..r })
+            .await
+            .unwrap(),
+        Rotation::Missing
+    );
+}
+
 #[tokio::test]
 async fn memory_ceiling_zero_refuses_every_new_subject() {
     let store = MemoryStore::new(HASH_KEY).with_max_keys(0);
@@ -334,6 +393,11 @@ mod redis_backend {
             keys.iter().any(|(k, _)| k.contains(":rl:t_shared")),
             "limiter keys present"
         );
+        assert!(
+            keys.iter().any(|(k, _)| k.contains("}:s:"))
+                && keys.iter().any(|(k, _)| k.ends_with("}:e")),
+            "session and epoch keys present"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -518,6 +582,62 @@ mod redis_backend {
             .parse()
             .unwrap();
         assert!(ttl > 0, "the marker has a TTL too");
+    }
+
+    /// One refresh (a session rotation) is one EVALSHA, on standalone and
+    /// on Cluster (session and epoch share the identity's slot), whatever
+    /// its outcome.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_evalsha_per_refresh_on_standalone_and_cluster() {
+        use otp_ratelimit::{Rotation, SessionRefresh, SessionStore};
+        const DAY: Duration = Duration::from_secs(86_400);
+        let refresh = |id: &'static str, generation| SessionRefresh {
+            identity: id,
+            sid: "sess",
+            generation,
+            grace: Duration::from_secs(10),
+            ttl: DAY,
+        };
+        async fn rotations(
+            store: &RedisStore,
+            refresh: impl Fn(&'static str, u64) -> SessionRefresh<'static>,
+        ) {
+            for (i, id) in ["u0", "u1", "u2", "u3", "u4"].into_iter().enumerate() {
+                store
+                    .session_create(id, "sess", DAY, 30 * DAY)
+                    .await
+                    .unwrap();
+                assert!(
+                    matches!(
+                        store.session_rotate(&refresh(id, 0)).await.unwrap(),
+                        Rotation::Rotated { .. }
+                    ),
+                    "{i}"
+                );
+                assert!(matches!(
+                    store.session_rotate(&refresh(id, 0)).await.unwrap(),
+                    Rotation::Grace { .. }
+                ));
+            }
+        }
+        let cluster_evalsha =
+            |cluster: &RedisCluster| -> u64 { cluster.nodes().iter().map(evalsha_calls).sum() };
+        if let Some(server) = testkit::started_redis_or_skip("one_evalsha_per_refresh") {
+            let store = connect(vec![server.url()]).await;
+            // Warm up: the first calls load the scripts.
+            rotations(&store, refresh).await;
+            let before = evalsha_calls(&server);
+            rotations(&store, refresh).await;
+            // 5 creations + 10 rotations.
+            assert_eq!(evalsha_calls(&server) - before, 15, "standalone");
+        }
+        if let Some(cluster) = testkit::cluster_or_skip("one_evalsha_per_refresh_cluster") {
+            let store = connect(cluster.urls()).await;
+            rotations(&store, refresh).await;
+            let before = cluster_evalsha(&cluster);
+            rotations(&store, refresh).await;
+            assert_eq!(cluster_evalsha(&cluster) - before, 15, "cluster");
+        }
     }
 
     fn evalsha_calls(server: &testkit::RedisServer) -> u64 {

@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use otp_ratelimit::{CounterAdvance, CounterRead, LimitCheck, LimitPolicy, ManualClock, Store};
+use otp_ratelimit::{
+    CounterAdvance, CounterRead, LimitCheck, LimitPolicy, ManualClock, Rotation, SessionRefresh,
+    Store, StoreError,
+};
 
 /// Two handles on one backend plus a way to let time pass.
 pub struct Harness {
@@ -82,6 +85,13 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(check_all_reads_counters_only_when_all_allow);
     case!(concurrent_decisions_across_subjects_never_exceed_either_limit);
     case!(advance_all_voids_every_window_and_clears_only_when_it_won);
+    case!(session_rotation_follows_the_rule_of_spec_10);
+    case!(session_reuse_after_the_grace_revokes_the_session);
+    case!(concurrent_rotations_of_one_generation_have_one_winner);
+    case!(session_revoke_ends_one_session_only);
+    case!(sign_out_everywhere_ends_sessions_created_before_it);
+    case!(idle_session_expires_after_its_ttl);
+    case!(session_ids_are_checked);
 }
 
 async fn limit_exact_at_boundary(h: &Harness) {
@@ -616,4 +626,241 @@ async fn advance_all_voids_every_window_and_clears_only_when_it_won(h: &Harness)
     a.clear = &bad;
     a.from = 1;
     assert!(h.a.advance_all(&a).await.is_err());
+}
+
+// ------------------------------------------------------------ sessions (SPEC §10)
+
+const SESSION_TTL: Duration = Duration::from_secs(600);
+const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+const GRACE: Duration = Duration::from_secs(10);
+
+fn refresh<'a>(id: &'a str, sid: &'a str, generation: u64) -> SessionRefresh<'a> {
+    SessionRefresh {
+        identity: id,
+        sid,
+        generation,
+        grace: GRACE,
+        ttl: SESSION_TTL,
+    }
+}
+
+async fn create(h: &Harness, id: &str, sid: &str) -> u64 {
+    h.a.session_create(id, sid, SESSION_TTL, MAX_LIFETIME)
+        .await
+        .unwrap()
+}
+
+async fn session_rotation_follows_the_rule_of_spec_10(h: &Harness) {
+    let id = h.identity("sess-rule");
+    let created = create(h, &id, "s1").await;
+    assert!(created > 0);
+    let Rotation::Rotated {
+        generation: 1,
+        rotated_at_ms: r1,
+    } = h.a.session_rotate(&refresh(&id, "s1", 0)).await.unwrap()
+    else {
+        panic!("generation 0 is current and rotates to 1");
+    };
+    assert!(r1 >= created);
+    // One behind within the grace, from the other replica: the same
+    // rotation again, nothing changed.
+    for _ in 0..3 {
+        assert_eq!(
+            h.b.session_rotate(&refresh(&id, "s1", 0)).await.unwrap(),
+            Rotation::Grace {
+                generation: 1,
+                rotated_at_ms: r1
+            }
+        );
+    }
+    let Rotation::Rotated { generation: 2, .. } =
+        h.b.session_rotate(&refresh(&id, "s1", 1)).await.unwrap()
+    else {
+        panic!("generation 1 is current and rotates to 2");
+    };
+    // Two behind: reuse, even within the grace; the session is gone.
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "s1", 0)).await.unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        h.b.session_rotate(&refresh(&id, "s1", 2)).await.unwrap(),
+        Rotation::Missing
+    );
+    // A generation from the future is reuse too (forged cannot happen with
+    // a MAC, but the rule is exact).
+    create(h, &id, "s2").await;
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "s2", 5)).await.unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "never", 0)).await.unwrap(),
+        Rotation::Missing
+    );
+}
+
+async fn session_reuse_after_the_grace_revokes_the_session(h: &Harness) {
+    let id = h.identity("sess-grace");
+    create(h, &id, "g1").await;
+    let short = SessionRefresh {
+        grace: Duration::from_millis(300),
+        ..refresh(&id, "g1", 0)
+    };
+    let Rotation::Rotated { generation: 1, .. } = h.a.session_rotate(&short).await.unwrap() else {
+        panic!("rotates");
+    };
+    h.pass(Duration::from_millis(400)).await;
+    assert_eq!(h.b.session_rotate(&short).await.unwrap(), Rotation::Reused);
+    // The live chain died with it (RFC 9700 §4.14.2).
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "g1", 1)).await.unwrap(),
+        Rotation::Missing
+    );
+}
+
+async fn concurrent_rotations_of_one_generation_have_one_winner(h: &Harness) {
+    let id = h.identity("sess-race");
+    create(h, &id, "race").await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = if i % 2 == 0 { h.a.clone() } else { h.b.clone() };
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            s.session_rotate(&refresh(&id, "race", 0)).await
+        }));
+    }
+    let mut rotated = Vec::new();
+    let mut grace = Vec::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Rotation::Rotated {
+                generation,
+                rotated_at_ms,
+            } => rotated.push((generation, rotated_at_ms)),
+            Rotation::Grace {
+                generation,
+                rotated_at_ms,
+            } => grace.push((generation, rotated_at_ms)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rotated.len(), 1, "exactly one compare-and-set winner");
+    assert_eq!(grace.len(), 49);
+    assert!(
+        grace.iter().all(|g| *g == rotated[0]),
+        "every loser sees the winner's rotation: {grace:?} vs {rotated:?}"
+    );
+}
+
+async fn session_revoke_ends_one_session_only(h: &Harness) {
+    let id = h.identity("sess-revoke");
+    create(h, &id, "r1").await;
+    create(h, &id, "r2").await;
+    assert!(h.b.session_revoke(&id, "r1").await.unwrap());
+    assert!(
+        !h.a.session_revoke(&id, "r1").await.unwrap(),
+        "already gone"
+    );
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "r1", 0)).await.unwrap(),
+        Rotation::Missing
+    );
+    assert!(matches!(
+        h.a.session_rotate(&refresh(&id, "r2", 0)).await.unwrap(),
+        Rotation::Rotated { generation: 1, .. }
+    ));
+    assert!(!h
+        .a
+        .session_revoke(&h.identity("nobody"), "r1")
+        .await
+        .unwrap());
+}
+
+async fn sign_out_everywhere_ends_sessions_created_before_it(h: &Harness) {
+    let id = h.identity("sess-all");
+    let other = h.identity("sess-all-other");
+    create(h, &id, "a1").await;
+    create(h, &id, "a2").await;
+    create(h, &other, "o1").await;
+    h.b.sessions_revoke_all(&id, MAX_LIFETIME).await.unwrap();
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "a1", 0)).await.unwrap(),
+        Rotation::SignedOut
+    );
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "a1", 0)).await.unwrap(),
+        Rotation::Missing,
+        "the record was deleted"
+    );
+    assert_eq!(
+        h.b.session_rotate(&refresh(&id, "a2", 0)).await.unwrap(),
+        Rotation::SignedOut
+    );
+    // Another identity is untouched; a session created afterwards lives.
+    assert!(matches!(
+        h.a.session_rotate(&refresh(&other, "o1", 0)).await.unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    create(h, &id, "a3").await;
+    assert!(matches!(
+        h.b.session_rotate(&refresh(&id, "a3", 0)).await.unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    // Twice in a row still ends the newer one.
+    h.a.sessions_revoke_all(&id, MAX_LIFETIME).await.unwrap();
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "a3", 1)).await.unwrap(),
+        Rotation::SignedOut
+    );
+}
+
+async fn idle_session_expires_after_its_ttl(h: &Harness) {
+    let id = h.identity("sess-idle");
+    let ttl = Duration::from_millis(500);
+    h.a.session_create(&id, "i1", ttl, MAX_LIFETIME)
+        .await
+        .unwrap();
+    let short = SessionRefresh {
+        ttl,
+        ..refresh(&id, "i1", 0)
+    };
+    h.pass(Duration::from_millis(300)).await;
+    // A rotation renews the idle TTL.
+    assert!(matches!(
+        h.a.session_rotate(&short).await.unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    h.pass(Duration::from_millis(300)).await;
+    assert!(matches!(
+        h.a.session_rotate(&SessionRefresh {
+            generation: 1,
+            ..short
+        })
+        .await
+        .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    h.pass(Duration::from_millis(700)).await;
+    assert_eq!(
+        h.b.session_rotate(&SessionRefresh {
+            generation: 2,
+            ..short
+        })
+        .await
+        .unwrap(),
+        Rotation::Missing
+    );
+}
+
+async fn session_ids_are_checked(h: &Harness) {
+    let id = h.identity("sess-sid");
+    for bad in ["", "a:b", "a{b}", "x y", &"a".repeat(65)] {
+        let r =
+            h.a.session_create(&id, bad, SESSION_TTL, MAX_LIFETIME)
+                .await;
+        assert!(matches!(r, Err(StoreError::Config(_))), "{bad:?}: {r:?}");
+        let r = h.a.session_rotate(&refresh(&id, bad, 0)).await;
+        assert!(matches!(r, Err(StoreError::Config(_))), "{bad:?}");
+    }
 }
