@@ -71,6 +71,15 @@ pub trait Delivery: Send + Sync + std::fmt::Debug {
     /// A short stable name for logs and metrics (`console`, `smtp`, …).
     fn name(&self) -> &'static str;
 
+    /// The name of the backend that delivers to identities of `kind`, for
+    /// the `backend` label of the delivery metrics. Defaults to
+    /// [`Delivery::name`]; a delivery that routes by kind ([`AutoRouter`])
+    /// names the backend it routes `kind` to.
+    fn name_for(&self, kind: IdentityKind) -> &'static str {
+        let _ = kind;
+        self.name()
+    }
+
     /// Returns true if and only if this delivery can reach identities of
     /// `kind` (SMTP: email only; Twilio: phone only). Lets the service
     /// refuse an unsuitable identity before issuing a code. Defaults to all.

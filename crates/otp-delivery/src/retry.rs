@@ -124,6 +124,10 @@ impl Delivery for RetryingDelivery {
         self.inner.name()
     }
 
+    fn name_for(&self, kind: IdentityKind) -> &'static str {
+        self.inner.name_for(kind)
+    }
+
     fn supports(&self, kind: IdentityKind) -> bool {
         self.inner.supports(kind)
     }

@@ -50,6 +50,10 @@ impl Delivery for AutoRouter {
         "auto"
     }
 
+    fn name_for(&self, kind: IdentityKind) -> &'static str {
+        self.route(kind).name_for(kind)
+    }
+
     fn supports(&self, kind: IdentityKind) -> bool {
         self.route(kind).supports(kind)
     }
@@ -102,5 +106,29 @@ mod tests {
             );
             assert_eq!(r.deliver(&m).await.unwrap().backend, want, "{id}");
         }
+    }
+
+    #[test]
+    fn metrics_name_the_backend_each_kind_is_routed_to() {
+        use crate::{DeliveryRetryPolicy, RetryingDelivery};
+        let retrying = |name| {
+            Arc::new(RetryingDelivery::new(
+                Arc::new(Named(name)),
+                DeliveryRetryPolicy::default(),
+            ))
+        };
+        let r = RetryingDelivery::new(
+            Arc::new(AutoRouter::new(
+                retrying("smtp"),
+                retrying("twilio"),
+                retrying("webhook"),
+            )),
+            DeliveryRetryPolicy::default(),
+        );
+        assert_eq!(r.name(), "auto");
+        assert_eq!(r.name_for(IdentityKind::Email), "smtp");
+        assert_eq!(r.name_for(IdentityKind::Phone), "twilio");
+        assert_eq!(r.name_for(IdentityKind::Opaque), "webhook");
+        assert_eq!(Named("console").name_for(IdentityKind::Email), "console");
     }
 }

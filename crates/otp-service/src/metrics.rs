@@ -17,17 +17,27 @@ pub struct LimitLabels {
 /// Label set of one delivery outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
-    /// Backend name (`console`, `smtp`, `twilio`, `webhook`, `none`).
+    /// Backend name (`console`, `smtp`, `twilio`, `webhook`, `none`); under
+    /// `auto`, the backend the identity was routed to.
     pub backend: &'static str,
     /// `ok` or `error`.
     pub outcome: &'static str,
 }
 
+/// The two values of [`DeliveryLabels::outcome`].
+pub const DELIVERY_OUTCOMES: [&str; 2] = ["ok", "error"];
+
 /// Label set naming the store operation that failed.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreLabels {
-    /// `limit`, `counters`, `advance`, `failure` or `clear`.
+    /// One of [`StoreLabels::OPS`].
     pub op: &'static str,
+}
+
+impl StoreLabels {
+    /// Every operation the service counts store errors under: `limit`,
+    /// `counters`, `advance`, `failure`, `clear`.
+    pub const OPS: [&'static str; 5] = ["limit", "counters", "advance", "failure", "clear"];
 }
 
 fn delivery_histogram() -> Histogram {
@@ -74,6 +84,34 @@ impl Default for ServiceMetrics {
 }
 
 impl ServiceMetrics {
+    /// Creates at 0 every labelled series the service can report, so that a
+    /// scrape shows them from start-up and an `increase(…) > 0` alert sees
+    /// the first event: `otp_rate_limited_total` for each of `limits`,
+    /// `otp_deliveries_total` and `otp_delivery_duration_seconds` for each
+    /// of `backends` × [`DELIVERY_OUTCOMES`], `otp_store_errors_total` for
+    /// each of [`StoreLabels::OPS`]. Called by
+    /// [`OtpServiceBuilder::build`](crate::OtpServiceBuilder::build); an
+    /// existing series keeps its value.
+    pub fn precreate(
+        &self,
+        limits: impl IntoIterator<Item = &'static str>,
+        backends: impl IntoIterator<Item = &'static str>,
+    ) {
+        for limit in limits {
+            let _ = self.rate_limited.get_or_create(&LimitLabels { limit });
+        }
+        for backend in backends {
+            for outcome in DELIVERY_OUTCOMES {
+                let labels = DeliveryLabels { backend, outcome };
+                let _ = self.deliveries.get_or_create(&labels);
+                let _ = self.delivery_seconds.get_or_create(&labels);
+            }
+        }
+        for op in StoreLabels::OPS {
+            let _ = self.store_errors.get_or_create(&StoreLabels { op });
+        }
+    }
+
     /// Registers every metric under `registry` (names prefixed `otp_`).
     pub fn register(&self, registry: &mut Registry) {
         registry.register(

@@ -8,7 +8,7 @@ use otp_core::wire::TokenStatus;
 use otp_core::OtpKeyRing;
 use otp_core::{unix_now, OtpEngine, OtpPolicy, VerifyError};
 use otp_core::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS};
-use otp_core::{Identity, OtpCode};
+use otp_core::{Identity, IdentityKind, OtpCode};
 use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
 use otp_ratelimit::{
     Checked, CounterAdvance, CounterRead, Decision, LimitCheck, LimitPolicy, MemoryStore, Store,
@@ -251,10 +251,12 @@ impl OtpServiceBuilder {
         self
     }
 
-    /// Builds the service.
+    /// Builds the service, with every labelled series it can report created
+    /// at 0 ([`ServiceMetrics::precreate`]): each limit's name, and the
+    /// backend of each identity kind the delivery supports.
     pub fn build(self) -> OtpService {
         let c = self.config;
-        OtpService {
+        let service = OtpService {
             engine: OtpEngine::new(c.policy, c.keys),
             tokens: self.tokens,
             store: self
@@ -270,7 +272,24 @@ impl OtpServiceBuilder {
             verify_daily_ceiling: c.verify_daily_ceiling,
             ipv6_prefix: c.ipv6_prefix,
             metrics: self.metrics.unwrap_or_default(),
-        }
+        };
+        let limits = service.limits.all().map(|p| p.name);
+        let delivery = &service.delivery;
+        let backends = [
+            IdentityKind::Email,
+            IdentityKind::Phone,
+            IdentityKind::Opaque,
+        ]
+        .into_iter()
+        .filter(|&kind| delivery.supports(kind))
+        .map(|kind| delivery.name_for(kind));
+        service.metrics.precreate(
+            limits
+                .into_iter()
+                .chain([service.verify_daily_ceiling.name]),
+            backends,
+        );
+        service
     }
 }
 
@@ -339,11 +358,21 @@ impl OtpService {
         self.store.ping().await
     }
 
-    fn store_failed(&self, op: &'static str, err: StoreError) -> Result<(), ServiceError> {
+    /// Counts a store error under `op`, one of [`StoreLabels::OPS`] (the
+    /// series created at 0 by `build`).
+    fn count_store_error(&self, op: &'static str) {
+        debug_assert!(
+            StoreLabels::OPS.contains(&op),
+            "{op} is not in StoreLabels::OPS"
+        );
         self.metrics
             .store_errors
             .get_or_create(&StoreLabels { op })
             .inc();
+    }
+
+    fn store_failed(&self, op: &'static str, err: StoreError) -> Result<(), ServiceError> {
+        self.count_store_error(op);
         if let StoreError::Full { max_keys } = err {
             // Always refused: failing open here would switch the limits off
             // for every new identity while the store is full.
@@ -379,10 +408,7 @@ impl OtpService {
                 self.store_failed("limit", e)?;
                 if read.is_some() {
                     // Failing open: the counter read failed with the same call.
-                    self.metrics
-                        .store_errors
-                        .get_or_create(&StoreLabels { op: "counters" })
-                        .inc();
+                    self.count_store_error("counters");
                 }
                 return Ok(None);
             }
@@ -515,7 +541,10 @@ impl OtpService {
         let started = Instant::now();
         let result = self.delivery.deliver(&message).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
-        let labels = DeliveryLabels { backend, outcome };
+        let labels = DeliveryLabels {
+            backend: self.delivery.name_for(message.kind()),
+            outcome,
+        };
         self.metrics.deliveries.get_or_create(&labels).inc();
         self.metrics
             .delivery_seconds
@@ -643,10 +672,7 @@ impl OtpService {
                 Err(e) => {
                     self.store_failed("advance", e)?;
                     // Failing open: the clear failed with the same call.
-                    self.metrics
-                        .store_errors
-                        .get_or_create(&StoreLabels { op: "clear" })
-                        .inc();
+                    self.count_store_error("clear");
                 }
             }
         } else if let Err(e) = self.store.clear(&l.verify_per_identity, id).await {

@@ -1487,6 +1487,66 @@ fn alert_rules_and_dashboard_use_only_metrics_the_server_serves() {
     }
 }
 
+// See: issue 16 (every counter's label sets exist from start-up at 0, so
+// the documented `increase() > 0` alerts see the first event).
+#[test]
+fn a_fresh_server_serves_every_labelled_service_series_at_0() {
+    // `auto`: each routed backend is a series (none is contacted at start).
+    let server = Server::builder()
+        .env("DELIVERY_BACKEND", "auto")
+        .env("SMTP_HOST", "127.0.0.1")
+        .env("SMTP_PORT", "9")
+        .env("SMTP_FROM", "no-reply@example.com")
+        .env("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+        .env("TWILIO_AUTH_TOKEN", "twilio-token-fresh-metrics")
+        .env("TWILIO_FROM_NUMBER", "+15005550006")
+        .env("WEBHOOK_URL", "http://127.0.0.1:9/otp")
+        .env(
+            "WEBHOOK_SECRET",
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .start();
+    let scrape = http("GET", &format!("{}/metrics", server.url), &[], None).expect("metrics");
+    assert_eq!(scrape.status, 200);
+    let lines: Vec<&str> = scrape.body.lines().collect();
+    let mut expected: Vec<String> = [
+        "request_identity",
+        "verify_identity",
+        "verify_daily",
+        "request_ip",
+        "verify_ip",
+        "global_send",
+        "verify_daily_identity",
+    ]
+    .iter()
+    .map(|l| format!(r#"otp_rate_limited_total{{limit="{l}"}} 0"#))
+    .collect();
+    for backend in ["smtp", "twilio", "webhook"] {
+        for outcome in ["ok", "error"] {
+            expected.push(format!(
+                r#"otp_deliveries_total{{backend="{backend}",outcome="{outcome}"}} 0"#
+            ));
+            expected.push(format!(
+                r#"otp_delivery_duration_seconds_count{{backend="{backend}",outcome="{outcome}"}} 0"#
+            ));
+        }
+    }
+    for op in ["limit", "counters", "advance", "failure", "clear"] {
+        expected.push(format!(r#"otp_store_errors_total{{op="{op}"}} 0"#));
+    }
+    for line in &expected {
+        assert!(
+            lines.contains(&line.as_str()),
+            "a fresh /metrics lacks {line}:\n{}",
+            scrape.body
+        );
+    }
+    assert!(
+        !scrape.body.contains(r#"backend="auto""#),
+        "the router's own name is not a backend"
+    );
+}
+
 // See: issue 13 item 12 (operations.md named identity kinds the logs never use).
 #[test]
 fn the_identity_kinds_operations_md_names_are_the_ones_the_logs_use() {

@@ -1,12 +1,15 @@
 //! Service metrics as Prometheus text: after a request, a verify, a wrong
 //! code, a rate-limited request and a failed delivery, the registry in which
-//! `ServiceMetrics::register` was called shows those counts.
+//! `ServiceMetrics::register` was called shows those counts; before
+//! anything happened, every labelled series the service can report is there
+//! at 0 (issue 16: `increase() > 0` alerts must see the first event).
 
 use std::sync::Arc;
 
 use crate::harness::{config, memory_service, FailingDelivery, Outbox};
+use otp_delivery::AutoRouter;
 use otp_ratelimit::{LimitPolicy, MemoryStore};
-use otp_service::metrics::ServiceMetrics;
+use otp_service::metrics::{ServiceMetrics, StoreLabels};
 use otp_service::{OtpService, RequestContext, ServiceError, VerifyOptions};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
@@ -102,12 +105,10 @@ async fn registry_shows_requests_verifies_failures_limits_and_deliveries() {
         &after,
         r#"otp_delivery_duration_seconds_count{backend="failing",outcome="error"} 1"#,
     );
-    assert!(
-        !after
-            .iter()
-            .any(|l| l.starts_with("otp_store_errors_total")),
-        "no store error happened on the memory store"
-    );
+    for op in StoreLabels::OPS {
+        // No store error happened on the memory store.
+        assert_line(&after, &format!(r#"otp_store_errors_total{{op="{op}"}} 0"#));
+    }
     assert_line(&after, "otp_store_full_total 0");
     // The service hands out the shared instance.
     assert!(Arc::ptr_eq(service.metrics(), &metrics));
@@ -122,4 +123,103 @@ async fn each_service_without_shared_metrics_counts_privately() {
         .unwrap();
     assert_eq!(a.metrics().otp_requested.get(), 1);
     assert_eq!(b.metrics().otp_requested.get(), 0);
+}
+
+// See: issue 16 (every label set exists at 0 from start-up).
+#[test]
+fn a_freshly_built_service_shows_every_labelled_series_at_0() {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(ServiceMetrics::default());
+    metrics.register(&mut registry);
+    let _service = OtpService::builder(config(), crate::harness::tokens())
+        .delivery(Outbox::new())
+        .metrics(metrics.clone())
+        .build();
+    let fresh = lines(&registry);
+    for limit in [
+        "request_identity",
+        "verify_identity",
+        "verify_daily",
+        "request_ip",
+        "verify_ip",
+        "global_send",
+        "verify_daily_identity",
+    ] {
+        assert_line(
+            &fresh,
+            &format!(r#"otp_rate_limited_total{{limit="{limit}"}} 0"#),
+        );
+    }
+    for outcome in ["ok", "error"] {
+        assert_line(
+            &fresh,
+            &format!(r#"otp_deliveries_total{{backend="outbox",outcome="{outcome}"}} 0"#),
+        );
+        assert_line(
+            &fresh,
+            &format!(
+                r#"otp_delivery_duration_seconds_count{{backend="outbox",outcome="{outcome}"}} 0"#
+            ),
+        );
+    }
+    for op in ["limit", "counters", "advance", "failure", "clear"] {
+        assert_line(&fresh, &format!(r#"otp_store_errors_total{{op="{op}"}} 0"#));
+    }
+    let series = |prefix: &str| fresh.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(series("otp_rate_limited_total{"), 7, "one series per limit");
+    assert_eq!(
+        series("otp_deliveries_total{"),
+        2,
+        "one backend x ok, error"
+    );
+    assert_eq!(series("otp_store_errors_total{"), 5, "one series per op");
+}
+
+// See: issue 16 (with `auto`, each routed backend exists at 0 and counts).
+#[tokio::test]
+async fn under_auto_deliveries_are_counted_by_the_routed_backend() {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(ServiceMetrics::default());
+    metrics.register(&mut registry);
+    let outbox = Outbox::new();
+    let router = AutoRouter::new(
+        outbox.clone(),
+        Arc::new(FailingDelivery::Rejected),
+        outbox.clone(),
+    );
+    let service = OtpService::builder(config(), crate::harness::tokens())
+        .delivery(Arc::new(router))
+        .metrics(metrics.clone())
+        .build();
+    let fresh = lines(&registry);
+    for backend in ["outbox", "failing"] {
+        for outcome in ["ok", "error"] {
+            assert_line(
+                &fresh,
+                &format!(r#"otp_deliveries_total{{backend="{backend}",outcome="{outcome}"}} 0"#),
+            );
+        }
+    }
+    let ctx = RequestContext::default();
+    service.request_otp("m@example.com", &ctx).await.unwrap();
+    assert!(matches!(
+        service.request_otp("+14155550100", &ctx).await,
+        Err(ServiceError::DeliveryFailed(_))
+    ));
+    let after = lines(&registry);
+    for (backend, outcome, count) in [
+        ("outbox", "ok", 1),
+        ("outbox", "error", 0),
+        ("failing", "ok", 0),
+        ("failing", "error", 1),
+    ] {
+        assert_line(
+            &after,
+            &format!(r#"otp_deliveries_total{{backend="{backend}",outcome="{outcome}"}} {count}"#),
+        );
+    }
+    assert!(
+        !after.iter().any(|l| l.contains(r#"backend="auto""#)),
+        "the router's own name is not a backend"
+    );
 }
