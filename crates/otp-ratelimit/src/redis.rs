@@ -492,6 +492,32 @@ struct Window<'a> {
     window_ms: u64,
 }
 
+/// What the reserve step of a Cluster check recorded.
+#[derive(Default)]
+struct Reserved {
+    /// The keys of each reserved group (one subject each), for release.
+    keys: Vec<Vec<String>>,
+    /// The checks whose windows were reserved.
+    indices: Vec<usize>,
+    /// Some window denied.
+    denied: bool,
+}
+
+/// Windows reserved before a later denial report the event as recorded; it
+/// was released, so give it back in `remaining`.
+fn given_back(decisions: Vec<Decision>, reserved: &[usize]) -> Vec<Decision> {
+    decisions
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut d)| {
+            if reserved.contains(&i) {
+                d.remaining = d.remaining.saturating_add(1).min(d.limit);
+            }
+            d
+        })
+        .collect()
+}
+
 impl RedisStore {
     /// Connects (bounded by the configured timeouts) and checks that Redis
     /// answers. Fails with [`StoreError::Config`] for invalid URLs and
@@ -696,6 +722,142 @@ impl RedisStore {
             }
         }
     }
+
+    /// The window of each check, in order: its key in the keyed hash of its
+    /// subject (one hash per subject, however many windows name it).
+    fn windows_of<'a>(&self, checks: &'a [LimitCheck<'a>]) -> Result<Vec<Window<'a>>, StoreError> {
+        let mut stems: Vec<(&str, String)> = Vec::with_capacity(2);
+        let mut windows = Vec::with_capacity(checks.len());
+        for c in checks {
+            if !stems.iter().any(|(s, _)| *s == c.subject) {
+                stems.push((c.subject, self.keys.stem(c.subject)));
+            }
+            let stem = stems
+                .iter()
+                .find(|(s, _)| *s == c.subject)
+                .map(|(_, st)| st.as_str())
+                .unwrap_or_default();
+            windows.push(Window {
+                check: c,
+                key: self.keys.limit_in(stem, c),
+                window_ms: window_ms(c.policy)?,
+            });
+        }
+        Ok(windows)
+    }
+
+    /// [`Store::check_all`] on Cluster (SPEC §6, reserve-then-release):
+    /// reserve the other subjects' windows, then decide the home subject's
+    /// (the identity whose counters `read` names, else the first check's
+    /// subject) with the counter read, then release if anything denied.
+    async fn check_all_cluster(
+        &self,
+        checks: &[LimitCheck<'_>],
+        windows: &[Window<'_>],
+        read: Option<CounterRead<'_>>,
+        tag: &str,
+    ) -> Result<Checked, StoreError> {
+        let home = read
+            .map(|r| r.identity)
+            .or_else(|| checks.first().map(|c| c.subject));
+        let mut decisions: Vec<Option<Decision>> = vec![None; checks.len()];
+        let reserved = self
+            .reserve_others(checks, windows, home, tag, &mut decisions)
+            .await?;
+        let mut denied = reserved.denied;
+        let home_idx: Vec<usize> = (0..checks.len())
+            .filter(|&i| Some(checks[i].subject) == home)
+            .collect();
+        let group: Vec<&Window<'_>> = home_idx.iter().map(|&i| &windows[i]).collect();
+        let home_read = if denied { None } else { read };
+        let (ds, counters) = self
+            .decide_or_release(&group, home_read, !denied, tag, &reserved.keys)
+            .await?;
+        denied |= !ds.iter().all(|d| d.allowed);
+        for (&i, d) in home_idx.iter().zip(ds) {
+            decisions[i] = Some(d);
+        }
+        if denied {
+            self.release(&reserved.keys, tag).await;
+        }
+        let decisions = decisions
+            .into_iter()
+            .map(|d| d.ok_or_else(|| StoreError::Backend("a window got no decision".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !denied {
+            return Ok(Checked {
+                decisions,
+                counters,
+            });
+        }
+        Ok(Checked {
+            decisions: given_back(decisions, &reserved.indices),
+            counters: None,
+        })
+    }
+
+    /// The first step of [`RedisStore::check_all_cluster`]: decides the
+    /// windows of every subject but `home`, one script per subject in order
+    /// of first appearance, recording (reserving) in them until one denies
+    /// and only deciding after that. Fills `decisions`; on an error,
+    /// releases what it reserved.
+    async fn reserve_others(
+        &self,
+        checks: &[LimitCheck<'_>],
+        windows: &[Window<'_>],
+        home: Option<&str>,
+        tag: &str,
+        decisions: &mut [Option<Decision>],
+    ) -> Result<Reserved, StoreError> {
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, c) in checks.iter().enumerate() {
+            if Some(c.subject) == home {
+                continue;
+            }
+            match groups.iter_mut().find(|(s, _)| *s == c.subject) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((c.subject, vec![i])),
+            }
+        }
+        let mut reserved = Reserved::default();
+        for (_, idx) in &groups {
+            let group: Vec<&Window<'_>> = idx.iter().map(|&i| &windows[i]).collect();
+            let (ds, _) = self
+                .decide_or_release(&group, None, !reserved.denied, tag, &reserved.keys)
+                .await?;
+            let ok = ds.iter().all(|d| d.allowed);
+            if ok && !reserved.denied {
+                reserved
+                    .keys
+                    .push(group.iter().map(|w| w.key.clone()).collect());
+                reserved.indices.extend(idx.iter().copied());
+            }
+            reserved.denied |= !ok;
+            for (&i, d) in idx.iter().zip(ds) {
+                decisions[i] = Some(d);
+            }
+        }
+        Ok(reserved)
+    }
+
+    /// [`RedisStore::decide_group`]; on an error, first releases the
+    /// `reserved` groups.
+    async fn decide_or_release(
+        &self,
+        group: &[&Window<'_>],
+        read: Option<CounterRead<'_>>,
+        record: bool,
+        tag: &str,
+        reserved: &[Vec<String>],
+    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
+        match self.decide_group(group, read, record, tag).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.release(reserved, tag).await;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Awaits `fut` for at most `limit`, mapping every failure to a [`StoreError`].
@@ -879,114 +1041,17 @@ impl Store for RedisStore {
         checks: &[LimitCheck<'_>],
         read: Option<CounterRead<'_>>,
     ) -> Result<Checked, StoreError> {
-        // One keyed hash per subject, however many windows name it.
-        let mut stems: Vec<(&str, String)> = Vec::with_capacity(2);
-        let mut windows = Vec::with_capacity(checks.len());
-        for c in checks {
-            if !stems.iter().any(|(s, _)| *s == c.subject) {
-                stems.push((c.subject, self.keys.stem(c.subject)));
-            }
-            let stem = stems
-                .iter()
-                .find(|(s, _)| *s == c.subject)
-                .map(|(_, st)| st.as_str())
-                .unwrap_or_default();
-            windows.push(Window {
-                check: c,
-                key: self.keys.limit_in(stem, c),
-                window_ms: window_ms(c.policy)?,
-            });
-        }
+        let windows = self.windows_of(checks)?;
         let tag = self.call_tag();
-        if !self.cluster {
-            // Standalone: one script for every key, whatever the subjects.
-            let all: Vec<&Window<'_>> = windows.iter().collect();
-            let (decisions, counters) = self.decide_group(&all, read, true, &tag).await?;
-            return Ok(Checked {
-                decisions,
-                counters,
-            });
+        if self.cluster {
+            return self.check_all_cluster(checks, &windows, read, &tag).await;
         }
-        // Cluster: reserve the other subjects' windows, then decide the
-        // home subject's, then release if anything denied.
-        let home = read
-            .map(|r| r.identity)
-            .or_else(|| checks.first().map(|c| c.subject));
-        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
-        for (i, c) in checks.iter().enumerate() {
-            if Some(c.subject) == home {
-                continue;
-            }
-            match groups.iter_mut().find(|(s, _)| *s == c.subject) {
-                Some((_, v)) => v.push(i),
-                None => groups.push((c.subject, vec![i])),
-            }
-        }
-        let mut decisions: Vec<Option<Decision>> = vec![None; checks.len()];
-        let mut reserved: Vec<Vec<String>> = Vec::new();
-        let mut reserved_idx: Vec<usize> = Vec::new();
-        let mut denied = false;
-        for (_, idx) in &groups {
-            let group: Vec<&Window<'_>> = idx.iter().map(|&i| &windows[i]).collect();
-            let (ds, _) = match self.decide_group(&group, None, !denied, &tag).await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.release(&reserved, &tag).await;
-                    return Err(e);
-                }
-            };
-            let ok = ds.iter().all(|d| d.allowed);
-            if ok && !denied {
-                reserved.push(group.iter().map(|w| w.key.clone()).collect());
-                reserved_idx.extend(idx.iter().copied());
-            }
-            denied |= !ok;
-            for (&i, d) in idx.iter().zip(ds) {
-                decisions[i] = Some(d);
-            }
-        }
-        let home_idx: Vec<usize> = (0..checks.len())
-            .filter(|&i| Some(checks[i].subject) == home)
-            .collect();
-        let group: Vec<&Window<'_>> = home_idx.iter().map(|&i| &windows[i]).collect();
-        let home_read = if denied { None } else { read };
-        let (ds, counters) = match self.decide_group(&group, home_read, !denied, &tag).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.release(&reserved, &tag).await;
-                return Err(e);
-            }
-        };
-        denied |= !ds.iter().all(|d| d.allowed);
-        for (&i, d) in home_idx.iter().zip(ds) {
-            decisions[i] = Some(d);
-        }
-        if denied {
-            self.release(&reserved, &tag).await;
-        }
-        let decisions = decisions
-            .into_iter()
-            .map(|d| d.ok_or_else(|| StoreError::Backend("a window got no decision".into())))
-            .collect::<Result<Vec<_>, _>>()?;
-        // Windows reserved before a later denial report the event as
-        // recorded; it was released, so give it back in `remaining`.
-        let decisions = if denied {
-            decisions
-                .into_iter()
-                .enumerate()
-                .map(|(i, mut d)| {
-                    if reserved_idx.contains(&i) {
-                        d.remaining = d.remaining.saturating_add(1).min(d.limit);
-                    }
-                    d
-                })
-                .collect()
-        } else {
-            decisions
-        };
+        // Standalone: one script for every key, whatever the subjects.
+        let all: Vec<&Window<'_>> = windows.iter().collect();
+        let (decisions, counters) = self.decide_group(&all, read, true, &tag).await?;
         Ok(Checked {
             decisions,
-            counters: if denied { None } else { counters },
+            counters,
         })
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use otp_core::wire::TokenStatus;
 use otp_core::OtpKeyRing;
-use otp_core::{unix_now, OtpEngine, OtpPolicy, VerifyError};
+use otp_core::{unix_now, Match, OtpEngine, OtpPolicy, VerifyError};
 use otp_core::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS};
 use otp_core::{Identity, IdentityKind, OtpCode};
 use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
@@ -536,10 +536,23 @@ impl OtpService {
         let ttl_seconds = self.engine.ttl_seconds(now);
         let expires_at = self.engine.expires_at(now);
         let message = OtpMessage::new(identity.clone(), code, ttl_seconds, expires_at);
+        self.deliver(&message).await?;
+        self.metrics.otp_requested.inc();
+        Ok(RequestOutcome {
+            identity,
+            ttl_seconds,
+            expires_at,
+            rate_limit: per_identity
+                .map(RateLimitInfo::from)
+                .unwrap_or_else(|| Self::open_info(&l.request_per_identity)),
+        })
+    }
 
-        let backend = self.delivery.name();
+    /// Hands `message` to delivery, counting the outcome and its latency
+    /// under the backend that delivers to the identity's kind.
+    async fn deliver(&self, message: &OtpMessage) -> Result<(), ServiceError> {
         let started = Instant::now();
-        let result = self.delivery.deliver(&message).await;
+        let result = self.delivery.deliver(message).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         let labels = DeliveryLabels {
             backend: self.delivery.name_for(message.kind()),
@@ -551,18 +564,11 @@ impl OtpService {
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
         if let Err(e) = result {
+            let backend = self.delivery.name();
             tracing::warn!(backend, error = %e, "OTP delivery failed");
             return Err(ServiceError::DeliveryFailed(e));
         }
-        self.metrics.otp_requested.inc();
-        Ok(RequestOutcome {
-            identity,
-            ttl_seconds,
-            expires_at,
-            rate_limit: per_identity
-                .map(RateLimitInfo::from)
-                .unwrap_or_else(|| Self::open_info(&l.request_per_identity)),
-        })
+        Ok(())
     }
 
     /// Verifies `code` for `identity` and issues a token.
@@ -600,32 +606,12 @@ impl OtpService {
         let identity = Identity::parse(identity)?;
         tracing::Span::current().record("kind", identity.kind().as_str());
         let code = OtpCode::parse(code).map_err(|_| ServiceError::InvalidCodeFormat)?;
-        // Refuse a registered claim before anything is spent: checked only at
-        // signing time, the code would already be used up (single use) and
-        // the verify budget cleared, with no token to show for it.
-        if let Some(name) = options
-            .extra_claims
-            .keys()
-            .find(|k| REGISTERED_CLAIMS.contains(&k.as_str()))
-        {
-            return Err(ServiceError::ReservedClaim(name.clone()));
-        }
+        refuse_registered_claims(&options.extra_claims)?;
         let l = &self.limits;
         let id = identity.as_str();
         let net = self.network(ctx);
         let windows = self.engine.candidate_windows(now);
-        let mut checks = Vec::with_capacity(4);
-        if let Some(n) = &net {
-            checks.push(LimitCheck::new(&l.verify_per_ip, n));
-        }
-        checks.push(LimitCheck::new(&l.verify_per_identity, id));
-        let daily = LimitCheck::new(&l.verify_daily, id);
-        let daily = match &net {
-            Some(n) => daily.scoped(n),
-            None => daily,
-        };
-        checks.push(daily);
-        checks.push(LimitCheck::new(&self.verify_daily_ceiling, id));
+        let checks = self.verify_checks(id, net.as_deref());
         let read = CounterRead {
             identity: id,
             windows: windows.as_slice(),
@@ -650,41 +636,11 @@ impl OtpService {
                 return Err(ServiceError::Internal(e.to_string()));
             }
         };
-        if self.single_use {
-            // Compare-and-set, void every other code of the range and clear
-            // the verify limit (not the daily ones): one store call.
-            let clear = [LimitCheck::new(&l.verify_per_identity, id)];
-            let step = CounterAdvance {
-                identity: id,
-                window: matched.window,
-                from: matched.counter,
-                void: windows.as_slice(),
-                ttl: self.counter_ttl(),
-                clear: &clear,
-            };
-            match self.store.advance_all(&step).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    // Another submission of this code won the race: replay.
-                    self.metrics.otp_failed.inc();
-                    return Err(ServiceError::InvalidOtp { rate_limit: info });
-                }
-                Err(e) => {
-                    self.store_failed("advance", e)?;
-                    // Failing open: the clear failed with the same call.
-                    self.count_store_error("clear");
-                }
-            }
-        } else if let Err(e) = self.store.clear(&l.verify_per_identity, id).await {
-            self.store_failed("clear", e)?;
-        }
+        self.spend(id, &matched, windows.as_slice(), info).await?;
         let token = self
             .tokens
             .issue(id, now, options.extra_claims)
-            .map_err(|e| match e {
-                TokenError::ReservedClaim(name) => ServiceError::ReservedClaim(name),
-                other => ServiceError::Internal(format!("token issue failed: {other}")),
-            })?;
+            .map_err(token_issue_error)?;
         self.metrics.otp_verified.inc();
         Ok(VerifyOutcome {
             identity,
@@ -694,6 +650,68 @@ impl OtpService {
                 ..info
             },
         })
+    }
+
+    /// The limits of one verify, as one decision: per-IP network, identity,
+    /// daily per identity and network, daily ceiling per identity.
+    fn verify_checks<'a>(&'a self, id: &'a str, net: Option<&'a str>) -> Vec<LimitCheck<'a>> {
+        let l = &self.limits;
+        let mut checks = Vec::with_capacity(4);
+        if let Some(n) = net {
+            checks.push(LimitCheck::new(&l.verify_per_ip, n));
+        }
+        checks.push(LimitCheck::new(&l.verify_per_identity, id));
+        let daily = LimitCheck::new(&l.verify_daily, id);
+        checks.push(match net {
+            Some(n) => daily.scoped(n),
+            None => daily,
+        });
+        checks.push(LimitCheck::new(&self.verify_daily_ceiling, id));
+        checks
+    }
+
+    /// Spends the `matched` code of `id`. With single use, one store call
+    /// compares-and-sets its counter, voids every other code of `windows`
+    /// and clears the verify limit (not the daily ones); a lost
+    /// compare-and-set is a replay (`InvalidOtp` with `info`). Without,
+    /// only the verify limit is cleared.
+    async fn spend(
+        &self,
+        id: &str,
+        matched: &Match,
+        windows: &[u64],
+        info: RateLimitInfo,
+    ) -> Result<(), ServiceError> {
+        let verify_limit = &self.limits.verify_per_identity;
+        if !self.single_use {
+            if let Err(e) = self.store.clear(verify_limit, id).await {
+                self.store_failed("clear", e)?;
+            }
+            return Ok(());
+        }
+        let clear = [LimitCheck::new(verify_limit, id)];
+        let step = CounterAdvance {
+            identity: id,
+            window: matched.window,
+            from: matched.counter,
+            void: windows,
+            ttl: self.counter_ttl(),
+            clear: &clear,
+        };
+        match self.store.advance_all(&step).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // Another submission of this code won the race: replay.
+                self.metrics.otp_failed.inc();
+                Err(ServiceError::InvalidOtp { rate_limit: info })
+            }
+            Err(e) => {
+                self.store_failed("advance", e)?;
+                // Failing open: the clear failed with the same call.
+                self.count_store_error("clear");
+                Ok(())
+            }
+        }
     }
 
     /// A wrong (or wrong-length) code: counts it against the attempt budget
@@ -771,6 +789,28 @@ impl OtpService {
 }
 
 /// The decision of the check whose policy is `policy` (by name).
+/// Refuses a registered claim (`sub`, `exp`, …) among `extra` before
+/// anything is spent: checked only at signing time, the code would already
+/// be used up (single use) and the verify budget cleared, with no token to
+/// show for it.
+fn refuse_registered_claims(extra: &Map<String, Value>) -> Result<(), ServiceError> {
+    match extra
+        .keys()
+        .find(|k| REGISTERED_CLAIMS.contains(&k.as_str()))
+    {
+        Some(name) => Err(ServiceError::ReservedClaim(name.clone())),
+        None => Ok(()),
+    }
+}
+
+/// The service error of a failed token issue.
+fn token_issue_error(e: TokenError) -> ServiceError {
+    match e {
+        TokenError::ReservedClaim(name) => ServiceError::ReservedClaim(name),
+        other => ServiceError::Internal(format!("token issue failed: {other}")),
+    }
+}
+
 fn decision_of(checks: &[LimitCheck<'_>], c: &Checked, policy: &LimitPolicy) -> Option<Decision> {
     checks
         .iter()
