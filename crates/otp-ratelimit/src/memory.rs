@@ -1381,61 +1381,46 @@ mod tests {
         assert_eq!(d.retry_after_secs, 8);
     }
 
-    #[test]
-    fn a_short_failure_ttl_never_shortens_the_counter() {
+    #[tokio::test]
+    async fn a_short_failure_ttl_never_shortens_the_counter() {
         let (s, c) = store();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
+        assert!(s
+            .advance("a", 7, 0, Duration::from_secs(100))
+            .await
+            .unwrap());
+        let o = s
+            .record_failure("a", 7, &[7], 5, Duration::from_secs(1))
+            .await
             .unwrap();
-        rt.block_on(async {
-            assert!(s
-                .advance("a", 7, 0, Duration::from_secs(100))
-                .await
-                .unwrap());
-            let o = s
-                .record_failure("a", 7, &[7], 5, Duration::from_secs(1))
-                .await
-                .unwrap();
-            assert_eq!(o.failures, 1);
-            c.advance(Duration::from_secs(2));
-            s.sweep();
-            assert_eq!(s.counters("a", &[7]).await.unwrap(), vec![1]);
-            // The failure count expired on its own.
-            let o = s
-                .record_failure("a", 7, &[7], 5, Duration::from_secs(1))
-                .await
-                .unwrap();
-            assert_eq!(o.failures, 1);
-        });
+        assert_eq!(o.failures, 1);
+        c.advance(Duration::from_secs(2));
+        s.sweep();
+        assert_eq!(s.counters("a", &[7]).await.unwrap(), vec![1]);
+        // The failure count expired on its own.
+        let o = s
+            .record_failure("a", 7, &[7], 5, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(o.failures, 1);
     }
 
-    #[test]
-    fn lost_compare_and_set_leaves_nothing_behind() {
+    #[tokio::test]
+    async fn lost_compare_and_set_leaves_nothing_behind() {
         let (s, _) = store();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            assert!(!s
-                .advance("a", 7, 3, Duration::from_secs(100))
-                .await
-                .unwrap());
-        });
+        assert!(!s
+            .advance("a", 7, 3, Duration::from_secs(100))
+            .await
+            .unwrap());
         assert_eq!(s.tracked_keys(), 0);
     }
 
-    #[test]
-    fn expired_counter_slots_read_as_zero() {
+    #[tokio::test]
+    async fn expired_counter_slots_read_as_zero() {
         let (s, c) = store();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            assert!(s.advance("a", 7, 0, Duration::from_secs(5)).await.unwrap());
-            assert_eq!(s.counters("a", &[7]).await.unwrap(), vec![1]);
-            c.advance(Duration::from_secs(5));
-            assert_eq!(s.counters("a", &[7]).await.unwrap(), vec![0]);
-            assert!(s.advance("a", 7, 0, Duration::from_secs(5)).await.unwrap());
-        });
+        assert!(s.advance("a", 7, 0, Duration::from_secs(5)).await.unwrap());
+        assert_eq!(s.counters("a", &[7]).await.unwrap(), vec![1]);
+        c.advance(Duration::from_secs(5));
+        assert_eq!(s.counters("a", &[7]).await.unwrap(), vec![0]);
+        assert!(s.advance("a", 7, 0, Duration::from_secs(5)).await.unwrap());
     }
 }
