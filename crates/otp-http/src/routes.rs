@@ -212,6 +212,36 @@ fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
     }
 }
 
+/// The responses of every route with a JSON body before it reaches the
+/// handler (see [`crate::json_config`]): one declaration for each route's
+/// OpenAPI entry.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI declaration is used
+enum JsonBodyErrors {
+    /// 408 `request_timeout`.
+    #[response(
+        status = 408,
+        description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed"
+    )]
+    Timeout(ErrorResponse),
+    /// 413.
+    #[response(status = 413, description = "Body larger than 16 KiB")]
+    TooLarge(ErrorResponse),
+    /// 415.
+    #[response(status = 415, description = "Body is not application/json")]
+    NotJson(ErrorResponse),
+}
+
+/// The 503 of a route that needs the store.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 503,
+    description = "Store unavailable (`backend_unavailable`)",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)"))
+)]
+#[allow(dead_code)] // only its OpenAPI declaration is used
+struct StoreUnavailable(ErrorResponse);
+
 /// Send a one-time code to an identity.
 #[utoipa::path(
     post,
@@ -221,15 +251,12 @@ fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
     responses(
         (status = 200, description = "OTP sent", body = OtpRequestResponse,
             headers(("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
-        (status = 408, description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed", body = ErrorResponse),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not application/json", body = ErrorResponse),
+        JsonBodyErrors,
         (status = 422, description = "Malformed body or invalid identity", body = ErrorResponse),
         (status = 429, description = "Rate limit exceeded (`rate_limit_exceeded`)", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds until a new attempt can succeed"), ("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
         (status = 502, description = "Delivery failed (`delivery_failed`)", body = ErrorResponse),
-        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)"))),
+        StoreUnavailable,
     )
 )]
 pub async fn request_otp(
@@ -262,14 +289,11 @@ pub async fn request_otp(
                 ("Cache-Control" = String, description = "no-store"))),
         (status = 400, description = "Wrong, expired, replayed or wrong-length code (`otp_invalid`)", body = ErrorResponse,
             headers(("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
-        (status = 408, description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed", body = ErrorResponse),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not application/json", body = ErrorResponse),
+        JsonBodyErrors,
         (status = 422, description = "Malformed body, identity, or otp not 4 to 10 digits", body = ErrorResponse),
         (status = 429, description = "Too many attempts (`rate_limit_exceeded`)", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds until a new attempt can succeed"), ("X-RateLimit-Limit" = u32, description = "Requests allowed per window by the limit that applies"), ("X-RateLimit-Remaining" = u32, description = "Requests left in the current window"), ("X-RateLimit-Window" = u64, description = "Window length, seconds"))),
-        (status = 503, description = "Store unavailable (`backend_unavailable`)", body = ErrorResponse,
-            headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)"))),
+        StoreUnavailable,
     )
 )]
 pub async fn verify_otp(
@@ -302,9 +326,7 @@ pub async fn verify_otp(
     request_body = IntrospectRequest,
     responses(
         (status = 200, description = "`{active:true, claims}` for a valid token, `{active:false, claims:null}` otherwise", body = TokenStatus),
-        (status = 408, description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed", body = ErrorResponse),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
-        (status = 415, description = "Body is not application/json", body = ErrorResponse),
+        JsonBodyErrors,
         (status = 422, description = "Malformed body, or a missing or empty `token`", body = ErrorResponse),
     )
 )]
