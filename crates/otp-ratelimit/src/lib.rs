@@ -234,6 +234,21 @@ pub struct CounterAdvance<'a> {
     /// Limit windows of `identity` emptied when the compare-and-set wins
     /// (e.g. the verify limit). Each must have `identity` as its subject.
     pub clear: &'a [LimitCheck<'a>],
+    /// A session of `identity` created when the compare-and-set wins, in
+    /// the same step (so a sign-in with a session costs no extra round
+    /// trip): [`SessionStore::session_create`]'s effect. Defaults to none.
+    pub session: Option<SessionStart<'a>>,
+}
+
+/// A session created by a winning [`Store::advance_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct SessionStart<'a> {
+    /// The session id (see [`SessionRefresh::sid`]).
+    pub sid: &'a str,
+    /// Idle lifetime of the record.
+    pub ttl: Duration,
+    /// The session's absolute lifetime (keeps a live epoch that long).
+    pub max_lifetime: Duration,
 }
 
 /// The outcome of one [`UseCounterStore::record_failure`].
@@ -263,6 +278,10 @@ pub struct SessionRefresh<'a> {
     /// Idle lifetime of the record, renewed by a rotation
     /// (`REFRESH_TOKEN_TTL`).
     pub ttl: Duration,
+    /// The caller's unix time in seconds: stored by a rotation as the
+    /// successor's `iat` and returned to every caller answered with that
+    /// rotation (the store's own clock is not unix time for memory).
+    pub issued_at: u64,
 }
 
 /// The answer of [`SessionStore::session_rotate`] (SPEC §10's rule,
@@ -275,8 +294,10 @@ pub enum Rotation {
     Rotated {
         /// The new current generation.
         generation: u64,
-        /// When this rotation happened (store clock, ms since the epoch).
+        /// When this rotation happened (store clock, ms).
         rotated_at_ms: u64,
+        /// The [`SessionRefresh::issued_at`] of this rotation.
+        issued_at: u64,
     },
     /// The presented generation is one behind and the rotation to the
     /// current one happened within the grace: nothing changed; the caller
@@ -285,8 +306,10 @@ pub enum Rotation {
     Grace {
         /// The current generation.
         generation: u64,
-        /// When the record rotated to it.
+        /// When the record rotated to it (store clock, ms).
         rotated_at_ms: u64,
+        /// The `issued_at` stored by that rotation.
+        issued_at: u64,
     },
     /// Any other generation, or one behind after the grace: reuse. The
     /// record was deleted by this call (the session is revoked).
@@ -314,7 +337,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `rotated_at` = now, the identity's current sign-out epoch, kept for
     /// `ttl`; the epoch (if any) is kept at least `max_lifetime` from now
     /// so it outlives every session it may have to end. Returns the
-    /// creation time (store clock, ms since the epoch). Overwrites a record
+    /// creation time (store clock, ms: Redis server time since the Unix
+    /// epoch, the memory store's monotonic clock). Overwrites a record
     /// of the same id.
     async fn session_create(
         &self,
@@ -484,7 +508,8 @@ pub trait Store: RateLimiter + UseCounterStore + SessionStore {
 
     /// The counter step of a successful verify, atomically: compare-and-set
     /// of `a.window` from `a.from`; only if it won, every counter of
-    /// `a.void` advances and the windows of `a.clear` are emptied. Returns
+    /// `a.void` advances, the windows of `a.clear` are emptied and the
+    /// session of `a.session` (if any) is created. Returns
     /// whether this call won. One round trip on Redis (every key is in the
     /// identity's slot).
     async fn advance_all(&self, a: &CounterAdvance<'_>) -> Result<bool, StoreError>;
@@ -507,6 +532,7 @@ pub trait Store: RateLimiter + UseCounterStore + SessionStore {
             void: &[],
             ttl,
             clear: &[],
+            session: None,
         })
         .await
     }

@@ -44,7 +44,7 @@ use crate::hash::{HashKey, KeyHasher};
 use crate::{
     ceil_secs, check_sid, clear_on_identity, millis, Checked, CounterAdvance, CounterRead,
     Decision, FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Rotation, SessionRefresh,
-    SessionStore, Store, StoreError, UseCounterStore,
+    SessionStart, SessionStore, Store, StoreError, UseCounterStore,
 };
 
 /// Number of independently locked shards.
@@ -107,7 +107,7 @@ const SLOT_WORDS: usize = 6;
 /// Marks a session record (word 1).
 const SESSION: u32 = SLOT | 1;
 /// Words of a session record.
-const SESSION_WORDS: usize = 8;
+const SESSION_WORDS: usize = 9;
 /// Marks the sign-out epoch record (word 1); its key (word 0) is 0.
 const EPOCH: u32 = SLOT | 2;
 /// Words of the epoch record.
@@ -127,9 +127,10 @@ const REBASE_AFTER_MS: u64 = 1 << 31;
 ///   OTP window), each with its own expiry (like the two Redis keys they
 ///   mirror); a value past its expiry reads as 0;
 /// - a session (SPEC §10): `[tag_lo, SESSION, tag_hi, generation, expires,
-///   rotated_at_hi, rotated_at_lo, epoch]` — `tag` is 64 bits of the keyed
-///   hash of the session id, `rotated_at` absolute ms (it may be older than
-///   `base`), `epoch` the identity's sign-out epoch at creation;
+///   rotated_at_hi, rotated_at_lo, epoch, issued_at]` — `tag` is 64 bits
+///   of the keyed hash of the session id, `rotated_at` absolute ms (it may
+///   be older than `base`), `epoch` the identity's sign-out epoch at
+///   creation, `issued_at` the caller's unix seconds of the last rotation;
 /// - the sign-out epoch: `[0, EPOCH, value, expires]`.
 ///
 /// Every time is a millisecond offset from `base` (u32: rebased, exactly,
@@ -464,6 +465,7 @@ impl Entry {
             (s.rotated_at >> 32) as u32,
             s.rotated_at as u32,
             s.epoch,
+            s.issued_at,
         ];
         self.remove_session(tag);
         self.edit(|w| {
@@ -479,6 +481,7 @@ impl Entry {
             generation: w[i + 3],
             rotated_at: (u64::from(w[i + 5]) << 32) | u64::from(w[i + 6]),
             epoch: w[i + 7],
+            issued_at: w[i + 8],
         }
     }
 
@@ -499,6 +502,19 @@ impl Entry {
     }
 }
 
+/// The body of [`SessionStore::session_create`] (also run by a winning
+/// `advance_all`), under the identity's lock.
+fn create_session(e: &mut Entry, now: u64, tag: u64, s: &SessionStart<'_>) {
+    e.extend_epoch(now, now.saturating_add(millis(s.max_lifetime)));
+    let state = SessionState {
+        generation: 0,
+        rotated_at: now,
+        epoch: e.epoch(now),
+        issued_at: 0,
+    };
+    e.set_session(tag, now, state, now.saturating_add(millis(s.ttl)));
+}
+
 /// A session record's contents (memory backend).
 #[derive(Debug, Clone, Copy)]
 struct SessionState {
@@ -506,6 +522,8 @@ struct SessionState {
     /// Absolute store time, ms.
     rotated_at: u64,
     epoch: u32,
+    /// The caller's unix seconds of the last rotation.
+    issued_at: u32,
 }
 
 /// The key of the counter slot of OTP window `w` (windows of one identity
@@ -1142,6 +1160,10 @@ impl Store for MemoryStore {
 
     async fn advance_all(&self, a: &CounterAdvance<'_>) -> Result<bool, StoreError> {
         clear_on_identity(a)?;
+        if let Some(s) = &a.session {
+            check_sid(s.sid)?;
+        }
+        let session = a.session.map(|s| (self.session_tag(s.sid), s));
         let ttl = millis(a.ttl);
         let tags: Vec<u32> = a
             .clear
@@ -1159,6 +1181,9 @@ impl Store for MemoryStore {
                 e.set_counter(w, now, n, expires);
             }
             e.remove_windows(&tags);
+            if let Some((tag, s)) = session {
+                create_session(e, now, tag, &s);
+            }
             true
         })
     }
@@ -1209,15 +1234,13 @@ impl SessionStore for MemoryStore {
     ) -> Result<u64, StoreError> {
         check_sid(sid)?;
         let tag = self.session_tag(sid);
-        let (ttl, max_lifetime) = (millis(ttl), millis(max_lifetime));
+        let start = SessionStart {
+            sid,
+            ttl,
+            max_lifetime,
+        };
         self.with_entry(identity, |e, now| {
-            e.extend_epoch(now, now.saturating_add(max_lifetime));
-            let state = SessionState {
-                generation: 0,
-                rotated_at: now,
-                epoch: e.epoch(now),
-            };
-            e.set_session(tag, now, state, now.saturating_add(ttl));
+            create_session(e, now, tag, &start);
             now
         })
     }
@@ -1241,11 +1264,13 @@ impl SessionStore for MemoryStore {
                     generation: state.generation.saturating_add(1),
                     rotated_at: now,
                     epoch: state.epoch,
+                    issued_at: u32::try_from(r.issued_at).unwrap_or(u32::MAX),
                 };
                 e.set_session(tag, now, next, now.saturating_add(ttl));
                 return Rotation::Rotated {
                     generation: u64::from(next.generation),
                     rotated_at_ms: now,
+                    issued_at: u64::from(next.issued_at),
                 };
             }
             if r.generation.saturating_add(1) == current
@@ -1254,6 +1279,7 @@ impl SessionStore for MemoryStore {
                 return Rotation::Grace {
                     generation: current,
                     rotated_at_ms: state.rotated_at,
+                    issued_at: u64::from(state.issued_at),
                 };
             }
             e.remove_session(tag);

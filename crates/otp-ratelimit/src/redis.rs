@@ -26,7 +26,8 @@
 //! Only when Redis has lost its script cache (restart, failover, `SCRIPT
 //! FLUSH`) does the first call after it answer `NOSCRIPT` and the client
 //! sends `SCRIPT LOAD` and retries, once. The scripts are assembled from
-//! shared fragments (`NOW`, `WINDOW`, `BUMP`), never copied.
+//! shared fragments (`NOW`, `WINDOW`, `BUMP`, `CREATE_SESSION`), never
+//! copied.
 //!
 //! # Time
 //!
@@ -47,7 +48,7 @@
 //! | `otp:v2:{H}:rl:<policy>:S` | sorted set | the same for a scoped window | the same |
 //! | `otp:v2:{H}:n:<window>` | string (integer) | use counter of (identity, OTP window) | the `ttl` of the last write |
 //! | `otp:v2:{H}:f:<window>` | string (integer) | wrong codes aimed at (identity, OTP window) | the `ttl` of the last failure |
-//! | `otp:v2:{H}:s:<sid>` | hash `{g, r, e}` | session generation, `rotated_at` (server ms), sign-out epoch at creation | the session's idle TTL, renewed on rotation |
+//! | `otp:v2:{H}:s:<sid>` | hash `{g, r, e, i}` | session generation, `rotated_at` (server ms), sign-out epoch at creation, the caller's `issued_at` of the last rotation | the session's idle TTL, renewed on rotation |
 //! | `otp:v2:{H}:e` | string (integer) | sign-out epoch of the identity | the session maximum lifetime, extended by each session created |
 //! | `otp:layout` | string | layout version of the last replica that connected | 30 days, renewed at each connect |
 //!
@@ -315,15 +316,20 @@ return 1
 ";
 
 /// Compare-and-set. KEYS[1] = counter; KEYS[2 .. 1 + v] = counters to
-/// advance when it won; the rest = windows to delete when it won. ARGV =
-/// from, ttl in ms, v. Returns 1 if and only if it won.
+/// advance when it won; then windows to delete when it won; with a session
+/// (ARGV[4] = 1) the last two keys are its session and epoch keys. ARGV =
+/// from, ttl in ms, v, session flag, session ttl ms, max lifetime ms.
+/// Returns 1 if and only if it won.
 const ADVANCE_BODY: &str = r"
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
 if c ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], c + 1, 'PX', ARGV[2])
 local v = tonumber(ARGV[3])
+local last = #KEYS
+if ARGV[4] == '1' then last = #KEYS - 2 end
 for i = 2, 1 + v do bump(KEYS[i], ARGV[2]) end
-for i = 2 + v, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 2 + v, last do redis.call('DEL', KEYS[i]) end
+if ARGV[4] == '1' then create_session(KEYS[#KEYS - 1], KEYS[#KEYS], ARGV[5], ARGV[6]) end
 return 1
 ";
 
@@ -352,22 +358,32 @@ end
 return out
 ";
 
+/// Fragment: `create_session(session_key, epoch_key, ttl_ms, max_ms)`
+/// writes a generation-0 record with the identity's epoch, keeps a live
+/// epoch for the max lifetime, and returns the server time in ms (the
+/// record's `rotated_at`). Needs `NOW`.
+const CREATE_SESSION: &str = r"
+local function create_session(skey, ekey, ttl_ms, max_ms)
+  local ms = math.floor(now / 1000)
+  local e = redis.call('GET', ekey)
+  if e then redis.call('PEXPIRE', ekey, max_ms) end
+  redis.call('DEL', skey)
+  redis.call('HSET', skey, 'g', 0, 'r', ms, 'e', e or 0)
+  redis.call('PEXPIRE', skey, ttl_ms)
+  return ms
+end
+";
+
 /// Session creation. KEYS = session, epoch; ARGV = ttl ms, max lifetime
-/// ms. Keeps a live epoch for the max lifetime; returns the server time in
-/// ms (the record's `rotated_at`).
+/// ms. Returns the server time in ms.
 const SESSION_CREATE_BODY: &str = r"
-local ms = math.floor(now / 1000)
-local e = redis.call('GET', KEYS[2])
-if e then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'g', 0, 'r', ms, 'e', e or 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return ms
+return create_session(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 ";
 
 /// SPEC §10's rotation rule. KEYS = session, epoch; ARGV = presented
-/// generation, grace ms, ttl ms. Returns {0} missing, {1, g, r} rotated,
-/// {2, g, r} grace, {3} reused (deleted), {4} signed out (deleted).
+/// generation, grace ms, ttl ms, issued_at. Returns {0} missing, {1, g, r,
+/// i} rotated, {2, g, r, i} grace, {3} reused (deleted), {4} signed out
+/// (deleted).
 const SESSION_ROTATE_BODY: &str = r"
 local ms = math.floor(now / 1000)
 local rec = redis.call('HMGET', KEYS[1], 'g', 'r', 'e')
@@ -381,11 +397,13 @@ if e ~= tonumber(redis.call('GET', KEYS[2]) or '0') then
 end
 local p = tonumber(ARGV[1])
 if p == g then
-  redis.call('HSET', KEYS[1], 'g', g + 1, 'r', ms)
+  redis.call('HSET', KEYS[1], 'g', g + 1, 'r', ms, 'i', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {1, g + 1, ms}
+  return {1, g + 1, ms, tonumber(ARGV[4])}
 end
-if p + 1 == g and ms - r <= tonumber(ARGV[2]) then return {2, g, r} end
+if p + 1 == g and ms - r <= tonumber(ARGV[2]) then
+  return {2, g, r, tonumber(redis.call('HGET', KEYS[1], 'i') or '0')}
+end
 redis.call('DEL', KEYS[1])
 return {3}
 ";
@@ -570,9 +588,9 @@ impl RedisStore {
             tag_seq: AtomicU64::new(0),
             check_all: script(&[NOW, WINDOW, CHECK_ALL_BODY]),
             release: script(&[RELEASE]),
-            advance: script(&[BUMP, ADVANCE_BODY]),
+            advance: script(&[NOW, BUMP, CREATE_SESSION, ADVANCE_BODY]),
             failures: script(&[BUMP, FAILURES_BODY]),
-            session_create: script(&[NOW, SESSION_CREATE_BODY]),
+            session_create: script(&[NOW, CREATE_SESSION, SESSION_CREATE_BODY]),
             session_rotate: script(&[NOW, SESSION_ROTATE_BODY]),
             epoch_bump: script(&[BUMP, "bump(KEYS[1], ARGV[1])\nreturn 1\n"]),
         };
@@ -1063,14 +1081,14 @@ impl Store for RedisStore {
         keys.push(KeyLayout::counter(&stem, a.window));
         keys.extend(void.iter().map(|&w| KeyLayout::counter(&stem, w)));
         keys.extend(a.clear.iter().map(|c| self.keys.limit(c)));
-        let won: i64 = self
-            .eval(
-                &self.advance,
-                &keys,
-                &[u64::from(a.from), millis(a.ttl).max(1), void.len() as u64],
-                None,
-            )
-            .await?;
+        let mut args = vec![u64::from(a.from), millis(a.ttl).max(1), void.len() as u64];
+        if let Some(s) = &a.session {
+            check_sid(s.sid)?;
+            keys.push(KeyLayout::session(&stem, s.sid));
+            keys.push(KeyLayout::epoch(&stem));
+            args.extend([1, millis(s.ttl).max(1), millis(s.max_lifetime).max(1)]);
+        }
+        let won: i64 = self.eval(&self.advance, &keys, &args, None).await?;
         Ok(won == 1)
     }
 }
@@ -1116,19 +1134,26 @@ impl SessionStore for RedisStore {
             .eval(
                 &self.session_rotate,
                 &keys,
-                &[r.generation, millis(r.grace), millis(r.ttl).max(1)],
+                &[
+                    r.generation,
+                    millis(r.grace),
+                    millis(r.ttl).max(1),
+                    r.issued_at,
+                ],
                 None,
             )
             .await?;
         Ok(match out.as_slice() {
             [0] => Rotation::Missing,
-            [1, g, t] => Rotation::Rotated {
+            [1, g, t, i] => Rotation::Rotated {
                 generation: unsigned(*g),
                 rotated_at_ms: unsigned(*t),
+                issued_at: unsigned(*i),
             },
-            [2, g, t] => Rotation::Grace {
+            [2, g, t, i] => Rotation::Grace {
                 generation: unsigned(*g),
                 rotated_at_ms: unsigned(*t),
+                issued_at: unsigned(*i),
             },
             [3] => Rotation::Reused,
             [4] => Rotation::SignedOut,

@@ -188,6 +188,7 @@ async fn memory_ceiling_never_evicts_a_live_session() {
         generation: 0,
         grace: Duration::from_secs(10),
         ttl: day,
+        issued_at: 1_800_000_000,
     };
     assert!(matches!(
         store.session_rotate(&r).await.unwrap(),
@@ -597,6 +598,7 @@ mod redis_backend {
             generation,
             grace: Duration::from_secs(10),
             ttl: DAY,
+            issued_at: 1_800_000_000,
         };
         async fn rotations(
             store: &RedisStore,

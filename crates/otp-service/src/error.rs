@@ -53,6 +53,20 @@ pub enum ServiceError {
     /// (`sub`, `exp`, …); registered claims are never overridden.
     #[error("extra claim {0:?} would override a registered claim")]
     ReservedClaim(String),
+    /// A refresh, access or logout token is not genuine: malformed, forged,
+    /// of another key (HTTP 401 `token_invalid`). The field names the failed
+    /// check (for logs; never token data).
+    #[error("token is invalid: {0}")]
+    TokenInvalid(&'static str),
+    /// A genuine refresh token past its idle or absolute lifetime (HTTP 401
+    /// `token_expired`).
+    #[error("token has expired")]
+    TokenExpired,
+    /// The session of a genuine refresh token is over: logged out, revoked,
+    /// signed out everywhere, expired in the store, or just revoked because
+    /// the token was reused (HTTP 401 `session_revoked`).
+    #[error("session has been revoked")]
+    SessionRevoked,
     /// An unexpected internal failure, e.g. the token could not be signed
     /// (HTTP 500). Never caused by client input.
     #[error("internal error: {0}")]

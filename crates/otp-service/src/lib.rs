@@ -69,6 +69,9 @@
 //! - [`ServiceError`]: typed failures (mapped to HTTP by `otp-http`).
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`client_network`]: the network a client IP is counted under.
+//! - Sessions (SPEC §10): [`SessionConfig`], [`OtpService::refresh`],
+//!   [`OtpService::logout`], [`OtpService::revoke`]; audit events on the
+//!   tracing target `audit`.
 //!
 //! # Where the rules live
 //!
@@ -84,6 +87,7 @@ mod limits;
 pub mod metrics;
 mod network;
 mod service;
+mod sessions;
 
 pub use error::{LimitedOperation, ServiceError};
 pub use limits::{Limits, DEFAULT_MAX_ATTEMPTS};
@@ -92,6 +96,10 @@ pub use service::{
     default_verify_daily_ceiling, FailMode, OtpService, OtpServiceBuilder, RateLimitInfo,
     RequestContext, RequestOutcome, ServiceConfig, VerifyOptions, VerifyOutcome,
     DEFAULT_VERIFY_DAILY_CEILING,
+};
+pub use sessions::{
+    IssuedRefresh, LogoutScope, RefreshOutcome, SessionConfig, DEFAULT_REFRESH_REUSE_GRACE_SECONDS,
+    DEFAULT_REFRESH_TOKEN_TTL_SECONDS, DEFAULT_SESSION_MAX_LIFETIME_SECONDS,
 };
 
 // What an embedder needs, so that `otp-service` is its one dependency line.

@@ -36,8 +36,10 @@ pub struct StoreLabels {
 
 impl StoreLabels {
     /// Every operation the service counts store errors under: `limit`,
-    /// `counters`, `advance`, `failure`, `clear`.
-    pub const OPS: [&'static str; 5] = ["limit", "counters", "advance", "failure", "clear"];
+    /// `counters`, `advance`, `failure`, `clear`, `session` (SPEC §10).
+    pub const OPS: [&'static str; 6] = [
+        "limit", "counters", "advance", "failure", "clear", "session",
+    ];
 }
 
 fn delivery_histogram() -> Histogram {

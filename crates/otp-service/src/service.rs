@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use otp_core::wire::TokenStatus;
 use otp_core::OtpKeyRing;
 use otp_core::{unix_now, Match, OtpEngine, OtpPolicy, VerifyError};
-use otp_core::{Claims, IssuedToken, TokenError, TokenService, REGISTERED_CLAIMS};
-use otp_core::{Identity, IdentityKind, OtpCode};
+use otp_core::{Claims, IssuedToken, SessionId, TokenError, TokenService, REGISTERED_CLAIMS};
+use otp_core::{Identity, IdentityKind, OtpCode, SecretBytes};
 use otp_delivery::{ConsoleDelivery, Delivery, DeliveryError, DeliveryErrorKind, OtpMessage};
 use otp_ratelimit::{
-    Checked, CounterAdvance, CounterRead, Decision, LimitCheck, LimitPolicy, MemoryStore, Store,
-    StoreError,
+    Checked, CounterAdvance, CounterRead, Decision, LimitCheck, LimitPolicy, MemoryStore,
+    SessionStart, Store, StoreError,
 };
 use serde_json::{Map, Value};
 
@@ -20,6 +20,7 @@ use crate::error::{LimitedOperation, ServiceError};
 use crate::limits::{Limits, DEFAULT_MAX_ATTEMPTS};
 use crate::metrics::{DeliveryLabels, LimitLabels, ServiceMetrics, StoreLabels};
 use crate::network::{client_network, DEFAULT_IPV6_PREFIX};
+use crate::sessions::{IssuedRefresh, SessionConfig};
 
 /// What to do when the store (Redis) is unreachable (`RATE_LIMIT_FAIL_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,6 +71,10 @@ pub struct ServiceConfig {
     /// counts per address. Defaults to [`DEFAULT_IPV6_PREFIX`] (64); the
     /// binary accepts [`crate::MIN_IPV6_PREFIX`]..=[`crate::MAX_IPV6_PREFIX`].
     pub ipv6_prefix: u8,
+    /// Sessions and refresh tokens (SPEC §10). Defaults to
+    /// [`SessionConfig::default`] (on, 7 days idle, 30 days absolute, 10 s
+    /// grace).
+    pub sessions: SessionConfig,
 }
 
 /// The default of [`ServiceConfig::verify_daily_ceiling`]: verify attempts
@@ -100,6 +105,7 @@ impl ServiceConfig {
             fail_mode: FailMode::Closed,
             verify_daily_ceiling: default_verify_daily_ceiling(),
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
+            sessions: SessionConfig::default(),
         }
     }
 }
@@ -184,8 +190,12 @@ pub struct RequestOutcome {
 pub struct VerifyOutcome {
     /// The normalized identity (the token's `sub`).
     pub identity: Identity,
-    /// The signed token and its claims.
+    /// The signed token and its claims (with `sid` and `auth_time` when a
+    /// session was created).
     pub token: IssuedToken,
+    /// The session's first refresh token; `None` when sessions are off (or
+    /// the store was down with the fail mode open).
+    pub refresh: Option<IssuedRefresh>,
     /// The identity's verify budget (restored after success).
     pub rate_limit: RateLimitInfo,
 }
@@ -193,8 +203,8 @@ pub struct VerifyOutcome {
 /// The OTP service. Cheap to share: wrap it in an `Arc`.
 pub struct OtpService {
     engine: OtpEngine,
-    tokens: TokenService,
-    store: Arc<dyn Store>,
+    pub(crate) tokens: TokenService,
+    pub(crate) store: Arc<dyn Store>,
     delivery: Arc<dyn Delivery>,
     limits: Limits,
     max_attempts: u32,
@@ -202,7 +212,10 @@ pub struct OtpService {
     fail_mode: FailMode,
     verify_daily_ceiling: LimitPolicy,
     ipv6_prefix: u8,
-    metrics: Arc<ServiceMetrics>,
+    pub(crate) metrics: Arc<ServiceMetrics>,
+    pub(crate) sessions: SessionConfig,
+    /// Key of the audit pseudonyms, derived from the OTP key.
+    pub(crate) audit_key: SecretBytes,
 }
 
 impl std::fmt::Debug for OtpService {
@@ -217,6 +230,7 @@ impl std::fmt::Debug for OtpService {
             .field("fail_mode", &self.fail_mode)
             .field("verify_daily_ceiling", &self.verify_daily_ceiling)
             .field("ipv6_prefix", &self.ipv6_prefix)
+            .field("sessions", &self.sessions)
             .finish_non_exhaustive()
     }
 }
@@ -256,7 +270,10 @@ impl OtpServiceBuilder {
     /// backend of each identity kind the delivery supports.
     pub fn build(self) -> OtpService {
         let c = self.config;
+        let audit_key = c.keys.derive_subkey("stateless-otp/audit-pseudonym/v1");
         let service = OtpService {
+            audit_key,
+            sessions: c.sessions,
             engine: OtpEngine::new(c.policy, c.keys),
             tokens: self.tokens,
             store: self
@@ -360,7 +377,7 @@ impl OtpService {
 
     /// Counts a store error under `op`, one of [`StoreLabels::OPS`] (the
     /// series created at 0 by `build`).
-    fn count_store_error(&self, op: &'static str) {
+    pub(crate) fn count_store_error(&self, op: &'static str) {
         debug_assert!(
             StoreLabels::OPS.contains(&op),
             "{op} is not in StoreLabels::OPS"
@@ -371,7 +388,11 @@ impl OtpService {
             .inc();
     }
 
-    fn store_failed(&self, op: &'static str, err: StoreError) -> Result<(), ServiceError> {
+    pub(crate) fn store_failed(
+        &self,
+        op: &'static str,
+        err: StoreError,
+    ) -> Result<(), ServiceError> {
         self.count_store_error(op);
         if let StoreError::Full { max_keys } = err {
             // Always refused: failing open here would switch the limits off
@@ -636,15 +657,27 @@ impl OtpService {
                 return Err(ServiceError::Internal(e.to_string()));
             }
         };
-        self.spend(id, &matched, windows.as_slice(), info).await?;
-        let token = self
-            .tokens
-            .issue(id, now, options.extra_claims)
-            .map_err(token_issue_error)?;
+        let sid = self.new_session()?;
+        let created = self
+            .spend(id, &matched, windows.as_slice(), info, sid.as_ref())
+            .await?;
+        let session = match sid.filter(|_| created) {
+            Some(s) => Some((s, self.first_refresh(id, s, now)?)),
+            None => None,
+        };
+        let issued = match &session {
+            Some((sid, _)) => {
+                self.tokens
+                    .issue_for_session(id, now, sid, now, options.extra_claims)
+            }
+            None => self.tokens.issue(id, now, options.extra_claims),
+        };
+        let token = issued.map_err(token_issue_error)?;
         self.metrics.otp_verified.inc();
         Ok(VerifyOutcome {
             identity,
             token,
+            refresh: session.map(|(_, refresh)| refresh),
             rate_limit: RateLimitInfo {
                 remaining: l.verify_per_identity.max,
                 ..info
@@ -674,22 +707,30 @@ impl OtpService {
     /// compares-and-sets its counter, voids every other code of `windows`
     /// and clears the verify limit (not the daily ones); a lost
     /// compare-and-set is a replay (`InvalidOtp` with `info`). Without,
-    /// only the verify limit is cleared.
+    /// only the verify limit is cleared. With `session`, the winning step
+    /// also creates that session (the same store call with single use, a
+    /// second one without); `Ok(true)` if and only if it was created
+    /// (false when the store failed open).
     async fn spend(
         &self,
         id: &str,
         matched: &Match,
         windows: &[u64],
         info: RateLimitInfo,
-    ) -> Result<(), ServiceError> {
+        session: Option<&SessionId>,
+    ) -> Result<bool, ServiceError> {
         let verify_limit = &self.limits.verify_per_identity;
         if !self.single_use {
             if let Err(e) = self.store.clear(verify_limit, id).await {
                 self.store_failed("clear", e)?;
             }
-            return Ok(());
+            return match session {
+                Some(sid) => self.create_session(id, sid).await,
+                None => Ok(false),
+            };
         }
         let clear = [LimitCheck::new(verify_limit, id)];
+        let sid = session.map(SessionId::to_string);
         let step = CounterAdvance {
             identity: id,
             window: matched.window,
@@ -697,9 +738,14 @@ impl OtpService {
             void: windows,
             ttl: self.counter_ttl(),
             clear: &clear,
+            session: sid.as_deref().map(|sid| SessionStart {
+                sid,
+                ttl: self.sessions.refresh_ttl,
+                max_lifetime: self.sessions.max_lifetime,
+            }),
         };
         match self.store.advance_all(&step).await {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(session.is_some()),
             Ok(false) => {
                 // Another submission of this code won the race: replay.
                 self.metrics.otp_failed.inc();
@@ -707,9 +753,10 @@ impl OtpService {
             }
             Err(e) => {
                 self.store_failed("advance", e)?;
-                // Failing open: the clear failed with the same call.
+                // Failing open: the clear failed with the same call, and
+                // no session was created.
                 self.count_store_error("clear");
-                Ok(())
+                Ok(false)
             }
         }
     }

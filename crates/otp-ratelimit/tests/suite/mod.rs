@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use otp_ratelimit::{
     CounterAdvance, CounterRead, LimitCheck, LimitPolicy, ManualClock, Rotation, SessionRefresh,
-    Store, StoreError,
+    SessionStart, Store, StoreError,
 };
 
 /// Two handles on one backend plus a way to let time pass.
@@ -92,6 +92,7 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(sign_out_everywhere_ends_sessions_created_before_it);
     case!(idle_session_expires_after_its_ttl);
     case!(session_ids_are_checked);
+    case!(a_winning_advance_creates_its_session_in_the_same_step);
 }
 
 async fn limit_exact_at_boundary(h: &Harness) {
@@ -604,6 +605,7 @@ async fn advance_all_voids_every_window_and_clears_only_when_it_won(h: &Harness)
         void: &[8, 9, 10],
         ttl: TTL,
         clear: &clear,
+        session: None,
     };
     assert!(
         !h.a.advance_all(&a).await.unwrap(),
@@ -641,6 +643,7 @@ fn refresh<'a>(id: &'a str, sid: &'a str, generation: u64) -> SessionRefresh<'a>
         generation,
         grace: GRACE,
         ttl: SESSION_TTL,
+        issued_at: 1_800_000_000 + generation,
     }
 }
 
@@ -657,6 +660,7 @@ async fn session_rotation_follows_the_rule_of_spec_10(h: &Harness) {
     let Rotation::Rotated {
         generation: 1,
         rotated_at_ms: r1,
+        issued_at: 1_800_000_000,
     } = h.a.session_rotate(&refresh(&id, "s1", 0)).await.unwrap()
     else {
         panic!("generation 0 is current and rotates to 1");
@@ -669,7 +673,8 @@ async fn session_rotation_follows_the_rule_of_spec_10(h: &Harness) {
             h.b.session_rotate(&refresh(&id, "s1", 0)).await.unwrap(),
             Rotation::Grace {
                 generation: 1,
-                rotated_at_ms: r1
+                rotated_at_ms: r1,
+                issued_at: 1_800_000_000,
             }
         );
     }
@@ -727,7 +732,12 @@ async fn concurrent_rotations_of_one_generation_have_one_winner(h: &Harness) {
         let s = if i % 2 == 0 { h.a.clone() } else { h.b.clone() };
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
-            s.session_rotate(&refresh(&id, "race", 0)).await
+            // Each caller offers its own issued_at; all get the winner's.
+            let r = SessionRefresh {
+                issued_at: 1_000 + i,
+                ..refresh(&id, "race", 0)
+            };
+            s.session_rotate(&r).await
         }));
     }
     let mut rotated = Vec::new();
@@ -737,11 +747,13 @@ async fn concurrent_rotations_of_one_generation_have_one_winner(h: &Harness) {
             Rotation::Rotated {
                 generation,
                 rotated_at_ms,
-            } => rotated.push((generation, rotated_at_ms)),
+                issued_at,
+            } => rotated.push((generation, rotated_at_ms, issued_at)),
             Rotation::Grace {
                 generation,
                 rotated_at_ms,
-            } => grace.push((generation, rotated_at_ms)),
+                issued_at,
+            } => grace.push((generation, rotated_at_ms, issued_at)),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -863,4 +875,43 @@ async fn session_ids_are_checked(h: &Harness) {
         let r = h.a.session_rotate(&refresh(&id, bad, 0)).await;
         assert!(matches!(r, Err(StoreError::Config(_))), "{bad:?}");
     }
+}
+
+async fn a_winning_advance_creates_its_session_in_the_same_step(h: &Harness) {
+    let id = h.identity("sess-advance");
+    let step = |from| CounterAdvance {
+        identity: &id,
+        window: 3,
+        from,
+        void: &[2, 3],
+        ttl: TTL,
+        clear: &[],
+        session: Some(SessionStart {
+            sid: if from == 0 { "won" } else { "lost" },
+            ttl: SESSION_TTL,
+            max_lifetime: MAX_LIFETIME,
+        }),
+    };
+    assert!(h.a.advance_all(&step(0)).await.unwrap());
+    assert!(!h.b.advance_all(&step(5)).await.unwrap());
+    assert!(matches!(
+        h.b.session_rotate(&refresh(&id, "won", 0)).await.unwrap(),
+        Rotation::Rotated { generation: 1, .. }
+    ));
+    assert_eq!(
+        h.a.session_rotate(&refresh(&id, "lost", 0)).await.unwrap(),
+        Rotation::Missing,
+        "a lost compare-and-set creates nothing"
+    );
+    // Created after a sign-out everywhere, it carries the new epoch.
+    h.a.sessions_revoke_all(&id, MAX_LIFETIME).await.unwrap();
+    assert!(h.a.advance_all(&step(1)).await.unwrap());
+    assert!(matches!(
+        h.b.session_rotate(&refresh(&id, "lost", 0)).await.unwrap(),
+        Rotation::Rotated { generation: 1, .. }
+    ));
+    assert_eq!(
+        h.b.session_rotate(&refresh(&id, "won", 1)).await.unwrap(),
+        Rotation::SignedOut
+    );
 }

@@ -22,6 +22,9 @@
 //!   memory ceiling, round trips) on memory, Redis and Redis Cluster.
 //! - [`store_outage`]: Redis killed and restarted; fail closed and open.
 //! - [`metrics`]: the Prometheus text of the service metrics.
+//! - [`sessions`]: SPEC §10 — refresh tokens, rotation with the grace and
+//!   reuse rule (50 concurrent refreshes; a second replica on one Redis),
+//!   lifetimes, logout, sign out everywhere, RFC 7009, failing closed.
 //! - [`no_secrets_in_logs`]: codes, tokens, secrets and identities never
 //!   reach a log line.
 
@@ -31,5 +34,6 @@ mod limits;
 mod metrics;
 mod no_secrets_in_logs;
 mod round_trip;
+mod sessions;
 mod single_use;
 mod store_outage;
