@@ -162,7 +162,7 @@ fn a_freshly_built_service_shows_every_labelled_series_at_0() {
             ),
         );
     }
-    for op in ["limit", "counters", "advance", "failure", "clear"] {
+    for op in ["limit", "counters", "advance", "failure", "clear", "session"] {
         assert_line(&fresh, &format!(r#"otp_store_errors_total{{op="{op}"}} 0"#));
     }
     let series = |prefix: &str| fresh.iter().filter(|l| l.starts_with(prefix)).count();
@@ -172,7 +172,7 @@ fn a_freshly_built_service_shows_every_labelled_series_at_0() {
         2,
         "one backend x ok, error"
     );
-    assert_eq!(series("otp_store_errors_total{"), 5, "one series per op");
+    assert_eq!(series("otp_store_errors_total{"), 6, "one series per op");
 }
 
 // See: issue 16 (with `auto`, each routed backend exists at 0 and counts).
