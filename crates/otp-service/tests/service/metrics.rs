@@ -162,7 +162,9 @@ fn a_freshly_built_service_shows_every_labelled_series_at_0() {
             ),
         );
     }
-    for op in ["limit", "counters", "advance", "failure", "clear", "session"] {
+    for op in [
+        "limit", "counters", "advance", "failure", "clear", "session",
+    ] {
         assert_line(&fresh, &format!(r#"otp_store_errors_total{{op="{op}"}} 0"#));
     }
     let series = |prefix: &str| fresh.iter().filter(|l| l.starts_with(prefix)).count();
