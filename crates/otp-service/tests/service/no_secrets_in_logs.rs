@@ -82,6 +82,18 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
         .await
         .unwrap();
     tokens.push(v.token.token.clone());
+    // Sessions (SPEC §10): refresh, the same refresh in the grace, a reuse
+    // after it, logout and revocation; refresh tokens never reach a log.
+    let mut refresh_tokens = vec![v.refresh.clone().unwrap().token];
+    let r1 = service.refresh(&refresh_tokens[0]).await.unwrap();
+    assert!(service.refresh(&refresh_tokens[0]).await.is_ok());
+    refresh_tokens.push(r1.refresh.token.clone());
+    tokens.push(r1.token.token.clone());
+    let r2 = service.refresh(&r1.refresh.token).await.unwrap();
+    refresh_tokens.push(r2.refresh.token.clone());
+    assert!(service.refresh(&refresh_tokens[0]).await.is_err(), "reuse");
+    service.revoke(&r2.refresh.token).await.unwrap();
+    assert!(service.logout(&r1.token.token, true).await.is_ok());
     assert!(service
         .verify_otp(id, &code, &ctx, VerifyOptions::new())
         .await
@@ -171,6 +183,21 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
         assert!(
             !text.contains(&wrong_code(code)),
             "a submitted code reached the logs"
+        );
+    }
+    for token in &refresh_tokens {
+        let body = token.trim_start_matches("ort1_");
+        assert!(
+            !text.contains(&body[..32]),
+            "a refresh token reached the logs:\n{text}"
+        );
+    }
+    // The audit events are there, with a pseudonym instead of the identity.
+    for event in ["sign_in", "refresh", "refresh_reuse", "sign_out_everywhere"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("audit:") && l.contains(&format!("event=\"{event}\""))),
+            "no audit event {event}:\n{text}"
         );
     }
     for token in &tokens {
