@@ -154,3 +154,53 @@ fn readme_opens_with_exactly_the_run_and_test_commands() {
     assert!(lines[4].contains("# test"), "{}", lines[4]);
     assert_eq!(lines[5], "```");
 }
+
+/// Expands `dir/{a,b}.rs` into `dir/a.rs` and `dir/b.rs`, and a bare file
+/// name after a comma (`keys.rs`, `secret.rs`) into the directory of the
+/// path before it.
+fn expand_paths(cell: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for code in cell.split('`').skip(1).step_by(2) {
+        if let (Some(open), Some(close)) = (code.find('{'), code.find('}')) {
+            for alt in code[open + 1..close].split(',') {
+                out.push(format!("{}{alt}{}", &code[..open], &code[close + 1..]));
+            }
+        } else if code.starts_with("crates/") {
+            out.push(code.to_owned());
+        } else if code.ends_with(".rs") && !code.contains('/') {
+            if let Some(dir) = out.last().and_then(|p| p.rsplit_once('/')).map(|(d, _)| d) {
+                out.push(format!("{dir}/{code}"));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|p| p.split(' ').next().unwrap_or_default().to_owned())
+        .filter(|p| p.starts_with("crates/"))
+        .collect()
+}
+
+#[test]
+fn every_file_the_architecture_guide_names_as_a_rules_home_exists() {
+    let text = std::fs::read_to_string(repo_file("docs/architecture.md")).expect("read doc");
+    let section = text
+        .split("### Where does X live")
+        .nth(1)
+        .expect("docs/architecture.md has a 'Where does X live' table");
+    let section = section.split("\n#").next().unwrap_or_default();
+    let mut checked = 0;
+    for row in section
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains("`crates/"))
+    {
+        let cell = row.rsplit('|').nth(1).unwrap_or_default();
+        for path in expand_paths(cell) {
+            let path = path.replace("<concern>", "server");
+            assert!(
+                repo_file(&path).exists(),
+                "docs/architecture.md names {path}, which does not exist (row: {row})"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} paths found in the table");
+}
