@@ -93,6 +93,12 @@ pub struct HttpConfig {
     /// template, status and latency, never an identity or token
     /// ([`observe`]). Defaults to off.
     pub access_log: bool,
+    /// `/readyz` answers 503 while the store does not answer
+    /// (`READYZ_REQUIRES_STORE`). Defaults to off: readiness is about this
+    /// process, so a Redis outage keeps every replica in rotation (the
+    /// bearer check needs no store) and shows in the body's `store_status`
+    /// and the `otp_store_up` gauge instead (SPEC §5).
+    pub readyz_requires_store: bool,
 }
 
 impl Default for HttpConfig {
@@ -102,6 +108,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             body_timeout: body_deadline::DEFAULT_BODY_TIMEOUT,
             access_log: false,
+            readyz_requires_store: false,
         }
     }
 }

@@ -7,7 +7,7 @@ use otp_core::wire::{
     OtpVerifyRequest, OtpVerifyResponse, TokenStatus,
 };
 use otp_core::{unix_now, Claims};
-use otp_service::{RequestContext, VerifyOptions};
+use otp_service::{RequestContext, ServiceError, VerifyOptions};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -431,17 +431,30 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness probe: the store (Redis, when configured) answers.
+/// Readiness probe: this process can serve. The body names the store
+/// backend and whether it answers now (`store_status` `ok` or
+/// `unavailable`); a store outage is 503 only with
+/// [`HttpConfig::readyz_requires_store`](crate::HttpConfig) (SPEC §5).
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
-        (status = 200, description = "`{\"status\":\"ready\",\"store\":…}`"),
-        (status = 503, description = "Store unreachable (`backend_unavailable`)", body = ErrorResponse,
+        (status = 200, description = "`{\"status\":\"ready\",\"store\":\"redis\",\"store_status\":\"ok\"}` (`store_status` is `unavailable` while the store does not answer)"),
+        (status = 503, description = "Store unreachable and `READYZ_REQUIRES_STORE=true` (`backend_unavailable`)", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)")))))]
 pub async fn readyz(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
-    state.service.ready().await?;
+    let store_status = match state.service.store_ping().await {
+        Ok(()) => "ok",
+        Err(e) if state.config.readyz_requires_store => {
+            return Err(ServiceError::Unavailable(e).into())
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "store unavailable; still ready (READYZ_REQUIRES_STORE=false)");
+            "unavailable"
+        }
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "status": "ready",
         "store": state.service.store_backend(),
+        "store_status": store_status,
     })))
 }
 

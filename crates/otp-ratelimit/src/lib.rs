@@ -577,18 +577,34 @@ impl Default for StoreConfig {
     }
 }
 
+/// Builds the store `config` names without any I/O: Redis connects on its
+/// first operation and keeps trying on each one while it does not answer
+/// ([`RedisStore::connect_lazy`]). Fails only with [`StoreError::Config`].
+/// For a server that must start during a Redis outage.
+pub fn build_store_lazy(config: StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match config {
+        #[cfg(feature = "redis")]
+        StoreConfig::Redis(c) => Ok(Arc::new(RedisStore::connect_lazy(c)?)),
+        StoreConfig::Memory { hash_key, max_keys } => Ok(memory_store(hash_key, max_keys)),
+    }
+}
+
+fn memory_store(hash_key: Option<HashKey>, max_keys: usize) -> Arc<dyn Store> {
+    Arc::new(
+        match hash_key {
+            Some(k) => MemoryStore::new(k),
+            None => MemoryStore::default(),
+        }
+        .with_max_keys(max_keys),
+    )
+}
+
 /// Builds the store `config` names. For Redis this connects (bounded by the
 /// configured timeouts) and fails with [`StoreError::Unavailable`] if Redis
 /// does not answer.
 pub async fn build_store(config: StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     match config {
-        StoreConfig::Memory { hash_key, max_keys } => Ok(Arc::new(
-            match hash_key {
-                Some(k) => MemoryStore::new(k),
-                None => MemoryStore::default(),
-            }
-            .with_max_keys(max_keys),
-        )),
+        StoreConfig::Memory { hash_key, max_keys } => Ok(memory_store(hash_key, max_keys)),
         #[cfg(feature = "redis")]
         StoreConfig::Redis(c) => Ok(Arc::new(RedisStore::connect(c).await?)),
     }

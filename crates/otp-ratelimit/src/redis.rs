@@ -70,6 +70,11 @@
 //! hangs). The connection (standalone: `redis::aio::ConnectionManager`;
 //! Cluster: the cluster-async connection) re-connects by itself on the next
 //! operations after Redis comes back; the store never needs recreating.
+//! [`RedisStore::connect_lazy`] builds the store without connecting: the
+//! first operation opens the connection (and writes the layout marker), and
+//! while Redis has never answered each operation tries again, so a process
+//! started during an outage needs no restart (that first operation may take
+//! up to twice the bound: the connection, then the command).
 //!
 //! # Topology
 //!
@@ -224,6 +229,13 @@ impl RedisConfig {
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+/// What opens the connection: built without I/O, used by the first
+/// operation (and again by each one until Redis answered once).
+enum Opener {
+    Single(redis::Client, ConnectionManagerConfig),
+    Cluster(redis::cluster::ClusterClient),
 }
 
 /// The layout version in every key (module docs).
@@ -478,7 +490,9 @@ impl KeyLayout {
 /// failure behaviour). Cheap to share behind an `Arc`; all methods take
 /// `&self` and run concurrently over one multiplexed connection.
 pub struct RedisStore {
-    conn: Conn,
+    opener: Opener,
+    conn: tokio::sync::OnceCell<Conn>,
+    nodes: usize,
     cluster: bool,
     keys: KeyLayout,
     op_timeout: Duration,
@@ -541,9 +555,22 @@ impl RedisStore {
     /// answers. Fails with [`StoreError::Config`] for invalid URLs and
     /// [`StoreError::Unavailable`] when Redis does not answer.
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let store = RedisStore::connect_lazy(config)?;
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Builds the store without connecting: only [`StoreError::Config`]
+    /// (invalid URLs, timeouts) is checked now. The first operation opens
+    /// the connection; while Redis does not answer, every operation
+    /// (including [`Store::ping`]) fails with [`StoreError::Unavailable`]
+    /// within `connect_timeout + response_timeout` and the next one tries
+    /// again, so a process started during a Redis outage serves as soon as
+    /// Redis answers, without a restart.
+    pub fn connect_lazy(config: RedisConfig) -> Result<Self, StoreError> {
         config.validate()?;
         let op_timeout = config.connect_timeout + config.response_timeout;
-        let conn = if config.is_cluster() {
+        let opener = if config.is_cluster() {
             let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.response_timeout)
@@ -554,8 +581,7 @@ impl RedisStore {
                 .max_retry_wait(100)
                 .build()
                 .map_err(|e| StoreError::Config(format!("Redis Cluster client: {e}")))?;
-            let c = bounded(op_timeout, client.get_async_connection()).await?;
-            Conn::Cluster(c)
+            Opener::Cluster(client)
         } else {
             let url = config.urls.first().map(String::as_str).unwrap_or_default();
             let client = redis::Client::open(url)
@@ -568,11 +594,12 @@ impl RedisStore {
                 .set_connection_timeout(config.connect_timeout)
                 .set_response_timeout(config.response_timeout)
                 .set_number_of_retries(0);
-            let c = bounded(op_timeout, ConnectionManager::new_with_config(client, mc)).await?;
-            Conn::Single(c)
+            Opener::Single(client, mc)
         };
-        let store = RedisStore {
-            conn,
+        Ok(RedisStore {
+            opener,
+            conn: tokio::sync::OnceCell::new(),
+            nodes: config.urls.len(),
             cluster: config.is_cluster(),
             keys: KeyLayout {
                 prefix: config.key_prefix.clone(),
@@ -593,23 +620,57 @@ impl RedisStore {
             session_create: script(&[NOW, CREATE_SESSION, SESSION_CREATE_BODY]),
             session_rotate: script(&[NOW, SESSION_ROTATE_BODY]),
             epoch_bump: script(&[BUMP, "bump(KEYS[1], ARGV[1])\nreturn 1\n"]),
+        })
+    }
+
+    /// The connection, opened by the first call that finds Redis answering
+    /// (callers arriving meanwhile wait for it, each for at most
+    /// `op_timeout`).
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c.clone());
+        }
+        match tokio::time::timeout(self.op_timeout, self.conn.get_or_try_init(|| self.open()))
+            .await
+        {
+            Ok(r) => r.cloned(),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                self.op_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Opens the connection and writes the layout marker.
+    async fn open(&self) -> Result<Conn, StoreError> {
+        let conn = match &self.opener {
+            Opener::Single(client, mc) => Conn::Single(
+                bounded(
+                    self.op_timeout,
+                    ConnectionManager::new_with_config(client.clone(), mc.clone()),
+                )
+                .await?,
+            ),
+            Opener::Cluster(client) => Conn::Cluster(
+                bounded(self.op_timeout, client.get_async_connection()).await?,
+            ),
         };
-        store.ping().await?;
-        store.check_layout().await?;
+        self.check_layout(&conn).await?;
         tracing::info!(
-            cluster = store.cluster,
-            nodes = config.urls.len(),
-            prefix = %store.keys.prefix,
+            cluster = self.cluster,
+            nodes = self.nodes,
+            prefix = %self.keys.prefix,
             layout = KEY_LAYOUT_VERSION,
             "connected to Redis"
         );
-        Ok(store)
+        Ok(conn)
     }
 
     /// Writes the layout marker; warns when it named another version.
-    async fn check_layout(&self) -> Result<(), StoreError> {
+    async fn check_layout(&self, conn: &Conn) -> Result<(), StoreError> {
         let found: String = self
-            .eval(
+            .eval_on(
+                conn.clone(),
                 &script(&[LAYOUT]),
                 &[self.keys.marker()],
                 &[u64::from(KEY_LAYOUT_VERSION), millis(LAYOUT_MARKER_TTL)],
@@ -624,6 +685,45 @@ impl RedisStore {
             );
         }
         Ok(())
+    }
+
+    /// Loads every script of the store into Redis' script cache (`SCRIPT
+    /// LOAD`; on Cluster, on the node the client picks), so a script error
+    /// or a server that refuses scripts shows before traffic does (`otp-server
+    /// probe`). Returns the number of scripts loaded.
+    pub async fn load_scripts(&self) -> Result<usize, StoreError> {
+        let scripts = [
+            &self.check_all,
+            &self.release,
+            &self.advance,
+            &self.failures,
+            &self.session_create,
+            &self.session_rotate,
+            &self.epoch_bump,
+        ];
+        for s in scripts {
+            let sha: String = match self.conn().await? {
+                Conn::Single(mut c) => bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?,
+                Conn::Cluster(mut c) => bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?,
+            };
+            if sha != s.get_hash() {
+                return Err(StoreError::Backend(format!(
+                    "SCRIPT LOAD answered {sha}, expected {}",
+                    s.get_hash()
+                )));
+            }
+        }
+        Ok(scripts.len())
+    }
+
+    /// Redis' `maxmemory-policy` (`CONFIG GET`). `Ok(None)` when the
+    /// server answered without it; a server where `CONFIG` is renamed or
+    /// refused answers [`StoreError::Backend`].
+    pub async fn maxmemory_policy(&self) -> Result<Option<String>, StoreError> {
+        let got: std::collections::HashMap<String, String> = self
+            .query(redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"))
+            .await?;
+        Ok(got.get("maxmemory-policy").cloned())
     }
 
     /// A tag unique to one call (the member of its events).
@@ -641,6 +741,19 @@ impl RedisStore {
         args: &[u64],
         last: Option<&str>,
     ) -> Result<T, StoreError> {
+        let conn = self.conn().await?;
+        self.eval_on(conn, script, keys, args, last).await
+    }
+
+    /// [`RedisStore::eval`] on `conn`.
+    async fn eval_on<T: FromRedisValue>(
+        &self,
+        conn: Conn,
+        script: &Script,
+        keys: &[String],
+        args: &[u64],
+        last: Option<&str>,
+    ) -> Result<T, StoreError> {
         let mut inv = script.prepare_invoke();
         for k in keys {
             inv.key(k);
@@ -651,7 +764,7 @@ impl RedisStore {
         if let Some(l) = last {
             inv.arg(l);
         }
-        match self.conn.clone() {
+        match conn {
             Conn::Single(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
             Conn::Cluster(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
         }
@@ -665,7 +778,7 @@ impl RedisStore {
         ) -> redis::RedisResult<T> {
             cmd.query_async(&mut c).await
         }
-        match self.conn.clone() {
+        match self.conn().await? {
             Conn::Single(c) => bounded(self.op_timeout, go(cmd, c)).await,
             Conn::Cluster(c) => bounded(self.op_timeout, go(cmd, c)).await,
         }

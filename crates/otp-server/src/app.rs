@@ -4,11 +4,15 @@
 //! - [`components`] builds what needs no I/O (delivery backend, token
 //!   service), so `check-config` fails on everything those constructors
 //!   check;
-//! - [`build`] adds the store connection (retried for
-//!   `REDIS_STARTUP_WAIT_SECONDS`) and the OTP service: the [`Parts`];
+//! - [`build`] adds the store (waiting up to `REDIS_STARTUP_WAIT_SECONDS`
+//!   for Redis to answer, then going on without it: the store connects in
+//!   the background, so a pod started during an outage never crash-loops)
+//!   and the OTP service: the [`Parts`];
 //! - [`serve`] runs the REST API on a bound listener until `shutdown`
 //!   resolves, then drains in-flight requests for at most
-//!   `SHUTDOWN_TIMEOUT_SECONDS`;
+//!   `SHUTDOWN_TIMEOUT_SECONDS`; meanwhile a background ping
+//!   ([`STORE_PING_INTERVAL`]) keeps the `otp_store_up` gauge current and
+//!   logs when Redis goes away and comes back;
 //! - [`run`] is `build` then `serve`.
 //!
 //! ```no_run
@@ -36,6 +40,9 @@ use crate::settings::{self, ServerSettings, SettingError, Settings};
 
 /// Connections the kernel queues before `accept` (actix's default).
 const BACKLOG: i32 = 1024;
+
+/// How often [`serve`] pings a network store (Redis) in the background.
+pub const STORE_PING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The parts that need no I/O to build.
 pub struct Components {
@@ -79,14 +86,17 @@ pub struct Parts {
 }
 
 /// Turns settings into the running parts: [`components`], then the store
-/// (an unreachable Redis is retried for `REDIS_STARTUP_WAIT_SECONDS`).
+/// (an unreachable Redis is awaited for `REDIS_STARTUP_WAIT_SECONDS`, then
+/// left to connect in the background).
 pub async fn build(settings: &Settings) -> anyhow::Result<Parts> {
     let Components { delivery, tokens } = components(settings)?;
-    let store = connect_store(settings).await?;
+    let store = otp_ratelimit::build_store_lazy(settings.store.clone())
+        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
     let service = OtpService::builder(settings.service.clone(), tokens)
         .store(store)
         .delivery(delivery)
         .build();
+    await_store(&service, settings.server.store_wait).await;
     Ok(Parts {
         service: Arc::new(service),
         http: settings.http.clone(),
@@ -172,6 +182,10 @@ pub async fn serve(
     );
     let server = server.run();
     let handle = server.handle();
+    // Memory always answers; only a network store needs watching.
+    let pinger = (service.store_backend() != "memory")
+        .then(|| tokio::spawn(ping_store(service.clone())));
+    let _pinger = AbortOnDrop(pinger);
     let mut server = std::pin::pin!(server);
     tokio::select! {
         result = &mut server => return result.context("server error"),
@@ -185,27 +199,59 @@ pub async fn serve(
     result
 }
 
-/// Builds the store. An unreachable Redis is retried (with a log line each
-/// time) for up to `REDIS_STARTUP_WAIT_SECONDS`, so replicas started before
-/// Redis (compose, Kubernetes) come up by themselves instead of crash-looping.
-async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn otp_ratelimit::Store>> {
-    let deadline = std::time::Instant::now() + settings.server.store_wait;
+/// Pings the store until it answers or `wait` has passed (a log line per
+/// failed try). Never fails: a store still down afterwards is connected in
+/// the background by its next operations and [`ping_store`].
+async fn await_store(service: &OtpService, wait: Duration) {
+    let deadline = std::time::Instant::now() + wait;
     let mut delay = Duration::from_millis(250);
     loop {
-        match otp_ratelimit::build_store(settings.store.clone()).await {
-            Ok(store) => return Ok(store),
-            Err(e) if e.is_unavailable() && std::time::Instant::now() + delay < deadline => {
+        match service.store_ping().await {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Redis is not reachable yet; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) if e.is_unavailable() => {
-                anyhow::bail!(
-                    "REDIS_URL: Redis did not answer within REDIS_STARTUP_WAIT_SECONDS={}s ({e})",
-                    settings.server.store_wait.as_secs()
-                )
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "REDIS_URL: Redis did not answer within REDIS_STARTUP_WAIT_SECONDS={}s; serving without it (requests that need it answer 503) and connecting in the background",
+                    wait.as_secs()
+                );
+                return;
             }
-            Err(e) => anyhow::bail!("REDIS_URL: {e}"),
+        }
+    }
+}
+
+/// Pings the store every [`STORE_PING_INTERVAL`] (the `otp_store_up` gauge)
+/// and logs each change: Redis lost, Redis back.
+async fn ping_store(service: Arc<OtpService>) {
+    let mut up = service.store_ping().await.is_ok();
+    let mut tick = tokio::time::interval(STORE_PING_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = service.store_ping().await;
+        match (&now, up) {
+            (Ok(()), false) => tracing::info!("store answers again"),
+            (Err(e), true) => {
+                tracing::warn!(error = %e, "store unavailable; requests that need it answer 503 until it answers");
+            }
+            _ => {}
+        }
+        up = now.is_ok();
+    }
+}
+
+/// Aborts the background task when [`serve`] returns, however it returns.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
         }
     }
 }

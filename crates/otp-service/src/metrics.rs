@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -68,6 +69,11 @@ pub struct ServiceMetrics {
     /// Calls refused because the memory store tracks its maximum number of
     /// subjects (`STORE_MEMORY_MAX_KEYS`); each is also a store error.
     pub store_full: Counter,
+    /// 1 while the store answered its last ping, 0 after a failed ping or an
+    /// unavailable store operation (`otp_store_up`; the memory store is
+    /// always 1). Readiness checks and the server's background ping keep it
+    /// current.
+    pub store_up: Gauge,
 }
 
 impl Default for ServiceMetrics {
@@ -81,6 +87,7 @@ impl Default for ServiceMetrics {
             delivery_seconds: Family::new_with_constructor(delivery_histogram),
             store_errors: Family::default(),
             store_full: Counter::default(),
+            store_up: Gauge::default(),
         }
     }
 }
@@ -155,6 +162,11 @@ impl ServiceMetrics {
             "otp_store_full",
             "Calls refused because the memory store is at its ceiling of tracked subjects",
             self.store_full.clone(),
+        );
+        registry.register(
+            "otp_store_up",
+            "1 while the limit / use-counter store answers its pings, 0 while it does not",
+            self.store_up.clone(),
         );
     }
 }

@@ -271,14 +271,21 @@ impl OtpServiceBuilder {
     pub fn build(self) -> OtpService {
         let c = self.config;
         let audit_key = c.keys.derive_subkey("stateless-otp/audit-pseudonym/v1");
+        let store: Arc<dyn Store> = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::default()));
+        let metrics: Arc<ServiceMetrics> = self.metrics.unwrap_or_default();
+        // The memory store always answers; a network store is 0 until its
+        // first ping answers.
+        metrics
+            .store_up
+            .set(i64::from(store.backend_name() == "memory"));
         let service = OtpService {
             audit_key,
             sessions: c.sessions,
             engine: OtpEngine::new(c.policy, c.keys),
             tokens: self.tokens,
-            store: self
-                .store
-                .unwrap_or_else(|| Arc::new(MemoryStore::default())),
+            store,
             delivery: self
                 .delivery
                 .unwrap_or_else(|| Arc::new(ConsoleDelivery::new())),
@@ -288,7 +295,7 @@ impl OtpServiceBuilder {
             fail_mode: c.fail_mode,
             verify_daily_ceiling: c.verify_daily_ceiling,
             ipv6_prefix: c.ipv6_prefix,
-            metrics: self.metrics.unwrap_or_default(),
+            metrics,
         };
         let limits = service.limits.all().map(|p| p.name);
         let delivery = &service.delivery;
@@ -360,7 +367,7 @@ impl OtpService {
     /// defeats the choice of failing open. Use [`OtpService::store_ping`] for
     /// the store's own state.
     pub async fn ready(&self) -> Result<(), ServiceError> {
-        match self.store.ping().await {
+        match self.store_ping().await {
             Ok(()) => Ok(()),
             Err(e) if self.fail_mode == FailMode::Open && e.is_unavailable() => {
                 tracing::warn!(error = %e, "store unavailable; still ready because RATE_LIMIT_FAIL_MODE=open");
@@ -370,9 +377,12 @@ impl OtpService {
         }
     }
 
-    /// Pings the store, whatever the fail mode.
+    /// Pings the store, whatever the fail mode, and records the answer in
+    /// the `otp_store_up` gauge (1 answered, 0 failed).
     pub async fn store_ping(&self) -> Result<(), StoreError> {
-        self.store.ping().await
+        let r = self.store.ping().await;
+        self.metrics.store_up.set(i64::from(r.is_ok()));
+        r
     }
 
     /// Counts a store error under `op`, one of [`StoreLabels::OPS`] (the
@@ -402,6 +412,9 @@ impl OtpService {
             self.metrics.store_full.inc();
             tracing::debug!(op, max_keys, "memory store full; refusing a new subject");
             return Err(ServiceError::Unavailable(err));
+        }
+        if err.is_unavailable() {
+            self.metrics.store_up.set(0);
         }
         if err.is_unavailable() && self.fail_mode == FailMode::Open {
             tracing::warn!(op, error = %err, "store unavailable; proceeding because RATE_LIMIT_FAIL_MODE=open");

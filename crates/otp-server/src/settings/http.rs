@@ -1,5 +1,5 @@
-//! The HTTP concern: trusted proxies, CORS origins, the body timeout and
-//! the access log.
+//! The HTTP concern: trusted proxies, CORS origins, the body timeout, the
+//! access log and what `/readyz` requires.
 
 use ipnet::IpNet;
 use otp_http::HttpConfig;
@@ -37,6 +37,7 @@ pub fn build(raw: &RawSettings) -> Result<HttpConfig, SettingError> {
         // the body gets the same time after the head as the head has (SPEC §8)
         body_timeout: std::time::Duration::from_millis(raw.num("CLIENT_REQUEST_TIMEOUT_MS")?),
         access_log: raw.flag("ACCESS_LOG")?,
+        readyz_requires_store: raw.flag("READYZ_REQUIRES_STORE")?,
         ..HttpConfig::default()
     })
 }
