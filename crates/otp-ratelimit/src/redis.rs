@@ -630,8 +630,7 @@ impl RedisStore {
         if let Some(c) = self.conn.get() {
             return Ok(c.clone());
         }
-        match tokio::time::timeout(self.op_timeout, self.conn.get_or_try_init(|| self.open()))
-            .await
+        match tokio::time::timeout(self.op_timeout, self.conn.get_or_try_init(|| self.open())).await
         {
             Ok(r) => r.cloned(),
             Err(_) => Err(StoreError::Unavailable(format!(
@@ -651,9 +650,9 @@ impl RedisStore {
                 )
                 .await?,
             ),
-            Opener::Cluster(client) => Conn::Cluster(
-                bounded(self.op_timeout, client.get_async_connection()).await?,
-            ),
+            Opener::Cluster(client) => {
+                Conn::Cluster(bounded(self.op_timeout, client.get_async_connection()).await?)
+            }
         };
         self.check_layout(&conn).await?;
         tracing::info!(
@@ -703,8 +702,12 @@ impl RedisStore {
         ];
         for s in scripts {
             let sha: String = match self.conn().await? {
-                Conn::Single(mut c) => bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?,
-                Conn::Cluster(mut c) => bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?,
+                Conn::Single(mut c) => {
+                    bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?
+                }
+                Conn::Cluster(mut c) => {
+                    bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?
+                }
             };
             if sha != s.get_hash() {
                 return Err(StoreError::Backend(format!(

@@ -183,8 +183,8 @@ pub async fn serve(
     let server = server.run();
     let handle = server.handle();
     // Memory always answers; only a network store needs watching.
-    let pinger = (service.store_backend() != "memory")
-        .then(|| tokio::spawn(ping_store(service.clone())));
+    let pinger =
+        (service.store_backend() != "memory").then(|| tokio::spawn(ping_store(service.clone())));
     let _pinger = AbortOnDrop(pinger);
     let mut server = std::pin::pin!(server);
     tokio::select! {

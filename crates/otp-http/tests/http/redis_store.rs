@@ -1,7 +1,9 @@
 //! The API over a real Redis (`redis-server` started per test by
-//! `otp_testkit`): 503 `backend_unavailable` while Redis is down
-//! and recovery without rebuilding the app, single use across concurrent
-//! requests and across two replicas sharing one Redis.
+//! `otp_testkit`): 503 `backend_unavailable` on the OTP routes while Redis
+//! is down, `/readyz` still 200 with `store_status: unavailable` (503 with
+//! `READYZ_REQUIRES_STORE`), a store built while Redis is down serving once
+//! it starts, recovery without rebuilding the app, single use across
+//! concurrent requests and across two replicas sharing one Redis.
 //!
 //! Skipped (with a message) when `redis-server` is missing, unless
 //! `OTP_E2E_REQUIRE_ALL=1`.
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use actix_web::test::TestRequest;
 use otp_core::OtpPolicy;
+use otp_http::HttpConfig;
 use otp_ratelimit::{LimitPolicy, RedisConfig, RedisStore, Store};
 use otp_service::Limits;
 use otp_testkit::started_redis_or_skip;
@@ -31,9 +34,35 @@ fn long_windows() -> OtpPolicy {
     OtpPolicy::builder().window_seconds(3600).build().unwrap()
 }
 
+/// Polls `/readyz` until its `store_status` is `want` (at most 15 s).
+async fn await_store_status<S, B>(app: &S, want: &str)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = send(app, TestRequest::get().uri("/readyz")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        if r.json()["store_status"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz store_status still {} after 15 s",
+            r.json()["store_status"]
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[actix_web::test]
-async fn redis_outage_is_503_and_the_same_app_recovers_when_redis_returns() {
-    let Some(mut redis) = started_redis_or_skip("redis_outage_is_503") else {
+async fn redis_outage_keeps_readyz_200_with_store_status_unavailable_while_the_otp_routes_503() {
+    let Some(mut redis) = started_redis_or_skip("redis_outage_keeps_readyz_200") else {
         return;
     };
     let h = Setup {
@@ -44,7 +73,12 @@ async fn redis_outage_is_503_and_the_same_app_recovers_when_redis_returns() {
     let app = h.app().await;
     let r = send(&app, TestRequest::get().uri("/readyz")).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({"status": "ready", "store": "redis"}));
+    assert_eq!(
+        r.json(),
+        json!({"status": "ready", "store": "redis", "store_status": "ok"})
+    );
+    let m = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert!(m.contains("\notp_store_up 1\n"), "{m}");
     let token = login(&h, &app, ID).await;
 
     redis.stop();
@@ -53,8 +87,13 @@ async fn redis_outage_is_503_and_the_same_app_recovers_when_redis_returns() {
     assert_eq!(r.header("retry-after"), Some("1"));
     let r = send(&app, verify_otp(ID, "123456")).await;
     r.assert_error(503, "backend_unavailable", None);
+    // readiness is about this process: the replica stays in rotation
     let r = send(&app, TestRequest::get().uri("/readyz")).await;
-    r.assert_error(503, "backend_unavailable", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"status": "ready", "store": "redis", "store_status": "unavailable"})
+    );
     // liveness and the token routes never touch Redis
     assert_eq!(
         send(&app, TestRequest::get().uri("/healthz")).await.status,
@@ -78,23 +117,74 @@ async fn redis_outage_is_503_and_the_same_app_recovers_when_redis_returns() {
         metric_with(&m, "otp_store_errors_total", "op=") >= 2.0,
         "{m}"
     );
+    assert!(m.contains("\notp_store_up 0\n"), "{m}");
 
     redis.restart().expect("restart redis-server");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = send(&app, TestRequest::get().uri("/readyz")).await;
-        if r.status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz still {} 15 s after Redis returned",
-            r.status
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    await_store_status(&app, "ok").await;
+    let m = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert!(m.contains("\notp_store_up 1\n"), "{m}");
     let code = obtain_code(&h, &app, ID, ID).await;
     assert_eq!(send(&app, verify_otp(ID, &code)).await.status, 200);
+}
+
+#[actix_web::test]
+async fn readyz_requires_store_answers_503_while_redis_is_down() {
+    let Some(mut redis) = started_redis_or_skip("readyz_requires_store") else {
+        return;
+    };
+    let h = Setup {
+        http: HttpConfig {
+            readyz_requires_store: true,
+            ..HttpConfig::default()
+        },
+        store: Some(redis_store(redis.url()).await),
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    await_store_status(&app, "ok").await;
+    redis.stop();
+    let r = send(&app, TestRequest::get().uri("/readyz")).await;
+    r.assert_error(503, "backend_unavailable", None);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    redis.restart().expect("restart redis-server");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while send(&app, TestRequest::get().uri("/readyz")).await.status != 200 {
+        assert!(Instant::now() < deadline, "/readyz still 503 after 15 s");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_store_built_while_redis_is_down_serves_once_redis_starts() {
+    let Some(mut redis) = started_redis_or_skip("a_store_built_while_redis_is_down") else {
+        return;
+    };
+    redis.stop();
+    let store = RedisStore::connect_lazy(RedisConfig::new(vec![redis.url()], vec![7u8; 32]))
+        .expect("a lazy store needs no Redis");
+    let h = Setup {
+        store: Some(Arc::new(store)),
+        ..Setup::default()
+    }
+    .build();
+    let app = h.app().await;
+    let m = send(&app, TestRequest::get().uri("/metrics")).await.text();
+    assert!(m.contains("\notp_store_up 0\n"), "{m}");
+    await_store_status(&app, "unavailable").await;
+    send(&app, request_otp(ID))
+        .await
+        .assert_error(503, "backend_unavailable", None);
+
+    redis.restart().expect("start redis-server");
+    await_store_status(&app, "ok").await;
+    let code = obtain_code(&h, &app, ID, ID).await;
+    assert_eq!(send(&app, verify_otp(ID, &code)).await.status, 200);
+    // the first connection wrote the layout marker
+    assert_eq!(
+        redis.cli(&["GET", "otp:layout"]).unwrap().trim(),
+        otp_ratelimit::redis::KEY_LAYOUT_VERSION.to_string()
+    );
 }
 
 #[actix_web::test]

@@ -533,7 +533,10 @@ async fn healthz_and_readyz_answer_with_the_memory_store() {
     assert_eq!(r.json(), json!({"status": "ok"}));
     let r = send(&app, TestRequest::get().uri("/readyz")).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({"status": "ready", "store": "memory"}));
+    assert_eq!(
+        r.json(),
+        json!({"status": "ready", "store": "memory", "store_status": "ok"})
+    );
 }
 
 #[actix_web::test]

@@ -1275,6 +1275,19 @@ fn otp_key_rotation_on_shared_redis_keeps_codes_single_use() {
     assert_eq!(verify(&after, "fresh@example.com", &fresh), 400);
 }
 
+/// `POST /api/v1/otp/request` for `identity` answers 200 and the console
+/// shows its code.
+fn sends_a_code(server: &mut Server, identity: &str) {
+    let r = post_json(
+        &format!("{}/api/v1/otp/request", server.url),
+        &json!({ "identity": identity }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(server
+        .console_code(identity, Duration::from_secs(5))
+        .is_some());
+}
+
 #[test]
 fn a_replica_started_before_redis_waits_for_it() {
     if skip_without("redis-server") {
@@ -1301,34 +1314,102 @@ fn a_replica_started_before_redis_waits_for_it() {
         "{}",
         server.stderr()
     );
-    let r = post_json(
-        &format!("{}/api/v1/otp/request", server.url),
-        &json!({"identity": "late@example.com"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(server
-        .console_code("late@example.com", Duration::from_secs(5))
-        .is_some());
+    sends_a_code(&mut server, "late@example.com");
+}
+
+/// `GET path` on `server`.
+fn get(server: &Server, path: &str) -> support::HttpResponse {
+    http("GET", &format!("{}{path}", server.url), &[], None).expect("otp-server answers")
 }
 
 #[test]
-fn an_unreachable_redis_stops_start_up_naming_redis_url_without_its_password() {
-    let url = format!("redis://:hunter2-redis-pw@127.0.0.1:{}", free_port());
-    let (code, _, err) = run_bin(
-        &["serve", "--bind", &format!("127.0.0.1:{}", free_port())],
-        &[
-            ("OTP_SECRET_KEY", support::TEST_OTP_KEY),
-            ("JWT_SECRET", support::TEST_JWT_SECRET),
-            ("STORE_BACKEND", "redis"),
-            ("REDIS_URL", &url),
-            ("REDIS_STARTUP_WAIT_SECONDS", "0"),
-            ("DELIVERY_BACKEND", "none"),
-        ],
+fn a_replica_started_during_a_redis_outage_becomes_ready_and_serves_once_redis_starts() {
+    if skip_without("redis-server") {
+        return;
+    }
+    let dir = TempDir::new("outage-start");
+    let redis_port = free_port();
+    // `start` returns once /healthz answers: nothing listens on the Redis port.
+    let mut server = Server::builder()
+        .env("STORE_BACKEND", "redis")
+        .env(
+            "REDIS_URL",
+            format!("redis://:hunter2-redis-pw@127.0.0.1:{redis_port}"),
+        )
+        .env("REDIS_STARTUP_WAIT_SECONDS", "0")
+        .start();
+    let r = get(&server, "/readyz");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"status": "ready", "store": "redis", "store_status": "unavailable"})
     );
-    assert_ne!(code, 0);
-    let line = err.trim().lines().last().unwrap_or("");
-    assert!(line.starts_with("otp-server: REDIS_URL:"), "{err}");
+    let metrics = get(&server, "/metrics").body;
+    assert!(metrics.contains("\notp_store_up 0\n"), "{metrics}");
+    let r = post_json(
+        &format!("{}/api/v1/otp/request", server.url),
+        &json!({"identity": "outage@example.com"}),
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "backend_unavailable");
+    let err = server.stderr();
+    assert!(
+        err.contains("REDIS_URL: Redis did not answer within REDIS_STARTUP_WAIT_SECONDS=0s"),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "password leaked: {err}");
+
+    // Redis comes up on that port (with the password the URL names)
+    let mut child = spawn_grouped(
+        Command::new("redis-server")
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--requirepass", "hunter2-redis-pw"])
+            .arg("--dir")
+            .arg(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "redis-server",
+    );
+    wait_for_port(redis_port, "redis-server", &mut child);
+    let _redis = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = get(&server, "/readyz");
+        if r.json()["store_status"] == "ok" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {}", r.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sends_a_code(&mut server, "outage@example.com");
+    // the background ping saw it too (every 5 s)
+    let deadline = Instant::now() + Duration::from_secs(12);
+    loop {
+        let m = get(&server, "/metrics").body;
+        if m.contains("\notp_store_up 1\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{m}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn readyz_requires_store_makes_the_binary_unready_while_redis_is_down() {
+    let mut server = Server::builder()
+        .env("STORE_BACKEND", "redis")
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}", free_port()))
+        .env("REDIS_STARTUP_WAIT_SECONDS", "0")
+        .env("READYZ_REQUIRES_STORE", "true")
+        .start();
+    let r = get(&server, "/readyz");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "backend_unavailable");
+    // token verification does not depend on it
+    let r = get(&server, "/api/v1/token/verify");
+    assert_eq!(r.status, 401, "{}", r.body);
+    server.terminate(Duration::from_secs(5));
 }
 
 /// The metric names a PromQL expression uses: the tokens that start with
