@@ -45,10 +45,16 @@ fn start_redis(dir: &TempDir) -> (ChildGuard, u16) {
 
 /// `redis-server` on `port`, nothing persisted.
 fn start_redis_on(dir: &TempDir, port: u16) -> ChildGuard {
+    start_redis_with(dir, port, &[])
+}
+
+/// `redis-server` on `port` with `extra` arguments, nothing persisted.
+fn start_redis_with(dir: &TempDir, port: u16, extra: &[&str]) -> ChildGuard {
     let mut redis = ChildGuard::spawn(
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -1360,19 +1366,7 @@ fn a_replica_started_during_a_redis_outage_becomes_ready_and_serves_once_redis_s
     assert!(!err.contains("hunter2"), "password leaked: {err}");
 
     // Redis comes up on that port (with the password the URL names)
-    let mut child = spawn_grouped(
-        Command::new("redis-server")
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--requirepass", "hunter2-redis-pw"])
-            .arg("--dir")
-            .arg(&dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        "redis-server",
-    );
-    wait_for_port(redis_port, "redis-server", &mut child);
-    let _redis = Guard(child);
+    let _redis = start_redis_with(&dir, redis_port, &["--requirepass", "hunter2-redis-pw"]);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = get(&server, "/readyz");
