@@ -182,6 +182,10 @@ pub const VARS: &[Var] = &[
     Var::new(C::Tokens, "TOKEN_AUDIENCE", "aud of issued tokens, required on verify.").or(|| t(DEFAULT_AUDIENCE)).field("audience"),
     Var::new(C::Tokens, "ACCESS_TOKEN_TTL", "Token lifetime in seconds.").or(|| TokenConfig::default().ttl_seconds.to_string()).range(1, 31_536_000).field("ttl_seconds"),
     Var::new(C::Tokens, "TOKEN_LEEWAY_SECONDS", "Clock leeway on exp/nbf/iat.").or(|| TokenConfig::default().leeway_seconds.to_string()).range(0, 3600),
+    Var::new(C::Tokens, "SESSIONS", "on: a verify also returns a refresh token and starts a session (SPEC §10); off: access tokens only.").or(|| t("on")),
+    Var::new(C::Tokens, "REFRESH_TOKEN_TTL", "Idle lifetime of a refresh token and its session record, seconds (renewed by each refresh).").or(|| otp_service::DEFAULT_REFRESH_TOKEN_TTL_SECONDS.to_string()).range(1, 31_536_000),
+    Var::new(C::Tokens, "SESSION_MAX_LIFETIME", "Absolute lifetime of a session from sign-in, seconds; no refresh extends it.").or(|| otp_service::DEFAULT_SESSION_MAX_LIFETIME_SECONDS.to_string()).range(1, 31_536_000),
+    Var::new(C::Tokens, "REFRESH_REUSE_GRACE_SECONDS", "After a refresh, the previous refresh token gets the same successor for this long; later it counts as reuse and revokes the session.").or(|| otp_service::DEFAULT_REFRESH_REUSE_GRACE_SECONDS.to_string()).range(0, 300),
     // limits
     Var::new(C::Limits, "RATE_REQUEST_OTP_MAX", "OTP sends per identity per window.").or(|| Limits::default().request_per_identity.max.to_string()).range(1, MAX_LIMIT),
     Var::new(C::Limits, "RATE_REQUEST_OTP_WINDOW", "Window of RATE_REQUEST_OTP_MAX, seconds.").or(|| Limits::default().request_per_identity.window.as_secs().to_string()).range(1, MAX_LIMIT_WINDOW),

@@ -2,7 +2,7 @@
 //! < CLI flags ([`RawSettings`]), then validated into the typed
 //! configurations of the library crates by one builder per concern:
 //! [`server`], [`http`], [`policy`], [`keys`], [`tokens`], [`limits`],
-//! [`store`] and [`delivery`]. Defaults and ranges come from the variable
+//! [`sessions`], [`store`] and [`delivery`]. Defaults and ranges come from the variable
 //! table ([`crate::vars`]), which takes them from the libraries. Any
 //! invalid value stops start-up with one line naming the variable and what
 //! it accepts.
@@ -14,6 +14,7 @@ pub mod limits;
 pub mod policy;
 pub mod raw;
 pub mod server;
+pub mod sessions;
 pub mod store;
 pub mod tokens;
 
@@ -104,6 +105,7 @@ impl Settings {
         service.single_use = policy.single_use;
         service.fail_mode = fail_mode;
         (service.verify_daily_ceiling, service.ipv6_prefix) = limits::network(raw)?;
+        service.sessions = sessions::build(raw, &mut notes)?;
         let (delivery, retry) = delivery::build(raw, dev, &mut notes)?;
         Ok(Settings {
             server,
@@ -176,6 +178,7 @@ mod tests {
         assert_eq!(s.service.fail_mode, lib.fail_mode);
         assert_eq!(s.service.verify_daily_ceiling, lib.verify_daily_ceiling);
         assert_eq!(s.service.ipv6_prefix, lib.ipv6_prefix);
+        assert_eq!(s.service.sessions, lib.sessions);
         assert_eq!(s.token_config, TokenConfig::default());
         assert_eq!(s.retry, DeliveryRetryPolicy::default());
         assert_eq!(s.delivery, DeliveryConfig::default());

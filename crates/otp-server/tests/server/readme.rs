@@ -18,6 +18,7 @@ const BUILDERS: &[&str] = &[
     include_str!("../../src/settings/keys.rs"),
     include_str!("../../src/settings/tokens.rs"),
     include_str!("../../src/settings/limits.rs"),
+    include_str!("../../src/settings/sessions.rs"),
     include_str!("../../src/settings/store.rs"),
     include_str!("../../src/settings/delivery.rs"),
     include_str!("../../src/settings/mod.rs"),
