@@ -7,6 +7,7 @@
 //! subject template is rejected at start-up if it holds a control character,
 //! and the only values placed in it are digits.
 
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,88 +60,18 @@ impl std::fmt::Debug for SmtpDelivery {
 impl SmtpDelivery {
     /// Validates `config` and prepares the transport. `timeout` bounds each
     /// SMTP command (the retrying wrapper bounds the whole attempt too).
-    /// Reads `SMTP_CA_FILE` once, here, at start-up.
+    /// Reads `smtp.ca_file` once, here, at start-up.
     pub fn new(config: &SmtpConfig, timeout: Duration) -> Result<Self, ConfigError> {
-        let host = config.host.trim();
-        if host.is_empty() {
-            return Err(ConfigError::new(
-                "smtp.host",
-                "must be set to the SMTP relay's host name",
-            ));
-        }
-        if config.port == 0 {
-            return Err(ConfigError::new(
-                "smtp.port",
-                "must be a port number 1-65535",
-            ));
-        }
-        if config.from.trim().is_empty() {
-            return Err(ConfigError::new(
-                "smtp.from",
-                "must be set to the sender address, e.g. 'Example <no-reply@example.com>'",
-            ));
-        }
-        let from: Mailbox =
-            config.from.trim().parse().map_err(|e| {
-                ConfigError::new("smtp.from", format!("is not a valid mailbox ({e})"))
-            })?;
-        let credentials = match (&config.username, &config.password) {
-            (Some(u), Some(p)) if !u.is_empty() => Some(Credentials::new(u.clone(), p.clone())),
-            (Some(u), None) if !u.is_empty() => {
-                return Err(ConfigError::new(
-                    "smtp.password",
-                    "must be set when smtp.username is set",
-                ))
-            }
-            (None, Some(p)) if !p.is_empty() => {
-                return Err(ConfigError::new(
-                    "smtp.username",
-                    "must be set when smtp.password is set",
-                ))
-            }
-            _ => None,
-        };
+        let host = relay_host(config)?;
+        let from = sender(&config.from)?;
+        let credentials = credentials(config)?;
         if credentials.is_some() && config.tls == SmtpTls::None {
             tracing::warn!(
                 backend = BACKEND,
-                "SMTP_TLS=none with SMTP_USERNAME set: the password crosses the network in clear text"
+                "smtp.tls=none with smtp.username set: the password crosses the network in clear text"
             );
         }
-        let tls = match config.tls {
-            SmtpTls::None => Tls::None,
-            mode => {
-                let mut builder = TlsParameters::builder(host.to_owned());
-                if let Some(path) = &config.ca_file {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        ConfigError::new(
-                            "smtp.ca_file",
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?;
-                    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-                        return Err(ConfigError::new(
-                            "smtp.ca_file",
-                            format!("{} holds no PEM certificate", path.display()),
-                        ));
-                    }
-                    let cert = Certificate::from_pem(&pem).map_err(|e| {
-                        ConfigError::new(
-                            "smtp.ca_file",
-                            format!("{} is not valid PEM ({e})", path.display()),
-                        )
-                    })?;
-                    builder = builder.add_root_certificate(cert);
-                }
-                let params = builder.build_rustls().map_err(|e| {
-                    ConfigError::new("smtp.ca_file", format!("TLS setup failed ({e})"))
-                })?;
-                if mode == SmtpTls::Tls {
-                    Tls::Wrapper(params)
-                } else {
-                    Tls::Required(params)
-                }
-            }
-        };
+        let tls = tls(config, host)?;
         let subject = TextTemplate::parse(
             &config.subject_template,
             "smtp.subject_template",
@@ -239,7 +170,7 @@ impl SmtpDelivery {
         };
         let detail = match kind {
             DeliveryErrorKind::Tls => format!(
-                "TLS with {}:{} failed (SMTP_TLS={}; is the port right for this mode?): {text}",
+                "TLS with {}:{} failed (smtp.tls={}; is the port right for this mode?): {text}",
                 self.host,
                 self.port,
                 self.tls_mode.as_str()
@@ -252,6 +183,96 @@ impl SmtpDelivery {
             None => err,
         }
     }
+}
+
+/// The relay's host name, trimmed, once `smtp.host` and `smtp.port` are set.
+fn relay_host(config: &SmtpConfig) -> Result<&str, ConfigError> {
+    let host = config.host.trim();
+    if host.is_empty() {
+        return Err(ConfigError::new(
+            "smtp.host",
+            "must be set to the SMTP relay's host name",
+        ));
+    }
+    if config.port == 0 {
+        return Err(ConfigError::new(
+            "smtp.port",
+            "must be a port number 1-65535",
+        ));
+    }
+    Ok(host)
+}
+
+/// The `smtp.from` mailbox.
+fn sender(from: &str) -> Result<Mailbox, ConfigError> {
+    let from = from.trim();
+    if from.is_empty() {
+        return Err(ConfigError::new(
+            "smtp.from",
+            "must be set to the sender address, e.g. 'Example <no-reply@example.com>'",
+        ));
+    }
+    from.parse()
+        .map_err(|e| ConfigError::new("smtp.from", format!("is not a valid mailbox ({e})")))
+}
+
+/// The login, if any: `smtp.username` and `smtp.password` come together.
+fn credentials(config: &SmtpConfig) -> Result<Option<Credentials>, ConfigError> {
+    match (&config.username, &config.password) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok(Some(Credentials::new(u.clone(), p.clone()))),
+        (Some(u), None) if !u.is_empty() => Err(ConfigError::new(
+            "smtp.password",
+            "must be set when smtp.username is set",
+        )),
+        (None, Some(p)) if !p.is_empty() => Err(ConfigError::new(
+            "smtp.username",
+            "must be set when smtp.password is set",
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// lettre's TLS settings for `smtp.tls`, trusting `smtp.ca_file` as well
+/// when it is set; the certificate must carry `host`.
+fn tls(config: &SmtpConfig, host: &str) -> Result<Tls, ConfigError> {
+    let mode = config.tls;
+    if mode == SmtpTls::None {
+        return Ok(Tls::None);
+    }
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(path) = &config.ca_file {
+        builder = builder.add_root_certificate(ca_certificate(path)?);
+    }
+    let params = builder
+        .build_rustls()
+        .map_err(|e| ConfigError::new("smtp.ca_file", format!("TLS setup failed ({e})")))?;
+    Ok(if mode == SmtpTls::Tls {
+        Tls::Wrapper(params)
+    } else {
+        Tls::Required(params)
+    })
+}
+
+/// Reads the PEM file `smtp.ca_file` names.
+fn ca_certificate(path: &Path) -> Result<Certificate, ConfigError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        ConfigError::new(
+            "smtp.ca_file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(ConfigError::new(
+            "smtp.ca_file",
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    Certificate::from_pem(&pem).map_err(|e| {
+        ConfigError::new(
+            "smtp.ca_file",
+            format!("{} is not valid PEM ({e})", path.display()),
+        )
+    })
 }
 
 fn looks_like_tls_failure(text: &str) -> bool {

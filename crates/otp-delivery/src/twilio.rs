@@ -1,5 +1,5 @@
 //! Twilio backend (feature `twilio`): one form POST to the Messages
-//! resource, `{TWILIO_API_BASE}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
+//! resource, `{api_base}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
 //! with HTTP Basic auth (account SID, auth token), over reqwest + rustls.
 //!
 //! 201 gives a receipt with the message SID. Twilio's error JSON
@@ -87,43 +87,7 @@ impl TwilioDelivery {
         if config.auth_token.trim().is_empty() {
             return Err(ConfigError::new("twilio.auth_token", "must be set"));
         }
-        let service = config
-            .messaging_service_sid
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        let from = config
-            .from_number
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        let sender = match (service, from) {
-            (Some(mg), _) => {
-                if !mg.starts_with("MG") {
-                    return Err(ConfigError::new(
-                        "twilio.messaging_service_sid",
-                        "must start with MG",
-                    ));
-                }
-                Sender::MessagingService(mg.to_owned())
-            }
-            (None, Some(f)) if f.starts_with("MG") => Sender::MessagingService(f.to_owned()),
-            (None, Some(f)) => {
-                if f.chars().any(char::is_control) {
-                    return Err(ConfigError::new(
-                        "twilio.from_number",
-                        "must not contain control characters",
-                    ));
-                }
-                Sender::From(f.to_owned())
-            }
-            (None, None) => {
-                return Err(ConfigError::new(
-                    "twilio.from_number",
-                    "must be set to a sender number (+1…) or a Messaging Service SID (MG…)",
-                ))
-            }
-        };
+        let sender = sender(config)?;
         let base = config.api_base.trim().trim_end_matches('/');
         let url = reqwest::Url::parse(&format!("{base}/2010-04-01/Accounts/{sid}/Messages.json"))
             .map_err(|e| {
@@ -146,6 +110,80 @@ impl TwilioDelivery {
             body,
         })
     }
+
+    /// Posts the form for `message`; a failure is retryable only when the
+    /// connection was never made.
+    async fn post(&self, message: &OtpMessage) -> Result<reqwest::Response, DeliveryError> {
+        let body = zeroize::Zeroizing::new(self.body.render(message));
+        let (sender_field, sender_value) = match &self.sender {
+            Sender::From(f) => ("From", f.as_str()),
+            Sender::MessagingService(s) => ("MessagingServiceSid", s.as_str()),
+        };
+        let form = [
+            ("To", message.identity().as_str()),
+            (sender_field, sender_value),
+            ("Body", body.as_str()),
+        ];
+        self.client
+            .post(self.url.clone())
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| {
+                // Only a connection that was never made is safe to retry:
+                // after that the form may have been written and accepted.
+                let connect = e.is_connect();
+                let err = transport_error(BACKEND, e);
+                if connect {
+                    err
+                } else {
+                    err.after_send()
+                }
+            })
+    }
+}
+
+/// Who sends: `twilio.messaging_service_sid`, else `twilio.from_number`
+/// (which may hold a Messaging Service SID too).
+fn sender(config: &TwilioConfig) -> Result<Sender, ConfigError> {
+    let service = config
+        .messaging_service_sid
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let from = config
+        .from_number
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    Ok(match (service, from) {
+        (Some(mg), _) => {
+            if !mg.starts_with("MG") {
+                return Err(ConfigError::new(
+                    "twilio.messaging_service_sid",
+                    "must start with MG",
+                ));
+            }
+            Sender::MessagingService(mg.to_owned())
+        }
+        (None, Some(f)) if f.starts_with("MG") => Sender::MessagingService(f.to_owned()),
+        (None, Some(f)) => {
+            if f.chars().any(char::is_control) {
+                return Err(ConfigError::new(
+                    "twilio.from_number",
+                    "must not contain control characters",
+                ));
+            }
+            Sender::From(f.to_owned())
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "twilio.from_number",
+                "must be set to a sender number (+1…) or a Messaging Service SID (MG…)",
+            ))
+        }
+    })
 }
 
 #[async_trait]
@@ -172,99 +210,83 @@ impl Delivery for TwilioDelivery {
                 format!("a {} identity cannot receive SMS", message.kind().as_str()),
             ));
         }
-        let body = zeroize::Zeroizing::new(self.body.render(message));
-        let (sender_field, sender_value) = match &self.sender {
-            Sender::From(f) => ("From", f.as_str()),
-            Sender::MessagingService(s) => ("MessagingServiceSid", s.as_str()),
-        };
-        let form = [
-            ("To", message.identity().as_str()),
-            (sender_field, sender_value),
-            ("Body", body.as_str()),
-        ];
-        let response = self
-            .client
-            .post(self.url.clone())
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| {
-                // Only a connection that was never made is safe to retry:
-                // after that the form may have been written and accepted.
-                let connect = e.is_connect();
-                let err = transport_error(BACKEND, e);
-                if connect {
-                    err
-                } else {
-                    err.after_send()
-                }
-            })?;
+        let response = self.post(message).await?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
             .map_err(|e| transport_error(BACKEND, e).after_send())?;
         if status.is_success() {
-            let sid = serde_json::from_slice::<TwilioMessage>(&bytes)
-                .ok()
-                .and_then(|m| m.sid);
-            tracing::debug!(
+            Ok(accepted(message, &bytes))
+        } else {
+            Err(refused(message, status, &bytes))
+        }
+    }
+}
+
+/// The receipt of a 2xx answer, with the message SID when Twilio gave one.
+fn accepted(message: &OtpMessage, bytes: &[u8]) -> DeliveryReceipt {
+    let sid = serde_json::from_slice::<TwilioMessage>(bytes)
+        .ok()
+        .and_then(|m| m.sid);
+    tracing::debug!(
+        backend = BACKEND,
+        message_id = message.id(),
+        sid = sid.as_deref().unwrap_or("-"),
+        "Twilio accepted the message"
+    );
+    DeliveryReceipt {
+        backend: BACKEND,
+        provider_id: sid,
+        attempts: 1,
+    }
+}
+
+/// The error of any other answer: one warning line, Twilio's error (the
+/// code masked) as its detail.
+fn refused(message: &OtpMessage, status: reqwest::StatusCode, bytes: &[u8]) -> DeliveryError {
+    let code = message.code().as_str();
+    let kind = status_kind(status);
+    let detail = match serde_json::from_slice::<TwilioError>(bytes) {
+        Ok(err) => {
+            let twilio_message = mask_code(err.message.as_deref().unwrap_or("no message"), code);
+            let more_info = err.more_info.as_deref().unwrap_or("-");
+            let twilio_code = err.code.unwrap_or_default();
+            tracing::warn!(
                 backend = BACKEND,
                 message_id = message.id(),
-                sid = sid.as_deref().unwrap_or("-"),
-                "Twilio accepted the message"
+                http_status = status.as_u16(),
+                twilio_status = err.status.unwrap_or(status.as_u16()),
+                twilio_code,
+                twilio_message = ?twilio_message,
+                more_info,
+                transient = kind.is_transient(),
+                "Twilio refused the message"
             );
-            return Ok(DeliveryReceipt {
-                backend: BACKEND,
-                provider_id: sid,
-                attempts: 1,
-            });
+            format!(
+                "HTTP {}, Twilio error {twilio_code}: {twilio_message} ({more_info})",
+                status.as_u16()
+            )
         }
-        let code = message.code().as_str();
-        let kind = status_kind(status);
-        let detail = match serde_json::from_slice::<TwilioError>(&bytes) {
-            Ok(err) => {
-                let twilio_message =
-                    mask_code(err.message.as_deref().unwrap_or("no message"), code);
-                let more_info = err.more_info.as_deref().unwrap_or("-");
-                let twilio_code = err.code.unwrap_or_default();
-                tracing::warn!(
-                    backend = BACKEND,
-                    message_id = message.id(),
-                    http_status = status.as_u16(),
-                    twilio_status = err.status.unwrap_or(status.as_u16()),
-                    twilio_code,
-                    twilio_message = ?twilio_message,
-                    more_info,
-                    transient = kind.is_transient(),
-                    "Twilio refused the message"
-                );
-                format!(
-                    "HTTP {}, Twilio error {twilio_code}: {twilio_message} ({more_info})",
-                    status.as_u16()
-                )
-            }
-            Err(_) => {
-                tracing::warn!(
-                    backend = BACKEND,
-                    message_id = message.id(),
-                    http_status = status.as_u16(),
-                    transient = kind.is_transient(),
-                    "Twilio refused the message (no Twilio error body)"
-                );
-                format!("HTTP {} without a Twilio error body", status.as_u16())
-            }
-        };
-        let error = DeliveryError::new(BACKEND, kind, detail).with_status(status.as_u16());
-        // A 5xx answers a request Twilio received in full: it may or may not
-        // have been processed, so it is not retried. 429 and 408 say the
-        // request was refused unprocessed; those stay retryable.
-        if status.is_server_error() {
-            Err(error.after_send())
-        } else {
-            Err(error)
+        Err(_) => {
+            tracing::warn!(
+                backend = BACKEND,
+                message_id = message.id(),
+                http_status = status.as_u16(),
+                transient = kind.is_transient(),
+                "Twilio refused the message (no Twilio error body)"
+            );
+            format!("HTTP {} without a Twilio error body", status.as_u16())
         }
+    };
+    let error = DeliveryError::new(BACKEND, kind, detail).with_status(status.as_u16());
+    // A 5xx answers a request Twilio received in full: it may or may not
+    // have been processed, so it is not retried. 429 and 408 say the
+    // request was refused unprocessed; those stay retryable.
+    if status.is_server_error() {
+        error.after_send()
+    } else {
+        error
     }
 }
 

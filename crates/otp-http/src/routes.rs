@@ -221,7 +221,7 @@ enum JsonBodyErrors {
     /// 408 `request_timeout`.
     #[response(
         status = 408,
-        description = "The body did not arrive within `CLIENT_REQUEST_TIMEOUT_MS` of the head (`request_timeout`); the connection is closed"
+        description = "The body did not arrive within the request timeout (`request_timeout`) of the head; the connection is closed"
     )]
     Timeout(ErrorResponse),
     /// 413.

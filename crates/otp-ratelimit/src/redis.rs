@@ -195,7 +195,7 @@ impl RedisConfig {
     /// Checks the URLs and the topology without connecting.
     pub fn validate(&self) -> Result<(), StoreError> {
         if self.urls.is_empty() {
-            return Err(StoreError::Config("REDIS_URL lists no URL".into()));
+            return Err(StoreError::Config("store.redis.urls lists no URL".into()));
         }
         if self.topology == RedisTopology::Standalone && self.urls.len() > 1 {
             return Err(StoreError::Config(

@@ -203,7 +203,7 @@ pub const VARS: &[Var] = &[
     Var::new(C::Limits, "RATE_LIMIT_FAIL_MODE", "closed (503 when the store is down) or open (proceed, with a warning).").or(|| t("closed")),
     // store
     Var::new(C::Store, "STORE_BACKEND", "memory (one process) or redis (shared by replicas).").or(|| t("memory")),
-    Var::new(C::Store, "REDIS_URL", "redis://host:port (standalone) or several comma-separated node URLs (Cluster). Required with STORE_BACKEND=redis.").secret(),
+    Var::new(C::Store, "REDIS_URL", "redis://host:port (standalone) or several comma-separated node URLs (Cluster). Required with STORE_BACKEND=redis.").secret().field("store.redis.urls"),
     Var::new(C::Store, "REDIS_CLUSTER", "auto (several URLs = Cluster), true or false.").or(|| t("auto")),
     Var::new(C::Store, "REDIS_KEY_PREFIX", "Prefix of every Redis key.").or(redis_key_prefix),
     Var::new(C::Store, "REDIS_TIMEOUT_MS", "Redis connect and response timeout, milliseconds.").or(redis_timeout_ms).range(10, 60_000),

@@ -370,7 +370,7 @@ impl OtpService {
         match self.store_ping().await {
             Ok(()) => Ok(()),
             Err(e) if self.fail_mode == FailMode::Open && e.is_unavailable() => {
-                tracing::warn!(error = %e, "store unavailable; still ready because RATE_LIMIT_FAIL_MODE=open");
+                tracing::warn!(error = %e, "store unavailable; still ready because the fail mode is open");
                 Ok(())
             }
             Err(e) => Err(ServiceError::Unavailable(e)),
@@ -417,7 +417,7 @@ impl OtpService {
             self.metrics.store_up.set(0);
         }
         if err.is_unavailable() && self.fail_mode == FailMode::Open {
-            tracing::warn!(op, error = %err, "store unavailable; proceeding because RATE_LIMIT_FAIL_MODE=open");
+            tracing::warn!(op, error = %err, "store unavailable; proceeding because the fail mode is open");
             Ok(())
         } else {
             tracing::error!(op, error = %err, "store unavailable; refusing (fail closed)");

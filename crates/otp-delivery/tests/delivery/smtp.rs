@@ -152,6 +152,101 @@ async fn custom_html_template_and_legacy_use_tls_false() {
     assert_eq!(r["subject"], "Your verification code");
 }
 
+/// With two fields wrong, the refusal names the one checked first (host,
+/// port, from, login, CA file, templates; the CA file is not read without
+/// TLS), and the clear-text login warning names fields (`smtp.tls`,
+/// `smtp.username`), never the binary's variables.
+#[test]
+fn start_up_checks_keep_their_order_and_the_clear_text_warning_names_fields() {
+    let dir = TempDir::new("smtp-config");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "no certificate here").unwrap();
+    let plain = || config(25, SmtpTls::None);
+    let cases = [
+        (
+            SmtpConfig {
+                host: " ".into(),
+                port: 0,
+                ..plain()
+            },
+            "smtp.host",
+        ),
+        (
+            SmtpConfig {
+                port: 0,
+                from: String::new(),
+                ..plain()
+            },
+            "smtp.port",
+        ),
+        (
+            SmtpConfig {
+                from: " ".into(),
+                username: Some("mailer".into()),
+                ..plain()
+            },
+            "smtp.from",
+        ),
+        (
+            SmtpConfig {
+                username: Some("mailer".into()),
+                ca_file: Some(dir.path().join("missing.pem")),
+                ..config(25, SmtpTls::StartTls)
+            },
+            "smtp.password",
+        ),
+        (
+            SmtpConfig {
+                password: Some("secret".into()),
+                body_template: "no code".into(),
+                ..plain()
+            },
+            "smtp.username",
+        ),
+        (
+            SmtpConfig {
+                ca_file: Some(dir.path().join("missing.pem")),
+                body_template: "no code".into(),
+                ..config(25, SmtpTls::Tls)
+            },
+            "smtp.ca_file",
+        ),
+        (
+            SmtpConfig {
+                ca_file: Some(not_pem),
+                body_template: "no code".into(),
+                ..plain()
+            },
+            "smtp.body_template",
+        ),
+    ];
+    for (cfg, field) in cases {
+        let e = SmtpDelivery::new(&cfg, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e.field, field, "{cfg:?}: {e}");
+    }
+
+    let (_guard, logs) = capture_logs();
+    let login = |tls| SmtpConfig {
+        username: Some("mailer".into()),
+        password: Some("secret".into()),
+        ..config(25, tls)
+    };
+    SmtpDelivery::new(&login(SmtpTls::StartTls), Duration::from_secs(1)).unwrap();
+    assert_eq!(logs.text(), "", "no warning when the login is encrypted");
+    SmtpDelivery::new(&login(SmtpTls::None), Duration::from_secs(1)).unwrap();
+    let logged = logs.text();
+    assert!(
+        logged.contains(
+            "smtp.tls=none with smtp.username set: the password crosses the network in clear text"
+        ),
+        "{logged}"
+    );
+    assert!(
+        !logged.contains("SMTP_") && !logged.contains("secret"),
+        "{logged}"
+    );
+}
+
 #[tokio::test]
 async fn headers_cannot_be_injected() {
     // A subject template with CR/LF is refused at start-up.
@@ -345,7 +440,7 @@ async fn implicit_tls_works_and_fails_clearly_against_a_plain_server() {
         .unwrap_err();
     eprintln!("tls against plain: {e}");
     assert_eq!(e.kind(), DeliveryErrorKind::Tls, "{e}");
-    assert!(e.to_string().contains("SMTP_TLS=tls"), "{e}");
+    assert!(e.to_string().contains("smtp.tls=tls"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(wait_for_files(plain_out.path(), 0).is_empty());
 

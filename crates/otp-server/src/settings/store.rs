@@ -5,6 +5,8 @@ use otp_core::{parse_otp_key, OtpKeyRing};
 use otp_ratelimit::{HashKey, StoreConfig};
 
 use super::{err, Notes, RawSettings, SettingError};
+#[cfg(feature = "redis")]
+use crate::vars::{self, Concern};
 
 /// Reads the store concern; `keys` gives the default hash key.
 pub fn build(
@@ -77,8 +79,12 @@ fn redis(raw: &RawSettings, hash_key: HashKey) -> Result<StoreConfig, SettingErr
             "must be set with STORE_BACKEND=redis (e.g. redis://127.0.0.1:6379)",
         )
     })?;
-    let mut c =
-        RedisConfig::from_url_list(urls, hash_key).map_err(|e| err("REDIS_URL", e.to_string()))?;
+    let mut c = RedisConfig::from_url_list(urls, hash_key).map_err(|e| {
+        err(
+            "REDIS_URL",
+            vars::fields_to_variables(&e.to_string(), Concern::Store),
+        )
+    })?;
     c.topology = match raw
         .get("REDIS_CLUSTER")
         .map(str::to_ascii_lowercase)
@@ -111,4 +117,41 @@ fn redis(_raw: &RawSettings, _hash_key: HashKey) -> Result<StoreConfig, SettingE
         "STORE_BACKEND",
         "redis support is not compiled into this binary (cargo feature `redis`)",
     ))
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::super::{RawSettings, Settings};
+
+    const OTP_KEY: &str = "c3RhdGVsZXNzLW90cCB0ZXN0IGtleSAzMiBieXRlcyE";
+    const JWT: &str = "stateless-otp-test-jwt-secret-of-32-bytes-at-least";
+
+    fn store_error(redis_url: &str) -> String {
+        let env = [
+            ("OTP_SECRET_KEY", OTP_KEY),
+            ("JWT_SECRET", JWT),
+            ("STORE_BACKEND", "redis"),
+            ("REDIS_URL", redis_url),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let raw = RawSettings::load(None, env.into_iter()).unwrap();
+        match Settings::from_raw(&raw, true) {
+            Ok(_) => panic!("REDIS_URL={redis_url:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// otp-ratelimit names its field (`store.redis.urls`); the binary's
+    /// line names the variable, as it always did.
+    #[test]
+    fn a_redis_url_list_without_a_url_is_one_line_about_redis_url() {
+        assert_eq!(
+            store_error(" , "),
+            "REDIS_URL: invalid store configuration: REDIS_URL lists no URL"
+        );
+        assert_eq!(
+            store_error("http://x"),
+            "REDIS_URL: invalid store configuration: invalid Redis URL \"http://x\""
+        );
+    }
 }

@@ -226,7 +226,7 @@ async fn redis_killed_with_fail_mode_open_lets_requests_proceed() {
     assert_no_panic(&server);
     assert!(server
         .stderr()
-        .contains("proceeding because RATE_LIMIT_FAIL_MODE=open"));
+        .contains("proceeding because the fail mode is open"));
 }
 
 fn smtp_server(port: u16) -> Server {
