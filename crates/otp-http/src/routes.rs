@@ -438,7 +438,7 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
         (status = 200, description = "`{\"status\":\"ready\",\"store\":\"redis\",\"store_status\":\"ok\"}` (`store_status` is `unavailable` while the store does not answer)"),
-        (status = 503, description = "Store unreachable and `READYZ_REQUIRES_STORE=true` (`backend_unavailable`)", body = ErrorResponse,
+        (status = 503, description = "Store unreachable and `readyz_requires_store` on (`backend_unavailable`)", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying (1)")))))]
 pub async fn readyz(state: web::Data<HttpState>) -> Result<HttpResponse, ApiError> {
     let store_status = match state.service.store_ping().await {
@@ -447,7 +447,7 @@ pub async fn readyz(state: web::Data<HttpState>) -> Result<HttpResponse, ApiErro
             return Err(ServiceError::Unavailable(e).into())
         }
         Err(e) => {
-            tracing::debug!(error = %e, "store unavailable; still ready (READYZ_REQUIRES_STORE=false)");
+            tracing::debug!(error = %e, "store unavailable; still ready (readyz_requires_store is off)");
             "unavailable"
         }
     };
