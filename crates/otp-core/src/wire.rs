@@ -122,6 +122,74 @@ pub struct OtpVerifyResponse {
     pub expires_in: u64,
     /// Verification attempts left for this identity in the current window.
     pub rate_limit_remaining: u32,
+    /// The session's refresh token (SPEC §10); absent with `SESSIONS=off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds until the refresh token expires; absent with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+}
+
+/// `POST /api/v1/token/refresh` body. `Debug` redacts the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshRequest {
+    /// The refresh token (`ort1_…`).
+    pub refresh_token: String,
+}
+
+/// `POST /api/v1/token/refresh` 200 response. `Debug` redacts the tokens.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshResponse {
+    /// Always `true` on 200.
+    pub success: bool,
+    /// A new access token of the session.
+    pub access_token: String,
+    /// Always `"bearer"`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The successor refresh token (the one presented is spent).
+    pub refresh_token: String,
+    /// Seconds until the successor expires.
+    pub refresh_expires_in: u64,
+}
+
+/// `POST /api/v1/logout` body (optional with a bearer token). `Debug`
+/// redacts the token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogoutRequest {
+    /// A refresh token of the session, instead of a bearer access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// `true`: end every session of the identity ("sign out everywhere").
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// `POST /api/v1/logout` 200 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogoutResponse {
+    /// Always `true` on 200.
+    pub success: bool,
+    /// Whether every session of the identity ended.
+    pub all: bool,
+}
+
+/// `POST /api/v1/token/revoke` body (RFC 7009; JSON or form). `Debug`
+/// redacts the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevokeRequest {
+    /// The token to revoke: a refresh or an access token.
+    pub token: String,
+    /// `refresh_token` or `access_token` (optional; the kinds are told
+    /// apart by shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<String>,
 }
 
 /// `POST /api/v1/token/introspect` body. `Debug` redacts the token.
@@ -176,6 +244,9 @@ pub enum ErrorCode {
     TokenInvalid,
     /// 401: the token has expired.
     TokenExpired,
+    /// 401: the refresh token's session is over (logged out, revoked,
+    /// signed out everywhere, or reused).
+    SessionRevoked,
     /// 408: the request body did not arrive in time (slow client).
     RequestTimeout,
     /// 413: body larger than 16 KiB.
@@ -202,6 +273,7 @@ impl ErrorCode {
             ErrorCode::TokenMissing => "token_missing",
             ErrorCode::TokenInvalid => "token_invalid",
             ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::SessionRevoked => "session_revoked",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
@@ -219,7 +291,10 @@ impl ErrorCode {
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::DeliveryFailed => 502,
             ErrorCode::BackendUnavailable => 503,
-            ErrorCode::TokenMissing | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => 401,
+            ErrorCode::TokenMissing
+            | ErrorCode::TokenInvalid
+            | ErrorCode::TokenExpired
+            | ErrorCode::SessionRevoked => 401,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -300,6 +375,53 @@ impl fmt::Debug for OtpVerifyResponse {
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
             .field("rate_limit_remaining", &self.rate_limit_remaining)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| Redacted),
+            )
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field("refresh_token", &Redacted)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RefreshResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshResponse")
+            .field("success", &self.success)
+            .field("access_token", &Redacted)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &Redacted)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .finish()
+    }
+}
+
+impl fmt::Debug for LogoutRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogoutRequest")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| Redacted),
+            )
+            .field("all", &self.all)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RevokeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevokeRequest")
+            .field("token", &Redacted)
+            .field("token_type_hint", &self.token_type_hint)
             .finish()
     }
 }
@@ -338,6 +460,8 @@ mod tests {
                     token_type: "bearer".into(),
                     expires_in: 900,
                     rate_limit_remaining: 4,
+                    refresh_token: Some(format!("ort1_{token}")),
+                    refresh_expires_in: Some(604_800),
                 }
             ),
             format!(

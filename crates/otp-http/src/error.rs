@@ -161,6 +161,9 @@ impl ApiError {
                 ServiceError::RateLimited { .. } => ErrorCode::RateLimitExceeded,
                 ServiceError::DeliveryFailed(_) => ErrorCode::DeliveryFailed,
                 ServiceError::Unavailable(_) => ErrorCode::BackendUnavailable,
+                ServiceError::TokenInvalid(_) => ErrorCode::TokenInvalid,
+                ServiceError::TokenExpired => ErrorCode::TokenExpired,
+                ServiceError::SessionRevoked => ErrorCode::SessionRevoked,
                 _ => ErrorCode::InternalError,
             },
             ApiError::Validation { .. } => ErrorCode::ValidationError,
@@ -222,6 +225,16 @@ impl ApiError {
             ApiError::Service(ServiceError::ReservedClaim(name)) => {
                 ErrorBody::new(code, format!("extra claim {name:?} is reserved"))
             }
+            ApiError::Service(ServiceError::TokenInvalid(check)) => {
+                ErrorBody::new(code, format!("Token is invalid: {check}."))
+            }
+            ApiError::Service(ServiceError::TokenExpired) => {
+                ErrorBody::new(code, "Token has expired.")
+            }
+            ApiError::Service(ServiceError::SessionRevoked) => ErrorBody::new(
+                code,
+                "The session has ended (logged out, revoked or reused); sign in again.",
+            ),
             // Internal details stay in the log, never in the body.
             ApiError::Service(_) => ErrorBody::new(code, "Internal server error."),
             ApiError::Token(e) if e.is_expired() => ErrorBody::new(code, "Token has expired."),

@@ -115,9 +115,12 @@ impl HttpMetrics {
 }
 
 /// The route templates this crate serves; anything else is `other`.
-pub(crate) const ROUTES: [&str; 11] = [
+pub(crate) const ROUTES: [&str; 14] = [
     "/api/v1/otp/request",
     "/api/v1/otp/verify",
+    "/api/v1/token/refresh",
+    "/api/v1/logout",
+    "/api/v1/token/revoke",
     "/api/v1/token/introspect",
     "/api/v1/token/verify",
     "/health",

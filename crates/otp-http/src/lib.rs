@@ -235,6 +235,21 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
                     .route(web::post().to(routes::verify_otp)),
             )
             .service(
+                post("/api/v1/token/refresh")
+                    .app_data(json.clone())
+                    .route(web::post().to(routes::refresh)),
+            )
+            .service(
+                post("/api/v1/logout")
+                    .app_data(web::PayloadConfig::new(16 * 1024))
+                    .route(web::post().to(routes::logout)),
+            )
+            .service(
+                post("/api/v1/token/revoke")
+                    .app_data(web::PayloadConfig::new(16 * 1024))
+                    .route(web::post().to(routes::revoke)),
+            )
+            .service(
                 post("/api/v1/token/introspect")
                     .app_data(json.clone())
                     .route(web::post().to(routes::introspect)),

@@ -3,8 +3,9 @@
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use otp_core::wire::{
-    messages, FieldError, HealthResponse, IntrospectRequest, OtpRequest, OtpRequestResponse,
-    OtpVerifyRequest, OtpVerifyResponse, TokenStatus,
+    messages, FieldError, HealthResponse, IntrospectRequest, LogoutRequest, LogoutResponse,
+    OtpRequest, OtpRequestResponse, OtpVerifyRequest, OtpVerifyResponse, RefreshRequest,
+    RefreshResponse, RevokeRequest, TokenStatus,
 };
 use otp_core::{unix_now, Claims};
 use otp_service::{RequestContext, ServiceError, VerifyOptions};
@@ -52,6 +53,12 @@ impl FieldNames<1> for RequestFields {
 pub struct VerifyFields;
 impl FieldNames<2> for VerifyFields {
     const NAMES: [&'static str; 2] = ["identity", "otp"];
+}
+
+/// `refresh_token` (POST /token/refresh).
+pub struct RefreshFields;
+impl FieldNames<1> for RefreshFields {
+    const NAMES: [&'static str; 1] = ["refresh_token"];
 }
 
 /// `token` (POST /token/introspect).
@@ -314,8 +321,144 @@ pub async fn verify_otp(
         token_type: "bearer".to_owned(),
         expires_in: out.token.expires_in,
         rate_limit_remaining: out.rate_limit.remaining,
+        refresh_expires_in: out.refresh.as_ref().map(|r| r.expires_in),
+        refresh_token: out.refresh.map(|r| r.token),
     });
     Ok(no_store(with_rate_limit(res, &out.rate_limit)))
+}
+
+/// Exchange a refresh token for a new access token and its successor
+/// (SPEC §10): the presented token is spent; presenting it again within
+/// `REFRESH_REUSE_GRACE_SECONDS` returns the same successor, later it
+/// revokes the session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/token/refresh",
+    tag = "token",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New access token and the successor refresh token", body = RefreshResponse,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, description = "`token_invalid`, `token_expired` or `session_revoked`", body = ErrorResponse),
+        JsonBodyErrors,
+        (status = 422, description = "Malformed body, or a missing or empty `refresh_token`", body = ErrorResponse),
+        StoreUnavailable,
+    )
+)]
+pub async fn refresh(
+    state: web::Data<HttpState>,
+    body: web::Json<StringFields<RefreshFields, 1>>,
+) -> Result<HttpResponse, ApiError> {
+    let [token] = string_fields(&body)?;
+    if token.is_empty() {
+        return Err(ApiError::field(
+            &["body", "refresh_token"],
+            "must not be empty",
+            "string_too_short",
+        ));
+    }
+    let out = state.service.refresh(token).await?;
+    Ok(no_store(HttpResponse::Ok().json(RefreshResponse {
+        success: true,
+        access_token: out.token.token,
+        token_type: "bearer".to_owned(),
+        expires_in: out.token.expires_in,
+        refresh_token: out.refresh.token,
+        refresh_expires_in: out.refresh.expires_in,
+    })))
+}
+
+/// A small JSON object body (logout), or `None` when the body is empty.
+fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::field(&["body"], e.to_string(), "json_invalid"))
+}
+
+/// End the session of a bearer access token or of `{refresh_token}`; with
+/// `{"all": true}` every session of the identity. A genuine but expired
+/// token is enough. Access tokens already issued stay valid until `exp`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "token",
+    security(("bearer" = [])),
+    request_body(content = LogoutRequest, description = "Optional with a bearer token"),
+    responses(
+        (status = 200, description = "The session (or every session) ended", body = LogoutResponse),
+        (status = 401, description = "`token_missing` or `token_invalid`", body = ErrorResponse),
+        (status = 422, description = "Malformed body", body = ErrorResponse),
+        StoreUnavailable,
+    )
+)]
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let parsed: LogoutRequest = json_object(&body)?.unwrap_or_default();
+    let token = match (&parsed.refresh_token, bearer(&req)) {
+        (Some(t), _) => t.as_str(),
+        (None, Some(t)) => t,
+        (None, None) => return Err(ApiError::TokenMissing),
+    };
+    let scope = state.service.logout(token, parsed.all).await?;
+    Ok(no_store(HttpResponse::Ok().json(LogoutResponse {
+        success: true,
+        all: scope == otp_service::LogoutScope::Everywhere,
+    })))
+}
+
+/// RFC 7009 token revocation: `token` (and an optional `token_type_hint`)
+/// as a JSON or an `application/x-www-form-urlencoded` body. 200 for any
+/// token, valid or not; a genuine one ends its session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/token/revoke",
+    tag = "token",
+    request_body(content(
+        (RevokeRequest = "application/json"),
+        (RevokeRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)"),
+        (status = 422, description = "Malformed body or no `token`", body = ErrorResponse),
+        StoreUnavailable,
+    )
+)]
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let parsed: Option<RevokeRequest> = if form {
+        serde_urlencoded::from_bytes(&body)
+            .map(Some)
+            .map_err(|e| ApiError::field(&["body"], e.to_string(), "value_error"))?
+    } else {
+        json_object(&body)?
+    };
+    let Some(parsed) = parsed else {
+        return Err(ApiError::field(
+            &["body", "token"],
+            "Field required",
+            "missing",
+        ));
+    };
+    state.service.revoke(&parsed.token).await?;
+    Ok(no_store(HttpResponse::Ok().finish()))
 }
 
 /// Check a token sent in the body.

@@ -189,6 +189,15 @@ fn documented() -> BTreeMap<(&'static str, &'static str), &'static [&'static str
             &["200", "408", "413", "415", "422"][..],
         ),
         (("/api/v1/token/verify", "get"), &["200", "401"][..]),
+        (
+            ("/api/v1/token/refresh", "post"),
+            &["200", "401", "408", "413", "415", "422", "503"][..],
+        ),
+        (
+            ("/api/v1/logout", "post"),
+            &["200", "401", "422", "503"][..],
+        ),
+        (("/api/v1/token/revoke", "post"), &["200", "422", "503"][..]),
         (("/health", "get"), &["200"][..]),
         (("/healthz", "get"), &["200"][..]),
         (("/readyz", "get"), &["200", "503"][..]),

@@ -14,6 +14,8 @@
 //! - [`python_compat`]: the Python service's API tests, reproduced.
 //! - [`redis_store`]: the API over a real Redis: outage and recovery, single
 //!   use across requests and replicas.
+//! - [`sessions`]: SPEC §10 over HTTP — refresh, logout, RFC 7009
+//!   revoke, 50 concurrent refreshes over a real server.
 //! - [`transcript`]: captures the request/response pairs of `docs/api.md`
 //!   (ignored by default; see the module).
 
@@ -22,5 +24,6 @@ mod cors_docs;
 mod python_compat;
 mod redis_store;
 mod routes;
+mod sessions;
 mod support;
 mod transcript;
