@@ -105,7 +105,7 @@ pub struct DeliveryReceipt {
     pub attempts: u32,
 }
 
-fn new_message_id() -> String {
+pub(crate) fn new_message_id() -> String {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 16];
     // SystemRandom only fails when the OS has no entropy source at all; a

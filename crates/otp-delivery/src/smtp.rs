@@ -149,6 +149,28 @@ impl SmtpDelivery {
             })
     }
 
+    /// Connects, secures the connection per `SMTP_TLS`, sends EHLO and
+    /// authenticates when credentials are set; sends no mail (lettre's
+    /// `test_connection`). For `otp-server probe`.
+    pub async fn test_connection(&self) -> Result<(), DeliveryError> {
+        let transport = self
+            .transport
+            .get_or_init(|| async { self.transport() })
+            .await;
+        match transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DeliveryError::new(
+                BACKEND,
+                DeliveryErrorKind::Other,
+                format!(
+                    "{}:{}: the connection did not answer NOOP",
+                    self.host, self.port
+                ),
+            )),
+            Err(e) => Err(self.classify(&e, "")),
+        }
+    }
+
     fn classify(&self, e: &lettre::transport::smtp::Error, code: &str) -> DeliveryError {
         let text = mask_code(&e.to_string(), code);
         let status = e.status().map(u16::from);

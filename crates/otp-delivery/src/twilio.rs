@@ -186,6 +186,50 @@ fn sender(config: &TwilioConfig) -> Result<Sender, ConfigError> {
     })
 }
 
+impl TwilioDelivery {
+    /// Looks the account up (`GET {TWILIO_API_BASE}/2010-04-01/Accounts/{sid}.json`
+    /// with Basic auth), sending nothing. Returns the account's status
+    /// (`active`, `suspended`, …). A 401 or 403 names the credentials. For
+    /// `otp-server probe`.
+    pub async fn check_account(&self) -> Result<String, DeliveryError> {
+        #[derive(Deserialize)]
+        struct Account {
+            status: Option<String>,
+        }
+        let url = self
+            .url
+            .join(&format!("../{}.json", self.account_sid))
+            .map_err(|e| DeliveryError::new(BACKEND, DeliveryErrorKind::Other, e.to_string()))?;
+        let response = self
+            .client
+            .get(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .send()
+            .await
+            .map_err(|e| transport_error(BACKEND, e))?;
+        let status = response.status();
+        if status.is_success() {
+            let account: Account = response.json().await.map_err(|e| {
+                DeliveryError::new(
+                    BACKEND,
+                    DeliveryErrorKind::Other,
+                    format!("the account lookup answered no account JSON ({e})"),
+                )
+            })?;
+            return Ok(account.status.unwrap_or_else(|| "unknown".into()));
+        }
+        let detail = match status.as_u16() {
+            401 | 403 => format!(
+                "HTTP {}: authentication failed; check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+                status.as_u16()
+            ),
+            404 => "HTTP 404: no such account; check TWILIO_ACCOUNT_SID".to_owned(),
+            s => format!("HTTP {s} from the account lookup"),
+        };
+        Err(DeliveryError::new(BACKEND, status_kind(status), detail).with_status(status.as_u16()))
+    }
+}
+
 #[async_trait]
 impl Delivery for TwilioDelivery {
     fn name(&self) -> &'static str {

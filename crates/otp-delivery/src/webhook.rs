@@ -184,6 +184,62 @@ impl WebhookDelivery {
             None => default_json_body(message),
         }
     }
+
+    /// Sends one signed Standard Webhooks event of type `test` (no code, no
+    /// identity): `{"type":"test","timestamp":…,"data":{"source":"otp-server"}}`,
+    /// for `otp-server probe --webhook`. Returns the `webhook-id` sent.
+    pub async fn send_test_event(&self) -> Result<String, DeliveryError> {
+        let id = crate::message::new_message_id();
+        let timestamp = unix_seconds();
+        let body = format!(
+            r#"{{"type":"test","timestamp":{timestamp},"data":{{"source":"otp-server"}}}}"#
+        );
+        self.post_signed(&id, timestamp, &body).await?;
+        Ok(id)
+    }
+
+    /// POSTs `body` signed for (`id`, `timestamp`); a non-2xx answer is an
+    /// error.
+    async fn post_signed(&self, id: &str, timestamp: u64, body: &str) -> Result<(), DeliveryError> {
+        let signature = self.signer.sign(id, timestamp, body);
+        let response = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body.as_bytes().to_vec())
+            .send()
+            .await
+            .map_err(|e| transport_error(BACKEND, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let kind = status_kind(status);
+        tracing::warn!(
+            backend = BACKEND,
+            message_id = id,
+            http_status = status.as_u16(),
+            transient = kind.is_transient(),
+            "webhook receiver refused the message"
+        );
+        Err(DeliveryError::new(
+            BACKEND,
+            kind,
+            format!("the receiver answered HTTP {status}"),
+        )
+        .with_status(status.as_u16()))
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -198,44 +254,13 @@ impl Delivery for WebhookDelivery {
 
     async fn deliver(&self, message: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
         let body = zeroize::Zeroizing::new(self.body(message));
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let signature = self.signer.sign(message.id(), timestamp, &body);
-        let response = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header("webhook-id", message.id())
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body.as_bytes().to_vec())
-            .send()
-            .await
-            .map_err(|e| transport_error(BACKEND, e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(DeliveryReceipt {
-                backend: BACKEND,
-                provider_id: Some(message.id().to_owned()),
-                attempts: 1,
-            });
-        }
-        let kind = status_kind(status);
-        tracing::warn!(
-            backend = BACKEND,
-            message_id = message.id(),
-            http_status = status.as_u16(),
-            transient = kind.is_transient(),
-            "webhook receiver refused the message"
-        );
-        Err(DeliveryError::new(
-            BACKEND,
-            kind,
-            format!("the receiver answered HTTP {status}"),
-        )
-        .with_status(status.as_u16()))
+        self.post_signed(message.id(), unix_seconds(), &body)
+            .await?;
+        Ok(DeliveryReceipt {
+            backend: BACKEND,
+            provider_id: Some(message.id().to_owned()),
+            attempts: 1,
+        })
     }
 }
 

@@ -192,6 +192,12 @@ impl RedisConfig {
         Ok(c)
     }
 
+    /// The URLs with any `user:password@` part replaced by `***@`, for logs
+    /// and `otp-server probe`.
+    pub fn redacted_urls(&self) -> Vec<String> {
+        self.urls.iter().map(|u| redact_url(u)).collect()
+    }
+
     /// Checks the URLs and the topology without connecting.
     pub fn validate(&self) -> Result<(), StoreError> {
         if self.urls.is_empty() {

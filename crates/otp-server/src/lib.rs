@@ -8,9 +8,11 @@
 //! README and docs/operations.md tables — is generated from; [`app`] turns
 //! settings into a running server ([`build`], [`serve`], [`run`]), which
 //! the binary (`src/main.rs`: CLI, logging, signals), `check-config`
-//! ([`components`]) and the in-process tests share.
+//! ([`components`]) and the in-process tests share; [`probe`] is
+//! `otp-server probe` and `otp-server send-test`.
 
 pub mod app;
+pub mod probe;
 pub mod settings;
 pub mod vars;
 

@@ -8,7 +8,8 @@
 //! SIGTERM/SIGINT, draining in-flight requests before exiting 0.
 //!
 //! Subcommands: `serve` (default), `keygen [otp|jwt|ed25519]`, `check-config`,
-//! `healthcheck`. See `otp-server --help`.
+//! `healthcheck`, `probe [--webhook]`, `send-test IDENTITY`
+//! ([`otp_server::probe`]). See `otp-server --help`.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -84,6 +85,17 @@ enum Command {
         /// One table per concern (server, HTTP, OTP policy, …), as in docs/operations.md.
         #[arg(long)]
         grouped: bool,
+    },
+    /// Connect to every configured component (Redis, SMTP, Twilio; the webhook with --webhook) and report each in one line; sends nothing. Exit 0 only if all pass.
+    Probe {
+        /// Also send one signed `test` event to WEBHOOK_URL.
+        #[arg(long)]
+        webhook: bool,
+    },
+    /// Send one real code to IDENTITY through the configured delivery and say where it went.
+    SendTest {
+        /// An email address, phone number (+E.164) or other identity.
+        identity: String,
     },
     /// Probe a running server's /healthz (exit 0 when it answers 200); for container probes.
     Healthcheck {
@@ -202,6 +214,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (_, settings) = load(&cli.serve)?;
             serve(settings, cli.serve.dev)
         }
+        Command::Probe { webhook } => {
+            let (_, settings) = load(&cli.serve)?;
+            let checks = runtime()?.block_on(otp_server::probe::probe(&settings, webhook));
+            let mut out = String::new();
+            for c in &checks {
+                out.push_str(&format!("{c}\n"));
+            }
+            emit(out)?;
+            Ok(if checks.iter().all(|c| c.passed()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::SendTest { identity } => {
+            let (_, settings) = load(&cli.serve)?;
+            let line = runtime()?.block_on(otp_server::probe::send_test(&settings, &identity))?;
+            emit(format_args!("{line}\n"))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -226,6 +258,14 @@ fn dev_warning(format: LogFormat, notes: &[String]) {
             eprintln!("  {rule}\n");
         }
     }
+}
+
+/// A runtime for the one-shot subcommands (`probe`, `send-test`).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")
 }
 
 fn store_name(s: &Settings) -> &'static str {

@@ -359,6 +359,12 @@ impl OtpService {
         self.delivery.name()
     }
 
+    /// The backend that delivers to identities of `kind` (with
+    /// `DELIVERY_BACKEND=auto`, the one it routes them to).
+    pub fn delivery_backend_for(&self, kind: otp_core::IdentityKind) -> &'static str {
+        self.delivery.name_for(kind)
+    }
+
     /// Readiness (`/readyz`): the store answers now.
     ///
     /// With [`FailMode::Open`] the service keeps answering while the store is

@@ -25,6 +25,8 @@
 //!   slowloris, a million identities through the memory limiter.
 //! - [`schemathesis`]: schema fuzzing of the served OpenAPI document.
 //! - [`fuzz_corpus`]: the committed cargo-fuzz corpora replayed on stable.
+//! - [`probe`]: `otp-server probe` against real Redis, SMTP (aiosmtpd) and
+//!   webhook receivers and a wiremock Twilio; `otp-server send-test`.
 //! - [`deploy`]: `deploy/` run for real (nginx, replicas, Redis) and the
 //!   manifests checked offline.
 //! - [`sdk_e2e`]: the Rust, JavaScript and Python SDKs against the real
@@ -36,6 +38,7 @@ mod faults;
 mod fuzz_corpus;
 mod hostile;
 mod logs;
+mod probe;
 mod readme;
 mod schemathesis;
 mod sdk_e2e;
