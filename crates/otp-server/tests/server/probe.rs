@@ -153,6 +153,82 @@ fn probe_connects_to_an_smtp_sink_with_and_without_auth_and_sends_no_mail() {
     assert_eq!(std::fs::read_dir(mail.path()).unwrap().count(), 0);
 }
 
+/// A CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`cert.pem`,
+/// `key.pem`) in `dir`.
+fn write_pki(dir: &TempDir) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "probe test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn probe_checks_starttls_and_auth_and_fails_naming_tls_on_an_untrusted_certificate() {
+    if !python_has("aiosmtpd") {
+        return;
+    }
+    let pki = TempDir::new("probe-pki");
+    write_pki(&pki);
+    let file = |n: &str| pki.path().join(n).to_string_lossy().into_owned();
+    let mail = TempDir::new("probe-smtp-tls");
+    let (_server, port) = spawn_python(
+        "smtp_server.py",
+        &[
+            "--dir",
+            &mail.path().to_string_lossy(),
+            "--mode",
+            "starttls",
+            "--cert",
+            &file("cert.pem"),
+            "--key",
+            &file("key.pem"),
+            "--user",
+            "relay-user",
+            "--password",
+            "relay-pass-secret",
+        ],
+    );
+    let port = port.to_string();
+    let ca = file("ca.pem");
+    let mut env = vec![
+        ("DELIVERY_BACKEND", "smtp"),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", port.as_str()),
+        ("SMTP_TLS", "starttls"),
+        ("SMTP_FROM", "probe@example.com"),
+        ("SMTP_USERNAME", "relay-user"),
+        ("SMTP_PASSWORD", "relay-pass-secret"),
+    ];
+    // without the CA the certificate is not trusted: a TLS failure
+    let (code, out, _) = otp_server(&["probe"], &env);
+    assert_eq!(code, 1, "{out}");
+    let l = line(&out, "smtp");
+    assert!(l.starts_with("FAIL") && l.contains("TLS"), "{l}");
+    env.push(("SMTP_CA_FILE", ca.as_str()));
+    let (code, out, err) = otp_server(&["probe"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let l = line(&out, "smtp");
+    assert!(l.contains("TLS ok") && l.contains("AUTH ok"), "{l}");
+    assert!(!out.contains("relay-pass-secret") && !err.contains("relay-pass-secret"));
+    assert_eq!(
+        std::fs::read_dir(mail.path()).unwrap().count(),
+        0,
+        "no mail"
+    );
+}
+
 #[test]
 fn probe_fails_naming_a_closed_smtp_port() {
     let port = free_port().to_string();
