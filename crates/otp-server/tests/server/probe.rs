@@ -74,6 +74,42 @@ fn probe_passes_against_a_noeviction_redis_and_fails_naming_a_volatile_policy() 
 }
 
 #[test]
+fn probe_says_the_policy_could_not_be_checked_where_config_is_disabled() {
+    if otp_testkit::skip_without("redis-server") {
+        return;
+    }
+    let dir = TempDir::new("probe-noconfig");
+    let port = free_port();
+    let mut redis = otp_testkit::ChildGuard::spawn(
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--rename-command", "CONFIG", ""])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "redis-server",
+    );
+    redis.wait_for_port(port, "redis-server");
+    let url = format!("redis://127.0.0.1:{port}");
+    let (code, out, err) = otp_server(
+        &["probe"],
+        &[
+            ("STORE_BACKEND", "redis"),
+            ("REDIS_URL", &url),
+            ("DELIVERY_BACKEND", "none"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let l = line(&out, "redis");
+    assert!(
+        l.starts_with("ok") && l.contains("maxmemory-policy could not be checked"),
+        "{l}"
+    );
+}
+
+#[test]
 fn probe_fails_in_one_line_without_redis_and_never_prints_its_password() {
     let url = format!("redis://:hunter2-redis-pw@127.0.0.1:{}", free_port());
     let (code, out, err) = otp_server(
