@@ -20,6 +20,7 @@ export type ServerErrorCode =
   | 'token_missing'
   | 'token_invalid'
   | 'token_expired'
+  | 'session_revoked'
   | 'request_timeout'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -43,6 +44,7 @@ export declare const ErrorCode: Readonly<{
   TOKEN_MISSING: 'token_missing';
   TOKEN_INVALID: 'token_invalid';
   TOKEN_EXPIRED: 'token_expired';
+  SESSION_REVOKED: 'session_revoked';
   REQUEST_TIMEOUT: 'request_timeout';
   PAYLOAD_TOO_LARGE: 'payload_too_large';
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type';

@@ -373,9 +373,19 @@ fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>,
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body)
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::field(&["body"], e.to_string(), "json_invalid"))?;
+    // A struct would also deserialize from an array: only objects pass.
+    if !value.is_object() {
+        return Err(ApiError::field(
+            &["body"],
+            "expected a JSON object",
+            "model_type",
+        ));
+    }
+    serde_json::from_value(value)
         .map(Some)
-        .map_err(|e| ApiError::field(&["body"], e.to_string(), "json_invalid"))
+        .map_err(|e| ApiError::field(&["body"], e.to_string(), "value_error"))
 }
 
 /// End the session of a bearer access token or of `{refresh_token}`; with

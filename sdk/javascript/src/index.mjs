@@ -43,6 +43,7 @@ export const ErrorCode = Object.freeze({
   TOKEN_MISSING: 'token_missing',
   TOKEN_INVALID: 'token_invalid',
   TOKEN_EXPIRED: 'token_expired',
+  SESSION_REVOKED: 'session_revoked',
   REQUEST_TIMEOUT: 'request_timeout',
   PAYLOAD_TOO_LARGE: 'payload_too_large',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',

@@ -120,6 +120,23 @@ async fn logout_by_bearer_or_body_and_everywhere() {
     send(&app, refresh_req(&token(2, "refresh_token")))
         .await
         .assert_error(401, "session_revoked", None);
+    // Not an object (a struct would deserialize from an array): 422.
+    for body in [
+        json!([]),
+        json!([null, true]),
+        json!("x"),
+        json!({"all": "yes"}),
+    ] {
+        let r = send(
+            &app,
+            post_json("/api/v1/logout", body.clone()).insert_header((
+                "Authorization",
+                format!("Bearer {}", token(1, "access_token")),
+            )),
+        )
+        .await;
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+    }
     // Nothing to identify the session with.
     send(&app, TestRequest::post().uri("/api/v1/logout"))
         .await
@@ -163,8 +180,10 @@ async fn revoke_takes_json_or_form_and_answers_200_for_anything() {
     send(&app, refresh_req(&t0))
         .await
         .assert_error(401, "session_revoked", None);
-    let r = send(&app, post_json("/api/v1/token/revoke", json!({}))).await;
-    assert_eq!(r.status, 422);
+    for body in [json!({}), json!([]), json!(["junk"])] {
+        let r = send(&app, post_json("/api/v1/token/revoke", body.clone())).await;
+        assert_eq!(r.status, 422, "{body}");
+    }
 }
 
 #[actix_web::test]
