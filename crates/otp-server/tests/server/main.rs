@@ -11,6 +11,7 @@
 //! - [`hostile`]: a webhook receiver that can be slow or fail, a listener
 //!   that never answers, an async HTTP client (faults, logs, schemathesis).
 //! - [`sdk_support`]: the code receiver and environment of the SDK suites.
+//! - [`snippets`]: code that docs/ shows verbatim (run by `sdk_e2e`).
 //!
 //! Test modules:
 //! - [`smoke`]: the binary starts, answers, and stops on SIGTERM.
@@ -44,4 +45,5 @@ mod schemathesis;
 mod sdk_e2e;
 mod sdk_support;
 mod smoke;
+mod snippets;
 mod support;

@@ -13,6 +13,7 @@
 //! test with a message, or fails it under `OTP_E2E_REQUIRE_ALL=1`.
 
 use crate::sdk_support;
+use crate::snippets::verify_jsonwebtoken;
 use crate::support;
 
 // The README's login example, compiled here and run against the server.
@@ -594,6 +595,44 @@ async fn stock_jose_and_pyjwt_verify_our_eddsa_tokens_against_the_jwks() {
             "401 Bearer error=\"invalid_token\""
         ]
     );
+}
+
+// See: issue 16 ("verifying our tokens elsewhere"): the docs' Rust
+// `jsonwebtoken` snippet, verbatim from docs/verify-elsewhere.md, against the
+// JWKS of a real EdDSA server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_jsonwebtoken_verifies_our_eddsa_tokens_against_the_jwks() {
+    let root = repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/verify-elsewhere.md")).expect("docs");
+    let file = "crates/otp-server/tests/server/snippets/verify_jsonwebtoken.rs";
+    let snippet = std::fs::read_to_string(root.join(file)).expect("snippet");
+    assert!(
+        doc.contains(&format!("```rust\n{snippet}```")),
+        "docs/verify-elsewhere.md must show {file} verbatim"
+    );
+
+    let env = eddsa_env();
+    let c = client(&env);
+    let who = identity("stock-jwt-rs");
+    c.request_otp(&who).await.unwrap();
+    let code = env.receiver.wait_code(&who, None).await;
+    let token = c.verify_otp(&who, &code).await.unwrap().access_token;
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        reqwest::get(format!("{}/.well-known/jwks.json", env.server.url))
+            .await
+            .expect("GET jwks")
+            .json()
+            .await
+            .expect("a JWKS jsonwebtoken can read");
+    let audience = "orders"; // eddsa_env's TOKEN_AUDIENCE
+
+    let claims = verify_jsonwebtoken::verify(&token, &jwks, audience).expect("a valid token");
+    assert_eq!(claims["sub"], who.as_str());
+    assert_eq!(claims["amr"], serde_json::json!(["otp"]));
+    assert!(verify_jsonwebtoken::verify(&forge_signature(&token), &jwks, audience).is_err());
+    assert!(verify_jsonwebtoken::verify(&token, &jwks, "another-service").is_err());
+    let empty = jsonwebtoken::jwk::JwkSet { keys: vec![] };
+    assert!(verify_jsonwebtoken::verify(&token, &empty, audience).is_err());
 }
 
 /// Runs `script` with `sh -e`, bounded; (success, stdout + stderr).
