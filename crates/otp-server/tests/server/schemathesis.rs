@@ -71,6 +71,20 @@ fn schemathesis_finds_no_5xx_and_no_undocumented_response() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn st");
+    // Drain both pipes while st runs: a report longer than the pipe buffer
+    // (64 KiB — a run with failures prints every failing case) would
+    // otherwise block st on its write until the deadline below.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = std::io::Read::read_to_end(&mut pipe, &mut buf);
+            }
+            buf
+        })
+    };
+    let stdout_reader = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr_reader = drain(child.stderr.take().map(|p| Box::new(p) as _));
     // Bounded: kill it after 5 minutes.
     let deadline = started + Duration::from_secs(300);
     let status = loop {
@@ -80,12 +94,17 @@ fn schemathesis_finds_no_5xx_and_no_undocumented_response() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("schemathesis did not finish within 300 s");
+            let partial = stdout_reader.join().unwrap_or_default();
+            panic!(
+                "schemathesis did not finish within 300 s:\n{}",
+                String::from_utf8_lossy(&partial)
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let out = child.wait_with_output().expect("st output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out_stdout = stdout_reader.join().expect("st stdout");
+    let out_stderr = stderr_reader.join().expect("st stderr");
+    let stdout = String::from_utf8_lossy(&out_stdout);
     let summary: Vec<&str> = stdout
         .lines()
         .filter(|l| {
@@ -103,7 +122,7 @@ fn schemathesis_finds_no_5xx_and_no_undocumented_response() {
     assert!(
         status.success(),
         "schemathesis found failures:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out_stderr)
     );
     let logs = server.stderr();
     assert!(!logs.contains("panicked"), "the server panicked: {logs}");
