@@ -157,40 +157,8 @@ fn load(args: &ServeArgs) -> anyhow::Result<(RawSettings, Settings)> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Keygen { kind } => {
-            let out = match kind {
-                KeyKind::Otp => encode_key(&generate_key(GENERATED_KEY_BYTES)?),
-                KeyKind::Jwt => generate_hs256_secret()?.to_string(),
-                KeyKind::Ed25519 => {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD
-                        .encode(generate_ed25519_pkcs8()?.expose())
-                }
-            };
-            emit(format_args!("{out}\n"))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::CheckConfig => {
-            let (raw, settings) = load(&cli.serve)?;
-            otp_server::components(&settings)?;
-            let mut report = String::from("configuration is valid\n");
-            for warning in &settings.warnings {
-                report.push_str(&format!("warning: {warning}\n"));
-            }
-            for (name, value, source) in raw.redacted() {
-                report.push_str(&format!("{name:<32} {value:<40} ({source})\n"));
-            }
-            report.push_str(&format!(
-                "effective: store={} delivery={} jwt={} bind={} workers={}\n",
-                store_name(&settings),
-                settings.delivery.backend().as_str(),
-                settings.token_keys.algorithm().as_str(),
-                settings.server.bind,
-                settings.server.workers
-            ));
-            emit(report)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Keygen { kind } => keygen(kind),
+        Command::CheckConfig => check_config(&cli.serve),
         Command::Env { grouped } => {
             emit(if grouped {
                 vars::markdown_grouped()
@@ -214,20 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (_, settings) = load(&cli.serve)?;
             serve(settings, cli.serve.dev)
         }
-        Command::Probe { webhook } => {
-            let (_, settings) = load(&cli.serve)?;
-            let checks = runtime()?.block_on(otp_server::probe::probe(&settings, webhook));
-            let mut out = String::new();
-            for c in &checks {
-                out.push_str(&format!("{c}\n"));
-            }
-            emit(out)?;
-            Ok(if checks.iter().all(|c| c.passed()) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        Command::Probe { webhook } => probe(&cli.serve, webhook),
         Command::SendTest { identity } => {
             let (_, settings) = load(&cli.serve)?;
             let line = runtime()?.block_on(otp_server::probe::send_test(&settings, &identity))?;
@@ -235,6 +190,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `otp-server keygen KIND`: one fresh key on stdout.
+fn keygen(kind: KeyKind) -> anyhow::Result<ExitCode> {
+    let out = match kind {
+        KeyKind::Otp => encode_key(&generate_key(GENERATED_KEY_BYTES)?),
+        KeyKind::Jwt => generate_hs256_secret()?.to_string(),
+        KeyKind::Ed25519 => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(generate_ed25519_pkcs8()?.expose())
+        }
+    };
+    emit(format_args!("{out}\n"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `otp-server check-config`: everything `serve` checks, then the effective
+/// configuration with secrets redacted.
+fn check_config(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let (raw, settings) = load(args)?;
+    otp_server::components(&settings)?;
+    let mut report = String::from("configuration is valid\n");
+    for warning in &settings.warnings {
+        report.push_str(&format!("warning: {warning}\n"));
+    }
+    for (name, value, source) in raw.redacted() {
+        report.push_str(&format!("{name:<32} {value:<40} ({source})\n"));
+    }
+    report.push_str(&format!(
+        "effective: store={} delivery={} jwt={} bind={} workers={}\n",
+        store_name(&settings),
+        settings.delivery.backend().as_str(),
+        settings.token_keys.algorithm().as_str(),
+        settings.server.bind,
+        settings.server.workers
+    ));
+    emit(report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `otp-server probe`: one line per configured component; exit 1 unless all pass.
+fn probe(args: &ServeArgs, webhook: bool) -> anyhow::Result<ExitCode> {
+    let (_, settings) = load(args)?;
+    let checks = runtime()?.block_on(otp_server::probe::probe(&settings, webhook));
+    let mut out = String::new();
+    for c in &checks {
+        out.push_str(&format!("{c}\n"));
+    }
+    emit(out)?;
+    Ok(if checks.iter().all(|c| c.passed()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The `--dev` warning: a box on stderr for people, or WARN records when
