@@ -1,12 +1,14 @@
 //! The OpenAPI 3.1 document (utoipa) and Swagger UI served from the binary:
-//! the UI's assets are vendored inside this crate (`assets/swagger-ui/`,
-//! swagger-ui-dist from npm, with its Apache-2.0 `LICENSE`, `NOTICE` and
-//! `VERSION` beside them, so `cargo package` ships them) and compiled in, so
-//! `/docs` works offline and loads nothing from a CDN.
+//! the UI's assets come from the `otp-swagger-ui` crate (`vendor/swagger-ui/`:
+//! swagger-ui-dist from npm, unmodified, with its Apache-2.0 `LICENSE`,
+//! `NOTICE` and `VERSION`, kept apart from the project's own code) and are
+//! compiled in, so `/docs` works offline and loads nothing from a CDN.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+
+use otp_swagger_ui::{BUNDLE_JS, CSS};
 
 use crate::routes;
 
@@ -109,9 +111,6 @@ const INIT_JS: &str = r#"(function () {
   });
 })();
 "#;
-
-static BUNDLE_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
-static CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
 
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'";
 

@@ -419,7 +419,7 @@ fn resolve_behaves_like_a_browser() {
     );
 }
 
-static VENDORED_BUNDLE: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js");
+static VENDORED_BUNDLE: &[u8] = otp_swagger_ui::BUNDLE_JS;
 
 /// Loads the docs page at `page` like a browser: every script and style
 /// sheet, and the document `init.js` points Swagger UI at.
