@@ -5,7 +5,7 @@
 //! compiled in, so `/docs` works offline and loads nothing from a CDN.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use otp_swagger_ui::{BUNDLE_JS, CSS};
@@ -76,6 +76,16 @@ impl Modify for BearerAuth {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        // The web gate's session cookie (SPEC §11), read by
+        // `/api/v1/token/verify` when no bearer token is sent.
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::routes::SESSION_COOKIE,
+                "The access token in the `otp_session` cookie set by the web gate; \
+                 read only when no `Authorization: Bearer` token is sent.",
+            ))),
         );
     }
 }

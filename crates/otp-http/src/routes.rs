@@ -528,16 +528,56 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
+/// The name of the session cookie holding the access token (SPEC §11).
+pub(crate) const SESSION_COOKIE: &str = "otp_session";
+
+/// The access token a request presents, the one place that decides it
+/// (SPEC §11): the `Authorization: Bearer` token first; else, when no bearer
+/// token is sent, the value of the first non-empty `otp_session` cookie.
+/// `None` (→ 401 `token_missing`) when neither is there.
+///
+/// A non-bearer `Authorization` header (e.g. the protected app's own `Basic`
+/// credentials, which nginx forwards into its auth subrequest) does not hide
+/// the cookie: it is not a token of ours.
+pub(crate) fn presented_token(req: &HttpRequest) -> Option<&str> {
+    bearer(req).or_else(|| session_cookie(req))
+}
+
+/// The value of the first non-empty `otp_session` cookie of `req`'s
+/// `Cookie` header(s) (RFC 6265 §5.4: `name=value` pairs separated by `;`;
+/// HTTP/2 may split them over several headers), without allocating. A
+/// header that is not visible ASCII is skipped whole; a pair without `=` is
+/// not a cookie. A value in double quotes (RFC 6265 §4.1.1) is unquoted.
+fn session_cookie(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            if name.trim() != SESSION_COOKIE {
+                return None;
+            }
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            (!value.is_empty()).then_some(value)
+        })
+}
+
 static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
 static REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
 
-/// Verify the bearer token (forward-auth hot path: nginx `auth_request`,
-/// Traefik ForwardAuth, Caddy forward_auth). Touches no store.
+/// Verify the presented access token — the bearer token, else the
+/// `otp_session` cookie (SPEC §11) — on the forward-auth hot path: nginx
+/// `auth_request`, Traefik ForwardAuth, Caddy forward_auth. Touches no store.
 #[utoipa::path(
     get,
     path = "/api/v1/token/verify",
     tag = "token",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("cookie" = [])),
     responses(
         (status = 200, description = "Valid token", body = TokenStatus,
             headers(("X-Auth-Subject" = String, description = "The token's `sub`"),
@@ -551,7 +591,7 @@ pub async fn verify_bearer(
     req: HttpRequest,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = bearer(&req).ok_or(ApiError::TokenMissing)?;
+    let token = presented_token(&req).ok_or(ApiError::TokenMissing)?;
     let claims = state.service.tokens().verify(token, unix_now())?;
     let mut res = HttpResponse::Ok();
     // `sub` is a normalized identity (no control characters), so it is a
@@ -674,6 +714,23 @@ mod tests {
             .to_http_request();
         assert_eq!(bearer(&r), None);
         assert_eq!(bearer(&TestRequest::default().to_http_request()), None);
+    }
+
+    #[test]
+    fn presented_token_is_the_bearer_else_the_first_non_empty_session_cookie() {
+        let r = TestRequest::default()
+            .insert_header(("Authorization", "Bearer a.b.c"))
+            .insert_header(("Cookie", "otp_session=d.e.f"))
+            .to_http_request();
+        assert_eq!(presented_token(&r), Some("a.b.c"));
+        let r = TestRequest::default()
+            .insert_header(("Cookie", "x=1; otp_session=; otp_session= d.e.f ;y=2"))
+            .to_http_request();
+        assert_eq!(presented_token(&r), Some("d.e.f"));
+        let r = TestRequest::default()
+            .insert_header(("Cookie", "otp_refresh=r; otp_sessionx=s"))
+            .to_http_request();
+        assert_eq!(presented_token(&r), None);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   HTTP (SPEC §3.3, §5, §6).
 //! - [`cors_docs`]: CORS, the OpenAPI document, the offline Swagger UI,
 //!   mounting under a prefix.
+//! - [`forward_auth`]: `GET /api/v1/token/verify` with a bearer token or
+//!   the `otp_session` cookie (SPEC §11).
 //! - [`python_compat`]: the Python service's API tests, reproduced.
 //! - [`redis_store`]: the API over a real Redis: outage and recovery, single
 //!   use across requests and replicas.
@@ -21,6 +23,7 @@
 
 mod abuse;
 mod cors_docs;
+mod forward_auth;
 mod python_compat;
 mod redis_store;
 mod routes;
