@@ -48,6 +48,7 @@
 //! - [`body_deadline`]: the slow-body guard (408, connection closed).
 //! - [`http_metrics`]: request counters and latency histograms, build info.
 //! - [`observe`]: `X-Request-Id` and the access log.
+//! - [`redirect`]: the web gate's `rd` check (`GATE_ALLOWED_HOSTS`).
 #![deny(missing_docs)]
 
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub mod docs;
 mod error;
 pub mod http_metrics;
 pub mod observe;
+pub mod redirect;
 pub mod routes;
 
 pub use error::{fastapi_detail, ApiError, Detail, ErrorResponse};

@@ -66,6 +66,7 @@
 //!
 //! # Layout
 //! - [`OtpService`], [`ServiceConfig`], [`FailMode`]: the orchestration.
+//! - [`IdentityAllowlist`]: who may sign in (`ALLOWED_IDENTITIES`, SPEC §11).
 //! - [`ServiceError`]: typed failures (mapped to HTTP by `otp-http`).
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`client_network`]: the network a client IP is counted under.
@@ -82,6 +83,7 @@
 //! against, and what a successful verify voids and clears.
 #![deny(missing_docs)]
 
+mod allowlist;
 mod error;
 mod limits;
 pub mod metrics;
@@ -89,6 +91,7 @@ mod network;
 mod service;
 mod sessions;
 
+pub use allowlist::{AllowlistError, IdentityAllowlist};
 pub use error::{LimitedOperation, ServiceError};
 pub use limits::{Limits, DEFAULT_MAX_ATTEMPTS};
 pub use network::{client_network, DEFAULT_IPV6_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX};
