@@ -13,13 +13,23 @@
 //! 2. Criterion: ns per check of an existing key (HMAC of the key, shard
 //!    lock, log update), on 1 thread and on 2 threads at once.
 //!
+//! 3. Bytes per session (SPEC §9: bar 100 B): the RSS growth over 10⁶
+//!    sessions, each created the way a sign-in creates it and rotated once,
+//!    printed as `bytes_per_session …`: `alone` (a session whose identity
+//!    holds nothing else, its state for most of its life), `added_to_a_sign_in`
+//!    (a sign-in with a session minus one without) and `sign_out_epoch` (one
+//!    sign-out everywhere per identity).
+//!
 //! Run: `cargo bench -p otp-ratelimit --bench memory`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
-use otp_ratelimit::{CounterRead, LimitCheck, LimitPolicy, MemoryStore};
+use otp_ratelimit::{
+    CounterAdvance, CounterRead, LimitCheck, LimitPolicy, MemoryStore, Rotation, SessionRefresh,
+    SessionStart, SessionStore, Store,
+};
 
 const IDENTITIES: usize = 1_000_000;
 
@@ -110,6 +120,88 @@ fn bytes_per_verifying_identity() -> Option<f64> {
     Some(after.saturating_sub(before) as f64 / IDENTITIES as f64)
 }
 
+/// What each of the `IDENTITIES` identities does in
+/// [`bytes_per_session`].
+#[derive(Clone, Copy, PartialEq)]
+enum SessionRun {
+    /// A sign-in's compare-and-set with its session (the call a verify
+    /// makes, `advance_all` with `session`), then one rotation.
+    SignIn,
+    /// The same compare-and-set without a session: subtracted from
+    /// `SignIn`, it gives what the session adds to a sign-in.
+    SignInWithout,
+    /// `session_create` and one rotation on an identity that holds nothing
+    /// else: the state of a session once the sign-in's counters expired
+    /// (after 15 minutes of a 7-day session).
+    Alone,
+    /// A sign-out everywhere (`sessions_revoke_all`): the epoch record.
+    Epoch,
+}
+
+/// RSS growth per identity after `IDENTITIES` identities each did `run`.
+fn bytes_per_session(run: SessionRun) -> Option<f64> {
+    let store = MemoryStore::new(&b"bench-hash-key-0123456789abcdef"[..]).with_max_keys(usize::MAX);
+    let rt = tokio::runtime::Builder::new_current_thread().build().ok()?;
+    let windows = [5_000_000u64, 5_000_001];
+    let day = Duration::from_secs(86_400);
+    let start = SessionStart {
+        sid: "",
+        ttl: 7 * day,
+        max_lifetime: 30 * day,
+    };
+    let mut key = String::with_capacity(64);
+    let mut sid = String::with_capacity(32);
+    let before = rss_bytes()?;
+    rt.block_on(async {
+        for i in 0..IDENTITIES {
+            use std::fmt::Write;
+            key.clear();
+            let _ = write!(key, "user{i}@example.com");
+            // 22 characters like a base64url SessionId of 16 bytes.
+            sid.clear();
+            let _ = write!(sid, "sid{i:0>19}");
+            let session = SessionStart { sid: &sid, ..start };
+            match run {
+                SessionRun::SignIn | SessionRun::SignInWithout => {
+                    let a = CounterAdvance {
+                        identity: &key,
+                        window: windows[1],
+                        from: 0,
+                        void: &windows,
+                        ttl: Duration::from_secs(900),
+                        clear: &[],
+                        session: (run == SessionRun::SignIn).then_some(session),
+                    };
+                    assert!(store.advance_all(&a).await.unwrap_or(false));
+                }
+                SessionRun::Alone => {
+                    let _ = store
+                        .session_create(&key, &sid, start.ttl, start.max_lifetime)
+                        .await;
+                }
+                SessionRun::Epoch => {
+                    let _ = store.sessions_revoke_all(&key, start.max_lifetime).await;
+                }
+            }
+            if matches!(run, SessionRun::SignIn | SessionRun::Alone) {
+                let r = SessionRefresh {
+                    identity: &key,
+                    sid: &sid,
+                    generation: 0,
+                    grace: Duration::from_secs(10),
+                    ttl: start.ttl,
+                    issued_at: 1_800_000_000,
+                };
+                let rotated = store.session_rotate(&r).await;
+                assert!(matches!(rotated, Ok(Rotation::Rotated { .. })));
+            }
+        }
+    });
+    let after = rss_bytes()?;
+    black_box(&store);
+    Some(after.saturating_sub(before) as f64 / IDENTITIES as f64)
+}
+
 fn checks(c: &mut Criterion) {
     let store = Arc::new(MemoryStore::new(&b"bench-hash-key-0123456789abcdef"[..]));
     // Keys rotate over 1024 identities: each key comes back every ~1024
@@ -173,6 +265,10 @@ fn main() {
     if let Ok(n) = std::env::var(MEASURE_ENV) {
         let b = match n.as_str() {
             "verify" => bytes_per_verifying_identity(),
+            "session_sign_in" => bytes_per_session(SessionRun::SignIn),
+            "session_sign_in_without" => bytes_per_session(SessionRun::SignInWithout),
+            "session_alone" => bytes_per_session(SessionRun::Alone),
+            "epoch" => bytes_per_session(SessionRun::Epoch),
             "3" => bytes_per_identity(&[
                 l.request_per_identity,
                 l.verify_per_identity,
@@ -192,6 +288,20 @@ fn main() {
         measure_in_child("1").unwrap_or_default(),
         measure_in_child("3").unwrap_or_default(),
         measure_in_child("verify").unwrap_or_default(),
+    );
+    let figure = |what| {
+        measure_in_child(what)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (with, without) = (figure("session_sign_in"), figure("session_sign_in_without"));
+    println!(
+        "bytes_per_session alone={:.1} added_to_a_sign_in={:.1} (sign_in_with={with:.1} \
+         sign_in_without={without:.1}) sign_out_epoch={:.1} \
+         (RSS delta over {IDENTITIES} sessions, one rotation each; bar: 100 B)",
+        figure("session_alone"),
+        with - without,
+        figure("epoch"),
     );
     if std::env::args().any(|a| a == "--bytes-only") {
         return;
