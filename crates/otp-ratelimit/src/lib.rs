@@ -327,10 +327,12 @@ pub const MAX_SESSION_ID_BYTES: usize = 64;
 
 /// Session records and sign-out epochs (SPEC §10, docs/store.md): one small
 /// record `{generation, rotated_at, epoch}` per session and one sign-out
-/// epoch per identity, both in the identity's subject (one memory entry,
-/// one Redis Cluster slot), so every call is one atomic step (one script,
-/// one round trip). A live session is never evicted by the memory
-/// store's ceiling.
+/// epoch per identity, both under the identity's lock (memory: fixed-size
+/// records in the identity's shard, beside its entry; Redis: its Cluster
+/// slot), so every call is one atomic step (one script, one round trip). A
+/// live session is never evicted by the memory store's ceiling, and a
+/// sign-in or sign-out everywhere of a tracked identity is never refused by
+/// it.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates the record of session `sid` of `identity`: generation 0,
@@ -361,7 +363,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Sign out everywhere: advances the identity's epoch, so every session
     /// created before now refuses its next refresh. The epoch is kept for
-    /// `max_lifetime` (no session outlives it).
+    /// `max_lifetime` (no session outlives it). The memory store never
+    /// refuses it at its ceiling (callers check a genuine token of the
+    /// identity first, so this is not a way to invent subjects).
     async fn sessions_revoke_all(
         &self,
         identity: &str,

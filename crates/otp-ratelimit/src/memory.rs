@@ -7,6 +7,11 @@
 //!   one map entry under the subject's 16-byte keyed hash ([`HashKey`]); the
 //!   string itself is never kept. A limit window inside the entry is named
 //!   by a 64-bit tag of its policy name (and of its scope's keyed hash).
+//! - **Sessions and sign-out epochs** (SPEC §10) are fixed-size records
+//!   (28 and 12 bytes, no allocation each) in two more tables of the
+//!   identity's shard, so one lock covers an identity's entry, sessions and
+//!   epoch, and a session whose sign-in counters expired costs no entry
+//!   (docs/store.md, "Memory layout").
 //! - State lives in [`SHARDS`] independently locked hash maps chosen by the
 //!   subject hash, so concurrent requests for different subjects rarely
 //!   contend. A call that touches several subjects ([`Store::check_all`])
@@ -24,7 +29,9 @@
 //!   [`DEFAULT_MAX_KEYS`]): at most that many subjects are tracked. A call
 //!   that would create a subject past it first sweeps every shard (at most
 //!   once per sweep interval: idle entries go first) and, if still full,
-//!   fails with [`StoreError::Full`] before recording anything. Calls on
+//!   fails with [`StoreError::Full`] before recording anything. Sessions
+//!   and epochs count as tracked items; a session created by the sign-in of
+//!   a tracked subject and a sign-out everywhere are never refused. Calls on
 //!   subjects already tracked always proceed, so a spray of invented
 //!   identities never evicts a live code's counter, attempt budget or a
 //!   tracked user's limits. [`MemoryStore::refusals`] counts the refusals; a
@@ -98,20 +105,12 @@ impl Hasher for PassThrough {
     }
 }
 
-type Map<V> = HashMap<HKey, V, BuildHasherDefault<PassThrough>>;
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
 /// Marks a counter slot in [`Entry::words`] (word 1 of a record).
 const SLOT: u32 = 1 << 31;
 /// Words of a counter slot record.
 const SLOT_WORDS: usize = 6;
-/// Marks a session record (word 1).
-const SESSION: u32 = SLOT | 1;
-/// Words of a session record.
-const SESSION_WORDS: usize = 9;
-/// Marks the sign-out epoch record (word 1); its key (word 0) is 0.
-const EPOCH: u32 = SLOT | 2;
-/// Words of the epoch record.
-const EPOCH_WORDS: usize = 4;
 /// Offsets are rebased before they pass this many ms (about 24.8 days).
 const REBASE_AFTER_MS: u64 = 1 << 31;
 
@@ -125,13 +124,10 @@ const REBASE_AFTER_MS: u64 = 1 << 31;
 /// - a counter slot: `[window, SLOT, counter, counter_expires, failures,
 ///   failures_expires]` — the use counter and failure count of (identity,
 ///   OTP window), each with its own expiry (like the two Redis keys they
-///   mirror); a value past its expiry reads as 0;
-/// - a session (SPEC §10): `[tag_lo, SESSION, tag_hi, generation, expires,
-///   rotated_at_hi, rotated_at_lo, epoch, issued_at]` — `tag` is 64 bits
-///   of the keyed hash of the session id, `rotated_at` absolute ms (it may
-///   be older than `base`), `epoch` the identity's sign-out epoch at
-///   creation, `issued_at` the caller's unix seconds of the last rotation;
-/// - the sign-out epoch: `[0, EPOCH, value, expires]`.
+///   mirror); a value past its expiry reads as 0.
+///
+/// Sessions and sign-out epochs are not in the entry: they live in the
+/// shard's [`Sessions`] (fixed-size records, no allocation each).
 ///
 /// Every time is a millisecond offset from `base` (u32: rebased, exactly,
 /// before it could overflow). An expiry of 0 is "expired".
@@ -163,8 +159,6 @@ impl Entry {
             let head = *words.get(i + 1)?;
             let len = match head {
                 SLOT => SLOT_WORDS,
-                SESSION => SESSION_WORDS,
-                EPOCH => EPOCH_WORDS,
                 _ => 3 + (head as usize),
             };
             let r = (i, len);
@@ -195,8 +189,6 @@ impl Entry {
     fn times(words: &[u32], i: usize, len: usize) -> std::ops::Range<usize> {
         match words[i + 1] {
             SLOT => i + 3..i + 4,
-            SESSION => i + 4..i + 5,
-            EPOCH => i + 3..i + 4,
             _ => i + 2..i + len,
         }
     }
@@ -205,8 +197,6 @@ impl Entry {
     fn record_expiry(words: &[u32], i: usize) -> u32 {
         match words[i + 1] {
             SLOT => words[i + 3].max(words[i + 5]),
-            SESSION => words[i + 4],
-            EPOCH => words[i + 3],
             _ => words[i + 2],
         }
     }
@@ -402,128 +392,176 @@ impl Entry {
     }
 }
 
-impl Entry {
-    /// The identity's sign-out epoch (0 when absent or expired).
-    fn epoch(&self, now: u64) -> u32 {
-        match Self::find(&self.words, 0, EPOCH) {
-            Some(i) if self.abs(self.words[i + 3]) > now && self.words[i + 3] != 0 => {
-                self.words[i + 2]
-            }
-            _ => 0,
-        }
-    }
+/// A session's key in its shard's [`Sessions`]: 96 bits of the keyed hash
+/// of the identity's subject hash and the session id (two sessions share a
+/// record with odds 2⁻⁹⁶ per pair).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SKey([u32; 3]);
 
-    /// Sets the epoch record to `value` until `expires` (store ms).
-    fn set_epoch(&mut self, now: u64, value: u32, expires: u64) {
-        self.maybe_rebase(now);
-        let exp = self.off(expires).max(1);
-        self.edit(|w| match Self::find(w, 0, EPOCH) {
-            Some(i) => {
-                w[i + 2] = value;
-                w[i + 3] = exp;
-            }
-            None => {
-                w.reserve_exact(EPOCH_WORDS);
-                w.extend_from_slice(&[0, EPOCH, value, exp]);
-            }
-        });
-    }
-
-    /// Keeps a live epoch at least until `expires`.
-    fn extend_epoch(&mut self, now: u64, expires: u64) {
-        if let Some(i) = Self::find(&self.words, 0, EPOCH) {
-            if self.abs(self.words[i + 3]) > now && self.abs(self.words[i + 3]) < expires {
-                let value = self.words[i + 2];
-                self.set_epoch(now, value, expires);
-            }
-        }
-    }
-
-    /// The live session record of `tag`: its index.
-    fn session(&self, tag: u64, now: u64) -> Option<usize> {
-        let (lo, hi) = (tag as u32, (tag >> 32) as u32);
-        Self::records(&self.words)
-            .find(|&(i, _)| {
-                let w = &self.words;
-                w[i] == lo && w[i + 1] == SESSION && w[i + 2] == hi
-            })
-            .map(|(i, _)| i)
-            .filter(|&i| self.words[i + 4] != 0 && self.abs(self.words[i + 4]) > now)
-    }
-
-    /// Writes the session record of `tag` (replacing one of that tag).
-    fn set_session(&mut self, tag: u64, now: u64, s: SessionState, expires: u64) {
-        self.maybe_rebase(now);
-        let exp = self.off(expires).max(1);
-        let (lo, hi) = (tag as u32, (tag >> 32) as u32);
-        let record = [
-            lo,
-            SESSION,
-            hi,
-            s.generation,
-            exp,
-            (s.rotated_at >> 32) as u32,
-            s.rotated_at as u32,
-            s.epoch,
-            s.issued_at,
-        ];
-        self.remove_session(tag);
-        self.edit(|w| {
-            w.reserve_exact(SESSION_WORDS);
-            w.extend_from_slice(&record);
-        });
-    }
-
-    /// The state of the session record at `i`.
-    fn session_state(&self, i: usize) -> SessionState {
-        let w = &self.words;
-        SessionState {
-            generation: w[i + 3],
-            rotated_at: (u64::from(w[i + 5]) << 32) | u64::from(w[i + 6]),
-            epoch: w[i + 7],
-            issued_at: w[i + 8],
-        }
-    }
-
-    /// Drops the session record of `tag` (live or not); true if there was one.
-    fn remove_session(&mut self, tag: u64) -> bool {
-        let (lo, hi) = (tag as u32, (tag >> 32) as u32);
-        self.edit(|w| {
-            let found = Self::records(w)
-                .find(|&(i, _)| w[i] == lo && w[i + 1] == SESSION && w[i + 2] == hi);
-            match found {
-                Some((i, len)) => {
-                    w.drain(i..i + len);
-                    true
-                }
-                None => false,
-            }
-        })
+impl Hash for SKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a keyed hash: its first 64 bits feed the table directly.
+        state.write_u64(u64::from(self.0[0]) | (u64::from(self.0[1]) << 32));
     }
 }
 
-/// The body of [`SessionStore::session_create`] (also run by a winning
-/// `advance_all`), under the identity's lock.
-fn create_session(e: &mut Entry, now: u64, tag: u64, s: &SessionStart<'_>) {
-    e.extend_epoch(now, now.saturating_add(millis(s.max_lifetime)));
-    let state = SessionState {
-        generation: 0,
-        rotated_at: now,
-        epoch: e.epoch(now),
-        issued_at: 0,
-    };
-    e.set_session(tag, now, state, now.saturating_add(millis(s.ttl)));
+/// A store time in ms as two u32 halves, so the records holding it stay
+/// 4-byte aligned (no padding).
+#[derive(Clone, Copy)]
+struct Ms([u32; 2]);
+
+impl Ms {
+    fn new(t: u64) -> Self {
+        Ms([(t >> 32) as u32, t as u32])
+    }
+
+    fn get(self) -> u64 {
+        (u64::from(self.0[0]) << 32) | u64::from(self.0[1])
+    }
 }
 
-/// A session record's contents (memory backend).
-#[derive(Debug, Clone, Copy)]
-struct SessionState {
+/// A session record (SPEC §10), 28 bytes: 40 with its key in the table.
+/// Times are absolute store ms, so it needs no rebasing however old it is.
+#[derive(Clone, Copy)]
+struct SessionRecord {
     generation: u32,
-    /// Absolute store time, ms.
-    rotated_at: u64,
+    /// The identity's sign-out epoch when the session was created.
     epoch: u32,
     /// The caller's unix seconds of the last rotation.
     issued_at: u32,
+    rotated_at: Ms,
+    expires: Ms,
+}
+
+/// The sign-out epoch of one identity, 12 bytes (28 with its key).
+#[derive(Clone, Copy)]
+struct EpochRecord {
+    value: u32,
+    expires: Ms,
+}
+
+/// The session records and sign-out epochs of one shard (docs/store.md,
+/// "Memory layout"): fixed-size values in tables of their own, no
+/// allocation per record. A session lives in the shard of its identity, so
+/// the identity's lock covers its sessions, its epoch and its entry.
+#[derive(Default)]
+struct Sessions {
+    records: Map<SKey, SessionRecord>,
+    epochs: Map<HKey, EpochRecord>,
+}
+
+impl Sessions {
+    /// Records held (each counts as one tracked item toward the ceiling).
+    fn len(&self) -> usize {
+        self.records.len() + self.epochs.len()
+    }
+
+    /// The identity's sign-out epoch (0 when absent or expired).
+    fn epoch(&self, k: &HKey, now: u64) -> u32 {
+        self.epochs
+            .get(k)
+            .filter(|e| e.expires.get() > now)
+            .map_or(0, |e| e.value)
+    }
+
+    /// Advances the identity's epoch, kept until `expires`.
+    fn advance_epoch(&mut self, k: HKey, now: u64, expires: u64) {
+        let value = self.epoch(&k, now).wrapping_add(1);
+        self.epochs.insert(
+            k,
+            EpochRecord {
+                value,
+                expires: Ms::new(expires),
+            },
+        );
+    }
+
+    /// The body of [`SessionStore::session_create`] (also run by a winning
+    /// `advance_all`): a live epoch is kept at least `max_lifetime` longer.
+    fn create(&mut self, k: &HKey, s: SKey, now: u64, start: &SessionStart<'_>) {
+        let keep = now.saturating_add(millis(start.max_lifetime));
+        if let Some(e) = self.epochs.get_mut(k) {
+            let exp = e.expires.get();
+            if exp > now && exp < keep {
+                e.expires = Ms::new(keep);
+            }
+        }
+        let record = SessionRecord {
+            generation: 0,
+            epoch: self.epoch(k, now),
+            issued_at: 0,
+            rotated_at: Ms::new(now),
+            expires: Ms::new(now.saturating_add(millis(start.ttl))),
+        };
+        self.records.insert(s, record);
+    }
+
+    /// The live record of `s` (an expired one is dropped).
+    fn live(&mut self, s: &SKey, now: u64) -> Option<SessionRecord> {
+        let r = *self.records.get(s)?;
+        if r.expires.get() > now {
+            return Some(r);
+        }
+        self.records.remove(s);
+        None
+    }
+
+    /// SPEC §10's rotation rule on the record of `s` of identity `k`.
+    fn rotate(&mut self, k: &HKey, s: SKey, now: u64, r: &SessionRefresh<'_>) -> Rotation {
+        let Some(state) = self.live(&s, now) else {
+            return Rotation::Missing;
+        };
+        if state.epoch != self.epoch(k, now) {
+            self.records.remove(&s);
+            return Rotation::SignedOut;
+        }
+        let current = u64::from(state.generation);
+        if r.generation == current {
+            let next = SessionRecord {
+                generation: state.generation.saturating_add(1),
+                issued_at: u32::try_from(r.issued_at).unwrap_or(u32::MAX),
+                rotated_at: Ms::new(now),
+                expires: Ms::new(now.saturating_add(millis(r.ttl))),
+                ..state
+            };
+            self.records.insert(s, next);
+            return Rotation::Rotated {
+                generation: u64::from(next.generation),
+                rotated_at_ms: now,
+                issued_at: u64::from(next.issued_at),
+            };
+        }
+        let rotated_at = state.rotated_at.get();
+        if r.generation.saturating_add(1) == current
+            && now.saturating_sub(rotated_at) <= millis(r.grace)
+        {
+            return Rotation::Grace {
+                generation: current,
+                rotated_at_ms: rotated_at,
+                issued_at: u64::from(state.issued_at),
+            };
+        }
+        self.records.remove(&s);
+        Rotation::Reused
+    }
+
+    /// Drops expired records; returns how many.
+    fn sweep(&mut self, now: u64) -> usize {
+        let before = self.len();
+        self.records.retain(|_, r| r.expires.get() > now);
+        self.epochs.retain(|_, e| e.expires.get() > now);
+        shrink_after_flood(&mut self.records);
+        shrink_after_flood(&mut self.epochs);
+        before - self.len()
+    }
+}
+
+/// hashbrown never shrinks by itself; give memory back after a flood.
+fn shrink_after_flood<K: Eq + Hash, V>(m: &mut Map<K, V>) {
+    let cap = m.capacity();
+    if cap > 64 && m.len() * 4 < cap {
+        m.shrink_to(m.len() * 2);
+    }
 }
 
 /// The key of the counter slot of OTP window `w` (windows of one identity
@@ -533,7 +571,8 @@ fn slot_key(w: u64) -> u32 {
 }
 
 struct Shard {
-    map: Map<Entry>,
+    map: Map<HKey, Entry>,
+    sessions: Sessions,
     next_sweep: u64,
 }
 
@@ -549,15 +588,12 @@ impl Shard {
         }
     }
 
+    /// Drops expired entries, sessions and epochs; returns how many.
     fn sweep(&mut self, now: u64) -> usize {
         let before = self.map.len();
         self.map.retain(|_, v| v.expires_at() > now);
-        // hashbrown never shrinks by itself; give memory back after a flood.
-        let cap = self.map.capacity();
-        if cap > 64 && self.map.len() * 4 < cap {
-            self.map.shrink_to(self.map.len() * 2);
-        }
-        before - self.map.len()
+        shrink_after_flood(&mut self.map);
+        before - self.map.len() + self.sessions.sweep(now)
     }
 }
 
@@ -645,6 +681,7 @@ impl MemoryStore {
                 .map(|_| {
                     Padded(Mutex::new(Shard {
                         map: Map::default(),
+                        sessions: Sessions::default(),
                         next_sweep: 0,
                     }))
                 })
@@ -686,8 +723,9 @@ impl MemoryStore {
         self.max_keys
     }
 
-    /// Number of subjects currently tracked (identities, networks, `global`),
-    /// including expired ones not yet swept.
+    /// Number of items currently tracked toward the ceiling: subjects
+    /// (identities, networks, `global`), session records and sign-out
+    /// epochs, including expired ones not yet swept.
     pub fn tracked_keys(&self) -> usize {
         self.tracked.load(Ordering::Relaxed)
     }
@@ -766,6 +804,13 @@ impl MemoryStore {
                 .map(|i| (i, lock(&self.shards[i].0)))
                 .collect(),
         )
+    }
+
+    /// Counts `n` items added without a ceiling check.
+    fn track(&self, n: usize) {
+        if n > 0 {
+            self.tracked.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     fn untrack(&self, n: usize) {
@@ -947,7 +992,7 @@ impl MemoryStore {
             return Ok(Vec::new());
         }
         let ttl = millis(ttl);
-        self.with_entry(identity, |e, now| {
+        self.with_entry(identity, |e, _, _, now| {
             let mut out = Vec::with_capacity(aimed.len());
             for &w in aimed {
                 let o = fail_once(e, now, w, windows, max_attempts, ttl);
@@ -998,24 +1043,28 @@ impl MemoryStore {
     }
 
     /// Runs `f` on the entry of `identity` (created if needed, within the
-    /// ceiling), then drops what expired or was never written.
+    /// ceiling) and its shard's sessions, then drops what expired or was
+    /// never written. Sessions `f` adds are counted without a ceiling check:
+    /// they belong to a subject this call tracks.
     fn with_entry<R>(
         &self,
         identity: &str,
-        mut f: impl FnMut(&mut Entry, u64) -> R,
+        mut f: impl FnMut(&mut Entry, &mut Sessions, &HKey, u64) -> R,
     ) -> Result<R, StoreError> {
         let k = self.subject_key(identity);
         self.with_room(|| {
-            let mut shard = lock(&self.shards[k.shard()].0);
+            let mut guard = lock(&self.shards[k.shard()].0);
             let now = self.now_ms();
-            let swept = shard.maybe_sweep(now, self.sweep_interval_ms);
-            if !shard.map.contains_key(&k) && !self.admit(1) {
-                drop(shard);
+            let swept = guard.maybe_sweep(now, self.sweep_interval_ms);
+            if !guard.map.contains_key(&k) && !self.admit(1) {
+                drop(guard);
                 self.untrack(swept);
                 return Err(1);
             }
+            let shard = &mut *guard;
+            let held = shard.sessions.len();
             let entry = shard.map.entry(k).or_insert_with(|| Entry::new(now));
-            let r = f(entry, now);
+            let r = f(entry, &mut shard.sessions, &k, now);
             entry.prune(now);
             let removed = if entry.is_empty() {
                 shard.map.remove(&k);
@@ -1023,8 +1072,10 @@ impl MemoryStore {
             } else {
                 0
             };
-            drop(shard);
-            self.untrack(swept + removed);
+            let held_now = shard.sessions.len();
+            drop(guard);
+            self.track(held_now.saturating_sub(held));
+            self.untrack(swept + removed + held.saturating_sub(held_now));
             Ok(r)
         })
     }
@@ -1163,14 +1214,16 @@ impl Store for MemoryStore {
         if let Some(s) = &a.session {
             check_sid(s.sid)?;
         }
-        let session = a.session.map(|s| (self.session_tag(s.sid), s));
+        let session = a
+            .session
+            .map(|s| (self.session_key_of(a.identity, s.sid), s));
         let ttl = millis(a.ttl);
         let tags: Vec<u32> = a
             .clear
             .iter()
             .map(|c| self.tag(c.policy, c.scope))
             .collect();
-        self.with_entry(a.identity, |e, now| {
+        self.with_entry(a.identity, |e, sessions, k, now| {
             let expires = now.saturating_add(ttl);
             if e.counter(a.window, now) != a.from {
                 return false;
@@ -1181,8 +1234,8 @@ impl Store for MemoryStore {
                 e.set_counter(w, now, n, expires);
             }
             e.remove_windows(&tags);
-            if let Some((tag, s)) = session {
-                create_session(e, now, tag, &s);
+            if let Some((key, s)) = session {
+                sessions.create(k, key, now, &s);
             }
             true
         })
@@ -1190,35 +1243,32 @@ impl Store for MemoryStore {
 }
 
 impl MemoryStore {
-    /// 64 bits of the keyed hash of a session id: the session's key inside
-    /// the identity's entry.
-    fn session_tag(&self, sid: &str) -> u64 {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&self.hasher.hash(b"i", sid.as_bytes())[..8]);
-        u64::from_le_bytes(first)
+    /// The key of session `sid` of the identity whose subject hash is `k`.
+    fn session_key(&self, k: &HKey, sid: &str) -> SKey {
+        let mut buf = [0u8; 16 + crate::MAX_SESSION_ID_BYTES];
+        buf[..16].copy_from_slice(&k.0);
+        let n = sid.len().min(crate::MAX_SESSION_ID_BYTES);
+        buf[16..16 + n].copy_from_slice(&sid.as_bytes()[..n]);
+        let h = self.hasher.hash(b"i", &buf[..16 + n]);
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        SKey([word(0), word(4), word(8)])
     }
 
-    /// Runs `f` on the entry of `identity` only if it exists (a revocation
-    /// or rotation never creates one).
-    fn with_existing<R>(
-        &self,
-        identity: &str,
-        missing: R,
-        f: impl FnOnce(&mut Entry, u64) -> R,
-    ) -> R {
-        let k = self.subject_key(identity);
+    fn session_key_of(&self, identity: &str, sid: &str) -> SKey {
+        self.session_key(&self.subject_key(identity), sid)
+    }
+
+    /// Runs `f` on the sessions of `identity`'s shard (nothing is created
+    /// for the identity), keeping the count of tracked items.
+    fn with_sessions<R>(&self, k: &HKey, f: impl FnOnce(&mut Sessions, u64) -> R) -> R {
         let mut shard = lock(&self.shards[k.shard()].0);
         let now = self.now_ms();
-        let Some(entry) = shard.map.get_mut(&k) else {
-            return missing;
-        };
-        let r = f(entry, now);
-        entry.prune(now);
-        if entry.is_empty() {
-            shard.map.remove(&k);
-            drop(shard);
-            self.untrack(1);
-        }
+        let held = shard.sessions.len();
+        let r = f(&mut shard.sessions, now);
+        let held_now = shard.sessions.len();
+        drop(shard);
+        self.track(held_now.saturating_sub(held));
+        self.untrack(held.saturating_sub(held_now));
         r
     }
 }
@@ -1233,80 +1283,69 @@ impl SessionStore for MemoryStore {
         max_lifetime: Duration,
     ) -> Result<u64, StoreError> {
         check_sid(sid)?;
-        let tag = self.session_tag(sid);
+        let k = self.subject_key(identity);
+        let key = self.session_key(&k, sid);
         let start = SessionStart {
             sid,
             ttl,
             max_lifetime,
         };
-        self.with_entry(identity, |e, now| {
-            create_session(e, now, tag, &start);
-            now
+        self.with_room(|| {
+            let mut guard = lock(&self.shards[k.shard()].0);
+            let now = self.now_ms();
+            let swept = guard.maybe_sweep(now, self.sweep_interval_ms);
+            let shard = &mut *guard;
+            // A new record needs room unless its identity is tracked (a
+            // sign-in just wrote its counters or windows).
+            let new = !shard.sessions.records.contains_key(&key);
+            let has_entry = shard.map.contains_key(&k);
+            if new && !has_entry && !self.admit(1) {
+                drop(guard);
+                self.untrack(swept);
+                return Err(1);
+            }
+            shard.sessions.create(&k, key, now, &start);
+            drop(guard);
+            if new && has_entry {
+                self.track(1);
+            }
+            self.untrack(swept);
+            Ok(now)
         })
     }
 
     async fn session_rotate(&self, r: &SessionRefresh<'_>) -> Result<Rotation, StoreError> {
         check_sid(r.sid)?;
-        let tag = self.session_tag(r.sid);
-        let (grace, ttl) = (millis(r.grace), millis(r.ttl));
-        Ok(self.with_existing(r.identity, Rotation::Missing, |e, now| {
-            let Some(i) = e.session(tag, now) else {
-                return Rotation::Missing;
-            };
-            let state = e.session_state(i);
-            if state.epoch != e.epoch(now) {
-                e.remove_session(tag);
-                return Rotation::SignedOut;
-            }
-            let current = u64::from(state.generation);
-            if r.generation == current {
-                let next = SessionState {
-                    generation: state.generation.saturating_add(1),
-                    rotated_at: now,
-                    epoch: state.epoch,
-                    issued_at: u32::try_from(r.issued_at).unwrap_or(u32::MAX),
-                };
-                e.set_session(tag, now, next, now.saturating_add(ttl));
-                return Rotation::Rotated {
-                    generation: u64::from(next.generation),
-                    rotated_at_ms: now,
-                    issued_at: u64::from(next.issued_at),
-                };
-            }
-            if r.generation.saturating_add(1) == current
-                && now.saturating_sub(state.rotated_at) <= grace
-            {
-                return Rotation::Grace {
-                    generation: current,
-                    rotated_at_ms: state.rotated_at,
-                    issued_at: u64::from(state.issued_at),
-                };
-            }
-            e.remove_session(tag);
-            Rotation::Reused
-        }))
+        let k = self.subject_key(r.identity);
+        let key = self.session_key(&k, r.sid);
+        Ok(self.with_sessions(&k, |s, now| s.rotate(&k, key, now, r)))
     }
 
     async fn session_revoke(&self, identity: &str, sid: &str) -> Result<bool, StoreError> {
         check_sid(sid)?;
-        let tag = self.session_tag(sid);
-        Ok(self.with_existing(identity, false, |e, now| {
-            let live = e.session(tag, now).is_some();
-            e.remove_session(tag);
+        let k = self.subject_key(identity);
+        let key = self.session_key(&k, sid);
+        Ok(self.with_sessions(&k, |s, now| {
+            let live = s.live(&key, now).is_some();
+            s.records.remove(&key);
             live
         }))
     }
 
+    /// Never refused at the ceiling: the caller has checked a genuine token
+    /// of the identity, so its sessions are tracked; a sign-out everywhere
+    /// must work when the store is full.
     async fn sessions_revoke_all(
         &self,
         identity: &str,
         max_lifetime: Duration,
     ) -> Result<(), StoreError> {
+        let k = self.subject_key(identity);
         let max_lifetime = millis(max_lifetime);
-        self.with_entry(identity, |e, now| {
-            let next = e.epoch(now).wrapping_add(1);
-            e.set_epoch(now, next, now.saturating_add(max_lifetime));
-        })
+        self.with_sessions(&k, |s, now| {
+            s.advance_epoch(k, now, now.saturating_add(max_lifetime));
+        });
+        Ok(())
     }
 }
 

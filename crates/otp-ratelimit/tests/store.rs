@@ -207,6 +207,106 @@ async fn memory_ceiling_never_evicts_a_live_session() {
     );
 }
 
+// See: issue 14 "Bad input" (session records and epochs are never evicted
+// while they matter): at the ceiling a tracked user still signs in with a
+// session, refreshes, logs out and signs out everywhere; only new subjects
+// are refused.
+#[tokio::test]
+async fn a_full_memory_store_refuses_new_subjects_but_keeps_sessions_and_epochs_working() {
+    use otp_ratelimit::{CounterAdvance, Rotation, SessionRefresh, SessionStart, SessionStore};
+    let clock = Arc::new(ManualClock::new(Duration::from_secs(1_000_000)));
+    let store = MemoryStore::new(HASH_KEY)
+        .with_clock(clock.clone())
+        .with_max_keys(3);
+    let (day, ttl) = (Duration::from_secs(86_400), Duration::from_secs(900));
+    let p = LimitPolicy::per_secs("verify", 10, 600);
+    let sign_in = |identity: &'static str, sid: &'static str| CounterAdvance {
+        identity,
+        window: 7,
+        from: 0,
+        void: &[],
+        ttl,
+        clear: &[],
+        session: Some(SessionStart {
+            sid,
+            ttl: day,
+            max_lifetime: 30 * day,
+        }),
+    };
+    let refresh = |sid, generation| SessionRefresh {
+        identity: "alice",
+        sid,
+        generation,
+        grace: Duration::from_secs(10),
+        ttl: day,
+        issued_at: 1_800_000_000,
+    };
+    // alice's verify window and a spray fill the store.
+    assert!(store.check_now(&p, "alice").unwrap().allowed);
+    for i in 0..2 {
+        assert!(store.check_now(&p, &format!("spray{i}")).unwrap().allowed);
+    }
+    assert_eq!(store.tracked_keys(), 3);
+    assert!(matches!(
+        store.check_now(&p, "mallory"),
+        Err(StoreError::Full { .. })
+    ));
+    // Full: alice's sign-in still creates her session (her subject is
+    // tracked), and a second one on another device too.
+    assert!(store.advance_all(&sign_in("alice", "phone")).await.unwrap());
+    let second = CounterAdvance {
+        window: 8,
+        ..sign_in("alice", "laptop")
+    };
+    assert!(store.advance_all(&second).await.unwrap());
+    assert_eq!(store.tracked_keys(), 5, "two sessions beyond the ceiling");
+    // A new subject's sign-in or session is refused, and records nothing.
+    assert!(matches!(
+        store.advance_all(&sign_in("mallory", "m")).await,
+        Err(StoreError::Full { .. })
+    ));
+    assert!(matches!(
+        store.session_create("mallory", "m", day, 30 * day).await,
+        Err(StoreError::Full { .. })
+    ));
+    // Hours later alice's counters and windows are gone (her entry swept),
+    // the spray's windows are gone: her sessions stay and keep working.
+    clock.advance(Duration::from_secs(3600));
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 2, "only alice's two sessions");
+    let Rotation::Rotated { generation: 1, .. } =
+        store.session_rotate(&refresh("phone", 0)).await.unwrap()
+    else {
+        panic!("alice's phone session rotates");
+    };
+    // Fill the store again with new subjects: refreshes, logout and sign
+    // out everywhere still work for alice.
+    assert!(store.check_now(&p, "spray-late").unwrap().allowed);
+    assert!(matches!(
+        store.check_now(&p, "mallory"),
+        Err(StoreError::Full { .. })
+    ));
+    assert!(matches!(
+        store.session_rotate(&refresh("phone", 0)).await.unwrap(),
+        Rotation::Grace { generation: 1, .. }
+    ));
+    assert!(store.session_revoke("alice", "phone").await.unwrap());
+    assert_eq!(
+        store.session_rotate(&refresh("phone", 1)).await.unwrap(),
+        Rotation::Missing
+    );
+    store.sessions_revoke_all("alice", 30 * day).await.unwrap();
+    assert_eq!(
+        store.session_rotate(&refresh("laptop", 0)).await.unwrap(),
+        Rotation::SignedOut,
+        "sign out everywhere at the ceiling ended the laptop session"
+    );
+    // Her epoch outlives the day: a session made before it stays ended.
+    clock.advance(day);
+    store.sweep();
+    assert_eq!(store.tracked_keys(), 1, "alice's epoch (30 days)");
+}
+
 #[tokio::test]
 async fn memory_ceiling_zero_refuses_every_new_subject() {
     let store = MemoryStore::new(HASH_KEY).with_max_keys(0);
