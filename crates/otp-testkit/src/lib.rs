@@ -20,6 +20,10 @@
 //!   Python scripts in `scripts/` that report their port.
 //! - [`nginx`]: runs nginx in the foreground on a rendered configuration
 //!   (after `nginx -t`).
+//! - [`caddy`]: runs Caddy in the foreground on a rendered Caddyfile (after
+//!   `caddy validate`; loopback only, no automatic HTTPS, no admin API).
+//! - [`upstream`]: a sample application behind a proxy that records every
+//!   request's headers (the web-gate tests: `X-Auth-Subject`, cookies).
 //! - [`keys`]: the fixed OTP key, JWT secret and store hash key of the tests.
 //! - `doubles` (feature `doubles`): `Outbox`, a `Delivery` that records every
 //!   code per identity, and `FailingDelivery`.
@@ -53,11 +57,13 @@
 //! # }
 //! ```
 
+pub mod caddy;
 pub mod keys;
 pub mod nginx;
 pub mod process;
 pub mod redis;
 pub mod sinks;
+pub mod upstream;
 
 #[cfg(feature = "doubles")]
 pub mod doubles;

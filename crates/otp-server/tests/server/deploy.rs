@@ -20,7 +20,7 @@ use otp_testkit::{nginx, ChildGuard};
 use serde_json::json;
 use support::{free_port, http, post_json, require_all, run_bin, skip_without, Server, TempDir};
 
-fn repo_file(rel: &str) -> String {
+pub(crate) fn repo_file(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel);
@@ -29,7 +29,7 @@ fn repo_file(rel: &str) -> String {
 
 /// Replaces `from` by `to`, insisting that `from` occurs (so the test notices
 /// when the deploy file changes shape).
-fn must_replace(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn must_replace(text: &str, from: &str, to: &str) -> String {
     assert!(
         text.contains(from),
         "deploy file no longer contains {from:?}"
@@ -255,6 +255,22 @@ fn render_nginx(dir: &TempDir, dns: &Dns, otp_port: u16, demo_port: u16) -> (Com
 /// on 127.0.0.1:`port`, the site passed through `edit`; the returned command
 /// runs nginx on them in the foreground.
 fn render_nginx_files(dir: &TempDir, port: u16, edit: impl FnOnce(String) -> String) -> Command {
+    let site = repo_file("deploy/nginx/conf.d/stateless-otp.conf");
+    let site = must_replace(&site, "listen 8080;", &format!("listen 127.0.0.1:{port};"));
+    render_nginx_conf(dir, "stateless-otp.conf", &edit(site))
+}
+
+/// Writes deploy/nginx/nginx.conf into `dir` with scratch paths (pid, logs,
+/// temp files, one worker) and `site` as `conf.d/<name>`; the returned
+/// command runs nginx on them in the foreground. The site must already
+/// listen on loopback only.
+pub(crate) fn render_nginx_conf(dir: &TempDir, name: &str, site: &str) -> Command {
+    assert!(
+        site.lines()
+            .filter(|l| l.trim_start().starts_with("listen "))
+            .all(|l| l.contains("127.0.0.1:")),
+        "a rendered nginx site must listen on loopback only:\n{site}"
+    );
     let root = dir.path().display().to_string();
     std::fs::create_dir_all(dir.join("conf.d")).expect("conf.d");
     std::fs::create_dir_all(dir.join("cache")).expect("cache");
@@ -271,10 +287,7 @@ fn render_nginx_files(dir: &TempDir, port: u16, edit: impl FnOnce(String) -> Str
         &format!("include {root}/conf.d/*.conf;"),
     );
     std::fs::write(dir.join("nginx.conf"), main).expect("write nginx.conf");
-
-    let site = repo_file("deploy/nginx/conf.d/stateless-otp.conf");
-    let site = must_replace(&site, "listen 8080;", &format!("listen 127.0.0.1:{port};"));
-    std::fs::write(dir.join("conf.d/stateless-otp.conf"), edit(site)).expect("write site");
+    std::fs::write(dir.join("conf.d").join(name), site).expect("write site");
 
     nginx::command(dir, &dir.join("nginx.conf"))
 }
@@ -606,7 +619,7 @@ fn three_replicas_share_redis_behind_nginx() {
 }
 
 /// Parses YAML documents with Python's `yaml` into JSON; `None` = skipped.
-fn yaml_docs(rel: &str) -> Option<Vec<serde_json::Value>> {
+pub(crate) fn yaml_docs(rel: &str) -> Option<Vec<serde_json::Value>> {
     let has_yaml = Command::new("python3")
         .args(["-c", "import yaml"])
         .stderr(Stdio::null())
@@ -641,7 +654,7 @@ fn yaml_docs(rel: &str) -> Option<Vec<serde_json::Value>> {
     Some(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
-fn known_variables() -> Vec<String> {
+pub(crate) fn known_variables() -> Vec<String> {
     let (code, out, _) = run_bin(&["env"], &[]);
     assert_eq!(code, 0);
     out.lines()

@@ -32,11 +32,14 @@
 //!   manifests checked offline.
 //! - [`sdk_e2e`]: the Rust, JavaScript and Python SDKs against the real
 //!   binary.
+//! - [`gate_e2e`]: the web gate's deploy files (nginx and Caddy rendered
+//!   and validated, the Traefik files parsed and checked).
 
 mod binary;
 mod deploy;
 mod faults;
 mod fuzz_corpus;
+mod gate_e2e;
 mod hostile;
 mod logs;
 mod probe;
