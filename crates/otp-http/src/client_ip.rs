@@ -32,6 +32,13 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     ))
 }
 
+/// Returns true if and only if the request's peer is in `trusted`
+/// (`TRUSTED_PROXIES`): only then are its `X-Forwarded-*` headers believed.
+pub fn is_trusted_peer(req: &HttpRequest, trusted: &[IpNet]) -> bool {
+    req.peer_addr()
+        .is_some_and(|peer| is_trusted(&canonical(peer.ip()), trusted))
+}
+
 /// `ip` in canonical form: an IPv4-mapped IPv6 address becomes its IPv4
 /// address; every other address is unchanged.
 ///

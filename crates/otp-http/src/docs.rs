@@ -28,6 +28,7 @@ use crate::routes;
         routes::revoke,
         routes::introspect,
         routes::verify_bearer,
+        crate::gate::forward::forward,
         routes::health,
         routes::healthz,
         routes::readyz,

@@ -115,7 +115,7 @@ impl HttpMetrics {
 }
 
 /// The route templates this crate serves; anything else is `other`.
-pub(crate) const ROUTES: [&str; 14] = [
+pub(crate) const ROUTES: [&str; 15] = [
     "/api/v1/otp/request",
     "/api/v1/otp/verify",
     "/api/v1/token/refresh",
@@ -123,6 +123,7 @@ pub(crate) const ROUTES: [&str; 14] = [
     "/api/v1/token/revoke",
     "/api/v1/token/introspect",
     "/api/v1/token/verify",
+    "/api/v1/auth/forward",
     "/health",
     "/healthz",
     "/readyz",

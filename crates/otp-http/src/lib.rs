@@ -48,6 +48,8 @@
 //! - [`body_deadline`]: the slow-body guard (408, connection closed).
 //! - [`http_metrics`]: request counters and latency histograms, build info.
 //! - [`observe`]: `X-Request-Id` and the access log.
+//! - [`gate`]: the web gate of SPEC §11 (sign-in pages, session cookies,
+//!   renewal, `/api/v1/auth/forward`).
 //! - [`redirect`]: the web gate's `rd` check (`GATE_ALLOWED_HOSTS`).
 #![deny(missing_docs)]
 
@@ -65,6 +67,7 @@ pub mod body_deadline;
 pub mod client_ip;
 pub mod docs;
 mod error;
+pub mod gate;
 pub mod http_metrics;
 pub mod observe;
 pub mod redirect;
@@ -130,6 +133,8 @@ pub struct HttpState {
     pub jwks_json: Bytes,
     /// `/openapi.json` body, rendered once.
     pub openapi_json: Bytes,
+    /// The web gate (SPEC §11); `None` with `GATE=off`, the default.
+    pub gate: Option<Arc<gate::GateConfig>>,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -137,6 +142,7 @@ impl std::fmt::Debug for HttpState {
         f.debug_struct("HttpState")
             .field("service", &self.service)
             .field("config", &self.config)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -181,7 +187,15 @@ impl HttpState {
             http_metrics,
             jwks_json,
             openapi_json,
+            gate: None,
         }
+    }
+
+    /// The same state with the web gate on (`GATE=on`): [`configure`] then
+    /// also mounts the pages of [`gate`].
+    pub fn with_gate(mut self, gate: gate::GateConfig) -> Self {
+        self.gate = Some(Arc::new(gate));
+        self
     }
 }
 
@@ -258,6 +272,11 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             )
             .service(get("/api/v1/token/verify").route(web::get().to(routes::verify_bearer)))
             .service(
+                resource("/api/v1/auth/forward", "GET, HEAD")
+                    .route(web::get().to(gate::forward::forward))
+                    .route(web::head().to(gate::forward::forward)),
+            )
+            .service(
                 probe("/health")
                     .route(web::get().to(routes::health))
                     .route(web::head().to(routes::health)),
@@ -278,6 +297,9 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .service(get("/docs").route(web::get().to(docs::index)))
             .service(get("/docs/").route(web::get().to(docs::index)))
             .service(get("/docs/{file}").route(web::get().to(docs::asset)));
+        if let Some(gate) = &state.gate {
+            gate::register(cfg, gate);
+        }
     }
 }
 

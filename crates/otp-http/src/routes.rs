@@ -213,7 +213,7 @@ fn no_store(mut res: HttpResponse) -> HttpResponse {
     res
 }
 
-fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
+pub(crate) fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
     RequestContext {
         client_ip: crate::client_ip::client_ip(req, &state.config.trusted_proxies),
     }
@@ -529,7 +529,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// The name of the session cookie holding the access token (SPEC §11).
-pub(crate) const SESSION_COOKIE: &str = "otp_session";
+pub(crate) use crate::gate::SESSION_COOKIE;
 
 /// The access token a request presents, the one place that decides it
 /// (SPEC §11): the `Authorization: Bearer` token first; else, when no bearer
@@ -549,22 +549,7 @@ pub(crate) fn presented_token(req: &HttpRequest) -> Option<&str> {
 /// header that is not visible ASCII is skipped whole; a pair without `=` is
 /// not a cookie. A value in double quotes (RFC 6265 §4.1.1) is unquoted.
 fn session_cookie(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            if name.trim() != SESSION_COOKIE {
-                return None;
-            }
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            (!value.is_empty()).then_some(value)
-        })
+    crate::gate::cookie_value(req, SESSION_COOKIE)
 }
 
 static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
@@ -593,6 +578,12 @@ pub async fn verify_bearer(
 ) -> Result<HttpResponse, ApiError> {
     let token = presented_token(&req).ok_or(ApiError::TokenMissing)?;
     let claims = state.service.tokens().verify(token, unix_now())?;
+    Ok(authorized(&claims))
+}
+
+/// The 200 of a forward-auth check that passed: `X-Auth-Subject` and
+/// `Remote-User` carry `sub`, the body `{active:true, claims}`.
+pub(crate) fn authorized(claims: &Claims) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     // `sub` is a normalized identity (no control characters), so it is a
     // valid header value; obs-text bytes of non-ASCII ids are allowed too.
@@ -601,10 +592,10 @@ pub async fn verify_bearer(
         res.insert_header((REMOTE_USER.clone(), sub));
     }
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    Ok(res.json(Active {
+    res.json(Active {
         active: true,
-        claims: &claims,
-    }))
+        claims,
+    })
 }
 
 /// Liveness and identity of the service (the Python service's body).

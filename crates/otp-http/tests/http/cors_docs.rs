@@ -189,6 +189,7 @@ fn documented() -> BTreeMap<(&'static str, &'static str), &'static [&'static str
             &["200", "408", "413", "415", "422"][..],
         ),
         (("/api/v1/token/verify", "get"), &["200", "401"][..]),
+        (("/api/v1/auth/forward", "get"), &["200", "302", "401"][..]),
         (
             ("/api/v1/token/refresh", "post"),
             &["200", "401", "408", "413", "415", "422", "503"][..],

@@ -24,6 +24,7 @@
 mod abuse;
 mod cors_docs;
 mod forward_auth;
+mod gate;
 mod python_compat;
 mod redis_store;
 mod routes;
