@@ -16,6 +16,7 @@ use otp_ratelimit::{
 };
 use serde_json::{Map, Value};
 
+use crate::allowlist::IdentityAllowlist;
 use crate::error::{LimitedOperation, ServiceError};
 use crate::limits::{Limits, DEFAULT_MAX_ATTEMPTS};
 use crate::metrics::{DeliveryLabels, LimitLabels, ServiceMetrics, StoreLabels};
@@ -75,6 +76,13 @@ pub struct ServiceConfig {
     /// [`SessionConfig::default`] (on, 7 days idle, 30 days absolute, 10 s
     /// grace).
     pub sessions: SessionConfig,
+    /// Who may receive a code (`ALLOWED_IDENTITIES`, SPEC §11). A request
+    /// for an identity the list refuses gets the same answer as any other
+    /// and counts against the same limits, but nothing is derived or sent;
+    /// a verify for it fails as a wrong code does; a refresh of its session
+    /// is refused as a revoked session. Defaults to
+    /// [`IdentityAllowlist::anyone`].
+    pub allowed_identities: IdentityAllowlist,
 }
 
 /// The default of [`ServiceConfig::verify_daily_ceiling`]: verify attempts
@@ -106,6 +114,7 @@ impl ServiceConfig {
             verify_daily_ceiling: default_verify_daily_ceiling(),
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
             sessions: SessionConfig::default(),
+            allowed_identities: IdentityAllowlist::anyone(),
         }
     }
 }
@@ -214,6 +223,7 @@ pub struct OtpService {
     ipv6_prefix: u8,
     pub(crate) metrics: Arc<ServiceMetrics>,
     pub(crate) sessions: SessionConfig,
+    pub(crate) allowed_identities: IdentityAllowlist,
     /// Key of the audit pseudonyms, derived from the OTP key.
     pub(crate) audit_key: SecretBytes,
 }
@@ -231,6 +241,7 @@ impl std::fmt::Debug for OtpService {
             .field("verify_daily_ceiling", &self.verify_daily_ceiling)
             .field("ipv6_prefix", &self.ipv6_prefix)
             .field("sessions", &self.sessions)
+            .field("allowed_identities", &self.allowed_identities)
             .finish_non_exhaustive()
     }
 }
@@ -283,6 +294,7 @@ impl OtpServiceBuilder {
         let service = OtpService {
             audit_key,
             sessions: c.sessions,
+            allowed_identities: c.allowed_identities,
             engine: OtpEngine::new(c.policy, c.keys),
             tokens: self.tokens,
             store,
@@ -337,6 +349,11 @@ impl OtpService {
     /// The token service (for the bearer hot path and JWKS).
     pub fn tokens(&self) -> &TokenService {
         &self.tokens
+    }
+
+    /// Who may receive a code ([`ServiceConfig::allowed_identities`]).
+    pub fn allowed_identities(&self) -> &IdentityAllowlist {
+        &self.allowed_identities
     }
 
     /// The limits in force.
@@ -511,8 +528,12 @@ impl OtpService {
     /// Order: normalize → can the delivery backend reach this kind of
     /// identity ([`Delivery::supports`]; if not, `DeliveryFailed` before any
     /// limit is spent) → per-IP limit → per-identity limit and use counter
-    /// (one store call) → global limit → derive → deliver. Every limit that allowed the call has
-    /// recorded it, also when a later step fails.
+    /// (one store call) → global limit → allowed identities → derive →
+    /// deliver. Every limit that allowed the call has recorded it, also when
+    /// a later step fails. An identity that
+    /// [`ServiceConfig::allowed_identities`] refuses gets the same `Ok`
+    /// answer as a delivered one (no enumeration), after the same limits,
+    /// and nothing is sent.
     #[tracing::instrument(name = "request_otp", skip_all, fields(kind))]
     pub async fn request_otp(
         &self,
@@ -572,12 +593,21 @@ impl OtpService {
             .and_then(|c| decision_of(&checks, c, &l.request_per_identity));
         let counters = checked.and_then(|c| c.counters).unwrap_or_else(|| vec![0]);
         let counter = counters.first().copied().unwrap_or(0);
-        let code = self.engine.generate_for_window(&identity, window, counter);
         let ttl_seconds = self.engine.ttl_seconds(now);
         let expires_at = self.engine.expires_at(now);
-        let message = OtpMessage::new(identity.clone(), code, ttl_seconds, expires_at);
-        self.deliver(&message).await?;
-        self.metrics.otp_requested.inc();
+        if self.allowed_identities.allows(&identity) {
+            let code = self.engine.generate_for_window(&identity, window, counter);
+            let message = OtpMessage::new(identity.clone(), code, ttl_seconds, expires_at);
+            self.deliver(&message).await?;
+            self.metrics.otp_requested.inc();
+        } else {
+            // SPEC §11: the caller cannot tell; only the operator's debug
+            // log can (the kind, never the identity).
+            tracing::debug!(
+                kind = identity.kind().as_str(),
+                "identity not among the allowed identities; nothing sent"
+            );
+        }
         Ok(RequestOutcome {
             identity,
             ttl_seconds,
@@ -621,7 +651,9 @@ impl OtpService {
     /// counter (single use) which also voids every other code of the
     /// acceptance range and clears the identity's verify limit (the daily
     /// limits stay) → sign the token. A wrong code counts
-    /// against the attempt budget of every code it may have hit.
+    /// against the attempt budget of every code it may have hit. An identity
+    /// that [`ServiceConfig::allowed_identities`] refuses fails exactly as a
+    /// wrong code does, after the same limits and the same comparison.
     #[tracing::instrument(name = "verify_otp", skip_all, fields(kind))]
     pub async fn verify_otp(
         &self,
@@ -668,6 +700,10 @@ impl OtpService {
             .and_then(|c| c.counters)
             .unwrap_or_else(|| vec![0; windows.as_slice().len()]);
         let matched = match self.engine.verify(&identity, &code, now, &counters) {
+            // Compared first, so a refused identity costs the same time.
+            Ok(_) if !self.allowed_identities.allows(&identity) => {
+                return Err(self.wrong_code(&identity, windows.as_slice(), info).await);
+            }
             Ok(m) => m,
             Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {
                 return Err(self.wrong_code(&identity, windows.as_slice(), info).await);

@@ -21,7 +21,8 @@
 use std::time::Duration;
 
 use otp_core::{
-    dangerous, is_refresh_token, unix_now, IssuedToken, RefreshClaims, SessionId, TokenError,
+    dangerous, is_refresh_token, unix_now, Identity, IssuedToken, RefreshClaims, SessionId,
+    TokenError,
 };
 use otp_ratelimit::{Rotation, SessionRefresh, StoreError};
 use serde_json::Map;
@@ -218,6 +219,11 @@ impl OtpService {
             return Err(ServiceError::TokenInvalid("sessions_disabled"));
         }
         let claims = self.genuine_refresh(refresh_token)?;
+        // An identity taken off the allowed identities keeps its access
+        // token until `exp`, but its session renews no more.
+        if !Identity::parse(&claims.sub).is_ok_and(|id| self.allowed_identities.allows(&id)) {
+            return Err(ServiceError::SessionRevoked);
+        }
         let leeway = self.tokens.config().leeway_seconds;
         let end = claims
             .auth_time

@@ -9,6 +9,8 @@
 //! - [`routes`]: every route and every failure row of the SPEC §5 table.
 //! - [`abuse`]: single use, the attempt budget and the abuse limits over
 //!   HTTP (SPEC §3.3, §5, §6).
+//! - [`allowed_identities`]: `ALLOWED_IDENTITIES` (SPEC §11) — a refused
+//!   identity's request and verify answer as an allowed one's, no code sent.
 //! - [`cors_docs`]: CORS, the OpenAPI document, the offline Swagger UI,
 //!   mounting under a prefix.
 //! - [`forward_auth`]: `GET /api/v1/token/verify` with a bearer token or
@@ -22,6 +24,7 @@
 //!   (ignored by default; see the module).
 
 mod abuse;
+mod allowed_identities;
 mod cors_docs;
 mod forward_auth;
 mod gate;

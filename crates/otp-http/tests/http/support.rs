@@ -34,7 +34,7 @@ use otp_delivery::Delivery;
 use otp_http::{HttpConfig, HttpState};
 use otp_ratelimit::{MemoryStore, Store};
 use otp_service::Limits;
-use otp_service::{OtpService, ServiceConfig};
+use otp_service::{IdentityAllowlist, OtpService, ServiceConfig};
 use otp_testkit::keys::{HASH_KEY, OTP_KEY};
 use serde_json::{json, Value};
 
@@ -59,6 +59,8 @@ pub struct Setup {
     pub delivery: Option<Arc<dyn Delivery>>,
     /// EdDSA tokens instead of HS256.
     pub eddsa: bool,
+    /// `ALLOWED_IDENTITIES`. Defaults to anyone.
+    pub allowed_identities: IdentityAllowlist,
 }
 
 impl Default for Setup {
@@ -71,6 +73,7 @@ impl Default for Setup {
             store: None,
             delivery: None,
             eddsa: false,
+            allowed_identities: IdentityAllowlist::anyone(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl Setup {
         let mut config = ServiceConfig::new(self.policy, keys);
         config.limits = self.limits;
         config.max_attempts = self.max_attempts;
+        config.allowed_identities = self.allowed_identities;
         let service = OtpService::builder(config, tokens)
             .store(
                 self.store

@@ -25,9 +25,12 @@
 //! - [`sessions`]: SPEC §10 — refresh tokens, rotation with the grace and
 //!   reuse rule (50 concurrent refreshes; a second replica on one Redis),
 //!   lifetimes, logout, sign out everywhere, RFC 7009, failing closed.
+//! - [`allowed_identities`]: `ALLOWED_IDENTITIES` (SPEC §11) — refused
+//!   identities get the same answers, no code, the same limits.
 //! - [`no_secrets_in_logs`]: codes, tokens, secrets and identities never
 //!   reach a log line.
 
+mod allowed_identities;
 mod hardening;
 mod harness;
 mod limits;
