@@ -1,10 +1,11 @@
 //! [`OtpClient`] and its [`ClientBuilder`]: one method per REST route of
 //! SPEC §5, typed answers from [`otp_core::wire`], typed failures
-//! ([`Error`]), an optional bounded retry ([`ClientRetryPolicy`]) and the access
-//! token kept after a successful [`OtpClient::verify_otp`].
+//! ([`Error`]), an optional bounded retry ([`ClientRetryPolicy`]) and the
+//! session's tokens kept in a [`TokenStorage`] after a successful
+//! [`OtpClient::verify_otp`] (refresh and logout are in `session.rs`).
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use otp_core::wire::{
@@ -17,6 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, UnauthorizedReason};
 use crate::offline::OfflineVerifier;
+use crate::session::LastRefresh;
+use crate::storage::{MemoryTokenStorage, StoredTokens, TokenStorage};
 
 /// Default per-request timeout (whole request, connect included): 10 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,7 +84,7 @@ impl ClientRetryPolicy {
 }
 
 /// Builds an [`OtpClient`]; start with [`OtpClient::builder`]. `Debug`
-/// redacts the access token.
+/// redacts the tokens.
 #[derive(Clone)]
 pub struct ClientBuilder {
     base_url: String,
@@ -89,6 +92,8 @@ pub struct ClientBuilder {
     user_agent: String,
     retry: ClientRetryPolicy,
     access_token: Option<String>,
+    refresh_token: Option<String>,
+    storage: Option<Arc<dyn TokenStorage>>,
     http: Option<reqwest::Client>,
 }
 
@@ -103,6 +108,11 @@ impl fmt::Debug for ClientBuilder {
                 "access_token",
                 &self.access_token.as_ref().map(|_| "[REDACTED]"),
             )
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("custom_storage", &self.storage.is_some())
             .field("http", &self.http)
             .finish()
     }
@@ -131,9 +141,31 @@ impl ClientBuilder {
     }
 
     /// Starts with this access token stored (e.g. one kept from an earlier
-    /// session). Defaults to none.
+    /// session), replacing the storage's. Defaults to none (the storage's).
     pub fn access_token(mut self, token: impl Into<String>) -> Self {
         self.access_token = Some(token.into());
+        self
+    }
+
+    /// Starts with this refresh token stored (e.g. one kept from an earlier
+    /// run), replacing the storage's: the first call that needs an access
+    /// token refreshes. Defaults to none (the storage's).
+    pub fn refresh_token(mut self, token: impl Into<String>) -> Self {
+        self.refresh_token = Some(token.into());
+        self
+    }
+
+    /// Keeps the tokens in `storage` instead of in memory (see
+    /// [`TokenStorage`]). Defaults to a new [`MemoryTokenStorage`].
+    pub fn storage(mut self, storage: impl TokenStorage + 'static) -> Self {
+        self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// [`ClientBuilder::storage`] with a storage shared with other code
+    /// (e.g. several clients of one user).
+    pub fn shared_storage(mut self, storage: Arc<dyn TokenStorage>) -> Self {
+        self.storage = Some(storage);
         self
     }
 
@@ -177,12 +209,26 @@ impl ClientBuilder {
                 .build()
                 .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
         };
+        let storage = self
+            .storage
+            .unwrap_or_else(|| Arc::new(MemoryTokenStorage::new()));
+        if self.access_token.is_some() || self.refresh_token.is_some() {
+            let mut tokens = storage.load();
+            if let Some(access) = self.access_token {
+                tokens.access_token = Some(access);
+            }
+            if let Some(refresh) = self.refresh_token {
+                tokens.refresh_token = Some(refresh);
+            }
+            storage.save(tokens);
+        }
         Ok(OtpClient {
             inner: Arc::new(Inner {
                 http,
                 base,
                 retry: self.retry,
-                token: RwLock::new(self.access_token),
+                storage,
+                refresh: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -200,8 +246,20 @@ fn api_root(url: &str) -> &str {
 
 /// An async client of a stateless-otp server.
 ///
-/// Cheap to clone: clones share the connection pool and the stored access
-/// token. Every method is safe to call from many tasks at once.
+/// Cheap to clone: clones share the connection pool, the token storage and
+/// the refresh lock. Every method is safe to call from many tasks at once.
+///
+/// # Sessions
+/// A successful [`verify_otp`](OtpClient::verify_otp) stores the access
+/// token and the session's refresh token. Calls that send the stored access
+/// token ([`verify_bearer`](OtpClient::verify_bearer)) refresh once when
+/// the server answers `token_expired`, and retry once.
+/// [`refresh`](OtpClient::refresh) rotates the pair explicitly;
+/// [`logout`](OtpClient::logout) and
+/// [`logout_everywhere`](OtpClient::logout_everywhere) end the session on
+/// the server. One refresh is in flight at a time: concurrent callers wait
+/// for it and share its outcome, so N tasks hitting an expired token make
+/// one refresh request.
 ///
 /// # Example: a full login
 /// ```no_run
@@ -220,14 +278,17 @@ fn api_root(url: &str) -> &str {
 /// ```
 #[derive(Clone)]
 pub struct OtpClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     http: reqwest::Client,
     base: String,
     retry: ClientRetryPolicy,
-    token: RwLock<Option<String>>,
+    pub(crate) storage: Arc<dyn TokenStorage>,
+    /// Held while a refresh is in flight; remembers the last refresh so
+    /// that callers that waited for it share its outcome.
+    pub(crate) refresh: tokio::sync::Mutex<Option<LastRefresh>>,
 }
 
 impl std::fmt::Debug for OtpClient {
@@ -235,14 +296,14 @@ impl std::fmt::Debug for OtpClient {
         f.debug_struct("OtpClient")
             .field("base_url", &self.inner.base)
             .field("retry", &self.inner.retry)
-            .field("access_token", &self.access_token().map(|_| "[REDACTED]"))
+            .field("tokens", &self.tokens())
             .finish()
     }
 }
 
 /// How one call may be retried.
 #[derive(Clone, Copy)]
-enum Method {
+pub(crate) enum Method {
     Get,
     Post,
 }
@@ -279,6 +340,8 @@ impl OtpClient {
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             retry: ClientRetryPolicy::none(),
             access_token: None,
+            refresh_token: None,
+            storage: None,
             http: None,
         }
     }
@@ -295,22 +358,45 @@ impl OtpClient {
 
     /// The stored access token, if any (secret: never log it).
     pub fn access_token(&self) -> Option<String> {
-        self.inner
-            .token
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.tokens().access_token
     }
 
-    /// Stores `token` (e.g. one kept from an earlier session).
+    /// The stored refresh token, if any (secret: never log it).
+    pub fn refresh_token(&self) -> Option<String> {
+        self.tokens().refresh_token
+    }
+
+    /// Both stored tokens, read at once from the [`TokenStorage`].
+    pub fn tokens(&self) -> StoredTokens {
+        self.inner.storage.load()
+    }
+
+    /// Stores `token` as the access token (e.g. one kept from an earlier
+    /// session); the refresh token is left as it is.
     pub fn set_access_token(&self, token: impl Into<String>) {
-        *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = Some(token.into());
+        let mut tokens = self.tokens();
+        tokens.access_token = Some(token.into());
+        self.inner.storage.save(tokens);
     }
 
-    /// Forgets the stored token (a local log-out: tokens are stateless and
-    /// stay valid until they expire).
+    /// Replaces both stored tokens (e.g. a session kept from an earlier run).
+    pub fn set_tokens(&self, tokens: StoredTokens) {
+        self.inner.storage.save(tokens);
+    }
+
+    /// Forgets the stored access token, keeping the refresh token (the
+    /// next call that needs an access token then fails with
+    /// [`UnauthorizedReason::Missing`]; [`OtpClient::refresh`] gets a new one).
     pub fn clear_access_token(&self) {
-        *self.inner.token.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut tokens = self.tokens();
+        tokens.access_token = None;
+        self.inner.storage.save(tokens);
+    }
+
+    /// Forgets both stored tokens, locally only: the session stays alive on
+    /// the server until it expires. [`OtpClient::logout`] ends it there too.
+    pub fn clear_tokens(&self) {
+        self.inner.storage.save(StoredTokens::default());
     }
 
     /// `POST /api/v1/otp/request`: asks the server to send a code to
@@ -335,12 +421,13 @@ impl OtpClient {
     }
 
     /// `POST /api/v1/otp/verify`: checks `otp` for `identity` and, on
-    /// success, stores the access token (see [`OtpClient::access_token`]).
+    /// success, stores the access token and the session's refresh token (see
+    /// [`OtpClient::tokens`]; no refresh token with `SESSIONS=off`).
     ///
     /// Fails with [`Error::InvalidOtp`] (400: wrong, expired or replayed),
     /// [`Error::Validation`] (422: not 4–10 digits), [`Error::RateLimited`]
     /// (429), [`Error::Unavailable`] (503) or [`Error::Transport`]; on
-    /// failure the stored token is left as it was.
+    /// failure the stored tokens are left as they were.
     ///
     /// ```no_run
     /// use otp_client::Error;
@@ -360,7 +447,10 @@ impl OtpClient {
         let verified: OtpVerifyResponse = self
             .call(Method::Post, "/api/v1/otp/verify", Some(&body), None)
             .await?;
-        self.set_access_token(verified.access_token.clone());
+        self.set_tokens(StoredTokens {
+            access_token: Some(verified.access_token.clone()),
+            refresh_token: verified.refresh_token.clone(),
+        });
         Ok(verified)
     }
 
@@ -375,16 +465,23 @@ impl OtpClient {
             .await
     }
 
-    /// `GET /api/v1/token/verify` with the stored token as the bearer.
-    /// Fails with [`Error::Unauthorized`] (reason
+    /// `GET /api/v1/token/verify` with the stored access token as the
+    /// bearer. On `token_expired` with a refresh token stored, refreshes
+    /// once (see [`OtpClient::refresh`]) and retries once with the new
+    /// token. Fails with [`Error::Unauthorized`] (reason
     /// [`UnauthorizedReason::Missing`] without a request when no token is
-    /// stored).
+    /// stored) or, when the refresh is refused, [`Error::SessionRevoked`].
+    ///
+    /// ```no_run
+    /// # async fn run(client: otp_client::OtpClient) -> Result<(), otp_client::Error> {
+    /// // An hour later: the access token has expired, the session has not.
+    /// let me = client.verify_bearer().await?; // refreshed and retried
+    /// assert!(me.active);
+    /// # Ok(()) }
+    /// ```
     pub async fn verify_bearer(&self) -> Result<TokenStatus, Error> {
-        let token = self.access_token().ok_or_else(|| Error::Unauthorized {
-            reason: UnauthorizedReason::Missing,
-            message: "no token is stored; call verify_otp first".into(),
-        })?;
-        self.verify_bearer_token(&token).await
+        self.with_access_token(|token| async move { self.verify_bearer_token(&token).await })
+            .await
     }
 
     /// `GET /api/v1/token/verify` with `token` as the bearer: 200 with the
@@ -434,7 +531,7 @@ impl OtpClient {
     }
 
     /// Sends one call, retrying per the [`ClientRetryPolicy`].
-    async fn call<B, T>(
+    pub(crate) async fn call<B, T>(
         &self,
         method: Method,
         path: &str,

@@ -16,7 +16,9 @@ pub enum UnauthorizedReason {
     Missing,
     /// The token failed a check other than expiry (`token_invalid`).
     Invalid,
-    /// The token has expired (`token_expired`): sign in again.
+    /// The token has expired (`token_expired`). For the stored access
+    /// token the client has already refreshed once and retried; from a
+    /// refresh, the session's lifetime is over: sign in again.
     Expired,
 }
 
@@ -77,13 +79,22 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
-    /// 401 from `GET /token/verify`, or [`UnauthorizedReason::Missing`] when
+    /// 401 from `GET /token/verify` or `POST /token/refresh`, or [`UnauthorizedReason::Missing`] when
     /// the token is empty or none is stored (then no request is sent and
     /// [`Error::status`] is `None`).
     #[error("unauthorized ({reason}): {message}")]
     Unauthorized {
         /// Which token check failed.
         reason: UnauthorizedReason,
+        /// The server's message.
+        message: String,
+    },
+    /// 401 `session_revoked` from `POST /api/v1/token/refresh`: the
+    /// session is over (logged out, signed out everywhere, or revoked
+    /// because a spent refresh token was presented again). The client has
+    /// forgotten its tokens: sign in again.
+    #[error("session revoked: {message}")]
+    SessionRevoked {
         /// The server's message.
         message: String,
     },
@@ -163,6 +174,7 @@ impl Error {
             Error::InvalidOtp { .. } => ErrorCode::OtpInvalid.as_str(),
             Error::DeliveryFailed { .. } => ErrorCode::DeliveryFailed.as_str(),
             Error::Unauthorized { reason, .. } => reason.as_str(),
+            Error::SessionRevoked { .. } => ErrorCode::SessionRevoked.as_str(),
             Error::Validation { .. } => ErrorCode::ValidationError.as_str(),
             Error::Unavailable { .. } => ErrorCode::BackendUnavailable.as_str(),
             Error::Http { code: Some(c), .. } => c.as_str(),
@@ -187,7 +199,7 @@ impl Error {
                 reason: UnauthorizedReason::Missing,
                 ..
             } => None,
-            Error::Unauthorized { .. } => Some(401),
+            Error::Unauthorized { .. } | Error::SessionRevoked { .. } => Some(401),
             Error::Validation { .. } => Some(422),
             Error::Unavailable { .. } => Some(503),
             Error::Http { status, .. } | Error::Decode { status, .. } => Some(*status),
@@ -209,6 +221,21 @@ impl Error {
             Error::RateLimited { retry_after, .. } | Error::Unavailable { retry_after, .. } => {
                 *retry_after
             }
+            _ => None,
+        }
+    }
+
+    /// A copy of a 401 answer (`Unauthorized`, `SessionRevoked`), which a
+    /// refresh hands to the callers that waited for it; `None` for others.
+    pub(crate) fn clone_unauthorized(&self) -> Option<Error> {
+        match self {
+            Error::Unauthorized { reason, message } => Some(Error::Unauthorized {
+                reason: *reason,
+                message: message.clone(),
+            }),
+            Error::SessionRevoked { message } => Some(Error::SessionRevoked {
+                message: message.clone(),
+            }),
             _ => None,
         }
     }
@@ -251,6 +278,7 @@ impl Error {
                 reason: UnauthorizedReason::Invalid,
                 message,
             },
+            (Some(ErrorCode::SessionRevoked), _) => Error::SessionRevoked { message },
             (None, 401) if raw_code.is_none() => Error::Unauthorized {
                 reason: UnauthorizedReason::Invalid,
                 message,
@@ -304,6 +332,9 @@ mod tests {
             map(502, r#"{"error":"delivery_failed","message":"m"}"#),
             Error::DeliveryFailed { .. }
         ));
+        let err = map(401, r#"{"error":"session_revoked","message":"m"}"#);
+        assert!(matches!(&err, Error::SessionRevoked { message } if message == "m"));
+        assert_eq!((err.code(), err.status()), ("session_revoked", Some(401)));
         for (code, reason) in [
             ("token_missing", UnauthorizedReason::Missing),
             ("token_invalid", UnauthorizedReason::Invalid),

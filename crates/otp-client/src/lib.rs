@@ -7,11 +7,17 @@
 //! # Layout
 //! - [`OtpClient`] / [`ClientBuilder`]: one method per route —
 //!   [`request_otp`](OtpClient::request_otp),
-//!   [`verify_otp`](OtpClient::verify_otp) (keeps the access token),
+//!   [`verify_otp`](OtpClient::verify_otp) (keeps the access and refresh
+//!   tokens), [`refresh`](OtpClient::refresh), [`logout`](OtpClient::logout),
+//!   [`logout_everywhere`](OtpClient::logout_everywhere),
 //!   [`introspect_token`](OtpClient::introspect_token),
 //!   [`verify_bearer`](OtpClient::verify_bearer), [`jwks`](OtpClient::jwks),
 //!   [`health`](OtpClient::health); optional bounded retry
 //!   ([`ClientRetryPolicy`]).
+//! - [`TokenStorage`] / [`MemoryTokenStorage`] / [`StoredTokens`]: where the
+//!   session's tokens are kept (pluggable; memory by default). Calls that
+//!   send the stored access token refresh once on `token_expired` and
+//!   retry once; one refresh is in flight at a time.
 //! - [`OfflineVerifier`]: verifies tokens locally with cached JWKS keys.
 //! - [`Error`]: one variant per server error code, plus transport and
 //!   decoding failures.
@@ -38,12 +44,15 @@
 mod client;
 mod error;
 mod offline;
+mod session;
+mod storage;
 
 pub use client::{
     ClientBuilder, ClientRetryPolicy, OtpClient, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT,
 };
 pub use error::{Error, UnauthorizedReason};
 pub use offline::{OfflineVerifier, DEFAULT_MAX_AGE, DEFAULT_MIN_REFETCH_INTERVAL};
+pub use storage::{MemoryTokenStorage, StoredTokens, TokenStorage};
 
 // The README's code blocks are compiled as doctests.
 #[doc = include_str!("../README.md")]

@@ -6,6 +6,9 @@
 //! - [`canned_answers`]: the client against canned HTTP answers
 //!   (wiremock): request shapes, error mapping, the bounded retry, the JWKS
 //!   cache of the offline verifier.
+//! - [`sessions`]: refresh and logout against canned answers: one refresh
+//!   on `token_expired` then one retry, one refresh in flight for N
+//!   concurrent callers, `session_revoked`, the pluggable storage.
 //! - [`readme`]: the README shows `examples/login.rs` verbatim.
 //!
 //! The same SDK against the real server is tested by otp-server's
@@ -13,3 +16,4 @@
 
 mod canned_answers;
 mod readme;
+mod sessions;

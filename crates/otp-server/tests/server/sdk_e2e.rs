@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use otp_client::token::TokenConfig;
 use otp_client::{Error, OtpClient, UnauthorizedReason};
-use sdk_support::{repo_root, run_bounded, E2eEnv, Finished, RATE_LIMIT_REQUESTS};
+use sdk_support::{
+    refresh_requests, repo_root, run_bounded, E2eEnv, Finished, RATE_LIMIT_REQUESTS,
+};
 use support::{free_port, require_all, skip_without};
 
 /// A fresh identity, so tests never share limits or codes.
@@ -201,6 +203,94 @@ async fn rust_sdk_against_the_server() {
     let err = down.request_otp(&identity("rs-down")).await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert_eq!(err.code(), "network_error");
+}
+
+// See: issue 14 (SDKs): sign in, refresh, use the new token, log out, and
+// the spent session refused; an expired access token refreshed once and
+// the call retried; N concurrent callers make one refresh request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_refreshes_logs_out_and_refreshes_an_expired_token_once() {
+    // Access tokens that live one second; sessions as configured by default.
+    let env = E2eEnv::start(|b| b.env("ACCESS_TOKEN_TTL", "1"));
+    let c = client(&env);
+    let who = identity("rs-session");
+    c.request_otp(&who).await.unwrap();
+    let code = env.receiver.wait_code(&who, None).await;
+    let verified = c.verify_otp(&who, &code).await.unwrap();
+    let first_refresh = verified.refresh_token.clone().expect("a session");
+    assert!(first_refresh.starts_with("ort1_"));
+    assert_eq!(c.refresh_token().as_deref(), Some(first_refresh.as_str()));
+
+    // An explicit refresh rotates both tokens; the new access token works.
+    let fresh = c.refresh().await.expect("refresh");
+    assert_ne!(fresh.refresh_token, first_refresh);
+    assert_ne!(fresh.access_token, verified.access_token);
+    assert_eq!(
+        c.access_token().as_deref(),
+        Some(fresh.access_token.as_str())
+    );
+    assert_eq!(
+        c.verify_bearer().await.unwrap().claims.unwrap()["sub"],
+        who.as_str()
+    );
+
+    // The access token expires; 8 concurrent calls refresh once and retry.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let expired = c.access_token().unwrap();
+    let err = c.verify_bearer_token(&expired).await.unwrap_err();
+    assert_eq!(err.code(), "token_expired", "the stored token has expired");
+    let before = refresh_requests(&env.server.url).await;
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.verify_bearer().await })
+        })
+        .collect();
+    for caller in callers {
+        let me = caller.await.unwrap().expect("refreshed once and retried");
+        assert_eq!(me.claims.unwrap()["sub"], who.as_str());
+    }
+    assert_eq!(
+        refresh_requests(&env.server.url).await - before,
+        1,
+        "eight callers, one refresh request"
+    );
+    assert_ne!(c.access_token().unwrap(), expired);
+    let spent = c.refresh_token().unwrap();
+
+    // Logout ends the session: its refresh token is refused afterwards.
+    c.logout().await.expect("logout");
+    assert!(c.tokens().is_empty());
+    let other = OtpClient::builder(&env.server.url)
+        .refresh_token(spent)
+        .build()
+        .unwrap();
+    let err = other.refresh().await.unwrap_err();
+    assert!(
+        matches!(err, Error::SessionRevoked { .. }),
+        "a logged-out session: {err:?}"
+    );
+    assert!(other.tokens().is_empty(), "the dead session is forgotten");
+
+    // Sign out everywhere, from one device, ends the other device's session.
+    let (phone, laptop) = (client(&env), client(&env));
+    let mut previous = code;
+    for device in [&phone, &laptop] {
+        device.request_otp(&who).await.unwrap();
+        previous = env.receiver.wait_code(&who, Some(&previous)).await;
+        device.verify_otp(&who, &previous).await.unwrap();
+    }
+    assert_ne!(phone.refresh_token(), laptop.refresh_token());
+    phone
+        .logout_everywhere()
+        .await
+        .expect("sign out everywhere");
+    assert!(phone.tokens().is_empty());
+    let err = laptop.refresh().await.unwrap_err();
+    assert!(
+        matches!(err, Error::SessionRevoked { .. }),
+        "the other device's session ended: {err:?}"
+    );
 }
 
 /// A server signing EdDSA tokens (a fresh key from `otp-server keygen

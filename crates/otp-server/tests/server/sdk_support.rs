@@ -261,6 +261,29 @@ impl E2eEnv {
     }
 }
 
+/// How many requests `POST /api/v1/token/refresh` has answered, whatever
+/// the status: the sum of the server's
+/// `http_requests_total{route="/api/v1/token/refresh",…}` on `/metrics`.
+pub async fn refresh_requests(server_url: &str) -> u64 {
+    let text = reqwest::get(format!("{server_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    count_route(&text, "/api/v1/token/refresh")
+}
+
+/// The sum of `http_requests_total` over every status of `route`.
+pub fn count_route(metrics: &str, route: &str) -> u64 {
+    let label = format!("route=\"{route}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// What a finished subprocess printed.
 pub struct Finished {
     /// Its exit status.
