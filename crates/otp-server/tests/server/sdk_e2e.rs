@@ -104,7 +104,7 @@ async fn rust_sdk_against_the_server() {
         c.introspect_token(&verified.access_token).await.unwrap(),
         bearer
     );
-    c.clear_access_token();
+    c.clear_tokens();
     assert!(matches!(
         c.verify_bearer().await,
         Err(Error::Unauthorized {
@@ -382,14 +382,16 @@ async fn rust_sdk_verifies_eddsa_tokens_offline_against_the_jwks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_types_expired_tokens_and_failed_deliveries() {
-    // Tokens that live one second.
-    let env = E2eEnv::start(|b| b.env("ACCESS_TOKEN_TTL", "1"));
+    // Tokens that live one second, and no sessions: nothing to refresh with.
+    let env = E2eEnv::start(|b| b.env("ACCESS_TOKEN_TTL", "1").env("SESSIONS", "off"));
     let c = client(&env);
     let who = identity("rs-expiry");
     c.request_otp(&who).await.unwrap();
     let code = env.receiver.wait_code(&who, None).await;
     let verified = c.verify_otp(&who, &code).await.unwrap();
     assert_eq!(verified.expires_in, 1);
+    assert_eq!(verified.refresh_token, None, "SESSIONS=off");
+    assert_eq!(c.refresh_token(), None);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let err = c.verify_bearer().await.unwrap_err();
     assert!(
