@@ -216,6 +216,7 @@ fn no_store(mut res: HttpResponse) -> HttpResponse {
 pub(crate) fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
     RequestContext {
         client_ip: crate::client_ip::client_ip(req, &state.config.trusted_proxies),
+        allowed_identities: None,
     }
 }
 

@@ -149,6 +149,12 @@ pub struct RequestContext {
     /// The client's IP address (after trusted-proxy resolution). `None`
     /// skips the per-IP limits (e.g. an embedded, non-network caller).
     pub client_ip: Option<IpAddr>,
+    /// A second list the identity must also pass, for this call only: the
+    /// web gate's `GATE_ALLOWED_IDENTITIES` (SPEC §11). An identity it
+    /// refuses is treated exactly as one [`ServiceConfig::allowed_identities`]
+    /// refuses (same answer, same limits, nothing sent; verify fails as a
+    /// wrong code). Defaults to `None` (only the service's list applies).
+    pub allowed_identities: Option<IdentityAllowlist>,
 }
 
 impl RequestContext {
@@ -156,7 +162,14 @@ impl RequestContext {
     pub fn with_ip(ip: IpAddr) -> Self {
         RequestContext {
             client_ip: Some(ip),
+            allowed_identities: None,
         }
+    }
+
+    /// The same context, with `list` as the call's second allowlist.
+    pub fn with_allowed_identities(mut self, list: IdentityAllowlist) -> Self {
+        self.allowed_identities = Some(list);
+        self
     }
 }
 
@@ -354,6 +367,16 @@ impl OtpService {
     /// Who may receive a code ([`ServiceConfig::allowed_identities`]).
     pub fn allowed_identities(&self) -> &IdentityAllowlist {
         &self.allowed_identities
+    }
+
+    /// Whether `identity` passes the service's list and the call's own
+    /// ([`RequestContext::allowed_identities`]).
+    fn is_allowed(&self, identity: &Identity, ctx: &RequestContext) -> bool {
+        self.allowed_identities.allows(identity)
+            && ctx
+                .allowed_identities
+                .as_ref()
+                .is_none_or(|list| list.allows(identity))
     }
 
     /// The limits in force.
@@ -595,7 +618,7 @@ impl OtpService {
         let counter = counters.first().copied().unwrap_or(0);
         let ttl_seconds = self.engine.ttl_seconds(now);
         let expires_at = self.engine.expires_at(now);
-        if self.allowed_identities.allows(&identity) {
+        if self.is_allowed(&identity, ctx) {
             let code = self.engine.generate_for_window(&identity, window, counter);
             let message = OtpMessage::new(identity.clone(), code, ttl_seconds, expires_at);
             self.deliver(&message).await?;
@@ -701,7 +724,7 @@ impl OtpService {
             .unwrap_or_else(|| vec![0; windows.as_slice().len()]);
         let matched = match self.engine.verify(&identity, &code, now, &counters) {
             // Compared first, so a refused identity costs the same time.
-            Ok(_) if !self.allowed_identities.allows(&identity) => {
+            Ok(_) if !self.is_allowed(&identity, ctx) => {
                 return Err(self.wrong_code(&identity, windows.as_slice(), info).await);
             }
             Ok(m) => m,

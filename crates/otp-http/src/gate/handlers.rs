@@ -117,6 +117,17 @@ fn guard(
     ))
 }
 
+/// The service context of a page request: the client IP as the API
+/// resolves it, and the gate's identity list as the call's second
+/// allowlist.
+fn gate_context(
+    req: &HttpRequest,
+    state: &HttpState,
+    gate: &GateConfig,
+) -> otp_service::RequestContext {
+    crate::routes::context(req, state).with_allowed_identities(gate.identities.clone())
+}
+
 /// How a service failure shows on a page.
 struct Shown {
     status: StatusCode,
@@ -334,15 +345,10 @@ pub(crate) async fn login_submit(
         gate: &gate,
         rd: form.rd.as_deref(),
     };
-    if !gate.identities.allows(&identity) {
-        // The same page as a sent code, and nothing is sent.
-        tracing::info!(
-            kind = identity.kind().as_str(),
-            "gate: identity not in GATE_ALLOWED_IDENTITIES; no code sent"
-        );
-        return pager.code(pages::builder(StatusCode::OK), &identity, None);
-    }
-    let ctx = crate::routes::context(&req, &state);
+    // A refused identity (GATE_ALLOWED_IDENTITIES) goes through the same
+    // limits and gets the same answer, and nothing is sent (the service's
+    // refusal path, as for ALLOWED_IDENTITIES).
+    let ctx = gate_context(&req, &state, &gate);
     match state.service.request_otp(identity.as_str(), &ctx).await {
         Ok(_) => pager.code(pages::builder(StatusCode::OK), &identity, None),
         Err(e) => {
@@ -394,19 +400,13 @@ pub(crate) async fn verify_submit(
     };
     let rd = form.rd.as_deref();
     let otp = form.otp.as_deref().unwrap_or_default().trim();
-    let result = if gate.identities.allows(&identity) {
-        let ctx = crate::routes::context(&req, &state);
-        state
-            .service
-            .verify_otp(identity.as_str(), otp, &ctx, VerifyOptions::default())
-            .await
-    } else {
-        // No code was sent, so none can be right: a wrong code, without
-        // asking the service (a guess must never sign a refused identity in).
-        Err(ServiceError::InvalidOtp {
-            rate_limit: otp_service::RateLimitInfo::default(),
-        })
-    };
+    // A refused identity fails as a wrong code, after the same limits and
+    // comparison (no code was sent, so a guess must never sign it in).
+    let ctx = gate_context(&req, &state, &gate);
+    let result = state
+        .service
+        .verify_otp(identity.as_str(), otp, &ctx, VerifyOptions::default())
+        .await;
     match result {
         Ok(out) => {
             let mut res = see_other(gate.redirects.resolve(rd));
@@ -452,7 +452,17 @@ pub(crate) async fn renew(req: HttpRequest, state: web::Data<HttpState>) -> Http
     let Some(token) = cookie_value(&req, REFRESH_COOKIE) else {
         return see_other(&login_url(gate, rd, &[])).finish();
     };
-    match state.service.refresh(token).await {
+    let refreshed = state.service.refresh(token).await.and_then(|out| {
+        // Someone removed from GATE_ALLOWED_IDENTITIES stops renewing.
+        let allowed =
+            Identity::parse(&out.token.claims.sub).is_ok_and(|id| gate.identities.allows(&id));
+        if allowed {
+            Ok(out)
+        } else {
+            Err(ServiceError::SessionRevoked)
+        }
+    });
+    match refreshed {
         Ok(out) => {
             let mut res = see_other(gate.redirects.resolve(rd));
             set_session(gate, &mut res, &out.token, Some(&out.refresh));

@@ -932,3 +932,56 @@ async fn gate_forward_accepts_a_bearer_token_and_rejects_an_expired_cookie_with_
     .await;
     r.assert_error(401, "token_invalid", None);
 }
+
+#[actix_web::test]
+async fn gate_refused_identity_counts_against_the_same_limits() {
+    let h = gated(
+        Setup {
+            limits: Limits {
+                request_per_identity: LimitPolicy::per_secs("request_identity", 1, 600),
+                ..Limits::default()
+            },
+            ..Setup::default()
+        },
+        gate_config(),
+    );
+    let app = h.app().await;
+    let mut b = Browser::default();
+    for identity in ["alice@example.com", "mallory@elsewhere.example"] {
+        assert_eq!(b.ask_code(&app, identity).await.status, 200);
+        // The second request is refused alike: a 429 tells nobody whether
+        // the identity may sign in.
+        let again = b.ask_code(&app, identity).await;
+        assert_eq!(again.status, 429, "{identity}: {}", again.text());
+    }
+    assert_eq!(h.outbox.total(), 1);
+}
+
+#[actix_web::test]
+async fn gate_renew_refuses_a_session_whose_identity_is_no_longer_allowed() {
+    let h = gate_harness();
+    let app = h.app().await;
+    let mut b = Browser::default();
+    b.sign_in(&h, &app, "alice@example.com").await;
+    // The operator narrows GATE_ALLOWED_IDENTITIES (same service, same store).
+    let narrowed = h.state.clone().with_gate(GateConfig {
+        identities: IdentityAllowlist::parse("bob@example.com").unwrap(),
+        ..gate_config()
+    });
+    let app = actix_web::test::init_service(
+        actix_web::App::new().configure(otp_http::configure(narrowed)),
+    )
+    .await;
+    let r = b
+        .get(&app, &format!("/auth/renew?rd={}", urlencode(APP)))
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/auth/login?rd={}", urlencode(APP)).as_str())
+    );
+    assert!(
+        !b.cookies.contains_key("otp_refresh"),
+        "the refresh cookie is cleared"
+    );
+}
