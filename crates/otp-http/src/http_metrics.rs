@@ -133,12 +133,44 @@ pub(crate) const ROUTES: [&str; 15] = [
     "/docs",
 ];
 
+/// The web gate's pages (SPEC §11): path suffix under `GATE_PATH`, route
+/// label (`{gate}` stands for `GATE_PATH`), and the statuses each answers.
+pub(crate) const GATE_ROUTES: [(&str, &str, &[u16]); 5] = [
+    ("/login", "{gate}/login", &[200, 403, 422, 429, 502, 503]),
+    ("/verify", "{gate}/verify", &[303, 400, 403, 422, 429, 503]),
+    ("/renew", "{gate}/renew", &[303, 503]),
+    ("/logout", "{gate}/logout", &[200, 303, 403, 503]),
+    ("/static/gate.css", "{gate}/static/gate.css", &[200]),
+];
+
+impl HttpMetrics {
+    /// Creates, at 0, the counters and histograms of the gate's pages
+    /// ([`crate::HttpState::with_gate`]).
+    pub(crate) fn precreate_gate(&self) {
+        for (_, route, statuses) in GATE_ROUTES {
+            for &status in statuses {
+                drop(
+                    self.requests
+                        .get_or_create(&RequestLabels { route, status }),
+                );
+            }
+            drop(self.latency.get_or_create(&RouteLabels { route }));
+        }
+    }
+}
+
 /// The static route label of `path` (suffix match, so a mount prefix works).
 pub(crate) fn route_of(path: &str) -> &'static str {
     ROUTES
         .iter()
         .find(|r| path.ends_with(*r))
         .copied()
+        .or_else(|| {
+            GATE_ROUTES
+                .iter()
+                .find(|(suffix, _, _)| path.ends_with(suffix))
+                .map(|(_, route, _)| *route)
+        })
         .unwrap_or(if path.contains("/docs/") {
             "/docs"
         } else {

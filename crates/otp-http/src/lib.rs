@@ -194,6 +194,7 @@ impl HttpState {
     /// The same state with the web gate on (`GATE=on`): [`configure`] then
     /// also mounts the pages of [`gate`].
     pub fn with_gate(mut self, gate: gate::GateConfig) -> Self {
+        self.http_metrics.precreate_gate();
         self.gate = Some(Arc::new(gate));
         self
     }

@@ -49,6 +49,17 @@ fn gated(setup: Setup, gate: GateConfig) -> Harness {
     h
 }
 
+/// The gate over a service with `limits`.
+fn gate_with_limits(limits: Limits) -> Harness {
+    gated(
+        Setup {
+            limits,
+            ..Setup::default()
+        },
+        gate_config(),
+    )
+}
+
 fn gate_harness() -> Harness {
     gated(Setup::default(), gate_config())
 }
@@ -696,16 +707,10 @@ async fn gate_invalid_identity_is_shown_on_the_identity_field() {
 
 #[actix_web::test]
 async fn gate_too_many_requests_show_the_wait_and_share_the_api_budget() {
-    let h = gated(
-        Setup {
-            limits: Limits {
-                request_per_identity: LimitPolicy::per_secs("request_identity", 1, 600),
-                ..Limits::default()
-            },
-            ..Setup::default()
-        },
-        gate_config(),
-    );
+    let h = gate_with_limits(Limits {
+        request_per_identity: LimitPolicy::per_secs("request_identity", 1, 600),
+        ..Limits::default()
+    });
     let app = h.app().await;
     // One code through the JSON API spends the identity's budget ...
     obtain_code(&h, &app, "alice@example.com", "alice@example.com").await;
@@ -726,16 +731,10 @@ async fn gate_too_many_requests_show_the_wait_and_share_the_api_budget() {
 
 #[actix_web::test]
 async fn gate_too_many_verifications_show_the_wait() {
-    let h = gated(
-        Setup {
-            limits: Limits {
-                verify_per_identity: LimitPolicy::per_secs("verify_identity", 1, 600),
-                ..Limits::default()
-            },
-            ..Setup::default()
-        },
-        gate_config(),
-    );
+    let h = gate_with_limits(Limits {
+        verify_per_identity: LimitPolicy::per_secs("verify_identity", 1, 600),
+        ..Limits::default()
+    });
     let app = h.app().await;
     let mut b = Browser::default();
     let page = b.ask_code(&app, "alice@example.com").await;
@@ -935,16 +934,10 @@ async fn gate_forward_accepts_a_bearer_token_and_rejects_an_expired_cookie_with_
 
 #[actix_web::test]
 async fn gate_refused_identity_counts_against_the_same_limits() {
-    let h = gated(
-        Setup {
-            limits: Limits {
-                request_per_identity: LimitPolicy::per_secs("request_identity", 1, 600),
-                ..Limits::default()
-            },
-            ..Setup::default()
-        },
-        gate_config(),
-    );
+    let h = gate_with_limits(Limits {
+        request_per_identity: LimitPolicy::per_secs("request_identity", 1, 600),
+        ..Limits::default()
+    });
     let app = h.app().await;
     let mut b = Browser::default();
     for identity in ["alice@example.com", "mallory@elsewhere.example"] {
@@ -983,5 +976,31 @@ async fn gate_renew_refuses_a_session_whose_identity_is_no_longer_allowed() {
     assert!(
         !b.cookies.contains_key("otp_refresh"),
         "the refresh cookie is cleared"
+    );
+}
+
+#[actix_web::test]
+async fn gate_pages_have_their_own_metric_labels_from_the_start() {
+    let h = gate_harness();
+    let app = h.app().await;
+    let metrics = |app| async move {
+        let r = send(app, TestRequest::get().uri("/metrics")).await;
+        r.text()
+    };
+    let label = r#"route="{gate}/login",status="200""#;
+    let before = metrics(&app).await;
+    assert!(
+        before.contains(r#"route="{gate}/verify",status="429""#),
+        "{before}"
+    );
+    assert_eq!(
+        crate::support::metric_with(&before, "http_requests_total", label),
+        0.0
+    );
+    send(&app, TestRequest::get().uri("/auth/login")).await;
+    let after = metrics(&app).await;
+    assert_eq!(
+        crate::support::metric_with(&after, "http_requests_total", label),
+        1.0
     );
 }
