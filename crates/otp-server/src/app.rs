@@ -8,9 +8,9 @@
 //!   for Redis to answer, then going on without it: the store connects in
 //!   the background, so a pod started during an outage never crash-loops)
 //!   and the OTP service: the [`Parts`];
-//! - [`serve`] runs the REST API on a bound listener until `shutdown`
-//!   resolves, then drains in-flight requests for at most
-//!   `SHUTDOWN_TIMEOUT_SECONDS`; meanwhile a background ping
+//! - [`serve`] runs the REST API (and with `GATE=on` the web gate's pages)
+//!   on a bound listener until `shutdown` resolves, then drains in-flight
+//!   requests for at most `SHUTDOWN_TIMEOUT_SECONDS`; meanwhile a background ping
 //!   ([`STORE_PING_INTERVAL`]) keeps the `otp_store_up` gauge current and
 //!   logs when Redis goes away and comes back;
 //! - [`run`] is `build` then `serve`.
@@ -33,6 +33,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use otp_core::TokenService;
 use otp_delivery::Delivery;
+use otp_http::gate::GateConfig;
 use otp_http::{HttpConfig, HttpState, MAX_BODY_BYTES};
 use otp_service::OtpService;
 
@@ -83,6 +84,8 @@ pub struct Parts {
     pub http: HttpConfig,
     /// Listener, workers and timeouts.
     pub server: ServerSettings,
+    /// The web gate (`GATE=on`), mounted by [`serve`].
+    pub gate: Option<GateConfig>,
 }
 
 /// Turns settings into the running parts: [`components`], then the store
@@ -101,6 +104,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Parts> {
         service: Arc::new(service),
         http: settings.http.clone(),
         server: settings.server.clone(),
+        gate: settings.gate.clone(),
     })
 }
 
@@ -143,9 +147,15 @@ pub async fn serve(
         service,
         http,
         server: s,
+        gate,
     } = parts;
     let addr = listener.local_addr().context("listener address")?;
+    let gate_path = gate.as_ref().map(|g| g.path.clone());
     let state = HttpState::new(service.clone(), http.clone());
+    let state = match gate {
+        Some(g) => state.with_gate(g),
+        None => state,
+    };
     let server = HttpServer::new(move || {
         App::new()
             // slow bodies are cut off on every path, unknown ones included
@@ -178,6 +188,7 @@ pub async fn serve(
         algorithm = service.tokens().algorithm().as_str(),
         workers = s.workers,
         docs = %format!("http://{addr}/docs"),
+        gate = gate_path.as_deref().unwrap_or("off"),
         "stateless-otp listening"
     );
     let server = server.run();

@@ -51,11 +51,13 @@ pub enum Concern {
     Store,
     /// Delivery backends and retries.
     Delivery,
+    /// Who may sign in and the web gate (SPEC §11).
+    Gate,
 }
 
 impl Concern {
     /// Every concern, in table order.
-    pub const ALL: [Concern; 8] = [
+    pub const ALL: [Concern; 9] = [
         Concern::Server,
         Concern::Http,
         Concern::OtpPolicy,
@@ -64,6 +66,7 @@ impl Concern {
         Concern::Limits,
         Concern::Store,
         Concern::Delivery,
+        Concern::Gate,
     ];
 
     /// Heading of this concern's table in docs/operations.md.
@@ -77,6 +80,7 @@ impl Concern {
             Concern::Limits => "Limits",
             Concern::Store => "Store",
             Concern::Delivery => "Delivery",
+            Concern::Gate => "Who may sign in and the web gate",
         }
     }
 }
@@ -235,6 +239,16 @@ pub const VARS: &[Var] = &[
     Var::new(C::Delivery, "WEBHOOK_HEADERS", "Extra headers: 'Name: value' pairs separated by commas/newlines, or a JSON object.").secret().field("webhook.headers"),
     Var::new(C::Delivery, "WEBHOOK_SECRET", "Standard Webhooks signing secret, whsec_<base64>.").secret().field("webhook.secret"),
     Var::new(C::Delivery, "WEBHOOK_TEMPLATE", "JSON body template; placeholders are JSON-escaped values.").field("webhook.template"),
+    // who may sign in, the web gate (SPEC §11)
+    Var::new(C::Gate, "ALLOWED_IDENTITIES", "Who may receive a code through the JSON API: entries separated by commas or spaces, each an identity (normalized), *@domain (that domain only), a phone prefix like +44*, or *; unset = anyone. A refused identity gets the usual answer and no code (docs/security.md)."),
+    Var::new(C::Gate, "GATE", "on: serve the sign-in pages and session cookies of the web gate (docs/gate.md); off: the API only.").or(|| t("off")),
+    Var::new(C::Gate, "GATE_PATH", "Where the gate's pages live (login, verify, renew, logout), no trailing slash.").or(|| t(otp_http::gate::DEFAULT_GATE_PATH)),
+    Var::new(C::Gate, "GATE_URL", "The gate's public origin, https://host[:port] without a path: the renew URL of forward auth and the only origin form posts are accepted from. Required with GATE=on unless --dev (then http://127.0.0.1:<port>)."),
+    Var::new(C::Gate, "GATE_TITLE", "The site's name on every gate page, at most 100 characters.").or(|| t(otp_http::gate::DEFAULT_GATE_TITLE)),
+    Var::new(C::Gate, "GATE_COOKIE_DOMAIN", "Domain of the otp_session cookie (e.g. example.com for apps on its subdomains); unset = host-only. otp_refresh is always host-only."),
+    Var::new(C::Gate, "GATE_ALLOWED_IDENTITIES", "Who may sign in through the gate, in the ALLOWED_IDENTITIES syntax. Required with GATE=on (* for anyone)."),
+    Var::new(C::Gate, "GATE_ALLOWED_HOSTS", "Hosts rd may send a browser to after sign-in: exact names or *.example.com (one or more labels under it, not the apex); https unless --dev. Each must receive the session cookie (GATE_URL's host, or under GATE_COOKIE_DOMAIN). Unset = GATE_URL's host."),
+    Var::new(C::Gate, "GATE_DEFAULT_REDIRECT", "Where a sign-in without an allowed rd lands; must itself be allowed. Required with GATE=on unless --dev (then GATE_URL/)."),
 ];
 
 #[cfg(feature = "redis")]

@@ -2,12 +2,13 @@
 //! < CLI flags ([`RawSettings`]), then validated into the typed
 //! configurations of the library crates by one builder per concern:
 //! [`server`], [`http`], [`policy`], [`keys`], [`tokens`], [`limits`],
-//! [`sessions`], [`store`] and [`delivery`]. Defaults and ranges come from the variable
+//! [`sessions`], [`store`], [`delivery`] and [`gate`]. Defaults and ranges come from the variable
 //! table ([`crate::vars`]), which takes them from the libraries. Any
 //! invalid value stops start-up with one line naming the variable and what
 //! it accepts.
 
 pub mod delivery;
+pub mod gate;
 pub mod http;
 pub mod keys;
 pub mod limits;
@@ -20,6 +21,7 @@ pub mod tokens;
 
 use otp_core::{TokenConfig, TokenKeys};
 use otp_delivery::{DeliveryConfig, DeliveryRetryPolicy};
+use otp_http::gate::GateConfig;
 use otp_http::HttpConfig;
 use otp_ratelimit::StoreConfig;
 use otp_service::ServiceConfig;
@@ -71,6 +73,8 @@ pub struct Settings {
     pub retry: DeliveryRetryPolicy,
     /// HTTP settings.
     pub http: HttpConfig,
+    /// The web gate; `None` with `GATE=off`.
+    pub gate: Option<GateConfig>,
     /// Things `--dev` generated or relaxed, for the start-up warning.
     pub dev_notes: Vec<String>,
     /// Valid but risky choices, logged as warnings at start-up.
@@ -106,6 +110,8 @@ impl Settings {
         service.fail_mode = fail_mode;
         (service.verify_daily_ceiling, service.ipv6_prefix) = limits::network(raw)?;
         service.sessions = sessions::build(raw, &mut notes)?;
+        service.allowed_identities = gate::allowed_identities(raw)?;
+        let gate = gate::build(raw, dev, server.bind.port(), &mut notes)?;
         let (delivery, retry) = delivery::build(raw, dev, &mut notes)?;
         Ok(Settings {
             server,
@@ -116,6 +122,7 @@ impl Settings {
             delivery,
             retry,
             http: http::build(raw)?,
+            gate,
             dev_notes: notes.dev,
             warnings: notes.warnings,
         })
@@ -179,6 +186,8 @@ mod tests {
         assert_eq!(s.service.verify_daily_ceiling, lib.verify_daily_ceiling);
         assert_eq!(s.service.ipv6_prefix, lib.ipv6_prefix);
         assert_eq!(s.service.sessions, lib.sessions);
+        assert!(s.service.allowed_identities.is_anyone() && lib.allowed_identities.is_anyone());
+        assert!(s.gate.is_none(), "GATE defaults to off");
         assert_eq!(s.token_config, TokenConfig::default());
         assert_eq!(s.retry, DeliveryRetryPolicy::default());
         assert_eq!(s.delivery, DeliveryConfig::default());

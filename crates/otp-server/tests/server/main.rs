@@ -32,6 +32,8 @@
 //!   manifests checked offline.
 //! - [`sdk_e2e`]: the Rust, JavaScript and Python SDKs against the real
 //!   binary.
+//! - [`gate_settings`]: the `GATE_*` and `ALLOWED_IDENTITIES` settings:
+//!   one-line refusals, cookie reach, `--dev` defaults, pages served.
 //! - [`gate_e2e`]: the web gate's deploy files (nginx and Caddy rendered
 //!   and validated, the Traefik files parsed and checked).
 
@@ -40,6 +42,7 @@ mod deploy;
 mod faults;
 mod fuzz_corpus;
 mod gate_e2e;
+mod gate_settings;
 mod hostile;
 mod logs;
 mod probe;
