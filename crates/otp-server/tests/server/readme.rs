@@ -21,6 +21,7 @@ const BUILDERS: &[&str] = &[
     include_str!("../../src/settings/sessions.rs"),
     include_str!("../../src/settings/store.rs"),
     include_str!("../../src/settings/delivery.rs"),
+    include_str!("../../src/settings/gate.rs"),
     include_str!("../../src/settings/mod.rs"),
 ];
 
