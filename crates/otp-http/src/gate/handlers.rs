@@ -112,7 +112,7 @@ fn guard(
     tracing::info!(reason = refusal.as_str(), "gate: form post refused");
     let page = Page::new(gate, String::new(), form.rd.as_deref());
     Some(pages::render(
-        pages::builder(StatusCode::FORBIDDEN),
+        pages::builder(gate, StatusCode::FORBIDDEN),
         &RefusedPage { page },
     ))
 }
@@ -210,8 +210,8 @@ fn shown(e: &ServiceError) -> Shown {
 }
 
 /// A page builder for `shown`, with `Retry-After` when it has a wait.
-fn error_builder(shown: &Shown) -> HttpResponseBuilder {
-    let mut res = pages::builder(shown.status);
+fn error_builder(gate: &GateConfig, shown: &Shown) -> HttpResponseBuilder {
+    let mut res = pages::builder(gate, shown.status);
     if let Some(secs) = shown.retry_after {
         res.insert_header((header::RETRY_AFTER, secs.max(1)));
     }
@@ -296,7 +296,12 @@ pub(crate) async fn login_page(req: HttpRequest, state: web::Data<HttpState>) ->
         gate,
         rd: q.rd.as_deref(),
     };
-    pager.login(pages::builder(StatusCode::OK), String::new(), None, notice)
+    pager.login(
+        pages::builder(gate, StatusCode::OK),
+        String::new(),
+        None,
+        notice,
+    )
 }
 
 /// A form post with an identity: refused (403) unless the CSRF guard
@@ -322,7 +327,12 @@ fn identity_form(
                 gate,
                 rd: form.rd.as_deref(),
             };
-            let page = pager.login(error_builder(&shown), raw.to_owned(), Some(&shown), None);
+            let page = pager.login(
+                error_builder(gate, &shown),
+                raw.to_owned(),
+                Some(&shown),
+                None,
+            );
             Err(Box::new(page))
         }
     }
@@ -350,18 +360,18 @@ pub(crate) async fn login_submit(
     // refusal path, as for ALLOWED_IDENTITIES).
     let ctx = gate_context(&req, &state, &gate);
     match state.service.request_otp(identity.as_str(), &ctx).await {
-        Ok(_) => pager.code(pages::builder(StatusCode::OK), &identity, None),
+        Ok(_) => pager.code(pages::builder(&gate, StatusCode::OK), &identity, None),
         Err(e) => {
             let shown = shown(&e);
             let identity = identity.into_string();
-            pager.login(error_builder(&shown), identity, Some(&shown), None)
+            pager.login(error_builder(&gate, &shown), identity, Some(&shown), None)
         }
     }
 }
 
 /// A 303 to `location` with the gate's headers.
-fn see_other(location: &str) -> HttpResponseBuilder {
-    let mut res = pages::builder(StatusCode::SEE_OTHER);
+fn see_other(gate: &GateConfig, location: &str) -> HttpResponseBuilder {
+    let mut res = pages::builder(gate, StatusCode::SEE_OTHER);
     if let Ok(v) = HeaderValue::try_from(location) {
         res.insert_header((header::LOCATION, v));
     }
@@ -409,7 +419,7 @@ pub(crate) async fn verify_submit(
         .await;
     match result {
         Ok(out) => {
-            let mut res = see_other(gate.redirects.resolve(rd));
+            let mut res = see_other(&gate, gate.redirects.resolve(rd));
             set_session(&gate, &mut res, &out.token, out.refresh.as_ref());
             res.finish()
         }
@@ -421,7 +431,7 @@ pub(crate) async fn verify_submit(
                 gate: &gate,
                 rd,
             };
-            pager.code(error_builder(&shown), &identity, Some(&shown))
+            pager.code(error_builder(&gate, &shown), &identity, Some(&shown))
         }
     }
 }
@@ -450,7 +460,7 @@ pub(crate) async fn renew(req: HttpRequest, state: web::Data<HttpState>) -> Http
     let q = query(&req);
     let rd = q.rd.as_deref();
     let Some(token) = cookie_value(&req, REFRESH_COOKIE) else {
-        return see_other(&login_url(gate, rd, &[])).finish();
+        return see_other(gate, &login_url(gate, rd, &[])).finish();
     };
     let refreshed = state.service.refresh(token).await.and_then(|out| {
         // Someone removed from GATE_ALLOWED_IDENTITIES stops renewing.
@@ -464,7 +474,7 @@ pub(crate) async fn renew(req: HttpRequest, state: web::Data<HttpState>) -> Http
     });
     match refreshed {
         Ok(out) => {
-            let mut res = see_other(gate.redirects.resolve(rd));
+            let mut res = see_other(gate, gate.redirects.resolve(rd));
             set_session(gate, &mut res, &out.token, Some(&out.refresh));
             res.finish()
         }
@@ -476,13 +486,18 @@ pub(crate) async fn renew(req: HttpRequest, state: web::Data<HttpState>) -> Http
                 gate,
                 rd,
             };
-            pager.login(error_builder(&shown), String::new(), Some(&shown), None)
+            pager.login(
+                error_builder(gate, &shown),
+                String::new(),
+                Some(&shown),
+                None,
+            )
         }
         Err(e) => {
             tracing::debug!(error = %e, "gate: renew refused; back to sign-in");
             // The refresh cookie is dead: drop it, and the stale access
             // cookie with it.
-            let mut res = see_other(&login_url(gate, rd, &[]));
+            let mut res = see_other(gate, &login_url(gate, rd, &[]));
             cookies::append(&mut res, cookies::clear_cookie(gate, Jar::Refresh));
             cookies::append(&mut res, cookies::clear_cookie(gate, Jar::Session));
             res.finish()
@@ -497,7 +512,7 @@ pub(crate) async fn logout_page(req: HttpRequest, state: web::Data<HttpState>) -
         return gate_off();
     };
     let q = query(&req);
-    let mut res = pages::builder(StatusCode::OK);
+    let mut res = pages::builder(gate, StatusCode::OK);
     let token = CsrfSecret::of(&req).token(&state, gate, &mut res);
     let page = Page::new(gate, token, q.rd.as_deref());
     pages::render(res, &LogoutPage { page })
@@ -527,7 +542,7 @@ pub(crate) async fn logout_submit(
                 // Keep the cookies: the session could not be ended, and
                 // the user must be able to try again.
                 let shown = shown(&e);
-                let mut res = error_builder(&shown);
+                let mut res = error_builder(gate, &shown);
                 let csrf = CsrfSecret::of(&req).token(&state, gate, &mut res);
                 let mut page = Page::new(gate, csrf, form.rd.as_deref());
                 page.form_error = Some(shown.message);
@@ -537,7 +552,10 @@ pub(crate) async fn logout_submit(
             Err(e) => tracing::debug!(error = %e, "gate: logout token not genuine"),
         }
     }
-    let mut res = see_other(&login_url(gate, form.rd.as_deref(), &[("signed_out", "1")]));
+    let mut res = see_other(
+        gate,
+        &login_url(gate, form.rd.as_deref(), &[("signed_out", "1")]),
+    );
     cookies::append(&mut res, cookies::clear_cookie(gate, Jar::Session));
     cookies::append(&mut res, cookies::clear_cookie(gate, Jar::Refresh));
     res.finish()

@@ -12,10 +12,31 @@ use super::GateConfig;
 /// The one style sheet, compiled in.
 pub(crate) const STYLESHEET: &str = include_str!("../../templates/gate/gate.css");
 
-/// Strict CSP of every page: nothing but the gate's own style sheet, forms
-/// only to the gate, never framed, no `<base>`.
-pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
-     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The strict CSP of every page: nothing but the gate's own style sheet,
+/// never framed, no `<base>`, and forms only to the gate — and to where
+/// its answers redirect: browsers apply `form-action` to the redirect
+/// after a form post too, so the 303 of `POST {path}/verify` to an app on
+/// another host needs that host listed (every `GATE_ALLOWED_HOSTS` entry,
+/// any port, the page's scheme or https; and `GATE_DEFAULT_REDIRECT`'s
+/// origin).
+pub(crate) fn content_security_policy(gate: &GateConfig) -> String {
+    let mut csp =
+        String::from("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'");
+    for host in gate.redirects.allowed_hosts() {
+        csp.push(' ');
+        if host.is_wildcard() {
+            csp.push_str("*.");
+        }
+        csp.push_str(host.host());
+        csp.push_str(":*");
+    }
+    if let Some(origin) = super::csrf::origin_of(gate.redirects.default_redirect()) {
+        csp.push(' ');
+        csp.push_str(&origin);
+    }
+    csp.push_str("; frame-ancestors 'none'; base-uri 'none'");
+    csp
+}
 
 /// What every page's layout shows.
 pub(crate) struct Page<'a> {
@@ -110,11 +131,11 @@ pub(crate) fn code_pattern() -> &'static str {
 }
 
 /// A response builder with the gate's security headers.
-pub(crate) fn builder(status: StatusCode) -> HttpResponseBuilder {
+pub(crate) fn builder(gate: &GateConfig, status: StatusCode) -> HttpResponseBuilder {
     let mut res = HttpResponse::build(status);
     res.insert_header((
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        content_security_policy(gate),
     ))
     .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
     .insert_header((
@@ -138,7 +159,7 @@ pub(crate) fn render(mut res: HttpResponseBuilder, template: &impl Template) -> 
         Ok(html) => res.content_type("text/html; charset=utf-8").body(html),
         Err(e) => {
             tracing::error!(error = %e, "gate page failed to render");
-            builder(StatusCode::INTERNAL_SERVER_ERROR)
+            HttpResponse::InternalServerError()
                 .content_type("text/plain; charset=utf-8")
                 .body("Internal server error.")
         }

@@ -310,7 +310,8 @@ async fn gate_login_page_has_labels_autocomplete_csp_and_a_scoped_csrf_cookie() 
     assert_eq!(
         r.header("content-security-policy"),
         Some(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+            "default-src 'none'; style-src 'self'; img-src 'self'; \
+             form-action 'self' app.example.com:* https://app.example.com; \
              frame-ancestors 'none'; base-uri 'none'"
         )
     );
