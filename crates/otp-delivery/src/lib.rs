@@ -47,7 +47,7 @@ pub use config::{
 };
 pub use error::{ConfigError, DeliveryError, DeliveryErrorKind};
 pub use local::{ConsoleDelivery, NoopDelivery};
-pub use message::{DeliveryReceipt, OtpMessage};
+pub use message::{new_message_id, rfc3339_utc, DeliveryReceipt, OtpMessage};
 pub use retry::{
     DeliveryRetryPolicy, RetryingDelivery, DEFAULT_INITIAL_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS, MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS,
@@ -59,7 +59,7 @@ pub use template::{html_escape, JsonTemplate, TextTemplate};
 #[cfg(feature = "twilio")]
 pub use twilio::TwilioDelivery;
 #[cfg(feature = "webhook")]
-pub use webhook::{WebhookDelivery, WebhookSigner, MIN_WEBHOOK_KEY_BYTES};
+pub use webhook::{WebhookDelivery, WebhookPoster, WebhookSigner, MIN_WEBHOOK_KEY_BYTES};
 
 /// A way to get a code to its owner.
 ///

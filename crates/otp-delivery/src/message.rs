@@ -105,7 +105,9 @@ pub struct DeliveryReceipt {
     pub attempts: u32,
 }
 
-pub(crate) fn new_message_id() -> String {
+/// A fresh message id, `msg_` and 32 hex digits of randomness: the
+/// `webhook-id` of a Standard Webhooks message (the same on every retry).
+pub fn new_message_id() -> String {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 16];
     // SystemRandom only fails when the OS has no entropy source at all; a
@@ -129,7 +131,7 @@ pub(crate) fn new_message_id() -> String {
 }
 
 /// Formats unix seconds as RFC 3339 UTC, e.g. `1970-01-01T00:00:00Z`.
-pub(crate) fn rfc3339_utc(unix: u64) -> String {
+pub fn rfc3339_utc(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
     let secs = unix % 86_400;
     // Howard Hinnant's civil_from_days.

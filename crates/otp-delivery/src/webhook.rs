@@ -100,20 +100,120 @@ impl WebhookSigner {
     }
 }
 
-/// Sends codes as signed JSON to a URL of yours.
-pub struct WebhookDelivery {
+/// Signed Standard Webhooks POSTs to one URL: the transport shared by
+/// [`WebhookDelivery`] and any other sender of signed events (the service's
+/// audit webhook). One call is one attempt; the caller retries with the
+/// same `webhook-id`.
+#[derive(Clone)]
+pub struct WebhookPoster {
     client: reqwest::Client,
     url: reqwest::Url,
     headers: HeaderMap,
     signer: WebhookSigner,
+    backend: &'static str,
+}
+
+impl std::fmt::Debug for WebhookPoster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookPoster")
+            .field("url", &self.url.as_str())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl WebhookPoster {
+    /// Validates `url` (http or https with a host) and `secret` (see
+    /// [`WebhookSigner::from_secret`]); `timeout` bounds each request.
+    /// Errors name `fields`: the URL's and the secret's (`webhook.url` and
+    /// `webhook.secret` for the delivery backend); `backend` names the
+    /// sender in errors and logs.
+    pub fn new(
+        fields: (&'static str, &'static str),
+        backend: &'static str,
+        url: &str,
+        secret: &str,
+        timeout: Duration,
+    ) -> Result<Self, ConfigError> {
+        let (url_field, secret_field) = fields;
+        let raw = url.trim();
+        if raw.is_empty() {
+            return Err(ConfigError::new(
+                url_field,
+                "must be set to the receiver's URL",
+            ));
+        }
+        let url = reqwest::Url::parse(raw)
+            .map_err(|e| ConfigError::new(url_field, format!("is not a valid URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError::new(
+                url_field,
+                "must be an http:// or https:// URL with a host",
+            ));
+        }
+        let signer = WebhookSigner::from_secret(secret).map_err(|e| ConfigError {
+            field: secret_field,
+            ..e
+        })?;
+        let client = http_client(timeout).map_err(|e| ConfigError::new(url_field, e))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(WebhookPoster {
+            client,
+            url,
+            headers,
+            signer,
+            backend,
+        })
+    }
+
+    /// POSTs `body` signed for (`id`, `timestamp`) once; a non-2xx answer
+    /// is an error (transient for 5xx, 408, 429 and transport failures).
+    pub async fn post(&self, id: &str, timestamp: u64, body: &str) -> Result<(), DeliveryError> {
+        let signature = self.signer.sign(id, timestamp, body);
+        let response = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body.as_bytes().to_vec())
+            .send()
+            .await
+            .map_err(|e| transport_error(self.backend, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let kind = status_kind(status);
+        tracing::warn!(
+            backend = self.backend,
+            message_id = id,
+            http_status = status.as_u16(),
+            transient = kind.is_transient(),
+            "webhook receiver refused the message"
+        );
+        Err(DeliveryError::new(
+            self.backend,
+            kind,
+            format!("the receiver answered HTTP {status}"),
+        )
+        .with_status(status.as_u16()))
+    }
+}
+
+/// Sends codes as signed JSON to a URL of yours.
+pub struct WebhookDelivery {
+    poster: WebhookPoster,
     template: Option<JsonTemplate>,
 }
 
 impl std::fmt::Debug for WebhookDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookDelivery")
-            .field("url", &self.url.as_str())
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("url", &self.poster.url.as_str())
+            .field("headers", &self.poster.headers.keys().collect::<Vec<_>>())
             .field("templated", &self.template.is_some())
             .finish()
     }
@@ -123,22 +223,13 @@ impl WebhookDelivery {
     /// Validates `config` (URL, headers, secret, template); `timeout`
     /// bounds each HTTP request.
     pub fn new(config: &WebhookConfig, timeout: Duration) -> Result<Self, ConfigError> {
-        let raw = config.url.trim();
-        if raw.is_empty() {
-            return Err(ConfigError::new(
-                "webhook.url",
-                "must be set to the receiver's URL",
-            ));
-        }
-        let url = reqwest::Url::parse(raw)
-            .map_err(|e| ConfigError::new("webhook.url", format!("is not a valid URL ({e})")))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ConfigError::new(
-                "webhook.url",
-                "must be an http:// or https:// URL with a host",
-            ));
-        }
-        let mut headers = HeaderMap::new();
+        let mut poster = WebhookPoster::new(
+            ("webhook.url", "webhook.secret"),
+            BACKEND,
+            &config.url,
+            &config.secret,
+            timeout,
+        )?;
         for (name, value) in &config.headers {
             let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
                 ConfigError::new(
@@ -159,22 +250,13 @@ impl WebhookDelivery {
                 )
             })?;
             value.set_sensitive(true);
-            headers.append(header, value);
+            poster.headers.append(header, value);
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let signer = WebhookSigner::from_secret(&config.secret)?;
         let template = match config.template.as_deref().map(str::trim) {
             Some(t) if !t.is_empty() => Some(JsonTemplate::parse(t)?),
             _ => None,
         };
-        let client = http_client(timeout).map_err(|e| ConfigError::new("webhook.url", e))?;
-        Ok(WebhookDelivery {
-            client,
-            url,
-            headers,
-            signer,
-            template,
-        })
+        Ok(WebhookDelivery { poster, template })
     }
 
     /// The JSON body for `message` (the template's, or the default).
@@ -194,43 +276,8 @@ impl WebhookDelivery {
         let body = format!(
             r#"{{"type":"test","timestamp":{timestamp},"data":{{"source":"otp-server"}}}}"#
         );
-        self.post_signed(&id, timestamp, &body).await?;
+        self.poster.post(&id, timestamp, &body).await?;
         Ok(id)
-    }
-
-    /// POSTs `body` signed for (`id`, `timestamp`); a non-2xx answer is an
-    /// error.
-    async fn post_signed(&self, id: &str, timestamp: u64, body: &str) -> Result<(), DeliveryError> {
-        let signature = self.signer.sign(id, timestamp, body);
-        let response = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body.as_bytes().to_vec())
-            .send()
-            .await
-            .map_err(|e| transport_error(BACKEND, e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let kind = status_kind(status);
-        tracing::warn!(
-            backend = BACKEND,
-            message_id = id,
-            http_status = status.as_u16(),
-            transient = kind.is_transient(),
-            "webhook receiver refused the message"
-        );
-        Err(DeliveryError::new(
-            BACKEND,
-            kind,
-            format!("the receiver answered HTTP {status}"),
-        )
-        .with_status(status.as_u16()))
     }
 }
 
@@ -254,7 +301,8 @@ impl Delivery for WebhookDelivery {
 
     async fn deliver(&self, message: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
         let body = zeroize::Zeroizing::new(self.body(message));
-        self.post_signed(message.id(), unix_seconds(), &body)
+        self.poster
+            .post(message.id(), unix_seconds(), &body)
             .await?;
         Ok(DeliveryReceipt {
             backend: BACKEND,

@@ -217,6 +217,9 @@ pub(crate) fn context(req: &HttpRequest, state: &HttpState) -> RequestContext {
     RequestContext {
         client_ip: crate::client_ip::client_ip(req, &state.config.trusted_proxies),
         allowed_identities: None,
+        request_id: actix_web::HttpMessage::extensions(req)
+            .get::<crate::observe::RequestId>()
+            .map(|id| id.as_str().to_owned()),
     }
 }
 
@@ -347,6 +350,7 @@ pub async fn verify_otp(
     )
 )]
 pub async fn refresh(
+    req: HttpRequest,
     state: web::Data<HttpState>,
     body: web::Json<StringFields<RefreshFields, 1>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -358,7 +362,10 @@ pub async fn refresh(
             "string_too_short",
         ));
     }
-    let out = state.service.refresh(token).await?;
+    let out = state
+        .service
+        .refresh_with(token, &context(&req, &state))
+        .await?;
     Ok(no_store(HttpResponse::Ok().json(RefreshResponse {
         success: true,
         access_token: out.token.token,
@@ -416,7 +423,10 @@ pub async fn logout(
         (None, Some(t)) => t,
         (None, None) => return Err(ApiError::TokenMissing),
     };
-    let scope = state.service.logout(token, parsed.all).await?;
+    let scope = state
+        .service
+        .logout_with(token, parsed.all, &context(&req, &state))
+        .await?;
     Ok(no_store(HttpResponse::Ok().json(LogoutResponse {
         success: true,
         all: scope == otp_service::LogoutScope::Everywhere,
@@ -468,7 +478,10 @@ pub async fn revoke(
             "missing",
         ));
     };
-    state.service.revoke(&parsed.token).await?;
+    state
+        .service
+        .revoke_with(&parsed.token, &context(&req, &state))
+        .await?;
     Ok(no_store(HttpResponse::Ok().finish()))
 }
 

@@ -6,7 +6,8 @@
 //!   check;
 //! - [`build`] adds the store (waiting up to `REDIS_STARTUP_WAIT_SECONDS`
 //!   for Redis to answer, then going on without it: the store connects in
-//!   the background, so a pod started during an outage never crash-loops)
+//!   the background, so a pod started during an outage never crash-loops),
+//!   the audit webhook's background task when `AUDIT_WEBHOOK_URL` is set,
 //!   and the OTP service: the [`Parts`];
 //! - [`serve`] runs the REST API (and with `GATE=on` the web gate's pages)
 //!   on a bound listener until `shutdown` resolves, then drains in-flight
@@ -35,6 +36,7 @@ use otp_core::TokenService;
 use otp_delivery::Delivery;
 use otp_http::gate::GateConfig;
 use otp_http::{HttpConfig, HttpState, MAX_BODY_BYTES};
+use otp_service::metrics::ServiceMetrics;
 use otp_service::OtpService;
 
 use crate::settings::{self, ServerSettings, SettingError, Settings};
@@ -95,10 +97,15 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Parts> {
     let Components { delivery, tokens } = components(settings)?;
     let store = otp_ratelimit::build_store_lazy(settings.store.clone())
         .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-    let service = OtpService::builder(settings.service.clone(), tokens)
+    let metrics = Arc::new(ServiceMetrics::default());
+    let mut builder = OtpService::builder(settings.service.clone(), tokens)
         .store(store)
         .delivery(delivery)
-        .build();
+        .metrics(metrics.clone());
+    if let Some(webhook) = &settings.audit_webhook {
+        builder = builder.audit_sink(audit_webhook(webhook, &metrics)?);
+    }
+    let service = builder.build();
     await_store(&service, settings.server.store_wait).await;
     Ok(Parts {
         service: Arc::new(service),
@@ -106,6 +113,33 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Parts> {
         server: settings.server.clone(),
         gate: settings.gate.clone(),
     })
+}
+
+/// The audit webhook's queue and background task (SPEC §10), counting its
+/// drops in `metrics`.
+#[cfg(feature = "webhook")]
+fn audit_webhook(
+    webhook: &settings::audit::AuditWebhookSettings,
+    metrics: &ServiceMetrics,
+) -> Result<Arc<dyn otp_service::AuditSink>, SettingError> {
+    let poster = settings::audit::poster(webhook)?;
+    let config = otp_service::audit::AuditWebhookConfig {
+        queue_size: webhook.queue_size,
+        ..Default::default()
+    };
+    let sink =
+        otp_service::audit::AuditWebhook::start(poster, config, metrics.audit_dropped.clone());
+    Ok(Arc::new(sink))
+}
+
+/// Without the `webhook` feature, settings never hold an audit webhook.
+#[cfg(not(feature = "webhook"))]
+fn audit_webhook(
+    webhook: &settings::audit::AuditWebhookSettings,
+    _metrics: &ServiceMetrics,
+) -> Result<Arc<dyn otp_service::AuditSink>, SettingError> {
+    settings::audit::poster(webhook)?;
+    Err(settings::err("AUDIT_WEBHOOK_URL", "no webhook support"))
 }
 
 /// Binds a loopback or public listener the way actix does (address reuse,

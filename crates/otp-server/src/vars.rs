@@ -53,11 +53,13 @@ pub enum Concern {
     Delivery,
     /// Who may sign in and the web gate (SPEC §11).
     Gate,
+    /// Audit events and the audit webhook.
+    Audit,
 }
 
 impl Concern {
     /// Every concern, in table order.
-    pub const ALL: [Concern; 9] = [
+    pub const ALL: [Concern; 10] = [
         Concern::Server,
         Concern::Http,
         Concern::OtpPolicy,
@@ -67,6 +69,7 @@ impl Concern {
         Concern::Store,
         Concern::Delivery,
         Concern::Gate,
+        Concern::Audit,
     ];
 
     /// Heading of this concern's table in docs/operations.md.
@@ -81,6 +84,7 @@ impl Concern {
             Concern::Store => "Store",
             Concern::Delivery => "Delivery",
             Concern::Gate => "Who may sign in and the web gate",
+            Concern::Audit => "Audit",
         }
     }
 }
@@ -249,6 +253,11 @@ pub const VARS: &[Var] = &[
     Var::new(C::Gate, "GATE_ALLOWED_IDENTITIES", "Who may sign in through the gate, in the ALLOWED_IDENTITIES syntax. Required with GATE=on (* for anyone)."),
     Var::new(C::Gate, "GATE_ALLOWED_HOSTS", "Hosts rd may send a browser to after sign-in: exact names or *.example.com (one or more labels under it, not the apex); https unless --dev. Each must receive the session cookie (GATE_URL's host, or under GATE_COOKIE_DOMAIN). Unset = GATE_URL's host."),
     Var::new(C::Gate, "GATE_DEFAULT_REDIRECT", "Where a sign-in without an allowed rd lands; must itself be allowed. Required with GATE=on unless --dev (then GATE_URL/)."),
+    // audit (SPEC §10; docs/audit.md)
+    Var::new(C::Audit, "AUDIT_INCLUDE_IDENTITY", "Audit events name the identity and the client network themselves; false = keyed pseudonyms (stable across replicas, meaningless without OTP_SECRET_KEY).").or(|| t("false")),
+    Var::new(C::Audit, "AUDIT_WEBHOOK_URL", "Also POST every audit event to this URL, signed per Standard Webhooks (queued, retried; never slows a request); unset = log only.").field("audit_webhook.url"),
+    Var::new(C::Audit, "AUDIT_WEBHOOK_SECRET", "Standard Webhooks signing secret of the audit webhook, whsec_<base64> (>= 16 bytes). Required with AUDIT_WEBHOOK_URL.").secret().field("audit_webhook.secret"),
+    Var::new(C::Audit, "AUDIT_WEBHOOK_QUEUE_SIZE", "Audit events waiting for the webhook at most; when full, new events are dropped (otp_audit_dropped_total, one warning; the log keeps them).").or(|| otp_service::audit::DEFAULT_AUDIT_QUEUE_SIZE.to_string()).range(1, 1_000_000),
 ];
 
 #[cfg(feature = "redis")]

@@ -71,8 +71,11 @@
 //! - [`metrics`]: counters and histograms for `/metrics`.
 //! - [`client_network`]: the network a client IP is counted under.
 //! - Sessions (SPEC §10): [`SessionConfig`], [`OtpService::refresh`],
-//!   [`OtpService::logout`], [`OtpService::revoke`]; audit events on the
-//!   tracing target `audit`.
+//!   [`OtpService::logout`], [`OtpService::revoke`].
+//! - [`audit`]: one event per security fact (code sent, sign-in, wrong
+//!   code, attempt budget used up, limit hit, refresh, reuse, logout, sign
+//!   out everywhere, revoke) on the tracing target `audit`, and to an
+//!   [`AuditSink`] such as the signed webhook.
 //!
 //! # Where the rules live
 //!
@@ -84,6 +87,7 @@
 #![deny(missing_docs)]
 
 mod allowlist;
+pub mod audit;
 mod error;
 mod limits;
 pub mod metrics;
@@ -92,6 +96,7 @@ mod service;
 mod sessions;
 
 pub use allowlist::{AllowlistError, IdentityAllowlist};
+pub use audit::{AuditConfig, AuditEvent, AuditEventKind, AuditSink};
 pub use error::{LimitedOperation, ServiceError};
 pub use limits::{Limits, DEFAULT_MAX_ATTEMPTS};
 pub use network::{client_network, DEFAULT_IPV6_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX};

@@ -43,6 +43,21 @@ impl StoreLabels {
     ];
 }
 
+/// Label set of a dropped audit event (`otp_audit_dropped_total`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuditDropLabels {
+    /// One of [`AuditDropLabels::REASONS`].
+    pub reason: &'static str,
+}
+
+impl AuditDropLabels {
+    /// Why an audit event did not reach the webhook: `queue_full` (the
+    /// bounded queue was full: the new event was dropped) or
+    /// `undeliverable` (its attempts were used up, or the receiver refused
+    /// it with a 4xx).
+    pub const REASONS: [&'static str; 2] = ["queue_full", "undeliverable"];
+}
+
 fn delivery_histogram() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -74,6 +89,9 @@ pub struct ServiceMetrics {
     /// always 1). Readiness checks and the server's background ping keep it
     /// current.
     pub store_up: Gauge,
+    /// Audit events the webhook did not deliver, by reason
+    /// (`otp_audit_dropped_total`; every event is in the log regardless).
+    pub audit_dropped: Family<AuditDropLabels, Counter>,
 }
 
 impl Default for ServiceMetrics {
@@ -88,6 +106,7 @@ impl Default for ServiceMetrics {
             store_errors: Family::default(),
             store_full: Counter::default(),
             store_up: Gauge::default(),
+            audit_dropped: Family::default(),
         }
     }
 }
@@ -98,7 +117,8 @@ impl ServiceMetrics {
     /// the first event: `otp_rate_limited_total` for each of `limits`,
     /// `otp_deliveries_total` and `otp_delivery_duration_seconds` for each
     /// of `backends` × [`DELIVERY_OUTCOMES`], `otp_store_errors_total` for
-    /// each of [`StoreLabels::OPS`]. Called by
+    /// each of [`StoreLabels::OPS`], `otp_audit_dropped_total` for each of
+    /// [`AuditDropLabels::REASONS`]. Called by
     /// [`OtpServiceBuilder::build`](crate::OtpServiceBuilder::build); an
     /// existing series keeps its value.
     pub fn precreate(
@@ -118,6 +138,11 @@ impl ServiceMetrics {
         }
         for op in StoreLabels::OPS {
             let _ = self.store_errors.get_or_create(&StoreLabels { op });
+        }
+        for reason in AuditDropLabels::REASONS {
+            let _ = self
+                .audit_dropped
+                .get_or_create(&AuditDropLabels { reason });
         }
     }
 
@@ -167,6 +192,11 @@ impl ServiceMetrics {
             "otp_store_up",
             "1 while the limit / use-counter store answers its pings, 0 while it does not",
             self.store_up.clone(),
+        );
+        registry.register(
+            "otp_audit_dropped",
+            "Audit events the audit webhook did not deliver (queue full, or undeliverable), by reason",
+            self.audit_dropped.clone(),
         );
     }
 }

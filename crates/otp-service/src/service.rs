@@ -17,6 +17,7 @@ use otp_ratelimit::{
 use serde_json::{Map, Value};
 
 use crate::allowlist::IdentityAllowlist;
+use crate::audit::{AuditConfig, AuditEventKind, AuditSink, Auditor, Fact};
 use crate::error::{LimitedOperation, ServiceError};
 use crate::limits::{Limits, DEFAULT_MAX_ATTEMPTS};
 use crate::metrics::{DeliveryLabels, LimitLabels, ServiceMetrics, StoreLabels};
@@ -83,6 +84,9 @@ pub struct ServiceConfig {
     /// is refused as a revoked session. Defaults to
     /// [`IdentityAllowlist::anyone`].
     pub allowed_identities: IdentityAllowlist,
+    /// How audit events name the identity (SPEC §10). Defaults to a keyed
+    /// pseudonym ([`AuditConfig::default`]).
+    pub audit: AuditConfig,
 }
 
 /// The default of [`ServiceConfig::verify_daily_ceiling`]: verify attempts
@@ -115,6 +119,7 @@ impl ServiceConfig {
             ipv6_prefix: DEFAULT_IPV6_PREFIX,
             sessions: SessionConfig::default(),
             allowed_identities: IdentityAllowlist::anyone(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -155,6 +160,9 @@ pub struct RequestContext {
     /// refuses (same answer, same limits, nothing sent; verify fails as a
     /// wrong code). Defaults to `None` (only the service's list applies).
     pub allowed_identities: Option<IdentityAllowlist>,
+    /// The transport's request id, copied into audit events. Defaults to
+    /// none.
+    pub request_id: Option<String>,
 }
 
 impl RequestContext {
@@ -163,7 +171,14 @@ impl RequestContext {
         RequestContext {
             client_ip: Some(ip),
             allowed_identities: None,
+            request_id: None,
         }
+    }
+
+    /// The same context with `id` as the request id of its audit events.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
     }
 
     /// The same context, with `list` as the call's second allowlist.
@@ -237,8 +252,8 @@ pub struct OtpService {
     pub(crate) metrics: Arc<ServiceMetrics>,
     pub(crate) sessions: SessionConfig,
     pub(crate) allowed_identities: IdentityAllowlist,
-    /// Key of the audit pseudonyms, derived from the OTP key.
-    pub(crate) audit_key: SecretBytes,
+    /// Names, logs and forwards the audit events.
+    pub(crate) auditor: Auditor,
 }
 
 impl std::fmt::Debug for OtpService {
@@ -255,6 +270,7 @@ impl std::fmt::Debug for OtpService {
             .field("ipv6_prefix", &self.ipv6_prefix)
             .field("sessions", &self.sessions)
             .field("allowed_identities", &self.allowed_identities)
+            .field("audit", &self.auditor.config())
             .finish_non_exhaustive()
     }
 }
@@ -267,9 +283,18 @@ pub struct OtpServiceBuilder {
     store: Option<Arc<dyn Store>>,
     delivery: Option<Arc<dyn Delivery>>,
     metrics: Option<Arc<ServiceMetrics>>,
+    audit_sink: Option<Arc<dyn AuditSink>>,
 }
 
 impl OtpServiceBuilder {
+    /// Also hands every audit event to `sink` (e.g. an
+    /// [`AuditWebhook`](crate::audit::AuditWebhook)). Defaults to none: the
+    /// events go to the tracing target `audit` only.
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit_sink = Some(sink);
+        self
+    }
+
     /// Uses `store` for limits and use counters. Defaults to a [`MemoryStore`].
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -294,7 +319,7 @@ impl OtpServiceBuilder {
     /// backend of each identity kind the delivery supports.
     pub fn build(self) -> OtpService {
         let c = self.config;
-        let audit_key = c.keys.derive_subkey("stateless-otp/audit-pseudonym/v1");
+        let audit_key: SecretBytes = c.keys.derive_subkey("stateless-otp/audit-pseudonym/v1");
         let store: Arc<dyn Store> = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::default()));
@@ -305,7 +330,7 @@ impl OtpServiceBuilder {
             .store_up
             .set(i64::from(store.backend_name() == "memory"));
         let service = OtpService {
-            audit_key,
+            auditor: Auditor::new(audit_key, c.audit, self.audit_sink),
             sessions: c.sessions,
             allowed_identities: c.allowed_identities,
             engine: OtpEngine::new(c.policy, c.keys),
@@ -351,6 +376,7 @@ impl OtpService {
             store: None,
             delivery: None,
             metrics: None,
+            audit_sink: None,
         }
     }
 
@@ -481,6 +507,7 @@ impl OtpService {
         checks: &[LimitCheck<'_>],
         read: Option<CounterRead<'_>>,
         operation: LimitedOperation,
+        who: (&str, Fact<'_>),
     ) -> Result<Option<Checked>, ServiceError> {
         let checked = match self.store.check_all(checks, read).await {
             Ok(c) => c,
@@ -510,6 +537,12 @@ impl OtpService {
                 }
             }
             let d = checked.decisions[i];
+            let (identity, fact) = who;
+            let fact = Fact {
+                limit: Some(checks[i].policy.name),
+                ..fact
+            };
+            self.auditor.emit(AuditEventKind::LimitHit, identity, fact);
             return Err(ServiceError::RateLimited {
                 operation,
                 limit: checks[i].policy.name,
@@ -530,7 +563,7 @@ impl OtpService {
     }
 
     /// The network the per-IP limits count `ctx`'s client under.
-    fn network(&self, ctx: &RequestContext) -> Option<String> {
+    pub(crate) fn network(&self, ctx: &RequestContext) -> Option<String> {
         ctx.client_ip.map(|ip| client_network(ip, self.ipv6_prefix))
     }
 
@@ -608,8 +641,19 @@ impl OtpService {
             identity: identity.as_str(),
             windows: &[window],
         };
+        let fact = Fact {
+            ctx: Some(ctx),
+            network: net.as_deref(),
+            now: Some(now),
+            ..Fact::default()
+        };
         let checked = self
-            .decide(&checks, Some(read), LimitedOperation::Request)
+            .decide(
+                &checks,
+                Some(read),
+                LimitedOperation::Request,
+                (identity.as_str(), fact),
+            )
             .await?;
         let per_identity = checked
             .as_ref()
@@ -623,6 +667,8 @@ impl OtpService {
             let message = OtpMessage::new(identity.clone(), code, ttl_seconds, expires_at);
             self.deliver(&message).await?;
             self.metrics.otp_requested.inc();
+            self.auditor
+                .emit(AuditEventKind::CodeSent, identity.as_str(), fact);
         } else {
             // SPEC §11: the caller cannot tell; only the operator's debug
             // log can (the kind, never the identity).
@@ -711,8 +757,14 @@ impl OtpService {
             identity: id,
             windows: windows.as_slice(),
         };
+        let fact = Fact {
+            ctx: Some(ctx),
+            network: net.as_deref(),
+            now: Some(now),
+            ..Fact::default()
+        };
         let checked = self
-            .decide(&checks, Some(read), LimitedOperation::Verify)
+            .decide(&checks, Some(read), LimitedOperation::Verify, (id, fact))
             .await?;
         let info = checked
             .as_ref()
@@ -729,7 +781,9 @@ impl OtpService {
             }
             Ok(m) => m,
             Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {
-                return Err(self.wrong_code(&identity, windows.as_slice(), info).await);
+                return Err(self
+                    .wrong_code(&identity, windows.as_slice(), info, fact)
+                    .await);
             }
             Err(e) => {
                 return Err(ServiceError::Internal(e.to_string()));
@@ -743,6 +797,9 @@ impl OtpService {
             Some(s) => Some((s, self.first_refresh(id, s, now)?)),
             None => None,
         };
+        let sid = session.as_ref().map(|(sid, _)| sid);
+        self.auditor
+            .emit(AuditEventKind::SignIn, id, Fact { sid, ..fact });
         let issued = match &session {
             Some((sid, _)) => {
                 self.tokens
@@ -859,8 +916,11 @@ impl OtpService {
         identity: &Identity,
         windows: &[u64],
         info: RateLimitInfo,
+        fact: Fact<'_>,
     ) -> ServiceError {
         self.metrics.otp_failed.inc();
+        self.auditor
+            .emit(AuditEventKind::CodeWrong, identity.as_str(), fact);
         if self.single_use && self.max_attempts > 0 {
             // Every window in range in one store call (one Redis round trip).
             let exhausted = match self
@@ -887,6 +947,8 @@ impl OtpService {
                     kind = identity.kind().as_str(),
                     "attempt budget used up; codes already sent are void"
                 );
+                self.auditor
+                    .emit(AuditEventKind::AttemptsExhausted, identity.as_str(), fact);
             }
         }
         ServiceError::InvalidOtp { rate_limit: info }

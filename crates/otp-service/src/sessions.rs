@@ -1,6 +1,8 @@
 //! Sessions (SPEC §10): the refresh token a verify returns, refresh with
 //! rotation and reuse detection, logout, sign out everywhere and RFC 7009
-//! revocation, and the audit events of these facts.
+//! revocation. Each fact is an audit event ([`crate::audit`]); the `*_with`
+//! variants take the transport's [`RequestContext`] so the event carries
+//! the client network and the request id.
 //!
 //! The only state is the store's session record `{generation, rotated_at,
 //! epoch}` and the identity's sign-out epoch (`otp_ratelimit::SessionStore`);
@@ -27,8 +29,9 @@ use otp_core::{
 use otp_ratelimit::{Rotation, SessionRefresh, StoreError};
 use serde_json::Map;
 
+use crate::audit::{AuditEventKind, Fact};
 use crate::error::ServiceError;
-use crate::OtpService;
+use crate::{OtpService, RequestContext};
 
 /// Default idle lifetime of a refresh token (`REFRESH_TOKEN_TTL`): 7 days.
 pub const DEFAULT_REFRESH_TOKEN_TTL_SECONDS: u64 = 7 * 86_400;
@@ -149,16 +152,14 @@ impl OtpService {
     }
 
     /// The first refresh token (generation 0) of the session a verify
-    /// created, and the `sign_in` audit event.
+    /// created.
     pub(crate) fn first_refresh(
         &self,
         identity: &str,
         sid: SessionId,
         now: u64,
     ) -> Result<IssuedRefresh, ServiceError> {
-        let refresh = self.refresh_token(identity, sid, 0, now, now)?;
-        self.audit("sign_in", identity, Some(&sid));
-        Ok(refresh)
+        self.refresh_token(identity, sid, 0, now, now)
     }
 
     /// The refresh token of generation `generation` issued at `iat` of a
@@ -206,13 +207,34 @@ impl OtpService {
     /// [`ServiceError::Unavailable`] when the store does not answer,
     /// whatever the fail mode.
     pub async fn refresh(&self, refresh_token: &str) -> Result<RefreshOutcome, ServiceError> {
-        self.refresh_at(refresh_token, unix_now()).await
+        self.refresh_with(refresh_token, &RequestContext::default())
+            .await
+    }
+
+    /// [`OtpService::refresh`] with the transport's context (client
+    /// network and request id for the audit events).
+    pub async fn refresh_with(
+        &self,
+        refresh_token: &str,
+        ctx: &RequestContext,
+    ) -> Result<RefreshOutcome, ServiceError> {
+        self.refresh_in(refresh_token, ctx, unix_now()).await
     }
 
     /// [`OtpService::refresh`] at an explicit unix time.
     pub async fn refresh_at(
         &self,
         refresh_token: &str,
+        now: u64,
+    ) -> Result<RefreshOutcome, ServiceError> {
+        self.refresh_in(refresh_token, &RequestContext::default(), now)
+            .await
+    }
+
+    async fn refresh_in(
+        &self,
+        refresh_token: &str,
+        ctx: &RequestContext,
         now: u64,
     ) -> Result<RefreshOutcome, ServiceError> {
         if !self.sessions.enabled {
@@ -246,13 +268,14 @@ impl OtpService {
             Ok(r) => r,
             Err(e) => return Err(self.session_store_failed(e)),
         };
+        let audit = |kind| self.audit(kind, &claims.sub, Some(&claims.sid), ctx);
         let (generation, iat) = match rotation {
             Rotation::Rotated {
                 generation,
                 issued_at,
                 ..
             } => {
-                self.audit("refresh", &claims.sub, Some(&claims.sid));
+                audit(AuditEventKind::Refresh);
                 (generation, issued_at)
             }
             Rotation::Grace {
@@ -260,11 +283,11 @@ impl OtpService {
                 issued_at,
                 ..
             } => {
-                self.audit("refresh_grace", &claims.sub, Some(&claims.sid));
+                audit(AuditEventKind::RefreshGrace);
                 (generation, issued_at)
             }
             Rotation::Reused => {
-                self.audit("refresh_reuse", &claims.sub, Some(&claims.sid));
+                audit(AuditEventKind::RefreshReuse);
                 return Err(ServiceError::SessionRevoked);
             }
             Rotation::SignedOut | Rotation::Missing => return Err(ServiceError::SessionRevoked),
@@ -284,6 +307,18 @@ impl OtpService {
     /// `sid` ends nothing unless `everywhere` is set. Access tokens already
     /// issued stay valid until their `exp` (they never touch the store).
     pub async fn logout(&self, token: &str, everywhere: bool) -> Result<LogoutScope, ServiceError> {
+        self.logout_with(token, everywhere, &RequestContext::default())
+            .await
+    }
+
+    /// [`OtpService::logout`] with the transport's context (client network
+    /// and request id for the audit events).
+    pub async fn logout_with(
+        &self,
+        token: &str,
+        everywhere: bool,
+        ctx: &RequestContext,
+    ) -> Result<LogoutScope, ServiceError> {
         let (sub, sid) = self.genuine_any(token)?;
         if everywhere {
             if let Err(e) = self
@@ -293,14 +328,14 @@ impl OtpService {
             {
                 return Err(self.session_store_failed(e));
             }
-            self.audit("sign_out_everywhere", &sub, None);
+            self.audit(AuditEventKind::SignOutEverywhere, &sub, None, ctx);
             return Ok(LogoutScope::Everywhere);
         }
         if let Some(sid) = sid {
             if let Err(e) = self.store.session_revoke(&sub, &sid.to_string()).await {
                 return Err(self.session_store_failed(e));
             }
-            self.audit("logout", &sub, Some(&sid));
+            self.audit(AuditEventKind::Logout, &sub, Some(&sid), ctx);
         }
         Ok(LogoutScope::Session)
     }
@@ -312,12 +347,18 @@ impl OtpService {
     /// told apart by shape. Only a store that cannot answer fails
     /// ([`ServiceError::Unavailable`], RFC 7009 §2.2.1's 503).
     pub async fn revoke(&self, token: &str) -> Result<(), ServiceError> {
+        self.revoke_with(token, &RequestContext::default()).await
+    }
+
+    /// [`OtpService::revoke`] with the transport's context (client network
+    /// and request id for the audit event).
+    pub async fn revoke_with(&self, token: &str, ctx: &RequestContext) -> Result<(), ServiceError> {
         let Ok((sub, Some(sid))) = self.genuine_any(token) else {
             return Ok(());
         };
         match self.store.session_revoke(&sub, &sid.to_string()).await {
             Ok(_) => {
-                self.audit("revoke", &sub, Some(&sid));
+                self.audit(AuditEventKind::Revoke, &sub, Some(&sid), ctx);
                 Ok(())
             }
             Err(e) => Err(self.session_store_failed(e)),
@@ -359,28 +400,22 @@ impl OtpService {
         ServiceError::Unavailable(err)
     }
 
-    /// One audit event (tracing target `audit`): the fact, a keyed
-    /// pseudonym of the identity, the session id when there is one. Never
-    /// a code or a token.
-    pub(crate) fn audit(&self, event: &'static str, identity: &str, sid: Option<&SessionId>) {
-        let subject = self.pseudonym(identity);
-        match sid {
-            Some(sid) => tracing::info!(target: "audit", event, subject = %subject, sid = %sid),
-            None => tracing::info!(target: "audit", event, subject = %subject),
-        }
-    }
-
-    /// 128 bits of HMAC-SHA256 of the identity under a key derived from the
-    /// OTP key (`audit-pseudonym/v1`), hex: stable across replicas and
-    /// restarts, meaningless without the key.
-    fn pseudonym(&self, identity: &str) -> String {
-        use hmac::{Hmac, Mac};
-        let mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.audit_key.expose());
-        let Ok(mut mac) = mac else {
-            return String::new();
+    /// One audit event of a session fact, with `ctx`'s network and
+    /// request id.
+    fn audit(
+        &self,
+        kind: AuditEventKind,
+        identity: &str,
+        sid: Option<&SessionId>,
+        ctx: &RequestContext,
+    ) {
+        let network = self.network(ctx);
+        let fact = Fact {
+            sid,
+            ctx: Some(ctx),
+            network: network.as_deref(),
+            ..Fact::default()
         };
-        mac.update(identity.as_bytes());
-        let tag = mac.finalize().into_bytes();
-        tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+        self.auditor.emit(kind, identity, fact);
     }
 }

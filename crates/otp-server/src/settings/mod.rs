@@ -7,6 +7,7 @@
 //! invalid value stops start-up with one line naming the variable and what
 //! it accepts.
 
+pub mod audit;
 pub mod delivery;
 pub mod gate;
 pub mod http;
@@ -75,6 +76,8 @@ pub struct Settings {
     pub http: HttpConfig,
     /// The web gate; `None` with `GATE=off`.
     pub gate: Option<GateConfig>,
+    /// The signed audit webhook, when `AUDIT_WEBHOOK_URL` is set.
+    pub audit_webhook: Option<audit::AuditWebhookSettings>,
     /// Things `--dev` generated or relaxed, for the start-up warning.
     pub dev_notes: Vec<String>,
     /// Valid but risky choices, logged as warnings at start-up.
@@ -112,6 +115,8 @@ impl Settings {
         service.sessions = sessions::build(raw, &mut notes)?;
         service.allowed_identities = gate::allowed_identities(raw)?;
         let gate = gate::build(raw, dev, server.bind.port(), &mut notes)?;
+        let (audit_config, audit_webhook) = audit::build(raw)?;
+        service.audit = audit_config;
         let (delivery, retry) = delivery::build(raw, dev, &mut notes)?;
         Ok(Settings {
             server,
@@ -123,6 +128,7 @@ impl Settings {
             retry,
             http: http::build(raw)?,
             gate,
+            audit_webhook,
             dev_notes: notes.dev,
             warnings: notes.warnings,
         })
@@ -188,6 +194,8 @@ mod tests {
         assert_eq!(s.service.sessions, lib.sessions);
         assert!(s.service.allowed_identities.is_anyone() && lib.allowed_identities.is_anyone());
         assert!(s.gate.is_none(), "GATE defaults to off");
+        assert_eq!(s.service.audit, lib.audit);
+        assert!(s.audit_webhook.is_none());
         assert_eq!(s.token_config, TokenConfig::default());
         assert_eq!(s.retry, DeliveryRetryPolicy::default());
         assert_eq!(s.delivery, DeliveryConfig::default());

@@ -22,6 +22,7 @@ const BUILDERS: &[&str] = &[
     include_str!("../../src/settings/store.rs"),
     include_str!("../../src/settings/delivery.rs"),
     include_str!("../../src/settings/gate.rs"),
+    include_str!("../../src/settings/audit.rs"),
     include_str!("../../src/settings/mod.rs"),
 ];
 
