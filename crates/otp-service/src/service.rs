@@ -777,7 +777,9 @@ impl OtpService {
         let matched = match self.engine.verify(&identity, &code, now, &counters) {
             // Compared first, so a refused identity costs the same time.
             Ok(_) if !self.is_allowed(&identity, ctx) => {
-                return Err(self.wrong_code(&identity, windows.as_slice(), info).await);
+                return Err(self
+                    .wrong_code(&identity, windows.as_slice(), info, fact)
+                    .await);
             }
             Ok(m) => m,
             Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {
