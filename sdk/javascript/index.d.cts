@@ -90,18 +90,28 @@ export declare class OTPError extends Error {
   details: ValidationDetail[] | null;
 }
 
-/** Where the client keeps the access token. Methods are synchronous. */
+/**
+ * Where the client keeps the session's tokens. Methods are synchronous.
+ * `get`/`set` hold the access token; `getRefreshToken`/`setRefreshToken`
+ * the refresh token (a storage without them, written for an earlier
+ * version, leaves the refresh token in the client object); `clear` forgets
+ * both.
+ */
 export interface TokenStorage {
   get(): string | null;
   set(token: string): void;
   clear(): void;
+  getRefreshToken?(): string | null;
+  setRefreshToken?(token: string | null): void;
 }
 
-/** Keeps the token in memory (the default). */
+/** Keeps the tokens in memory (the default). */
 export declare class MemoryTokenStorage implements TokenStorage {
   constructor();
   get(): string | null;
   set(token: string): void;
+  getRefreshToken(): string | null;
+  setRefreshToken(token: string | null): void;
   clear(): void;
 }
 
@@ -112,13 +122,18 @@ export interface StorageLike {
   removeItem(key: string): void;
 }
 
-/** Keeps the token in `localStorage` (or another Storage) under `key`. */
+/**
+ * Keeps the access token in `localStorage` (or another Storage) under
+ * `key`, and the refresh token under `key + ".refresh"`.
+ */
 export declare class LocalStorageTokenStorage implements TokenStorage {
   constructor(key?: string, storage?: StorageLike);
   readonly key: string;
   readonly storage: StorageLike;
   get(): string | null;
   set(token: string): void;
+  getRefreshToken(): string | null;
+  setRefreshToken(token: string | null): void;
   clear(): void;
 }
 
@@ -165,6 +180,30 @@ export interface OTPVerifyResult {
   /** Lifetime of the token in seconds. */
   expiresIn: number;
   rateLimitRemaining: number | null;
+  /** The session's refresh token (stored too); null with `SESSIONS=off`. */
+  refreshToken: string | null;
+  /** Lifetime of the refresh token in seconds, or null. */
+  refreshExpiresIn: number | null;
+}
+
+/** Result of `refresh`. */
+export interface RefreshResult {
+  accessToken: string;
+  /** "bearer". */
+  tokenType: string;
+  /** Lifetime of the access token in seconds; null when another tab refreshed. */
+  expiresIn: number | null;
+  /** The successor refresh token (the one presented is spent). */
+  refreshToken: string;
+  /** Lifetime of the refresh token in seconds; null when another tab refreshed. */
+  refreshExpiresIn: number | null;
+}
+
+/** Result of `logout`. */
+export interface LogoutResult {
+  success: boolean;
+  /** Whether every session of the identity ended. */
+  all: boolean;
 }
 
 /** Claims of a stateless-otp access token. */
@@ -217,24 +256,37 @@ export declare class OTPClient {
   storage: TokenStorage;
   /** Asks the server to derive and deliver a code to `identity`. */
   requestOTP(identity: string): Promise<OTPRequestResult>;
-  /** Checks the code; on success stores the access token. */
+  /** Checks the code; on success stores the access and refresh tokens. */
   verifyOTP(identity: string, otp: string): Promise<OTPVerifyResult>;
   /** Asks whether a token (default: the stored one) is valid. */
   introspectToken(token?: string): Promise<TokenInfo>;
-  /** Verifies a token (default: the stored one) as a Bearer header. */
+  /**
+   * Verifies a token (default: the stored one) as a Bearer header; with the
+   * stored one, refreshes once on `token_expired` and retries once.
+   */
   verifyBearer(token?: string): Promise<TokenInfo>;
+  /**
+   * Exchanges the stored refresh token for new tokens and stores them; one
+   * refresh in flight at a time (across browser tabs too, by Web Lock).
+   */
+  refresh(): Promise<RefreshResult>;
+  /**
+   * Forgets the stored tokens at once and ends the session on the server;
+   * `{all: true}` ends every session of the identity.
+   */
+  logout(options?: { all?: boolean }): Promise<LogoutResult>;
   /** The server's public keys. */
   getJWKS(): Promise<JWKS>;
   /** Liveness probe. */
   health(): Promise<HealthResult>;
   /** The stored access token, if any. */
   getToken(): string | null;
-  /** Stores a token obtained elsewhere. */
-  setToken(token: string): void;
-  /** Forgets the stored token. */
+  /** The stored refresh token, if any. */
+  getRefreshToken(): string | null;
+  /** Stores a token obtained elsewhere, and optionally its refresh token. */
+  setToken(token: string, refreshToken?: string): void;
+  /** Forgets the stored tokens, locally only. */
   clearToken(): void;
-  /** Forgets the stored token. */
-  logout(): void;
 }
 
 export default OTPClient;

@@ -32,6 +32,15 @@ const DEFAULT_RETRY_DELAY_MS = 250;
 const MAX_RETRY_WAIT_MS = 5000;
 
 /**
+ * How long a tab keeps the refresh lock after it stored the new tokens.
+ * Web Storage writes reach the other tabs' copies asynchronously (another
+ * renderer process), and the lock can be granted to a waiting tab before
+ * the write has arrived there; holding the lock a moment longer lets that
+ * tab's re-read see the rotated token. The refreshing tab does not wait.
+ */
+const LOCK_SETTLE_MS = 100;
+
+/**
  * Every `code` an `OTPError` can carry. The first fourteen come from the
  * server's error bodies; the last four are raised by the SDK itself and
  * always have `statusCode` 0 (no HTTP answer) or the status of an answer
@@ -88,10 +97,15 @@ class OTPError extends Error {
   }
 }
 
-/** Token storage that lives as long as the client object (the default). */
+/**
+ * Token storage that lives as long as the client object (the default). It
+ * keeps the access token (`get`/`set`) and the session's refresh token
+ * (`getRefreshToken`/`setRefreshToken`); `clear` forgets both.
+ */
 class MemoryTokenStorage {
   constructor() {
     this._token = null;
+    this._refresh = null;
   }
 
   /** @returns {string|null} */
@@ -104,15 +118,27 @@ class MemoryTokenStorage {
     this._token = token;
   }
 
+  /** @returns {string|null} */
+  getRefreshToken() {
+    return this._refresh;
+  }
+
+  /** @param {string|null} token */
+  setRefreshToken(token) {
+    this._refresh = token;
+  }
+
   clear() {
     this._token = null;
+    this._refresh = null;
   }
 }
 
 /**
  * Token storage on top of the browser's `localStorage` (or any object with
  * `getItem`/`setItem`/`removeItem`, such as `sessionStorage`), so the login
- * survives a page reload.
+ * survives a page reload and is shared by the tabs of one origin. The
+ * access token is under `key`, the refresh token under `key + '.refresh'`.
  */
 class LocalStorageTokenStorage {
   /**
@@ -138,8 +164,21 @@ class LocalStorageTokenStorage {
     this.storage.setItem(this.key, token);
   }
 
+  /** @returns {string|null} */
+  getRefreshToken() {
+    const value = this.storage.getItem(`${this.key}.refresh`);
+    return typeof value === 'string' && value !== '' ? value : null;
+  }
+
+  /** @param {string|null} token */
+  setRefreshToken(token) {
+    if (token === null) this.storage.removeItem(`${this.key}.refresh`);
+    else this.storage.setItem(`${this.key}.refresh`, token);
+  }
+
   clear() {
     this.storage.removeItem(this.key);
+    this.storage.removeItem(`${this.key}.refresh`);
   }
 }
 
@@ -196,6 +235,26 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+function missingToken(message) {
+  return new OTPError(message, { code: ErrorCode.TOKEN_MISSING, statusCode: 0 });
+}
+
+/** The Web Locks API when this runtime has one (browsers; not Node). */
+function webLocks() {
+  const locks = globalThis.navigator && globalThis.navigator.locks;
+  return locks && typeof locks.request === 'function' ? locks : null;
+}
+
+function refreshResult(data) {
+  return {
+    accessToken: data.access_token,
+    tokenType: data.token_type,
+    expiresIn: data.expires_in,
+    refreshToken: data.refresh_token,
+    refreshExpiresIn: data.refresh_expires_in,
+  };
+}
+
 function tokenInfo(data) {
   return { active: data.active === true, claims: isPlainObject(data.claims) ? data.claims : null };
 }
@@ -227,6 +286,17 @@ function normalizeBaseUrl(baseUrl) {
  * `verifyOTP` are retried only after 503 `backend_unavailable` (the server
  * did nothing), never after a lost answer: a second send would mail another
  * code and a second verify of a used code fails. 429 is never retried.
+ * `refresh` is retried like a read: presented again within the server's
+ * grace window, a refresh token yields the very same successor.
+ *
+ * Sessions: `verifyOTP` stores the access token and the refresh token in
+ * the storage. `verifyBearer()` (the stored token) refreshes once when the
+ * server answers `token_expired`, then retries once. One refresh is in
+ * flight at a time: in this client, concurrent callers share one promise;
+ * across browser tabs, the refresh runs under the Web Lock
+ * `stateless-otp-refresh:<baseUrl>` and re-reads the storage first, so a
+ * tab that finds the refresh token already rotated by another tab uses the
+ * stored pair and sends nothing.
  */
 class OTPClient {
   /**
@@ -271,8 +341,12 @@ class OTPClient {
     this.maxRetries = maxRetries;
     /** Base delay between retries in milliseconds. */
     this.retryDelay = retryDelay;
-    /** Where the access token is kept. */
+    /** Where the access token (and, when it can, the refresh token) is kept. */
     this.storage = storage;
+    // A storage without getRefreshToken/setRefreshToken (written for
+    // earlier versions): the refresh token lives in this object instead.
+    this._ownRefresh = null;
+    this._refreshing = null;
     this._headers = { ...headers };
     // A browser's fetch must be called with the global object as `this`.
     this._fetch = fetchImpl || ((...args) => globalThis.fetch(...args));
@@ -296,7 +370,9 @@ class OTPClient {
   }
 
   /**
-   * Checks the code the user typed; on success stores the access token.
+   * Checks the code the user typed; on success stores the access token and
+   * the session's refresh token (none when the server runs with
+   * `SESSIONS=off`).
    * @param {string} identity the identity the code was sent to
    * @param {string} otp the code, as a string (a number would lose leading zeros)
    * @returns {Promise<{success: boolean, message: string, accessToken: string, tokenType: string, expiresIn: number, rateLimitRemaining: number|null}>}
@@ -310,7 +386,8 @@ class OTPClient {
         code: ErrorCode.INVALID_RESPONSE, statusCode: 200,
       });
     }
-    this.storage.set(data.access_token);
+    const refreshToken = typeof data.refresh_token === 'string' && data.refresh_token !== '' ? data.refresh_token : null;
+    this._store(data.access_token, refreshToken);
     return {
       success: data.success === true,
       message: data.message,
@@ -318,6 +395,8 @@ class OTPClient {
       tokenType: data.token_type,
       expiresIn: data.expires_in,
       rateLimitRemaining: data.rate_limit_remaining ?? null,
+      refreshToken,
+      refreshExpiresIn: data.refresh_expires_in ?? null,
     };
   }
 
@@ -338,20 +417,80 @@ class OTPClient {
   /**
    * Verifies a token the way a protected service does (`Authorization:
    * Bearer`). Throws `OTPError` 401 `token_invalid` / `token_expired` for a
-   * bad token; when that token was the stored one, it is also cleared.
+   * bad token. With the stored token (no argument), a `token_expired`
+   * answer is followed by one refresh and one retry; a token still refused
+   * after that is cleared, with the refresh token.
    * @param {string} [token] defaults to the stored token
    * @returns {Promise<{active: boolean, claims: Record<string, unknown>|null}>}
    */
   async verifyBearer(token) {
-    const usesStored = token === undefined;
-    const value = this._tokenOrStored(token);
+    const verify = async (bearer) => tokenInfo(
+      await this._request('GET', '/api/v1/token/verify', { bearer, idempotent: true }),
+    );
+    if (token !== undefined) return verify(this._tokenOrStored(token));
     try {
-      const data = await this._request('GET', '/api/v1/token/verify', { bearer: value, idempotent: true });
-      return tokenInfo(data);
+      return await this._withAccessToken(verify);
     } catch (err) {
-      if (usesStored && err instanceof OTPError && err.statusCode === 401) this.storage.clear();
+      if (err instanceof OTPError && err.statusCode === 401) this._forget();
       throw err;
     }
+  }
+
+  /**
+   * Exchanges the stored refresh token for a new access token and its
+   * successor (`POST /api/v1/token/refresh`), and stores both. Concurrent
+   * calls share one request; in a browser, tabs take turns under a Web Lock
+   * and a tab that finds the refresh token already rotated by another one
+   * returns the stored pair without a request (then `expiresIn` and
+   * `refreshExpiresIn` are null). Rejects with `OTPError` 401
+   * `session_revoked` (logged out, signed out everywhere, or revoked after
+   * a reuse), `token_expired` (the session's lifetime is over) or
+   * `token_invalid`, and then forgets the tokens: sign in again. Rejects
+   * with `token_missing` (statusCode 0, no request) when no refresh token
+   * is stored.
+   * @returns {Promise<{accessToken: string, tokenType: string, expiresIn: number|null, refreshToken: string, refreshExpiresIn: number|null}>}
+   */
+  refresh() {
+    return this._refreshOnce(this.getRefreshToken());
+  }
+
+  /**
+   * Ends the session on the server (`POST /api/v1/logout`) and forgets the
+   * stored tokens. The tokens are forgotten at once, before the request,
+   * so the client is signed out whatever the answer; a rejection says the
+   * server did not confirm (the session then ends by itself when its
+   * refresh token expires). The refresh token names the session (else the
+   * access token, even an expired one). With `{all: true}` every session
+   * of the identity ends ("sign out everywhere"). Access tokens already
+   * issued stay valid until they expire. With no token stored it resolves
+   * without a request (`{all: true}` rejects with `token_missing`).
+   * @param {{all?: boolean}} [options]
+   * @returns {Promise<{success: boolean, all: boolean}>}
+   */
+  async logout(options = {}) {
+    const all = options !== null && typeof options === 'object' && options.all === true;
+    let refresh = this.getRefreshToken();
+    let access = this.getToken();
+    const inFlight = this._refreshing;
+    this._forget();
+    if (inFlight !== null) {
+      // The refresh in flight stores a successor: that is the token to end.
+      try {
+        const fresh = await inFlight;
+        ({ refreshToken: refresh, accessToken: access } = fresh);
+      } catch {
+        // It failed: the tokens read above are the latest.
+      }
+      this._forget();
+    }
+    if (refresh === null && access === null) {
+      if (all) throw missingToken('No token is stored: nothing names the sessions to end; sign in first.');
+      return { success: true, all: false };
+    }
+    const body = refresh !== null ? { refresh_token: refresh, all } : { all };
+    const bearer = refresh !== null ? undefined : access;
+    const data = await this._request('POST', '/api/v1/logout', { body, bearer });
+    return { success: data.success === true, all: data.all === true };
   }
 
   /**
@@ -381,20 +520,121 @@ class OTPClient {
     return typeof token === 'string' && token !== '' ? token : null;
   }
 
-  /** Stores a token obtained elsewhere (e.g. restored from a cookie). */
-  setToken(token) {
+  /** @returns {string|null} the stored refresh token, if any */
+  getRefreshToken() {
+    const token = typeof this.storage.getRefreshToken === 'function'
+      ? this.storage.getRefreshToken()
+      : this._ownRefresh;
+    return typeof token === 'string' && token !== '' ? token : null;
+  }
+
+  /**
+   * Stores a token obtained elsewhere (e.g. restored from a cookie), and
+   * optionally the session's refresh token.
+   * @param {string} token
+   * @param {string} [refreshToken]
+   */
+  setToken(token, refreshToken) {
     requireString('token', token);
-    this.storage.set(token);
+    if (refreshToken !== undefined) {
+      requireString('refreshToken', refreshToken);
+      this._store(token, refreshToken);
+    } else {
+      this.storage.set(token);
+    }
   }
 
-  /** Forgets the stored token. */
+  /** Forgets the stored tokens, locally only (`logout` also ends the session). */
   clearToken() {
-    this.storage.clear();
+    this._forget();
   }
 
-  /** Forgets the stored token (the token stays valid until it expires). */
-  logout() {
-    this.clearToken();
+  _store(access, refresh) {
+    // The refresh token first: a reader that sees the new access token
+    // never pairs it with a spent refresh token.
+    if (typeof this.storage.setRefreshToken === 'function') this.storage.setRefreshToken(refresh);
+    else this._ownRefresh = refresh;
+    this.storage.set(access);
+  }
+
+  _forget() {
+    this.storage.clear();
+    this._ownRefresh = null;
+  }
+
+  /**
+   * Runs `call` with the stored access token; on `token_expired` with a
+   * refresh token stored, refreshes once and runs it once more. With only
+   * a refresh token stored, refreshes first.
+   */
+  async _withAccessToken(call) {
+    const meant = this.getRefreshToken();
+    const token = this.getToken();
+    if (token === null) {
+      if (meant === null) throw missingToken('No token was given and none is stored; call verifyOTP first.');
+      return call((await this._refreshOnce(meant)).accessToken);
+    }
+    try {
+      return await call(token);
+    } catch (err) {
+      if (!(err instanceof OTPError) || err.code !== ErrorCode.TOKEN_EXPIRED || meant === null) throw err;
+    }
+    return call((await this._refreshOnce(meant)).accessToken);
+  }
+
+  /** One refresh in flight per client: concurrent callers share its promise. */
+  _refreshOnce(meant) {
+    if (this._refreshing === null) {
+      const locks = webLocks();
+      const job = locks ? this._refreshUnderLock(locks, meant) : this._refreshNow(meant);
+      this._refreshing = job.finally(() => {
+        this._refreshing = null;
+      });
+    }
+    return this._refreshing;
+  }
+
+  /** `_refreshNow` under the Web Lock shared by every tab of this origin. */
+  _refreshUnderLock(locks, meant) {
+    return new Promise((resolve, reject) => {
+      locks.request(`stateless-otp-refresh:${this.baseUrl}`, async () => {
+        let fresh;
+        try {
+          fresh = await this._refreshNow(meant);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        resolve(fresh);
+        if (fresh.expiresIn !== null) await sleep(LOCK_SETTLE_MS);
+      }).catch(reject);
+    });
+  }
+
+  /** The refresh itself (under the Web Lock when there is one). */
+  async _refreshNow(meant) {
+    // Re-read the storage: another tab may have rotated while we waited.
+    const stored = this.getRefreshToken();
+    if (stored === null) throw missingToken('No refresh token is stored (signed out, perhaps in another tab); sign in again.');
+    const access = this.getToken();
+    if (meant !== null && stored !== meant && access !== null) {
+      return { accessToken: access, tokenType: 'bearer', expiresIn: null, refreshToken: stored, refreshExpiresIn: null };
+    }
+    let data;
+    try {
+      data = await this._request('POST', '/api/v1/token/refresh', { body: { refresh_token: stored }, idempotent: true });
+    } catch (err) {
+      // A 401 is final for this token: the session is over.
+      if (err instanceof OTPError && err.statusCode === 401 && this.getRefreshToken() === stored) this._forget();
+      throw err;
+    }
+    if (typeof data.access_token !== 'string' || typeof data.refresh_token !== 'string') {
+      throw new OTPError('The OTP server answered a refresh without the tokens.', {
+        code: ErrorCode.INVALID_RESPONSE, statusCode: 200,
+      });
+    }
+    this._store(data.access_token, data.refresh_token);
+    return refreshResult(data);
   }
 
   _tokenOrStored(token) {
@@ -403,11 +643,7 @@ class OTPClient {
       return token;
     }
     const stored = this.getToken();
-    if (stored === null) {
-      throw new OTPError('No token was given and none is stored; call verifyOTP first.', {
-        code: ErrorCode.TOKEN_MISSING, statusCode: 0,
-      });
-    }
+    if (stored === null) throw missingToken('No token was given and none is stored; call verifyOTP first.');
     return stored;
   }
 

@@ -4,6 +4,8 @@
 //   OTP_RATE_LIMIT_REQUESTS  the server's RATE_REQUEST_OTP_MAX
 //   OTP_UNREACHABLE_URL      a URL where nothing listens
 //   OTP_BROWSER_PORT         (browser test) the port to serve the example page on
+//   OTP_SHORT_TTL_BASE_URL   a second server, same receiver, whose access tokens
+//                            live OTP_SHORT_ACCESS_TTL seconds (session tests)
 //   OTP_E2E_REQUIRE_ALL=1    a missing piece is a failure, not a skip
 import { randomBytes } from 'node:crypto';
 
@@ -13,6 +15,8 @@ export const env = {
   rateLimitRequests: Number(process.env.OTP_RATE_LIMIT_REQUESTS || '0'),
   unreachableUrl: process.env.OTP_UNREACHABLE_URL || '',
   browserPort: Number(process.env.OTP_BROWSER_PORT || '0'),
+  shortTtlBaseUrl: (process.env.OTP_SHORT_TTL_BASE_URL || '').replace(/\/+$/, ''),
+  shortAccessTtl: Number(process.env.OTP_SHORT_ACCESS_TTL || '0'),
   requireAll: process.env.OTP_E2E_REQUIRE_ALL === '1',
 };
 
@@ -37,6 +41,34 @@ export function serverNeeds() {
     [env.baseUrl !== '', 'OTP_BASE_URL is unset (start otp-server and point OTP_BASE_URL at it)'],
     [env.codesUrl !== '', 'OTP_CODES_URL is unset (the webhook receiver that records delivered codes)'],
   ];
+}
+
+/** The needs of the session suites (a server with short-lived access tokens). */
+export function shortTtlNeeds() {
+  return [
+    ...serverNeeds(),
+    [env.shortTtlBaseUrl !== '' && env.shortAccessTtl > 0,
+      'OTP_SHORT_TTL_BASE_URL / OTP_SHORT_ACCESS_TTL are unset (a server with a short ACCESS_TOKEN_TTL)'],
+  ];
+}
+
+/**
+ * How many requests the server's `POST /api/v1/token/refresh` has answered
+ * (any status): the sum of `http_requests_total{route="/api/v1/token/refresh",…}`
+ * on its `/metrics`.
+ * @param {string} baseUrl
+ * @returns {Promise<number>}
+ */
+export async function refreshRequests(baseUrl) {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return text.split('\n')
+    .filter((l) => l.startsWith('http_requests_total{') && l.includes('route="/api/v1/token/refresh"'))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** A fresh identity so tests never share rate limits or codes. */

@@ -7,15 +7,20 @@
 // Retry-After reaches the SDK across origins (CORS must expose it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { env, skipUnless, serverNeeds, randomIdentity, readDeliveredCode } from '../test-support/e2e-env.mjs';
-import { findChromium, launch, screenshot, signInThroughPage, startStaticServer } from '../test-support/browser.mjs';
+import {
+  env, skipUnless, serverNeeds, shortTtlNeeds, randomIdentity, readDeliveredCode, refreshRequests, sleep,
+} from '../test-support/e2e-env.mjs';
+import {
+  findChromium, launch, screenshot, signInThroughPage, startStaticServer, waitOrExplain,
+} from '../test-support/browser.mjs';
 
 const { reason: noBrowser, chromium } = await findChromium();
-const skip = skipUnless([
-  ...serverNeeds(),
+const browserNeeds = [
   [env.browserPort > 0, 'OTP_BROWSER_PORT is unset (the port the server\'s CORS_ORIGINS allows)'],
   [noBrowser === null, noBrowser],
-]);
+];
+const skip = skipUnless([...serverNeeds(), ...browserNeeds]);
+const skipSessions = skipUnless([...shortTtlNeeds(), ...browserNeeds]);
 
 test('a person signs in through the browser example against the server', { skip, timeout: 90_000 }, async () => {
   const site = await startStaticServer(env.browserPort);
@@ -62,6 +67,95 @@ test('a person signs in through the browser example against the server', { skip,
     } else if (env.requireAll) {
       assert.fail('OTP_E2E_REQUIRE_ALL=1 but OTP_RATE_LIMIT_REQUESTS is unset');
     }
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await browser.close();
+    await site.close();
+  }
+});
+
+// Sessions in the browser (issue 14): against the server whose access tokens
+// live OTP_SHORT_ACCESS_TTL seconds. A reload after the access token expired
+// is still signed in (one refresh); two tabs of one origin (one browser
+// context: one localStorage) whose access token has expired check the
+// session at the same moment: the Web Lock and the re-read of the storage
+// let exactly one POST /api/v1/token/refresh reach the server (counted on
+// its /metrics), both tabs end with the same tokens, and the session works.
+test('the browser example stays signed in across a reload and two tabs refresh once', { skip: skipSessions, timeout: 90_000 }, async () => {
+  const site = await startStaticServer(env.browserPort);
+  const browser = await launch(chromium);
+  const api = env.shortTtlBaseUrl;
+  const waitForExpiry = () => sleep(env.shortAccessTtl * 1000 + 1200);
+  const claimsShow = (page, who, what) => waitOrExplain(page, what,
+    (sub) => document.getElementById('claims').textContent.includes(`"sub": ${JSON.stringify(sub)}`), who);
+  try {
+    const context = await browser.newContext();
+    const pageErrors = [];
+    const open = async () => {
+      const page = await context.newPage();
+      page.on('pageerror', (err) => pageErrors.push(err.message));
+      await page.goto(`${site.origin}/examples/browser/index.html?api=${encodeURIComponent(api)}`);
+      return page;
+    };
+    const one = await open();
+    const identity = randomIdentity('js-tabs');
+    await signInThroughPage(one, identity, (who) => readDeliveredCode(who));
+    const stored = (page) => page.evaluate(() => [localStorage.getItem('stateless-otp.token'), localStorage.getItem('stateless-otp.token.refresh')]);
+    const [, firstRefresh] = await stored(one);
+    assert.match(firstRefresh, /^ort1_/, 'the refresh token is in localStorage');
+
+    // A reload after the access token expired: still signed in, one refresh.
+    await waitForExpiry();
+    let before = await refreshRequests(api);
+    await one.reload();
+    await claimsShow(one, identity, 'the claims after a reload with an expired access token');
+    assert.equal(await refreshRequests(api) - before, 1, 'the reload refreshed once');
+    const [, secondRefresh] = await stored(one);
+    assert.notEqual(secondRefresh, firstRefresh, 'rotated');
+
+    // Two tabs, expired access token, both check the session at once.
+    const two = await open();
+    await claimsShow(two, identity, 'the second tab to share the session');
+    await waitForExpiry();
+    before = await refreshRequests(api);
+    // Refreshes leave the browser 500 ms late, so both tabs are surely in
+    // the refresh path at once (without the lock both would send theirs).
+    const expiredAnswers = [];
+    context.on('response', (r) => {
+      if (r.url().endsWith('/api/v1/token/verify') && r.status() === 401) expiredAnswers.push(r.url());
+    });
+    let sentByBrowser = 0;
+    await context.route('**/api/v1/token/refresh', async (route) => {
+      if (route.request().method() === 'POST') sentByBrowser += 1;
+      await sleep(500);
+      await route.continue();
+    });
+    await Promise.all([one.click('#check'), two.click('#check')]);
+    await claimsShow(one, identity, 'tab one signed in after the refresh');
+    await claimsShow(two, identity, 'tab two signed in after the refresh');
+    const jtis = await Promise.all([one, two].map((p) => p.evaluate(() => JSON.parse(document.getElementById('claims').textContent).jti)));
+    assert.equal(expiredAnswers.length, 2, 'both tabs met the expired access token');
+    assert.equal(sentByBrowser, 1, 'one refresh left the browser');
+    assert.equal(await refreshRequests(api) - before, 1, 'two tabs, one POST /api/v1/token/refresh reached the server');
+    const [tokensOne, tokensTwo] = [await stored(one), await stored(two)];
+    assert.deepEqual(tokensOne, tokensTwo, 'both tabs end with the same tokens');
+    assert.notEqual(tokensOne[1], secondRefresh, 'rotated once more');
+    assert.equal(jtis[0], jtis[1], 'both tabs show the one new access token');
+
+    // The session works after: the stored access token verifies from Node.
+    const res = await fetch(`${api}/api/v1/token/verify`, { headers: { Authorization: `Bearer ${tokensOne[0]}` } });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).claims.sub, identity);
+
+    // Log out in one tab: the other tab's next refresh is refused.
+    await one.click('#logout');
+    await waitOrExplain(one, 'the logout', () => /Signed out\./.test(document.getElementById('status').textContent));
+    assert.deepEqual(await stored(two), [null, null], 'one localStorage: the other tab is signed out too');
+    const refused = await fetch(`${api}/api/v1/token/refresh`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: tokensOne[1] }),
+    });
+    assert.equal(refused.status, 401);
+    assert.equal((await refused.json()).error, 'session_revoked');
     assert.deepEqual(pageErrors, []);
   } finally {
     await browser.close();

@@ -36,6 +36,7 @@ function cannedApi() {
       if (req.headers.authorization !== `Bearer ${TOKEN}`) return json(401, { error: 'token_invalid', message: 'Token is invalid.' });
       return json(200, { active: true, claims: { sub: identity, exp: 1900000900, amr: ['otp'] } });
     }
+    if (req.url === '/api/v1/logout') return json(200, { success: true, all: false });
     return false;
   };
 }

@@ -36,6 +36,7 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
         }
         if (path === '/prefix/.well-known/jwks.json') return sendJson(res, 200, { keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'abc', kid: 'k1' }] });
         if (path === '/prefix/health') return sendJson(res, 200, { status: 'ok', service: 'stateless-otp' });
+        if (path === '/prefix/api/v1/logout') return sendJson(res, 200, { success: true, all: false });
         return sendJson(res, 404, { error: 'not_found', message: 'No such route.' });
       });
     });
@@ -75,6 +76,7 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
       const result = await client.verifyOTP('alice@example.com', '012345');
       assert.deepEqual(result, {
         success: true, message: 'OTP verified successfully.', accessToken: 'aaa.bbb.ccc', tokenType: 'bearer', expiresIn: 900, rateLimitRemaining: 9,
+        refreshToken: null, refreshExpiresIn: null,
       });
       assert.deepEqual(JSON.parse(server.requests.at(-1).body), { identity: 'alice@example.com', otp: '012345' });
       assert.equal(client.getToken(), 'aaa.bbb.ccc');
@@ -118,8 +120,10 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
     test('logout and clearToken forget the token', async () => {
       const client = new OTPClient(`${server.url}/prefix`);
       client.setToken('t1');
-      client.logout();
-      assert.equal(client.getToken(), null);
+      const loggedOut = client.logout();
+      assert.equal(client.getToken(), null, 'forgotten at once, before the answer');
+      assert.deepEqual(await loggedOut, { success: true, all: false });
+      assert.equal(server.requests.at(-1).headers.authorization, 'Bearer t1', 'no refresh token: the access token names the session');
       client.setToken('t2');
       client.clearToken();
       assert.equal(client.getToken(), null);
@@ -143,7 +147,7 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
       assert.equal(backing.get('my.key'), 'aaa.bbb.ccc');
       const again = new OTPClient({ baseUrl: `${server.url}/prefix`, storage: new LocalStorageTokenStorage('my.key', storage) });
       assert.equal(again.getToken(), 'aaa.bbb.ccc', 'a new client (page reload) sees the token');
-      again.logout();
+      await again.logout();
       assert.equal(backing.has('my.key'), false);
     });
   });

@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as esm from '../src/index.mjs';
 import {
-  env, skipUnless, serverNeeds, randomIdentity, readDeliveredCode, wrongCodeFor,
+  env, skipUnless, serverNeeds, shortTtlNeeds, randomIdentity, readDeliveredCode, wrongCodeFor, refreshRequests, sleep,
 } from '../test-support/e2e-env.mjs';
 import { unusedPort } from '../test-support/canned-server.mjs';
 
 const cjs = createRequire(import.meta.url)('../dist/index.cjs');
 const skip = skipUnless(serverNeeds());
+const skipSessions = skipUnless(shortTtlNeeds());
 
 /** Asserts that `promise` rejects with an OTPError of `code` and `status`. */
 async function rejectsWith(promise, OTPError, code, status) {
@@ -79,7 +80,7 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
       const introspected = await client.introspectToken(verified.accessToken);
       assert.deepEqual(introspected, bearer);
 
-      client.logout();
+      await client.logout();
       assert.equal(client.getToken(), null);
     });
 
@@ -156,6 +157,63 @@ for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
       const url = env.unreachableUrl || `http://127.0.0.1:${await unusedPort()}`;
       const client = new OTPClient({ baseUrl: url, timeout: 5000, maxRetries: 0 });
       await rejectsWith(client.requestOTP(randomIdentity('js-unreachable')), OTPError, 'network_error', 0);
+    });
+  });
+}
+
+// Sessions (issue 14) against the server whose access tokens live
+// OTP_SHORT_ACCESS_TTL seconds.
+for (const [flavour, sdk] of [['esm', esm], ['cjs', cjs]]) {
+  const { OTPClient, OTPError } = sdk;
+  const newClient = () => new OTPClient({ baseUrl: env.shortTtlBaseUrl, timeout: 5000 });
+
+  describe(`${flavour}: sessions against the server`, { skip: skipSessions }, () => {
+    test('sign in, refresh, use the new token, expire and refresh once for 8 callers, log out, refused', async () => {
+      const client = newClient();
+      const identity = randomIdentity(`js-session-${flavour}`);
+      await client.requestOTP(identity);
+      const verified = await client.verifyOTP(identity, await readDeliveredCode(identity));
+      assert.match(verified.refreshToken, /^ort1_/);
+      assert.equal(client.getRefreshToken(), verified.refreshToken);
+
+      const fresh = await client.refresh();
+      assert.notEqual(fresh.refreshToken, verified.refreshToken);
+      assert.notEqual(fresh.accessToken, verified.accessToken);
+      assert.equal(fresh.expiresIn, env.shortAccessTtl);
+      assert.equal((await client.verifyBearer()).claims.sub, identity);
+
+      await sleep(env.shortAccessTtl * 1000 + 1200);
+      await rejectsWith(client.verifyBearer(client.getToken()), OTPError, 'token_expired', 401);
+      const before = await refreshRequests(env.shortTtlBaseUrl);
+      const all = await Promise.all(Array.from({ length: 8 }, () => client.verifyBearer()));
+      for (const info of all) assert.equal(info.claims.sub, identity);
+      assert.equal(await refreshRequests(env.shortTtlBaseUrl) - before, 1, 'eight callers, one refresh request');
+
+      const spent = client.getRefreshToken();
+      assert.deepEqual(await client.logout(), { success: true, all: false });
+      assert.equal(client.getToken(), null);
+      const other = newClient();
+      other.setToken('unused.after.logout', spent);
+      await rejectsWith(other.refresh(), OTPError, 'session_revoked', 401);
+      assert.equal(other.getRefreshToken(), null, 'the dead session is forgotten');
+    });
+
+    test('logout({all: true}) on one device ends the other device\'s session', async () => {
+      const identity = randomIdentity(`js-everywhere-${flavour}`);
+      const [phone, laptop] = [newClient(), newClient()];
+      let previous = null;
+      for (const device of [phone, laptop]) {
+        await device.requestOTP(identity);
+        let code = await readDeliveredCode(identity);
+        for (let i = 0; code === previous && i < 50; i += 1) {
+          await sleep(100);
+          code = await readDeliveredCode(identity);
+        }
+        await device.verifyOTP(identity, code);
+        previous = code;
+      }
+      assert.deepEqual(await phone.logout({ all: true }), { success: true, all: true });
+      await rejectsWith(laptop.refresh(), OTPError, 'session_revoked', 401);
     });
   });
 }

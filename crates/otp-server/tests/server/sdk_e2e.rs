@@ -8,7 +8,9 @@
 //! Python suites get the environment contract of
 //! `sdk/javascript/test-support/e2e-env.mjs` / `sdk/python/tests/support.py`
 //! (`OTP_BASE_URL`, `OTP_CODES_URL`, `OTP_RATE_LIMIT_REQUESTS`,
-//! `OTP_UNREACHABLE_URL`, `OTP_BROWSER_PORT`) and run as bounded
+//! `OTP_UNREACHABLE_URL`, `OTP_BROWSER_PORT`, and for the session suites
+//! `OTP_SHORT_TTL_BASE_URL`/`OTP_SHORT_ACCESS_TTL`: a second server whose
+//! access tokens live a few seconds) and run as bounded
 //! subprocesses. A missing runtime (node, node_modules, python3) skips that
 //! test with a message, or fails it under `OTP_E2E_REQUIRE_ALL=1`.
 
@@ -523,11 +525,14 @@ fn javascript_sdk_against_the_server() {
         return;
     }
     let browser_port = free_port();
-    let env = E2eEnv::start(|b| b.env("CORS_ORIGINS", format!("http://127.0.0.1:{browser_port}")));
+    let cors = format!("http://127.0.0.1:{browser_port}");
+    let env = E2eEnv::start(|b| b.env("CORS_ORIGINS", &cors));
+    let short = env.start_short_ttl(|b| b.env("CORS_ORIGINS", &cors));
     let mut node = Command::new("node");
     node.args(["--test", "sdk/javascript/test/"])
         .current_dir(&root)
         .envs(env.contract())
+        .envs(E2eEnv::short_ttl_contract(&short))
         .env("OTP_BROWSER_PORT", browser_port.to_string());
     let run = run_bounded(node, Duration::from_secs(300), "node --test");
     assert_passed("JavaScript SDK (node --test sdk/javascript/test/)", &run);
@@ -541,6 +546,7 @@ fn python_sdk_against_the_server() {
     }
     let root = repo_root();
     let env = E2eEnv::start(|b| b);
+    let short = env.start_short_ttl(|b| b);
     let mut python = Command::new("python3");
     python
         .args([
@@ -554,7 +560,8 @@ fn python_sdk_against_the_server() {
         ])
         .current_dir(&root)
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .envs(env.contract());
+        .envs(env.contract())
+        .envs(E2eEnv::short_ttl_contract(&short));
     let run = run_bounded(python, Duration::from_secs(300), "python3 -m unittest");
     assert_passed("Python SDK (python3 -m unittest discover)", &run);
     assert!(

@@ -22,6 +22,10 @@ use crate::support::{free_port, Server, ServerBuilder};
 /// The server's send limit per identity (`RATE_REQUEST_OTP_MAX`).
 pub const RATE_LIMIT_REQUESTS: u32 = 3;
 
+/// `ACCESS_TOKEN_TTL` (seconds) of the second server the JS and Python
+/// session suites run against (`OTP_SHORT_TTL_BASE_URL`).
+pub const SHORT_ACCESS_TTL: u32 = 3;
+
 /// The repository root (`sdk/` lives there).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -245,6 +249,27 @@ impl E2eEnv {
             server,
             unreachable_url: format!("http://127.0.0.1:{}", free_port()),
         }
+    }
+
+    /// A second server delivering to the same receiver whose access tokens
+    /// live [`SHORT_ACCESS_TTL`] seconds, built by `configure(builder)`; its
+    /// contract is [`E2eEnv::short_ttl_contract`].
+    pub fn start_short_ttl(
+        &self,
+        configure: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> Server {
+        configure(
+            Self::builder(&self.receiver).env("ACCESS_TOKEN_TTL", SHORT_ACCESS_TTL.to_string()),
+        )
+        .start()
+    }
+
+    /// `OTP_SHORT_TTL_BASE_URL` and `OTP_SHORT_ACCESS_TTL` for `short`.
+    pub fn short_ttl_contract(short: &Server) -> Vec<(String, String)> {
+        vec![
+            ("OTP_SHORT_TTL_BASE_URL".into(), short.url.clone()),
+            ("OTP_SHORT_ACCESS_TTL".into(), SHORT_ACCESS_TTL.to_string()),
+        ]
     }
 
     /// The environment contract of the JS and Python suites.

@@ -1,6 +1,9 @@
 // Browser example: the server URL comes from `?api=...` (default: this
-// page's origin); the token is kept in localStorage so a reload stays
-// signed in. The server must list this page's origin in CORS_ORIGINS.
+// page's origin); the access and refresh tokens are kept in localStorage, so
+// a reload stays signed in (an expired access token is refreshed on the next
+// call) and every tab of this origin shares one session: tabs refreshing at
+// once take turns under a Web Lock, and only one refresh reaches the server.
+// The server must list this page's origin in CORS_ORIGINS.
 import { OTPClient, OTPError, LocalStorageTokenStorage } from '@stateless-otp/client';
 
 const api = new URL(window.location.href).searchParams.get('api') || window.location.origin;
@@ -23,7 +26,7 @@ function explain(err) {
 }
 
 async function showClaims() {
-  if (client.getToken() === null) {
+  if (client.getToken() === null && client.getRefreshToken() === null) {
     $('claims').textContent = '(not signed in)';
     return;
   }
@@ -60,10 +63,23 @@ $('verify-form').addEventListener('submit', async (event) => {
   }
 });
 
-$('logout').addEventListener('click', () => {
-  client.logout();
-  show('Signed out.');
+$('check').addEventListener('click', () => {
+  show('');
+  $('claims').textContent = '(checking…)';
   showClaims();
 });
+
+for (const [id, all] of [['logout', false], ['logout-all', true]]) {
+  $(id).addEventListener('click', async () => {
+    const done = client.logout({ all });
+    showClaims(); // the tokens are already forgotten
+    try {
+      await done;
+      show(all ? 'Signed out everywhere.' : 'Signed out.');
+    } catch (err) {
+      show(`Signed out here; the server did not confirm: ${explain(err)}`, true);
+    }
+  });
+}
 
 showClaims();
