@@ -24,7 +24,7 @@ const HOOK_HEADER_SECRET: &str = "hook-header-secret-value-7f3a9c";
 const IDENTITY: &str = "log.secrets@example.com";
 
 /// True if `needle` (all digits) occurs in `hay` not next to another digit.
-fn contains_number(hay: &str, needle: &str) -> bool {
+pub(crate) fn contains_number(hay: &str, needle: &str) -> bool {
     let bytes = hay.as_bytes();
     let mut from = 0;
     while let Some(i) = hay[from..].find(needle) {

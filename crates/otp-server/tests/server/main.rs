@@ -14,6 +14,9 @@
 //! - [`snippets`]: code that docs/ shows verbatim (run by `sdk_e2e`).
 //!
 //! Test modules:
+//! - [`audit`]: every audit event kind from the real binary, to a Standard
+//!   Webhooks receiver (official library), pseudonyms or identities, the
+//!   bounded queue, and a trace-level log scan of a whole session flow.
 //! - [`smoke`]: the binary starts, answers, and stops on SIGTERM.
 //! - [`binary`]: the binary as an operator meets it: secrets, one line per
 //!   invalid variable, `--dev`, `keygen`, `check-config`, layering, signals,
@@ -37,6 +40,7 @@
 //! - [`gate_e2e`]: the web gate's deploy files (nginx and Caddy rendered
 //!   and validated, the Traefik files parsed and checked).
 
+mod audit;
 mod binary;
 mod deploy;
 mod faults;
