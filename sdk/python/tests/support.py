@@ -5,6 +5,8 @@ end-to-end environment contract shared with the Rust harness:
 - ``OTP_CODES_URL``: webhook receiver, ``GET /codes/{identity}`` -> ``{"otp": "..."}``
 - ``OTP_RATE_LIMIT_REQUESTS``: the server's ``RATE_REQUEST_OTP_MAX``
 - ``OTP_UNREACHABLE_URL``: a URL where nothing listens
+- ``OTP_SHORT_TTL_BASE_URL``: a second server, same receiver, whose access
+  tokens live ``OTP_SHORT_ACCESS_TTL`` seconds (the session suite)
 - ``OTP_E2E_REQUIRE_ALL=1``: a missing piece is a failure, not a skip
 """
 
@@ -29,6 +31,8 @@ BASE_URL = os.environ.get("OTP_BASE_URL", "")
 CODES_URL = os.environ.get("OTP_CODES_URL", "").rstrip("/")
 RATE_LIMIT_REQUESTS = int(os.environ.get("OTP_RATE_LIMIT_REQUESTS", "0") or "0")
 UNREACHABLE_URL = os.environ.get("OTP_UNREACHABLE_URL", "")
+SHORT_TTL_BASE_URL = os.environ.get("OTP_SHORT_TTL_BASE_URL", "").rstrip("/")
+SHORT_ACCESS_TTL = int(os.environ.get("OTP_SHORT_ACCESS_TTL", "0") or "0")
 
 
 class Recorded:
@@ -139,6 +143,27 @@ SERVER_NEEDS = [
     (BASE_URL != "", "OTP_BASE_URL is unset (start otp-server and point OTP_BASE_URL at it)"),
     (CODES_URL != "", "OTP_CODES_URL is unset (the webhook receiver that records delivered codes)"),
 ]
+
+
+SHORT_TTL_NEEDS = SERVER_NEEDS + [
+    (
+        SHORT_TTL_BASE_URL != "" and SHORT_ACCESS_TTL > 0,
+        "OTP_SHORT_TTL_BASE_URL / OTP_SHORT_ACCESS_TTL are unset (a server with a short ACCESS_TOKEN_TTL)",
+    ),
+]
+
+
+def refresh_requests(base_url: str) -> int:
+    """How many requests the server's ``POST /api/v1/token/refresh`` has
+    answered (any status): the sum of
+    ``http_requests_total{route="/api/v1/token/refresh",...}`` on ``/metrics``."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
+        text = response.read().decode("utf-8")
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("http_requests_total{") and 'route="/api/v1/token/refresh"' in line
+    )
 
 
 def random_identity(prefix: str = "py") -> str:

@@ -56,6 +56,8 @@ def api(rec: Recorded):
         return 200, {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k1"}]}, {}
     if path == "/prefix/health":
         return 200, {"status": "ok", "service": "stateless-otp"}, {}
+    if path == "/prefix/api/v1/logout":
+        return 200, {"success": True, "all": False}, {}
     return 404, {"error": "not_found", "message": "No such route."}, {}
 
 
@@ -150,7 +152,8 @@ class SuccessfulCalls(unittest.TestCase):
 
     def test_logout_and_clear_token(self) -> None:
         self.client.set_token("t1")
-        self.client.logout()
+        self.assertTrue(self.client.logout().success)
+        self.assertEqual(self.server.requests[-1].headers["authorization"], "Bearer t1")
         self.assertIsNone(self.client.token)
         self.client.set_token("t2")
         self.client.clear_token()

@@ -11,11 +11,12 @@ import io
 import os
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from stateless_otp import OTPClient, OTPError, TokenInfo
 
 from . import support
-from .support import random_identity, read_delivered_code, requires, wrong_code_for
+from .support import random_identity, read_delivered_code, refresh_requests, requires, wrong_code_for
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "login.py")
 
@@ -83,7 +84,7 @@ class AgainstTheServer(unittest.TestCase):
         self.assertGreater(bearer.claims["exp"], time.time())
         self.assertEqual(client.introspect_token(verified.access_token), bearer)
 
-        client.logout()
+        self.assertTrue(client.logout().success)
         self.assertIsNone(client.token)
 
     def test_the_base_url_the_python_service_documented_signs_in(self) -> None:
@@ -157,3 +158,68 @@ class AgainstTheServer(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@requires(support.SHORT_TTL_NEEDS)
+class Sessions(unittest.TestCase):
+    """Issue 14, against the server whose access tokens live
+    OTP_SHORT_ACCESS_TTL seconds."""
+
+    def client(self) -> OTPClient:
+        return OTPClient(support.SHORT_TTL_BASE_URL, timeout=5.0)
+
+    def sign_in(self, client: OTPClient, identity: str, previous: str = "") -> str:
+        client.request_otp(identity)
+        code = read_delivered_code(identity)
+        for _ in range(50):
+            if code != previous:
+                break
+            time.sleep(0.1)
+            code = read_delivered_code(identity)
+        client.verify_otp(identity, code)
+        return code
+
+    def test_sign_in_refresh_expire_logout_refused(self) -> None:
+        client = self.client()
+        identity = random_identity("py-session")
+        self.sign_in(client, identity)
+        first = client.refresh_token
+        assert first is not None
+        self.assertTrue(first.startswith("ort1_"))
+
+        fresh = client.refresh()
+        self.assertNotEqual(fresh.refresh_token, first)
+        self.assertEqual(fresh.expires_in, support.SHORT_ACCESS_TTL)
+        self.assertEqual(client.verify_bearer().claims["sub"], identity)  # type: ignore[index]
+
+        time.sleep(support.SHORT_ACCESS_TTL + 1.2)
+        with self.assertRaises(OTPError) as ctx:
+            client.verify_bearer(client.token)
+        self.assertEqual(ctx.exception.code, "token_expired")
+        before = refresh_requests(support.SHORT_TTL_BASE_URL)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda _: client.verify_bearer(), range(8)))
+        for info in results:
+            self.assertEqual(info.claims["sub"], identity)  # type: ignore[index]
+        self.assertEqual(refresh_requests(support.SHORT_TTL_BASE_URL) - before, 1, "eight threads, one refresh request")
+
+        spent = client.refresh_token
+        assert spent is not None
+        self.assertEqual(client.logout().all, False)
+        self.assertIsNone(client.token)
+        other = self.client()
+        other.set_token("unused.after.logout", spent)
+        with self.assertRaises(OTPError) as ctx:
+            other.refresh()
+        self.assertEqual((ctx.exception.code, ctx.exception.status_code), ("session_revoked", 401))
+        self.assertIsNone(other.refresh_token, "the dead session is forgotten")
+
+    def test_logout_all_on_one_device_ends_the_other_devices_session(self) -> None:
+        identity = random_identity("py-everywhere")
+        phone, laptop = self.client(), self.client()
+        code = self.sign_in(phone, identity)
+        self.sign_in(laptop, identity, previous=code)
+        self.assertTrue(phone.logout(all=True).all)
+        with self.assertRaises(OTPError) as ctx:
+            laptop.refresh()
+        self.assertEqual(ctx.exception.code, "session_revoked")

@@ -7,14 +7,15 @@ import email.utils
 import http.client
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 from ._version import __version__
 from .errors import ErrorCode, OTPError
-from .models import OTPRequestResult, OTPVerifyResult, TokenInfo
+from .models import LogoutResult, OTPRequestResult, OTPVerifyResult, RefreshResult, TokenInfo
 from .storage import MemoryTokenStorage, TokenStorage
 
 __all__ = ["OTPClient", "parse_retry_after", "DEFAULT_TIMEOUT", "DEFAULT_MAX_RETRIES", "DEFAULT_RETRY_DELAY"]
@@ -70,6 +71,13 @@ def _is_retryable(err: OTPError, idempotent: bool) -> bool:
     return err.status_code in (502, 503, 504)
 
 
+_T = TypeVar("_T")
+
+
+def _missing(message: str) -> OTPError:
+    return OTPError(message, code=ErrorCode.TOKEN_MISSING, status_code=0)
+
+
 def _require_str(name: str, value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, got {type(value).__name__}")
@@ -112,7 +120,17 @@ class OTPClient:
     error, a timeout or a 502/503/504. ``request_otp`` and ``verify_otp`` are
     retried only after 503 ``backend_unavailable`` (the server did nothing),
     never after a lost answer: a second send mails another code, and a second
-    verify of a used code fails. 429 is never retried.
+    verify of a used code fails. 429 is never retried. ``refresh`` is
+    retried like a read: presented again within the server's grace window, a
+    refresh token yields the very same successor.
+
+    Sessions: ``verify_otp`` stores the access token and the refresh token.
+    ``verify_bearer()`` (the stored token) refreshes once when the server
+    answers ``token_expired``, then retries once. One refresh runs at a time
+    per storage (its ``refresh_lock``, else one lock per client): a thread
+    that waited for the lock re-reads the storage first and, when the
+    refresh token it meant to spend was already rotated, uses the stored
+    pair without a request (or gets the same 401 that ended the session).
     """
 
     def __init__(
@@ -137,6 +155,13 @@ class OTPClient:
         self.retry_delay = float(retry_delay)
         self.token_storage: TokenStorage = token_storage if token_storage is not None else MemoryTokenStorage()
         self._headers = dict(headers or {})
+        # A storage without get_refresh_token/set_refresh_token (written for
+        # an earlier version): the refresh token lives here instead.
+        self._own_refresh: Optional[str] = None
+        shared = getattr(self.token_storage, "refresh_lock", None)
+        self._refresh_lock = shared if shared is not None else threading.Lock()
+        # The refresh token the last failed refresh spent, and its 401.
+        self._last_failure: Optional[Tuple[str, OTPError]] = None
 
     def __repr__(self) -> str:
         return f"OTPClient(base_url={self.base_url!r}, timeout={self.timeout!r})"
@@ -157,7 +182,8 @@ class OTPClient:
         )
 
     def verify_otp(self, identity: str, otp: str) -> OTPVerifyResult:
-        """Checks the code the user typed; on success stores the access token.
+        """Checks the code the user typed; on success stores the access token
+        and the session's refresh token (none with ``SESSIONS=off``).
 
         ``otp`` must be a str: an int would lose leading zeros.
         """
@@ -171,7 +197,9 @@ class OTPClient:
                 code=ErrorCode.INVALID_RESPONSE,
                 status_code=200,
             )
-        self.token_storage.set(token)
+        refresh = data.get("refresh_token")
+        refresh = refresh if isinstance(refresh, str) and refresh else None
+        self._store(token, refresh)
         return OTPVerifyResult(
             success=data.get("success") is True,
             message=str(data.get("message", "")),
@@ -179,6 +207,8 @@ class OTPClient:
             token_type=str(data.get("token_type", "")),
             expires_in=int(data.get("expires_in", 0)),
             rate_limit_remaining=data.get("rate_limit_remaining"),
+            refresh_token=refresh,
+            refresh_expires_in=data.get("refresh_expires_in"),
         )
 
     # -- tokens ---------------------------------------------------------------
@@ -197,17 +227,60 @@ class OTPClient:
         service does, with ``Authorization: Bearer``.
 
         Raises :class:`OTPError` 401 ``token_invalid`` / ``token_expired`` for a
-        bad token; when that token was the stored one, it is also cleared.
+        bad token. With the stored token, ``token_expired`` is followed by one
+        refresh and one retry; a token still refused after that is cleared,
+        with the refresh token.
         """
-        uses_stored = token is None
-        value = self._token_or_stored(token)
+
+        def verify(bearer: str) -> TokenInfo:
+            return _token_info(self._request("GET", "/api/v1/token/verify", bearer=bearer, idempotent=True))
+
+        if token is not None:
+            return verify(self._token_or_stored(token))
         try:
-            data = self._request("GET", "/api/v1/token/verify", bearer=value, idempotent=True)
+            return self._with_access_token(verify)
         except OTPError as err:
-            if uses_stored and err.status_code == 401:
-                self.token_storage.clear()
+            if err.status_code == 401:
+                self._forget()
             raise
-        return _token_info(data)
+
+    def refresh(self) -> RefreshResult:
+        """Exchanges the stored refresh token for a new access token and its
+        successor (``POST /api/v1/token/refresh``) and stores both.
+
+        One refresh at a time per storage: a caller that waited while another
+        rotated the token gets the stored pair (``expires_in`` None) without
+        a request. Raises :class:`OTPError` 401 ``session_revoked`` (logged
+        out, signed out everywhere, revoked after a reuse), ``token_expired``
+        (the session's lifetime is over) or ``token_invalid``, after which the
+        tokens are forgotten; ``token_missing`` (status 0, no request) when no
+        refresh token is stored.
+        """
+        return self._refresh_from(self.refresh_token)
+
+    def logout(self, all: bool = False) -> LogoutResult:  # noqa: A002 - the wire name
+        """Ends the session on the server (``POST /api/v1/logout``) and forgets
+        the stored tokens.
+
+        The tokens are forgotten first, so the client is signed out whatever
+        the answer; an :class:`OTPError` says the server did not confirm (the
+        session then ends by itself when its refresh token expires). The
+        refresh token names the session (else the access token, even an
+        expired one). ``all=True`` ends every session of the identity ("sign
+        out everywhere"). Access tokens already issued stay valid until they
+        expire. With no token stored it returns without a request
+        (``all=True`` raises ``token_missing``).
+        """
+        with self._refresh_lock:  # a refresh in flight first: end its successor
+            refresh, access = self.refresh_token, self.token
+            self._forget()
+        if refresh is None and access is None:
+            if all:
+                raise _missing("No token is stored: nothing names the sessions to end; sign in first.")
+            return LogoutResult(success=True, all=False)
+        body: Dict[str, Any] = {"refresh_token": refresh, "all": all} if refresh is not None else {"all": all}
+        data = self._request("POST", "/api/v1/logout", body=body, bearer=None if refresh is not None else access)
+        return LogoutResult(success=data.get("success") is True, all=data.get("all") is True)
 
     def jwks(self) -> Dict[str, Any]:
         """The server's public keys, ``{"keys": [...]}`` (empty for HS256)."""
@@ -230,18 +303,106 @@ class OTPClient:
         """The stored access token, or None."""
         return self.token
 
-    def set_token(self, token: str) -> None:
-        """Stores a token obtained elsewhere."""
+    @property
+    def refresh_token(self) -> Optional[str]:
+        """The stored refresh token, or None."""
+        getter = getattr(self.token_storage, "get_refresh_token", None)
+        value = getter() if callable(getter) else self._own_refresh
+        return value if isinstance(value, str) and value else None
+
+    def get_refresh_token(self) -> Optional[str]:
+        """The stored refresh token, or None."""
+        return self.refresh_token
+
+    def set_token(self, token: str, refresh_token: Optional[str] = None) -> None:
+        """Stores a token obtained elsewhere, and optionally its refresh token."""
         _require_str("token", token)
-        self.token_storage.set(token)
+        if refresh_token is None:
+            self.token_storage.set(token)
+            return
+        _require_str("refresh_token", refresh_token)
+        self._store(token, refresh_token)
 
     def clear_token(self) -> None:
-        """Forgets the stored token."""
-        self.token_storage.clear()
+        """Forgets the stored tokens, locally only (:meth:`logout` also ends
+        the session on the server)."""
+        self._forget()
 
-    def logout(self) -> None:
-        """Forgets the stored token (the token stays valid until it expires)."""
-        self.clear_token()
+    # -- sessions -------------------------------------------------------------
+
+    def _store(self, access: str, refresh: Optional[str]) -> None:
+        # The refresh token first: a reader that sees the new access token
+        # never pairs it with a spent refresh token.
+        setter = getattr(self.token_storage, "set_refresh_token", None)
+        if callable(setter):
+            setter(refresh)
+        else:
+            self._own_refresh = refresh
+        self.token_storage.set(access)
+
+    def _forget(self) -> None:
+        self.token_storage.clear()
+        self._own_refresh = None
+
+    def _with_access_token(self, call: Callable[[str], _T]) -> _T:
+        """Runs ``call`` with the stored access token; on ``token_expired``
+        with a refresh token stored, refreshes once and runs it once more.
+        With only a refresh token stored, refreshes first."""
+        meant = self.refresh_token
+        token = self.token
+        if token is None:
+            if meant is None:
+                raise _missing("No token was given and none is stored; call verify_otp first.")
+            return call(self._refresh_from(meant).access_token)
+        try:
+            return call(token)
+        except OTPError as err:
+            if err.code != ErrorCode.TOKEN_EXPIRED or meant is None:
+                raise
+        return call(self._refresh_from(meant).access_token)
+
+    def _refresh_from(self, meant: Optional[str]) -> RefreshResult:
+        """Refreshes under the lock, unless ``meant`` (the refresh token the
+        caller saw before waiting) was spent meanwhile by another caller."""
+        with self._refresh_lock:
+            failure = self._last_failure
+            if meant is not None and failure is not None and failure[0] == meant:
+                raise OTPError(
+                    failure[1].message,
+                    code=failure[1].code,
+                    status_code=failure[1].status_code,
+                )
+            stored = self.refresh_token
+            if stored is None:
+                raise _missing("No refresh token is stored; sign in with verify_otp first.")
+            access = self.token
+            if meant is not None and stored != meant and access is not None:
+                return RefreshResult(access_token=access, token_type="bearer", expires_in=None, refresh_token=stored)
+            try:
+                data = self._request(
+                    "POST", "/api/v1/token/refresh", body={"refresh_token": stored}, idempotent=True
+                )
+            except OTPError as err:
+                if err.status_code == 401:  # final for this token: the session is over
+                    self._last_failure = (stored, err)
+                    if self.refresh_token == stored:
+                        self._forget()
+                raise
+            fresh_access, fresh_refresh = data.get("access_token"), data.get("refresh_token")
+            if not isinstance(fresh_access, str) or not isinstance(fresh_refresh, str):
+                raise OTPError(
+                    "The OTP server answered a refresh without the tokens.",
+                    code=ErrorCode.INVALID_RESPONSE,
+                    status_code=200,
+                )
+            self._store(fresh_access, fresh_refresh)
+            return RefreshResult(
+                access_token=fresh_access,
+                token_type=str(data.get("token_type", "")),
+                expires_in=data.get("expires_in"),
+                refresh_token=fresh_refresh,
+                refresh_expires_in=data.get("refresh_expires_in"),
+            )
 
     # -- transport ------------------------------------------------------------
 

@@ -34,6 +34,36 @@ class OTPVerifyResult:
     #: Lifetime of the token in seconds.
     expires_in: int
     rate_limit_remaining: Optional[int] = None
+    #: The session's refresh token (also stored); None with ``SESSIONS=off``.
+    refresh_token: Optional[str] = field(default=None, repr=False)
+    #: Lifetime of the refresh token in seconds, or None.
+    refresh_expires_in: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """Answer of ``POST /api/v1/token/refresh`` (tokens kept out of ``repr``).
+
+    ``expires_in`` and ``refresh_expires_in`` are None when another caller
+    sharing the storage had already rotated the token and its pair was used.
+    """
+
+    access_token: str = field(repr=False)
+    #: ``"bearer"``.
+    token_type: str
+    expires_in: Optional[int]
+    #: The successor refresh token (the one presented is spent).
+    refresh_token: str = field(repr=False)
+    refresh_expires_in: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class LogoutResult:
+    """Answer of ``POST /api/v1/logout``."""
+
+    success: bool
+    #: Whether every session of the identity ended.
+    all: bool
 
 
 @dataclass(frozen=True)
