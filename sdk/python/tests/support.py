@@ -111,6 +111,23 @@ class CannedServer:
         self._thread.join(5)
 
 
+class PlainStorage:
+    """A custom token storage as written for 0.1: ``get``/``set``/``clear``
+    of the access token only (no refresh-token methods, no lock)."""
+
+    def __init__(self) -> None:
+        self.value: Optional[str] = None
+
+    def get(self) -> Optional[str]:
+        return self.value
+
+    def set(self, token: str) -> None:
+        self.value = token
+
+    def clear(self) -> None:
+        self.value = None
+
+
 def unused_port() -> int:
     """A port on 127.0.0.1 where nothing listens (bound, read, released)."""
     with socket.socket() as sock:

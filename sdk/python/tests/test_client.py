@@ -18,7 +18,7 @@ from stateless_otp import (
     parse_retry_after,
 )
 
-from .support import CannedServer, Recorded, unused_port
+from .support import CannedServer, PlainStorage, Recorded, unused_port
 
 OK_REQUEST = {
     "success": True,
@@ -160,20 +160,7 @@ class SuccessfulCalls(unittest.TestCase):
         self.assertIsNone(self.client.get_token())
 
     def test_custom_headers_and_custom_storage(self) -> None:
-        class Box:
-            def __init__(self) -> None:
-                self.value = None
-
-            def get(self):
-                return self.value
-
-            def set(self, token: str) -> None:
-                self.value = token
-
-            def clear(self) -> None:
-                self.value = None
-
-        box = Box()
+        box = PlainStorage()
         client = OTPClient(self.server.url + "/prefix", headers={"X-Tenant": "acme"}, token_storage=box)
         client.verify_otp("alice@example.com", "012345")
         self.assertEqual(self.server.requests[-1].headers["x-tenant"], "acme")

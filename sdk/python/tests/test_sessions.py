@@ -13,7 +13,7 @@ from typing import List, Optional, Set
 
 from stateless_otp import ErrorCode, MemoryTokenStorage, OTPClient, OTPError, RefreshResult
 
-from .support import CannedServer, Recorded, Reply, unused_port
+from .support import CannedServer, PlainStorage, Recorded, Reply, unused_port
 
 REFRESH_DELAY = 0.2
 
@@ -148,20 +148,7 @@ class Sessions(unittest.TestCase):
         self.assertEqual(self.refreshes(), [])
 
     def test_a_storage_without_refresh_methods_keeps_the_refresh_token_in_the_client(self) -> None:
-        class Box:
-            def __init__(self) -> None:
-                self.value: Optional[str] = None
-
-            def get(self) -> Optional[str]:
-                return self.value
-
-            def set(self, token: str) -> None:
-                self.value = token
-
-            def clear(self) -> None:
-                self.value = None
-
-        box = Box()
+        box = PlainStorage()
         client = OTPClient(self.server.url, token_storage=box)
         client.verify_otp("a@example.com", "123456")
         self.assertEqual(client.refresh_token, "ort1_0")
