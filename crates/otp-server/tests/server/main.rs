@@ -21,6 +21,10 @@
 //! - [`binary`]: the binary as an operator meets it: secrets, one line per
 //!   invalid variable, `--dev`, `keygen`, `check-config`, layering, signals,
 //!   `healthcheck`.
+//! - [`replicas`]: two real binaries on one Redis (standalone and a
+//!   3-master Cluster): rotation, reuse, logout and sign-out everywhere
+//!   seen across replicas, 50 concurrent refreshes; a refresh token is
+//!   never an access token (verify, introspect, PyJWT).
 //! - [`readme`]: the variable tables and commands in the docs are generated
 //!   from `otp_server::vars` and cannot drift.
 //! - [`logs`]: codes, tokens and secrets never reach the logs at
@@ -51,6 +55,7 @@ mod hostile;
 mod logs;
 mod probe;
 mod readme;
+mod replicas;
 mod schemathesis;
 mod sdk_e2e;
 mod sdk_support;
