@@ -108,26 +108,6 @@ fn code_for(server: &mut Server, identity: &str, previous: Option<&str>) -> Stri
     }
 }
 
-/// Signs `identity` in: (access token, refresh token, the code used).
-fn sign_in(
-    server: &mut Server,
-    identity: &str,
-    previous: Option<&str>,
-) -> (String, String, String) {
-    let code = code_for(server, identity, previous);
-    let r = post_json(
-        &api(server, "/otp/verify"),
-        &json!({ "identity": identity, "otp": code }),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let b = r.json();
-    (
-        b["access_token"].as_str().unwrap().to_owned(),
-        b["refresh_token"].as_str().unwrap().to_owned(),
-        code,
-    )
-}
-
 fn refresh(server: &Server, token: &str) -> (u16, Value) {
     let r = post_json(
         &api(server, "/token/refresh"),
@@ -399,7 +379,7 @@ fn audit_include_identity_names_the_identity_and_the_client_network() {
         .env("AUDIT_INCLUDE_IDENTITY", "true")
         .start();
     let id = "Named.Person@Example.com";
-    let (_, _, _) = sign_in(&mut server, &id.to_lowercase(), None);
+    let _ = crate::replicas::sign_in(&mut server, &id.to_lowercase());
     let requests = hook.wait_for(&["code_sent", "sign_in"]);
     for r in &requests {
         assert_eq!(r["verified"], true, "{r}");

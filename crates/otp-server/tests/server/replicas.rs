@@ -37,8 +37,9 @@ fn api(server: &Server, path: &str) -> String {
     format!("{}/api/v1{path}", server.url)
 }
 
-/// Signs `identity` in on `server`: (access token, refresh token).
-fn sign_in(server: &mut Server, identity: &str) -> (String, String) {
+/// Signs `identity` in on `server` (console delivery): (access token,
+/// refresh token).
+pub(crate) fn sign_in(server: &mut Server, identity: &str) -> (String, String) {
     let r = post_json(
         &api(server, "/otp/request"),
         &json!({ "identity": identity }),
