@@ -6,7 +6,13 @@
 // checks what the person sees.
 //
 // Environment (set by the Rust test):
-//   GATE_ORIGIN        the proxy's origin, e.g. http://127.0.0.1:8123 (= GATE_URL)
+//   GATE_ORIGIN        the gate's origin through the proxy, e.g.
+//                      http://127.0.0.1:8123 (= GATE_URL)
+//   GATE_APP_ORIGIN    optional: the protected application's origin when it
+//                      is another host (cross-subdomain layout); defaults
+//                      to GATE_ORIGIN (same-host layout)
+//   GATE_HOST_MAP      optional: a Chromium --host-resolver-rules value,
+//                      e.g. "MAP *.example.test 127.0.0.1"
 //   GATE_PATH          the gate's path (/auth)
 //   GATE_MAIL_DIR      the SMTP sink's directory (one JSON file per message)
 //   GATE_IDENTITY      an identity GATE_ALLOWED_IDENTITIES allows
@@ -22,7 +28,7 @@
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { findChromium, launch } from './browser.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, findChromium } from './browser.mjs';
 
 const env = (name) => {
   const value = process.env[name];
@@ -31,6 +37,8 @@ const env = (name) => {
 };
 
 const ORIGIN = env('GATE_ORIGIN');
+const APP_ORIGIN = process.env.GATE_APP_ORIGIN || ORIGIN;
+const HOST_MAP = process.env.GATE_HOST_MAP || null;
 const GATE = env('GATE_PATH');
 const MAIL_DIR = env('GATE_MAIL_DIR');
 const IDENTITY = env('GATE_IDENTITY');
@@ -91,15 +99,31 @@ async function audit(page, name, report) {
     const require = createRequire(import.meta.url);
     axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
   }
+  report.axe[name] = await axeRun(page);
+}
+
+/** Runs axe-core in `page`: its violations and how many rules passed. */
+async function axeRun(page) {
   // Evaluated through the DevTools protocol, so the page's strict CSP
   // (no scripts at all) does not block it.
   await page.evaluate(axeSource);
-  const result = await page.evaluate(async () => {
+  return page.evaluate(async () => {
     // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.html) }));
+    const r = await axe.run(document);
+    return {
+      violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.html) })),
+      passes: r.passes.length,
+    };
   });
-  report.axe[name] = result;
+}
+
+/** The audit can fail: a field without a label is a serious violation. */
+async function auditSelfTest(browser, report) {
+  if (!AXE) return;
+  const page = await browser.newPage();
+  await page.setContent('<!doctype html><html lang="en"><title>t</title><main><input type="text"></main></html>');
+  await audit(page, 'self-test', report);
+  await page.close();
 }
 
 /** Screenshots of the current page at phone and desktop widths. */
@@ -149,14 +173,26 @@ async function shape(page, identity) {
   return { text: text.split(identity).join('<identity>'), fields };
 }
 
+/** Every page's main-frame responses, printed when the run fails. */
+const trail = [];
+function traced(page) {
+  page.on('response', (r) => {
+    if (r.request().isNavigationRequest()) trail.push(`${r.status()} ${r.url()} -> ${r.headers().location || ''}`);
+  });
+  page.on('requestfailed', (r) => trail.push(`FAILED ${r.url()} ${r.failure()?.errorText}`));
+  return page;
+}
+
 async function run(chromium) {
   const report = { steps: [], axe: {}, shots: [], renewHops: null, mailsSent: 0 };
   const step = (s) => { report.steps.push(s); };
-  const browser = await launch(chromium);
+  const args = HOST_MAP ? [...CHROMIUM_ARGS, `--host-resolver-rules=${HOST_MAP}`] : CHROMIUM_ARGS;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args, timeout: 30_000 });
   try {
+    await auditSelfTest(browser, report);
     const context = await browser.newContext({ viewport: VIEWPORTS.desktop });
-    const page = await context.newPage();
-    const protectedUrl = `${ORIGIN}/reports/q3?year=2026&view=full`;
+    const page = traced(await context.newPage());
+    const protectedUrl = `${APP_ORIGIN}/reports/q3?year=2026&view=full`;
 
     // 1. A protected URL: the proxy sends the browser to the sign-in page.
     await page.goto(protectedUrl);
@@ -217,7 +253,7 @@ async function run(chromium) {
 
     // 7. Renewing with no session at all lands on the sign-in page.
     const fresh = await browser.newContext({ viewport: VIEWPORTS.desktop });
-    const other = await fresh.newPage();
+    const other = traced(await fresh.newPage());
     await other.goto(`${ORIGIN}${GATE}/renew?rd=${encodeURIComponent(protectedUrl)}`);
     check(onLoginPage(other), `renew without a session shows ${other.url()}`);
     await pageChecks(other, 'renew-failed', report);
@@ -233,7 +269,7 @@ async function run(chromium) {
     step('foreign rd → the default redirect');
 
     // 9. An identity outside GATE_ALLOWED_IDENTITIES: the same page, no code.
-    const third = await (await browser.newContext({ viewport: VIEWPORTS.desktop })).newPage();
+    const third = traced(await (await browser.newContext({ viewport: VIEWPORTS.desktop })).newPage());
     await third.goto(`${ORIGIN}${GATE}/login?rd=${encodeURIComponent(protectedUrl)}`);
     const sentOutsider = mails().length;
     await askForCode(third, OUTSIDER);
@@ -266,5 +302,6 @@ try {
   console.log(`GATE_RESULT ${JSON.stringify(report)}`);
 } catch (e) {
   console.error(e && e.stack ? e.stack : String(e));
+  console.error(`navigations:\n${trail.join('\n')}`);
   process.exit(1);
 }

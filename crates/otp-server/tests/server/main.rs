@@ -41,8 +41,10 @@
 //!   binary.
 //! - [`gate_settings`]: the `GATE_*` and `ALLOWED_IDENTITIES` settings:
 //!   one-line refusals, cookie reach, `--dev` defaults, pages served.
-//! - [`gate_e2e`]: the web gate's deploy files (nginx and Caddy rendered
-//!   and validated, the Traefik files parsed and checked).
+//! - [`gate_e2e`]: the web gate in headless Chromium behind real nginx and
+//!   real Caddy running the deploy/ files, axe-core on its pages, the
+//!   screenshots of docs/gate/, the Traefik files and the headers Traefik
+//!   sends, the compose demo.
 
 mod audit;
 mod binary;
