@@ -1005,3 +1005,58 @@ async fn gate_pages_have_their_own_metric_labels_from_the_start() {
         1.0
     );
 }
+
+#[actix_web::test]
+async fn gate_store_outage_shows_a_503_page_and_logout_keeps_the_cookies() {
+    let Some(mut redis) = otp_testkit::started_redis_or_skip("gate_store_outage_shows_a_503_page")
+    else {
+        return;
+    };
+    let store = otp_ratelimit::RedisStore::connect(otp_ratelimit::RedisConfig::new(
+        vec![redis.url()],
+        vec![7u8; 32],
+    ))
+    .await
+    .expect("connect to the test redis-server");
+    let h = gated(
+        Setup {
+            store: Some(Arc::new(store)),
+            ..Setup::default()
+        },
+        gate_config(),
+    );
+    let app = h.app().await;
+    let mut b = Browser::default();
+    b.sign_in(&h, &app, "alice@example.com").await;
+    redis.stop();
+    let unavailable = "Service temporarily unavailable. Please try again shortly.";
+    let r = b.ask_code(&app, "alice@example.com").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.text().contains(unavailable), "{}", r.text());
+    let r = b
+        .get(&app, &format!("/auth/renew?rd={}", urlencode(APP)))
+        .await;
+    assert_eq!(
+        r.status, 503,
+        "renew cannot tell a dead session from a down store"
+    );
+    assert!(r.text().contains(unavailable));
+    assert!(
+        b.cookies.contains_key("otp_refresh"),
+        "the refresh cookie is kept"
+    );
+    let page = b.get(&app, "/auth/logout").await;
+    let csrf = field(&page.text(), "csrf");
+    let r = b.post(&app, "/auth/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains(unavailable));
+    assert!(
+        b.cookies.contains_key("otp_session") && b.cookies.contains_key("otp_refresh"),
+        "an unended session keeps its cookies, so signing out can be retried"
+    );
+    // Forward auth needs no store.
+    let cookie = format!("otp_session={}", b.cookies["otp_session"]);
+    let r = send(&app, forward_req(&[("Cookie", &cookie)])).await;
+    assert_eq!(r.status, 200);
+}
