@@ -124,6 +124,65 @@ impl Transcript {
 
 const JSON: &str = "Content-Type: application/json";
 
+/// `POST {base}{path}` with a JSON body, expecting `expect`; returns the body.
+async fn post(t: &mut Transcript, s: &Running, path: &str, body: &str, expect: u16) -> String {
+    let url = format!("{{base}}{path}");
+    t.curl(s, &["-X", "POST", &url, "-H", JSON, "-d", body], expect, 5)
+        .await
+}
+
+/// The session routes (SPEC §10): refresh (rotation, the grace answer,
+/// errors), a refresh token is no access token, RFC 7009 revocation,
+/// logout by bearer token and sign out everywhere.
+async fn sessions(t: &mut Transcript, s: &Running, access: &str, refresh0: &str) {
+    let refresh_body = |token: &str| format!(r#"{{"refresh_token":"{token}"}}"#);
+    t.heading("POST /api/v1/token/refresh — 200 (rotation)");
+    let body = post(t, s, "/api/v1/token/refresh", &refresh_body(refresh0), 200).await;
+    let refresh1 = serde_json::from_str::<serde_json::Value>(&body).unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.heading(
+        "POST /api/v1/token/refresh — 200 (the same token again within the grace: the same successor)",
+    );
+    post(t, s, "/api/v1/token/refresh", &refresh_body(refresh0), 200).await;
+    t.heading("POST /api/v1/token/refresh — 401 token_invalid");
+    post(
+        t,
+        s,
+        "/api/v1/token/refresh",
+        &refresh_body("ort1_forged"),
+        401,
+    )
+    .await;
+    t.heading("POST /api/v1/token/refresh — 422 (no refresh_token)");
+    post(t, s, "/api/v1/token/refresh", "{}", 422).await;
+    t.heading("GET /api/v1/token/verify — 401 (a refresh token is not an access token)");
+    let bearer = format!("Authorization: Bearer {refresh1}");
+    t.curl(s, &["{base}/api/v1/token/verify", "-H", &bearer], 401, 5)
+        .await;
+    t.heading("POST /api/v1/token/introspect — a refresh token is inactive");
+    let intro = format!(r#"{{"token":"{refresh1}"}}"#);
+    post(t, s, "/api/v1/token/introspect", &intro, 200).await;
+    t.heading("POST /api/v1/token/revoke — 200 (form body, RFC 7009)");
+    let form = format!("token={refresh1}&token_type_hint=refresh_token");
+    let url = "{base}/api/v1/token/revoke";
+    t.curl(s, &["-X", "POST", url, "-d", &form], 200, 5).await;
+    t.heading("POST /api/v1/token/revoke — 200 (any token, JSON body)");
+    post(t, s, "/api/v1/token/revoke", r#"{"token":"garbage"}"#, 200).await;
+    t.heading("POST /api/v1/token/refresh — 401 session_revoked (after the revocation)");
+    post(t, s, "/api/v1/token/refresh", &refresh_body(&refresh1), 401).await;
+    t.heading("POST /api/v1/logout — 200 (bearer access token)");
+    let bearer = format!("Authorization: Bearer {access}");
+    let url = "{base}/api/v1/logout";
+    t.curl(s, &["-X", "POST", url, "-H", &bearer], 200, 5).await;
+    t.heading("POST /api/v1/logout — 200 (sign out everywhere)");
+    let all = format!(r#"{{"refresh_token":"{refresh0}","all":true}}"#);
+    post(t, s, "/api/v1/logout", &all, 200).await;
+    t.heading("POST /api/v1/logout — 401 token_missing");
+    t.curl(s, &["-X", "POST", url], 401, 5).await;
+}
+
 #[actix_web::test]
 #[ignore = "writes the docs/api.md transcript; run explicitly"]
 async fn capture_api_transcript() {
@@ -339,10 +398,9 @@ async fn capture_api_transcript() {
             5,
         )
         .await;
-    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let verified = serde_json::from_str::<serde_json::Value>(&body).unwrap();
+    let token = verified["access_token"].as_str().unwrap().to_owned();
+    let refresh0 = verified["refresh_token"].as_str().unwrap().to_owned();
     t.heading("POST /api/v1/otp/verify — 400 (the same code again: single use)");
     t.curl(
         &s,
@@ -359,6 +417,8 @@ async fn capture_api_transcript() {
         5,
     )
     .await;
+
+    sessions(&mut t, &s, &token, &refresh0).await;
 
     t.heading("POST /api/v1/token/introspect — active");
     let intro = format!(r#"{{"token":"{token}"}}"#);
