@@ -45,6 +45,7 @@
 //! header value), or the configured default.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use url::{Host, Url};
@@ -116,14 +117,21 @@ impl HostPattern {
     /// Returns true if and only if every host this pattern matches is
     /// `domain` or a name under it (how `check-config` tells whether a
     /// cookie with `Domain=domain` reaches it). `domain` is compared
-    /// without regard to ASCII case.
+    /// without regard to ASCII case. An IP address is within nothing but
+    /// itself (no cookie domain covers `127.0.0.1` but `127.0.0.1`).
     pub fn is_within(&self, domain: &str) -> bool {
         let domain = domain.trim_start_matches('.').to_ascii_lowercase();
         self.host == domain
-            || self
-                .host
-                .strip_suffix(domain.as_str())
-                .is_some_and(|rest| rest.ends_with('.'))
+            || !self.is_ip_address()
+                && self
+                    .host
+                    .strip_suffix(domain.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+    }
+
+    /// Returns true if and only if this is an IPv4 or IPv6 address.
+    pub fn is_ip_address(&self) -> bool {
+        self.host.starts_with('[') || self.host.parse::<Ipv4Addr>().is_ok()
     }
 
     /// Returns true if and only if this is a `*.domain` pattern.
@@ -514,6 +522,9 @@ mod tests {
         assert!(!exact.is_within("apps.example.com"));
         assert!(wild.is_within("apps.example.com"));
         assert!(!wild.is_within("x.apps.example.com"));
+        let ip: HostPattern = "127.0.0.1".parse().unwrap();
+        assert!(ip.is_within("127.0.0.1"));
+        assert!(!ip.is_within("0.0.1") && !ip.is_within("1"));
     }
 }
 

@@ -252,7 +252,7 @@ fn cookie_domain(
     };
     let name = given.strip_prefix('.').unwrap_or(given);
     let domain = match name.parse::<HostPattern>() {
-        Ok(p) if !p.is_wildcard() && p.host().contains('.') && !is_ip(p.host()) => p,
+        Ok(p) if !p.is_wildcard() && p.host().contains('.') && !p.is_ip_address() => p,
         _ => {
             return Err(err(
                 "GATE_COOKIE_DOMAIN",
@@ -269,10 +269,6 @@ fn cookie_domain(
         ));
     }
     Ok(Some(domain.host().to_owned()))
-}
-
-fn is_ip(host: &str) -> bool {
-    host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 /// Every allowed host must receive the session cookie: host-only, only
