@@ -1060,3 +1060,47 @@ async fn gate_store_outage_shows_a_503_page_and_logout_keeps_the_cookies() {
     let r = send(&app, forward_req(&[("Cookie", &cookie)])).await;
     assert_eq!(r.status, 200);
 }
+
+#[actix_web::test]
+async fn gate_identity_must_pass_allowed_identities_too() {
+    let h = gated(
+        Setup {
+            allowed_identities: IdentityAllowlist::parse("alice@example.com").unwrap(),
+            ..Setup::default()
+        },
+        gate_config(),
+    );
+    let app = h.app().await;
+    let mut b = Browser::default();
+    // In GATE_ALLOWED_IDENTITIES (*@example.com) but not in ALLOWED_IDENTITIES.
+    let page = b.ask_code(&app, "bob@example.com").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(h.outbox.total(), 0);
+    b.sign_in(&h, &app, "alice@example.com").await;
+    assert_eq!(h.outbox.total(), 1);
+}
+
+#[actix_web::test]
+async fn gate_with_sessions_off_sets_only_the_access_cookie_and_renew_asks_to_sign_in() {
+    let h = gated(
+        Setup {
+            sessions: otp_service::SessionConfig {
+                enabled: false,
+                ..otp_service::SessionConfig::default()
+            },
+            ..Setup::default()
+        },
+        gate_config(),
+    );
+    let app = h.app().await;
+    let mut b = Browser::default();
+    let done = b.sign_in(&h, &app, "alice@example.com").await;
+    assert!(
+        set_cookie(&done, "otp_session").contains("Max-Age=900"),
+        "the token's lifetime"
+    );
+    assert!(!b.cookies.contains_key("otp_refresh"));
+    let r = b.get(&app, "/auth/renew").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/auth/login"));
+}

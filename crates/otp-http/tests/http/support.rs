@@ -61,6 +61,8 @@ pub struct Setup {
     pub eddsa: bool,
     /// `ALLOWED_IDENTITIES`. Defaults to anyone.
     pub allowed_identities: IdentityAllowlist,
+    /// Sessions (`SESSIONS`, lifetimes). Defaults to on, the defaults.
+    pub sessions: otp_service::SessionConfig,
 }
 
 impl Default for Setup {
@@ -74,6 +76,7 @@ impl Default for Setup {
             delivery: None,
             eddsa: false,
             allowed_identities: IdentityAllowlist::anyone(),
+            sessions: otp_service::SessionConfig::default(),
         }
     }
 }
@@ -106,6 +109,7 @@ impl Setup {
         config.limits = self.limits;
         config.max_attempts = self.max_attempts;
         config.allowed_identities = self.allowed_identities;
+        config.sessions = self.sessions;
         let service = OtpService::builder(config, tokens)
             .store(
                 self.store
