@@ -30,6 +30,7 @@ use otp_client::token::TokenConfig;
 use otp_client::{Error, OtpClient, UnauthorizedReason};
 use sdk_support::{
     refresh_requests, repo_root, run_bounded, E2eEnv, Finished, RATE_LIMIT_REQUESTS,
+    SHORT_ACCESS_TTL,
 };
 use support::{free_port, require_all, skip_without};
 
@@ -212,8 +213,10 @@ async fn rust_sdk_against_the_server() {
 // the call retried; N concurrent callers make one refresh request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_refreshes_logs_out_and_refreshes_an_expired_token_once() {
-    // Access tokens that live one second; sessions as configured by default.
-    let env = E2eEnv::start(|b| b.env("ACCESS_TOKEN_TTL", "1"));
+    // Access tokens that live a few seconds (not one: `exp` is whole
+    // seconds, so a one-second token may live a tenth of one, too short for
+    // a refresh and its retry on a busy machine); sessions by default.
+    let env = E2eEnv::start(|b| b.env("ACCESS_TOKEN_TTL", SHORT_ACCESS_TTL.to_string()));
     let c = client(&env);
     let who = identity("rs-session");
     c.request_otp(&who).await.unwrap();
@@ -237,7 +240,10 @@ async fn rust_sdk_refreshes_logs_out_and_refreshes_an_expired_token_once() {
     );
 
     // The access token expires; 8 concurrent calls refresh once and retry.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(
+        u64::from(SHORT_ACCESS_TTL) * 1000 + 1200,
+    ))
+    .await;
     let expired = c.access_token().unwrap();
     let err = c.verify_bearer_token(&expired).await.unwrap_err();
     assert_eq!(err.code(), "token_expired", "the stored token has expired");
