@@ -1,6 +1,6 @@
 //! The web gate (SPEC §11, issue 15) end to end with real components: the
 //! real otp-server binary (`GATE=on`, SMTP delivery to the aiosmtpd sink,
-//! a 2 s access token), the testkit's sample application, and in front of
+//! a 4 s access token), the testkit's sample application, and in front of
 //! them real nginx running `deploy/nginx/gate.conf` or real Caddy running
 //! `deploy/caddy/Caddyfile` (rendered to loopback ports: the tests use the
 //! shipped files, not copies). Headless Chromium, driven by
@@ -42,8 +42,10 @@ const ALLOWED: &str = "*@example.com";
 const IDENTITY: &str = "alice@example.com";
 /// Refused by [`ALLOWED`].
 const OUTSIDER: &str = "mallory@elsewhere.test";
-/// The access-token lifetime of the browser runs, seconds.
-const ACCESS_TTL: u64 = 2;
+/// The access-token lifetime of the browser runs, seconds. `exp` is whole
+/// seconds after `iat`, so a token lives 3–4 s: enough for a redirect hop
+/// on a loaded machine (a second renew would fail the one-redirect check).
+const ACCESS_TTL: u64 = 4;
 
 /// Which proxy stands in front.
 #[derive(Clone, Copy, Debug)]
