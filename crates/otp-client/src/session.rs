@@ -77,12 +77,16 @@ impl OtpClient {
     /// that refresh's outcome is returned.
     async fn refresh_from(&self, seen: &StoredTokens) -> Result<RefreshResponse, Error> {
         let mut last = self.inner.refresh.lock().await;
+        let now = self.tokens();
         if let (Some(meant), Some(previous)) = (&seen.refresh_token, last.as_ref()) {
-            if &previous.spent == meant {
+            // Spent while we waited (the storage changed since we looked):
+            // share that outcome. A stale pair restored into the storage
+            // (unchanged since we looked) is sent, and the server judges it.
+            if &previous.spent == meant && now != *seen {
                 return previous.shared();
             }
         }
-        let token = self.refresh_token().ok_or_else(|| missing("refresh"))?;
+        let token = now.refresh_token.ok_or_else(|| missing("refresh"))?;
         let body = RefreshRequest {
             refresh_token: token.clone(),
         };
