@@ -3,9 +3,14 @@
 //! in, without an https `GATE_URL` or a default redirect outside `--dev`,
 //! and allowed hosts the session cookie cannot reach, each with one line
 //! naming the variable; `--dev` defaults the gate to loopback http; the
-//! binary serves the gate pages with `GATE=on` and not without.
+//! binary serves the gate pages with `GATE=on` and not without, and its
+//! JSON API sends no code to an identity outside `ALLOWED_IDENTITIES`.
 
-use crate::support::{http, run_bin, Server, TEST_JWT_SECRET, TEST_OTP_KEY};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{http, post_json, run_bin, Server, TEST_JWT_SECRET, TEST_OTP_KEY};
 
 /// A valid same-host gate outside `--dev`.
 const SAME_HOST: [(&str, &str); 7] = [
@@ -215,4 +220,28 @@ fn dev_gate_defaults_to_loopback_http_and_serves_the_pages() {
     let plain = Server::builder().arg("--dev").start();
     let r = http("GET", &format!("{}/auth/login", plain.url), &[], None).expect("answer");
     assert_eq!(r.status, 404);
+}
+
+#[test]
+fn allowed_identities_on_the_binary_sends_no_code_to_a_refused_identity() {
+    let mut server = Server::builder()
+        .env("ALLOWED_IDENTITIES", "*@example.com, +44*")
+        .start();
+    let url = format!("{}/api/v1/otp/request", server.url);
+    let refused = post_json(&url, &json!({"identity": "Eve@Evil.test"}));
+    let allowed = post_json(&url, &json!({"identity": "ann@example.com"}));
+    assert_eq!(refused.status, 200, "{}", refused.body);
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert_eq!(refused.json(), allowed.json(), "the same answer");
+    let code = server.console_code("ann@example.com", Duration::from_secs(10));
+    assert!(code.is_some(), "the allowed identity got a code");
+    // Console delivery prints in order: ann's block came after eve's
+    // request was answered, so no block for eve will follow.
+    assert_eq!(server.console_code("eve@evil.test", Duration::ZERO), None);
+    let wrong = post_json(
+        &format!("{}/api/v1/otp/verify", server.url),
+        &json!({"identity": "eve@evil.test", "otp": "123456"}),
+    );
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert_eq!(wrong.json()["error"], "otp_invalid");
 }
