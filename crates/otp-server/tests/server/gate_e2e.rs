@@ -446,7 +446,9 @@ fn browser_run(proxy: Proxy, layout: Layout, shots: Option<&Path>) -> Option<(St
     }
     assert_what_the_application_and_the_sink_saw(&stack, &report);
     assert_no_serious_accessibility_violation(&report);
-    assert_api_calls_get_401_and_a_forged_subject_is_overwritten(&stack);
+    let (cookie, token, issued) =
+        assert_api_calls_get_401_and_a_forged_subject_is_overwritten(&stack);
+    assert_a_signed_out_access_token_passes_until_its_exp(&stack, &cookie, &token, issued);
     Some((stack, report))
 }
 
@@ -479,7 +481,10 @@ impl Stack {
 /// Through the proxy: requests that are not page loads get 401 (no
 /// redirect, the application is not reached), and with a valid
 /// `otp_session` a client-sent `X-Auth-Subject` is replaced by the real one.
-fn assert_api_calls_get_401_and_a_forged_subject_is_overwritten(stack: &Stack) {
+/// Returns that cookie, its token and when it was asked for.
+fn assert_api_calls_get_401_and_a_forged_subject_is_overwritten(
+    stack: &Stack,
+) -> (String, String, std::time::Instant) {
     let url = format!("{}/api/orders", stack.proxy_origin);
     let before = stack.app.requests().len();
     for (method, accept) in [("GET", "application/json"), ("POST", "text/html")] {
@@ -507,15 +512,14 @@ fn assert_api_calls_get_401_and_a_forged_subject_is_overwritten(stack: &Stack) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let issued = std::time::Instant::now();
     let r = post_json(
         &format!("{}/api/v1/otp/verify", stack.server.url),
         &json!({"identity": IDENTITY, "otp": stack.last_code()}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let cookie = format!(
-        "otp_session={}",
-        r.json()["access_token"].as_str().expect("token")
-    );
+    let token = r.json()["access_token"].as_str().expect("token").to_owned();
+    let cookie = format!("otp_session={token}");
     let r = http(
         "GET",
         &format!("{}/forged", stack.proxy_origin),
@@ -539,6 +543,57 @@ fn assert_api_calls_get_401_and_a_forged_subject_is_overwritten(stack: &Stack) {
             .count(),
         1,
         "{last:?}"
+    );
+    (cookie, token, issued)
+}
+
+/// docs/gate.md "Sign-out": ending the session does not recall an access
+/// token already issued (forward auth never asks the store); it passes
+/// until its `exp`, and then the browser is sent to renew, which fails.
+fn assert_a_signed_out_access_token_passes_until_its_exp(
+    stack: &Stack,
+    cookie: &str,
+    token: &str,
+    issued: std::time::Instant,
+) {
+    let bearer = format!("Bearer {token}");
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/logout", stack.server.url),
+        &[("Authorization", &bearer)],
+        Some("{}"),
+    )
+    .expect("logout answers");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page = format!("{}/after-logout", stack.proxy_origin);
+    let get = || {
+        http(
+            "GET",
+            &page,
+            &[("Cookie", cookie), ("Accept", "text/html")],
+            None,
+        )
+        .expect("the proxy answers")
+    };
+    let r = get();
+    // `exp` is whole seconds after `iat`: the token surely lives
+    // ACCESS_TTL - 1 s after it was asked for.
+    if issued.elapsed() < Duration::from_secs(ACCESS_TTL - 1) {
+        assert_eq!(
+            r.status, 200,
+            "a signed-out access token passes until exp: {}",
+            r.body
+        );
+    } else {
+        eprintln!("gate_e2e: the machine was too slow to see the token before its exp");
+    }
+    std::thread::sleep(Duration::from_secs(ACCESS_TTL + 1).saturating_sub(issued.elapsed()));
+    let r = get();
+    assert_eq!(r.status, 302, "an expired token: {}", r.body);
+    let renew = r.header("location").expect("Location");
+    assert!(
+        renew.starts_with(&format!("{}{GATE_PATH}/renew?", stack.gate_origin)),
+        "{renew}"
     );
 }
 
