@@ -541,6 +541,17 @@ mod props {
         )
     }
 
+    /// One URL piece: `(text, is good)`, good 3 times in 4.
+    fn piece(
+        good: &'static [&'static str],
+        bad: &'static [&'static str],
+    ) -> impl Strategy<Value = (&'static str, bool)> {
+        prop_oneof![
+            3 => prop::sample::select(good).prop_map(|g| (g, true)),
+            1 => prop::sample::select(bad).prop_map(|b| (b, false)),
+        ]
+    }
+
     proptest! {
         /// Whatever `rd` is, the answer is the default or an `rd` whose host,
         /// as a browser's URL parser reads it, is allowed: no input reaches
@@ -548,6 +559,42 @@ mod props {
         #[test]
         fn resolve_never_leaves_the_allowed_hosts(rd in "\\PC{0,60}|(https?:)?[/\\\\]{0,3}[a-z.@%:2EF\\\\/]{0,40}") {
             let p = policy();
+            let out = p.resolve(Some(&rd));
+            let url = Url::parse(out).unwrap();
+            prop_assert_eq!(url.scheme(), "https");
+            prop_assert!(url.username().is_empty() && url.password().is_none());
+            let host = url.host_str().unwrap();
+            prop_assert!(host == "app.example.com" || host.ends_with(".apps.example.com"), "{}", host);
+        }
+
+        /// URLs assembled from the pieces open-redirect tricks are made of:
+        /// accepted if and only if every piece is a good one, and whatever
+        /// is accepted is, to a WHATWG parser, an https URL without user
+        /// info on an allowed host. Each piece is good 3 times in 4, so
+        /// about a quarter of the URLs are good ones.
+        #[test]
+        fn assembled_urls_pass_if_and_only_if_every_piece_is_good(
+            scheme in piece(
+                &["https://", "HTTPS://", "HtTpS://"],
+                &["http://", "https:", "https:/", "https:///", "https:\\\\", "//", "\\\\",
+                  "/\\", "javascript:", "data:", "", " https://", "\thttps://", "ht\ttps://"],
+            ),
+            userinfo in piece(&[""], &["user@", "app.example.com@", "evil.com\\@", ":@", "a:b@"]),
+            host in piece(
+                &["app.example.com", "APP.Example.COM", "x.apps.example.com", "a.b.apps.example.com"],
+                &["evil.com", "apps.example.com", "app.example.com.evil.com", "app.example.com.",
+                  "evilapp.example.com", "app%2Eexample.com", "%61pp.example.com",
+                  "app\u{3002}example.com", "\u{ff41}pp.example.com", "app.exam\nple.com",
+                  "127.0.0.1", "0x7f.1", "[::1]", ""],
+            ),
+            port in piece(&["", ":443", ":8443", ":1"], &[":0443", ":", ":99999", ":x"]),
+            rest in "(/[!-\\[\\]-~]{0,30})?|\\?[a-z=&]{0,10}|#[a-z]{0,5}",
+            trick in piece(&[""], &["\\", "\t", "\n", " ", "\u{e9}"]),
+        ) {
+            let rd = format!("{}{}{}{}{}{}", scheme.0, userinfo.0, host.0, port.0, rest, trick.0);
+            let good = scheme.1 && userinfo.1 && host.1 && port.1 && trick.1;
+            let p = policy();
+            prop_assert_eq!(p.allows(&rd), good, "{:?}", rd);
             let out = p.resolve(Some(&rd));
             let url = Url::parse(out).unwrap();
             prop_assert_eq!(url.scheme(), "https");
