@@ -6,6 +6,10 @@
 //! message id, the same on every retry), `webhook-timestamp` (unix seconds
 //! of the attempt), `webhook-signature: v1,<base64 HMAC-SHA256(key,
 //! "{id}.{timestamp}.{body}")>`, plus `WEBHOOK_HEADERS`.
+//!
+//! [`WebhookPoster`] is that signed POST on its own (one attempt per call,
+//! failures classified transient or permanent); the service's audit
+//! webhook (`AUDIT_WEBHOOK_URL`) sends its events with it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
