@@ -166,6 +166,9 @@ fn gate_server(
         .env("ACCESS_TOKEN_TTL", ACCESS_TTL.to_string())
         .env("TOKEN_LEEWAY_SECONDS", "0")
         .env("RATE_REQUEST_OTP_MAX", "20")
+        // A replayed refresh token is reuse at once (no grace), for the
+        // stolen-cookie check.
+        .env("REFRESH_REUSE_GRACE_SECONDS", "0")
         .env("DELIVERY_BACKEND", "smtp")
         .env("SMTP_HOST", "127.0.0.1")
         .env("SMTP_PORT", smtp_port.to_string())
@@ -449,6 +452,9 @@ fn browser_run(proxy: Proxy, layout: Layout, shots: Option<&Path>) -> Option<(St
     let (cookie, token, issued) =
         assert_api_calls_get_401_and_a_forged_subject_is_overwritten(&stack);
     assert_a_signed_out_access_token_passes_until_its_exp(&stack, &cookie, &token, issued);
+    if layout == Layout::SameHost {
+        assert_a_stolen_refresh_cookie_ends_the_session_when_the_owner_renews(&stack);
+    }
     Some((stack, report))
 }
 
@@ -594,6 +600,80 @@ fn assert_a_signed_out_access_token_passes_until_its_exp(
     assert!(
         renew.starts_with(&format!("{}{GATE_PATH}/renew?", stack.gate_origin)),
         "{renew}"
+    );
+}
+
+/// The value of the `Set-Cookie` for `name` in `r`, if any.
+fn set_cookie<'a>(r: &'a crate::support::HttpResponse, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix(name)?.strip_prefix('='))
+        .map(|v| v.split(';').next().unwrap_or(""))
+}
+
+/// docs/gate.md "Cookie theft": a thief renews with a copied `otp_refresh`
+/// and gets fresh cookies; when the owner's browser then renews with the
+/// same (now old) refresh token, that is reuse (SPEC §10): the session is
+/// revoked and neither side can renew any more. Through the proxy.
+fn assert_a_stolen_refresh_cookie_ends_the_session_when_the_owner_renews(stack: &Stack) {
+    let sent = stack.mails();
+    let r = post_json(
+        &format!("{}/api/v1/otp/request", stack.server.url),
+        &json!({"identity": IDENTITY}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stack.mails() == sent {
+        assert!(std::time::Instant::now() < deadline, "no code");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = post_json(
+        &format!("{}/api/v1/otp/verify", stack.server.url),
+        &json!({"identity": IDENTITY, "otp": stack.last_code()}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stolen = r.json()["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned();
+    let rd = format!("{}/stolen", stack.app_origin);
+    let renew = format!(
+        "{}{GATE_PATH}/renew?rd={}",
+        stack.proxy_origin,
+        rd.replace(':', "%3A").replace('/', "%2F")
+    );
+    let renew_with = |refresh: &str| {
+        let cookie = format!("otp_refresh={refresh}");
+        http(
+            "GET",
+            &renew,
+            &[("Cookie", &cookie), ("Accept", "text/html")],
+            None,
+        )
+        .expect("renew answers")
+    };
+
+    let thief = renew_with(&stolen);
+    assert_eq!(thief.status, 303, "{}", thief.body);
+    assert_eq!(thief.header("location"), Some(rd.as_str()));
+    let thief_refresh = set_cookie(&thief, "otp_refresh")
+        .expect("a rotated refresh cookie")
+        .to_owned();
+    assert!(set_cookie(&thief, "otp_session").is_some_and(|v| !v.is_empty()));
+
+    let owner = renew_with(&stolen);
+    assert_eq!(owner.status, 303, "{}", owner.body);
+    let to = owner.header("location").expect("Location");
+    assert!(
+        to.contains(&format!("{GATE_PATH}/login")),
+        "reuse must not renew: {to}"
+    );
+    let again = renew_with(&thief_refresh);
+    let to = again.header("location").expect("Location");
+    assert!(
+        to.contains(&format!("{GATE_PATH}/login")),
+        "the thief's successor died with the session: {to}"
     );
 }
 
