@@ -3,6 +3,7 @@
 import OTPClientDefault, {
   OTPClient, OTPError, LocalStorageTokenStorage, MemoryTokenStorage, ErrorCode,
   type OTPRequestResult, type OTPVerifyResult, type TokenInfo, type TokenStorage, type JWKS,
+  type RefreshResult, type LogoutResult,
 } from '@stateless-otp/client';
 
 export async function flow(storage: Storage): Promise<string> {
@@ -15,7 +16,14 @@ export async function flow(storage: Storage): Promise<string> {
   const sub: string | undefined = info.claims?.sub;
   const keys: JWKS = await client.getJWKS();
   const stored: string | null = client.getToken();
-  client.logout();
+  const refresh: string | null = verified.refreshToken;
+  const fresh: RefreshResult = await client.refresh();
+  const lifetime: number | null = fresh.expiresIn;
+  const kept: string | null = client.getRefreshToken();
+  client.setToken(fresh.accessToken, fresh.refreshToken);
+  const out: LogoutResult = await client.logout({ all: true });
+  const everywhere: boolean = out.all;
+  await client.logout();
   const other = new OTPClientDefault('http://127.0.0.1:8000');
   const mem: TokenStorage = new MemoryTokenStorage();
   other.storage = mem;
@@ -28,8 +36,15 @@ export async function flow(storage: Storage): Promise<string> {
       return `${wait} ${status}`;
     }
   }
-  return `${ttl} ${sub} ${keys.keys.length} ${stored}`;
+  return `${ttl} ${sub} ${keys.keys.length} ${stored} ${refresh} ${lifetime} ${kept} ${everywhere}`;
 }
 
 // @ts-expect-error a numeric code is not accepted
 new OTPClient('http://x').verifyOTP('a@example.com', 123456);
+
+// @ts-expect-error logout takes an options object, not a boolean
+new OTPClient('http://x').logout(true);
+
+// A storage written for 0.1 (no refresh-token methods) still type-checks.
+const plain: TokenStorage = { get: () => null, set: () => {}, clear: () => {} };
+new OTPClient({ baseUrl: 'http://x', storage: plain });
