@@ -27,10 +27,14 @@
 //!   lifetimes, logout, sign out everywhere, RFC 7009, failing closed.
 //! - [`allowed_identities`]: `ALLOWED_IDENTITIES` (SPEC §11) — refused
 //!   identities get the same answers, no code, the same limits.
+//! - [`audit`]: audit events through an `AuditSink` — the request
+//!   context's network (pseudonym) and request id, `sid`, identities only
+//!   when asked, `sign_in` with sessions off.
 //! - [`no_secrets_in_logs`]: codes, tokens, secrets and identities never
 //!   reach a log line.
 
 mod allowed_identities;
+mod audit;
 mod hardening;
 mod harness;
 mod limits;
