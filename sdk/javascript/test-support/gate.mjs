@@ -25,6 +25,7 @@
 //
 // Prints one line `GATE_RESULT <json>` and exits 0, or prints why and
 // exits 1.
+import http from 'node:http';
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -145,6 +146,38 @@ async function pageChecks(page, name, report) {
   await shoot(page, name, report);
 }
 
+/**
+ * Another site (its own origin on 127.0.0.1) whose page holds a form that
+ * posts `fields` to `action` on the gate, the way a CSRF attack does: it
+ * cannot know the CSRF field bound to the victim's cookie.
+ */
+async function startAttackerSite(action, fields) {
+  const inputs = Object.entries(fields)
+    .map(([k, v]) => `<input type="hidden" name="${k}" value="${v}">`).join('');
+  const html = `<!doctype html><html lang="en"><title>Win a prize</title><main>
+    <form method="post" action="${action}">${inputs}<button type="submit">Claim</button></form></main></html>`;
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** Opens the attacker's page in `context` (the victim's browser) and submits it; the gate's answer. */
+async function crossSitePost(context, action, fields) {
+  const site = await startAttackerSite(action, fields);
+  const page = traced(await context.newPage());
+  try {
+    await page.goto(site.url);
+    const [response] = await Promise.all([page.waitForNavigation(), page.click('button')]);
+    return { status: response.status(), text: await page.locator('body').innerText() };
+  } finally {
+    await page.close();
+    await site.close();
+  }
+}
+
 const onLoginPage = (page) => new URL(page.url()).pathname === `${GATE}/login`;
 
 /** Types `identity` on the login page and sends it; returns on the code page. */
@@ -239,6 +272,20 @@ async function run(chromium) {
     await sleep(500);
     check(mails().length === sentAtRenew, 'renewing sent a code');
     step('access cookie expired → one renew redirect, no new code');
+
+    // CSRF from another site in the same browser: a forged sign-out is
+    // refused and the session goes on; a forged sign-in sends no code.
+    const forgedLogout = await crossSitePost(context, `${ORIGIN}${GATE}/logout`, { everywhere: 'on' });
+    check(forgedLogout.status === 403 && /Request refused/.test(forgedLogout.text),
+      `a cross-site sign-out was not refused: ${forgedLogout.status} ${forgedLogout.text}`);
+    await page.reload();
+    check(await appSubject(page) === IDENTITY, 'a refused cross-site sign-out still ended the session');
+    const sentForged = mails().length;
+    const forgedLogin = await crossSitePost(context, `${ORIGIN}${GATE}/login`, { identity: IDENTITY, rd: protectedUrl });
+    check(forgedLogin.status === 403, `a cross-site sign-in was not refused: ${forgedLogin.status} ${forgedLogin.text}`);
+    await sleep(500);
+    check(mails().length === sentForged, 'a cross-site sign-in sent a code');
+    step('cross-site sign-out and sign-in posts → refused, session intact, no code');
     hops.length = 0;
 
     // 6. Sign out: GET shows a button, the POST ends the session.

@@ -384,7 +384,7 @@ impl Stack {
 /// scopes, and every code went to the sink (none to the refused identity).
 fn assert_what_the_application_and_the_sink_saw(stack: &Stack, report: &Value) {
     let steps = report["steps"].as_array().expect("steps");
-    assert_eq!(steps.len(), 10, "{steps:?}");
+    assert_eq!(steps.len(), 11, "{steps:?}");
     let seen = stack.app.requests();
     assert!(
         seen.iter()
