@@ -22,6 +22,19 @@ Right codes: codes are stateless (SPEC §3.1), so the harness derives the code
 of each fresh identity (use counter 0) from OTP_SECRET_KEY exactly as a
 delivery backend would receive it; every (identity, code) pair is used once.
 
+Scenarios: nginx; forward auth (`GET /api/v1/token/verify`) with a bearer
+header and with the `otp_session` cookie (SPEC §11); `POST /api/v1/otp/verify`
+(wrong and right codes), `POST /api/v1/otp/request` and `POST
+/api/v1/token/refresh` on the memory store and on Redis; EdDSA forward auth.
+The refresh scenarios spend one fresh refresh token per request: the harness
+signs in that many fresh identities first (bench/mint.lua, not measured) and
+posts each refresh token once.
+
+Bars: after the table, every SPEC §9 bar the run can judge is printed with
+its ratio and PASS/FAIL (and written to benchmarks.json under "bars"). A
+missed bar does not change the exit status (the machine may be busy); an
+unexpected status does.
+
 Usage:
     python3 bench/load.py                 # full run (15 s per scenario), writes docs/
     python3 bench/load.py --quick         # smoke (debug build, 2 s runs), writes target/bench-quick/
@@ -309,7 +322,7 @@ class Harness:
 
     def measure(self, name: str, label: str, url: str, path: str, script: str, env: dict,
                 pids_fn, expected: set[str], route: str | None, extra_pids_fn=None,
-                redis_url: str | None = None) -> dict:
+                redis_url: str | None = None, hint: str | None = None) -> dict:
         a = self.args
         if a.warmup > 0:
             self.wrk(url + path, script, env, a.warmup)
@@ -346,7 +359,10 @@ class Harness:
         if redis_url:
             calls = {k: v - r0.get(k, 0) for k, v in r1.items() if v - r0.get(k, 0) > 0}
             calls.pop("info", None)
-            res["redis_commands_per_req"] = {k: round(v / max(n, 1), 2) for k, v in calls.items()}
+            # per response the server counted (wrk's count misses the ones
+            # still in flight when it stops, which did reach Redis)
+            served = sum(statuses.values()) if route and statuses else n
+            res["redis_commands_per_req"] = {k: round(v / max(served, 1), 2) for k, v in calls.items()}
         if extra_pids_fn:
             res["redis_cpu_us_per_req"] = round((x1 - x0) / CLK_TCK * 1e6 / max(n, 1), 2)
         problems = []
@@ -361,6 +377,8 @@ class Harness:
                 problems.append("server counted no responses")
         elif "200" in expected and w["status"]:
             problems.append(f"{w['status']} non-2xx responses")
+        if problems and hint:
+            problems.append(hint)
         if problems:
             self.failures.append(f"{name}: " + "; ".join(problems))
         res["ok"] = not problems
@@ -380,6 +398,42 @@ class Harness:
         if status != 200:
             raise RuntimeError(f"could not obtain a token: {status} {body[:300]!r}")
         return json.loads(body)["access_token"]
+
+    def mint_refresh_tokens(self, url: str, prefix: str, count: int) -> Path:
+        """Signs in up to `count` fresh identities (bench/mint.lua over their
+        derived codes) and returns a file of `{"refresh_token": …}` bodies, one
+        per session. Stops at `count` or after a time cap (3 × the run
+        length + 5 s); not measured."""
+        a = self.args
+        body = self.bodies(prefix, count, right=True)
+        out = self.tmp / f"{prefix}-refresh.txt"
+        e = dict(os.environ, BENCH_DIR=str(BENCH), BENCH_BODIES=str(body), BENCH_MINT_OUT=str(out))
+        cap = 3 * a.duration + 5
+        argv = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{a.connections}", f"-d{int(cap) + 5}s",
+                "--timeout", "5s", "-s", str(BENCH / "mint.lua"), url + "/api/v1/otp/verify"]
+        t0 = time.time()
+        w = subprocess.Popen(argv, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        n = 0
+        try:
+            while w.poll() is None and time.time() - t0 < cap:
+                time.sleep(0.5)
+                n = sum(1 for _ in out.open()) if out.exists() else 0
+                if n >= count:
+                    break
+        finally:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGINT)
+                try:
+                    w.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(w.pid, signal.SIGKILL)
+                    w.wait()
+        n = sum(1 for _ in out.open()) if out.exists() else 0
+        log(f"  (minted {n} refresh tokens in {time.time() - t0:.1f} s)")
+        if n == 0:
+            raise RuntimeError("could not mint any refresh token (SESSIONS=off?)")
+        return out
 
     def bodies(self, prefix: str, count: int, right: bool) -> Path:
         """One JSON body per line: fresh identities with their right code, or
@@ -421,6 +475,7 @@ class Harness:
             "kernel": os.uname().release,
             "wrk": f"wrk -t1 -c{a.connections} -d{a.duration}s (warm-up {a.warmup}s)",
             "workers": a.workers,
+            "pinning": {"server": SERVER_CPU, "wrk": WRK_CPU, "redis": a.redis_cpu},
             "profile": a.profile,
             "binary_bytes": size,
         }
@@ -460,6 +515,19 @@ class Harness:
             if want(f"request{tag}"):
                 self.measure(f"request{tag}", f"POST /otp/request{nice}", url, "/api/v1/otp/request",
                              "post_request.lua", {}, sp, {"200"}, "/api/v1/otp/request", extra_pids_fn, redis_url)
+            if want(f"refresh{tag}"):
+                tokens = self.mint_refresh_tokens(url, prefix + "s", pairs)
+                # every refresh token once: no warm-up run (it would spend them)
+                saved = a.warmup
+                a.warmup = 0
+                try:
+                    self.measure(f"refresh{tag}", f"POST /token/refresh{nice}", url,
+                                 "/api/v1/token/refresh", "post_bodies.lua", {"BENCH_BODIES": str(tokens)},
+                                 sp, {"200"}, "/api/v1/token/refresh", extra_pids_fn, redis_url,
+                                 hint="a 401 means the minted refresh tokens ran out (wrk wrapped "
+                                      "around): raise --pair-rate")
+                finally:
+                    a.warmup = saved
             return p, url
 
         # HS256 server: token verify, then the POST routes on memory backends
@@ -469,6 +537,11 @@ class Harness:
             tok = self.fetch_token(url, "load-user")
             self.measure("token_hs256", "GET /token/verify HS256", url, "/api/v1/token/verify",
                          "get.lua", {"BENCH_TOKEN": tok}, lambda: [p.pid], {"200"}, "/api/v1/token/verify")
+        if want("token_cookie"):
+            tok = self.fetch_token(url, "load-cookie-user")
+            self.measure("token_cookie", "GET /token/verify HS256 cookie", url, "/api/v1/token/verify",
+                         "get.lua", {"BENCH_COOKIE": tok}, lambda: [p.pid], {"200"},
+                         "/api/v1/token/verify")
         self.stop(p)
         otp_p, _ = otp_scenarios("", {})
         self.stop(otp_p)
@@ -504,9 +577,12 @@ class Harness:
             r["ratio_to_nginx"] = round(r["rps"] / nginx["rps"], 3)
             r["cpu_ratio_to_nginx"] = round(r["cpu_us_per_req"] / max(nginx["cpu_us_per_req"], 1e-9), 2)
         self.print_table()
+        bars = judge_bars(self.results)
+        print_bars(bars)
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "benchmarks.json").write_text(json.dumps({"meta": meta, "results": self.results}, indent=2) + "\n")
+        (out / "benchmarks.json").write_text(
+            json.dumps({"meta": meta, "results": self.results, "bars": bars}, indent=2) + "\n")
         (out / "benchmarks.svg").write_text(svg_chart(self.results, meta))
         log(f"wrote {out / 'benchmarks.json'} and {out / 'benchmarks.svg'}")
         log(f"meta: {json.dumps(meta)}")
@@ -562,6 +638,73 @@ class Harness:
         sys.stdout.flush()
 
 
+# Commands a client sends to run a stored script; everything a script calls
+# inside is counted by INFO commandstats too, and is no round trip.
+SCRIPT_COMMANDS = ("evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro")
+# Commands the store's scripts call inside (crates/otp-ratelimit): counted by
+# commandstats, sent by no client of ours.
+IN_SCRIPT_COMMANDS = ("del", "get", "hget", "hmget", "hset", "incr", "pexpire", "set", "time",
+                      "zadd", "zcard", "zrange", "zrem", "zremrangebyscore")
+
+
+def round_trips(per_req: dict[str, float]) -> float:
+    """Client → Redis commands per request: script calls plus any command no
+    script of ours calls (a client-side MGET, say)."""
+    return round(sum(v for k, v in per_req.items()
+                     if k in SCRIPT_COMMANDS or k not in IN_SCRIPT_COMMANDS), 2)
+
+
+def judge_bars(results: list[dict]) -> list[dict]:
+    """Every SPEC §9 bar this run can judge: ratio, bar, PASS/FAIL."""
+    by = {r["scenario"]: r for r in results}
+    nginx = by.get("nginx")
+    bars: list[dict] = []
+
+    def bar(name: str, value: float, op: str, limit: float, basis: str) -> None:
+        ok = value >= limit if op == ">=" else value <= limit
+        bars.append({"bar": name, "value": round(value, 3), "op": op, "limit": limit,
+                     "basis": basis, "pass": ok})
+
+    if nginx:
+        for sc, what in (("token_hs256", "forward auth, bearer"), ("token_cookie", "forward auth, cookie")):
+            r = by.get(sc)
+            if not r:
+                continue
+            bar(f"{what}: req/s vs nginx", r["rps"] / nginx["rps"], ">=", 0.90,
+                f"{r['rps']:,.0f} / {nginx['rps']:,.0f}")
+            bar(f"{what}: CPU/req vs nginx", r["cpu_us_per_req"] / max(nginx["cpu_us_per_req"], 1e-9),
+                "<=", 1.3, f"{r['cpu_us_per_req']:.2f} / {nginx['cpu_us_per_req']:.2f} us")
+            bar(f"{what}: p99 vs nginx", r["p99_ms"] / max(nginx["p99_ms"], 1e-9), "<=", 2.0,
+                f"{r['p99_ms']:.3f} / {nginx['p99_ms']:.3f} ms")
+        for sc, what, limit in (("verify_right", "otp/verify right code (memory)", 0.65),
+                                ("verify_wrong", "otp/verify wrong code (memory)", 0.65),
+                                ("refresh", "token/refresh (memory)", 0.50)):
+            r = by.get(sc)
+            if r:
+                bar(f"{what}: req/s vs nginx", r["rps"] / nginx["rps"], ">=", limit,
+                    f"{r['rps']:,.0f} / {nginx['rps']:,.0f}")
+    for sc in ("verify_right", "verify_wrong"):
+        mem, red = by.get(sc), by.get(sc + "_redis")
+        if mem and red:
+            bar(f"{sc.replace('_', ' ')}: Redis req/s vs memory", red["rps"] / mem["rps"], ">=", 0.30,
+                f"{red['rps']:,.0f} / {mem['rps']:,.0f}")
+    for sc, limit in (("verify_right_redis", 2), ("verify_wrong_redis", 2), ("refresh_redis", 1)):
+        r = by.get(sc)
+        if r and "redis_commands_per_req" in r:
+            cmds = r["redis_commands_per_req"]
+            bar(f"{sc.replace('_', ' ')}: Redis round trips per request", round_trips(cmds), "<=", limit,
+                ", ".join(f"{k} {v}" for k, v in sorted(cmds.items())))
+    return bars
+
+
+def print_bars(bars: list[dict]) -> None:
+    print(f"\n{'SPEC §9 bar':<58}{'value':>8}  {'bar':<7} verdict  basis")
+    for b in bars:
+        print(f"{b['bar']:<58}{b['value']:>8.3f}  {b['op']} {b['limit']:<4} "
+              f"{'PASS' if b['pass'] else 'FAIL':<7}  {b['basis']}")
+    sys.stdout.flush()
+
+
 def svg_chart(results: list[dict], meta: dict) -> str:
     """A horizontal bar chart of req/s per scenario, nginx as a reference line."""
     rows = results
@@ -594,6 +737,7 @@ def svg_chart(results: list[dict], meta: dict) -> str:
 
 
 def main() -> int:
+    global SERVER_CPU, WRK_CPU
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few-second smoke: 2 s per scenario, no RSS run")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per measured run (default 15)")
@@ -604,6 +748,10 @@ def main() -> int:
     ap.add_argument("--pair-rate", type=float, default=90_000,
                     help="right-code pairs generated per second of run (must exceed the verify rate)")
     ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--server-cpu", default=SERVER_CPU,
+                    help="CPU list of the server side, nginx included (default 0; '0,1' lets it "
+                         "float over both cores, as a default deployment on a 2-core host)")
+    ap.add_argument("--wrk-cpu", default=WRK_CPU, help="CPU list of wrk (default 1)")
     ap.add_argument("--redis-cpu", default=SERVER_CPU,
                     help="CPU list of redis-server (default: the server's core, so the server side "
                          "stays one core; '0,1' lets it float)")
@@ -623,8 +771,8 @@ def main() -> int:
         if shutil.which(tool) is None:
             log(f"load: {tool} is not installed")
             return 2
+    SERVER_CPU, WRK_CPU = a.server_cpu, a.wrk_cpu
     if os.cpu_count() < 2:
-        global WRK_CPU
         WRK_CPU = "0"
     if not a.no_build:
         env = dict(os.environ, CARGO_TARGET_DIR=a.target_dir)

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Where the CPU of a route goes (the "Profile" section of docs/benchmarks.md).
+
+Two tools, both on the release `otp-server` (`debug = 1` keeps symbols),
+WORKERS=1, the memory store, limits raised as in bench/load.py:
+
+- `callgrind`: the server runs under `valgrind --tool=callgrind` with
+  collection off; after a warm-up the harness switches it on
+  (`callgrind_control -i on`), drives the route with wrk for a few seconds,
+  dumps (`callgrind_control -d`) and divides the instructions by the
+  responses the server counted in `/metrics`. Instruction counts are
+  repeatable on a busy machine; valgrind does not emulate SHA-NI, so SHA-256
+  weighs more than natively. Prints instructions per request and the top
+  functions (inclusive and exclusive).
+- `perf`: `perf record -F 999 -g` (software cpu-clock: this VM has no
+  hardware counters) on the pinned server during a wrk run; prints the top
+  symbols by self samples, kernel included.
+
+Routes: `bearer` and `cookie` (GET /api/v1/token/verify), `verify_wrong`,
+`verify_right` (POST /api/v1/otp/verify), `refresh` (POST /api/v1/token/refresh).
+
+Usage:
+    python3 bench/profile.py --tool callgrind --routes bearer,cookie,verify_right,refresh
+    python3 bench/profile.py --tool perf --routes bearer --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load  # noqa: E402  (the harness's helpers: processes, codes, wrk)
+
+ROUTES = {
+    "bearer": "/api/v1/token/verify",
+    "cookie": "/api/v1/token/verify",
+    "verify_wrong": "/api/v1/otp/verify",
+    "verify_right": "/api/v1/otp/verify",
+    "refresh": "/api/v1/token/refresh",
+}
+
+
+def start(h: load.Harness, tool: str, out: Path) -> tuple[load.Proc, str]:
+    port = load.free_port()
+    argv = [str(h.binary), "serve", "--bind", f"127.0.0.1:{port}"]
+    if tool == "callgrind":
+        argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                f"--callgrind-out-file={out}"] + argv
+    p = h.start(argv, env=h.server_env({}), cpu=load.SERVER_CPU)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if load.http("GET", url + "/healthz")[0] == 200:
+                return p, url
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def server_pid(p: load.Proc, tool: str) -> int:
+    # taskset execs its command: the process is the server (or valgrind)
+    return p.pid
+
+
+def load_for(h: load.Harness, route: str, url: str, count: int) -> tuple[str, dict]:
+    """wrk script and environment driving `route`."""
+    if route == "bearer":
+        return "get.lua", {"BENCH_TOKEN": h.fetch_token(url, "prof-user")}
+    if route == "cookie":
+        return "get.lua", {"BENCH_COOKIE": h.fetch_token(url, "prof-cookie-user")}
+    prefix = f"prof-{route}-{int(time.time())}"
+    if route in ("verify_wrong", "verify_right"):
+        return "post_bodies.lua", {"BENCH_BODIES": str(h.bodies(prefix, count, route == "verify_right"))}
+    if route == "refresh":
+        return "post_bodies.lua", {"BENCH_BODIES": str(h.mint_refresh_tokens(url, prefix, count))}
+    raise SystemExit(f"unknown route {route}")
+
+
+def callgrind(h: load.Harness, route: str, a) -> None:
+    out = Path(tempfile.mkdtemp(prefix="otp-prof-")) / "callgrind.out"
+    p, url = start(h, "callgrind", out)
+    try:
+        script, env = load_for(h, route, url, a.count)
+        before = h.metrics(url, ROUTES[route])
+        subprocess.run(["callgrind_control", "-i", "on", str(p.pid)], check=True, capture_output=True)
+        w = h.wrk(url + ROUTES[route], script, env, a.seconds)
+        subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "-i", "off", str(p.pid)], check=True, capture_output=True)
+        after = h.metrics(url, ROUTES[route])
+    finally:
+        h.stop(p)
+    served = sum(after.values()) - sum(before.values())
+    dumps = sorted(out.parent.glob("callgrind.out*"), key=lambda f: f.stat().st_size)
+    dump = dumps[-1]
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=no", str(dump)], capture_output=True,
+                         text=True).stdout
+    m = re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", ann) or re.search(r"([\d,]+)\s+PROGRAM TOTALS", ann)
+    if not m:
+        raise RuntimeError(f"no totals in callgrind_annotate output of {dump}: {ann[:1500]}")
+    total = int(m.group(1).replace(",", ""))
+    print(f"\n== {route} (callgrind): {served} responses {dict((k, after.get(k, 0) - before.get(k, 0)) for k in after)}, "
+          f"wrk {w['requests']}; {total:,} instructions = {total / max(served, 1):,.0f} per request")
+    print(top(ann, a.top, "self"))
+    inc = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(dump)], capture_output=True,
+                         text=True).stdout
+    print(top(inc, a.top, "inclusive, our code and the HTTP/JSON layers", INTERESTING))
+    if a.keep:
+        print(f"(dump kept: {dump})")
+
+
+# Inclusive rows worth showing (the framework's frames above the handler
+# are ~100 % each and say nothing).
+INTERESTING = re.compile(r"otp_|serde_json|h1::(codec|decoder|encoder)|httparse|tracing|prometheus|"
+                         r"sha2|ring::|base64|HeaderMap|malloc|mi_free|mio::|send|recv|write|read")
+
+
+def top(annotate: str, n: int, kind: str, only: re.Pattern | None = None) -> str:
+    rows = []
+    for line in annotate.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S.*)$", line)
+        if m and only is not None and not only.search(m.group(3)):
+            continue
+        if m and "PROGRAM TOTALS" not in line:
+            name = m.group(3)
+            name = re.sub(r"^\S*?:", "", name, count=1) if ":" in name.split(" ")[0] else name
+            rows.append(f"   {m.group(2):>5}%  {shorten(name)}")
+        if len(rows) >= n:
+            break
+    return f"  top {n} ({kind}):\n" + "\n".join(rows)
+
+
+def shorten(name: str) -> str:
+    name = re.sub(r"<[^<>]*>", "<…>", name)
+    name = re.sub(r"<[^<>]*>", "<…>", name)
+    return name[:150]
+
+
+def perf(h: load.Harness, route: str, a) -> None:
+    p, url = start(h, "perf", Path("/dev/null"))
+    data = Path(tempfile.mkdtemp(prefix="otp-perf-")) / "perf.data"
+    try:
+        script, env = load_for(h, route, url, a.count)
+        h.wrk(url + ROUTES[route], script, env, 1)  # warm-up
+        rec = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", str(data), "-p", str(p.pid)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        w = h.wrk(url + ROUTES[route], script, env, a.seconds)
+        rec.send_signal(signal.SIGINT)
+        rec.wait(timeout=30)
+    finally:
+        h.stop(p)
+    rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "symbol",
+                          "--stdio", "-g", "none", "--percent-limit", "0.7"],
+                         capture_output=True, text=True).stdout
+    rows = [l for l in rep.splitlines() if re.match(r"\s+[\d.]+%", l)][: a.top]
+    print(f"\n== {route} (perf, {a.seconds:.0f} s, {w['requests'] / (w['duration_us'] / 1e6):,.0f} req/s under perf):")
+    print("\n".join("  " + shorten(r.strip()) for r in rows))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tool", choices=["callgrind", "perf"], default="callgrind")
+    ap.add_argument("--routes", default="bearer,cookie,verify_wrong,verify_right,refresh")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--count", type=int, default=60_000, help="identities/refresh tokens prepared per POST route")
+    ap.add_argument("--top", type=int, default=18)
+    ap.add_argument("--keep", action="store_true", help="keep the callgrind dumps")
+    ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(load.ROOT / "target")))
+    a = ap.parse_args()
+    # the harness's options that its helpers read
+    a.profile, a.workers, a.duration, a.warmup = "release", 1, a.seconds, 0
+    h = load.Harness(a)
+    if not h.binary.is_file():
+        print(f"{h.binary} missing: cargo build --release -p otp-server", file=sys.stderr)
+        return 2
+    try:
+        for route in a.routes.split(","):
+            (callgrind if a.tool == "callgrind" else perf)(h, route, a)
+    finally:
+        h.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
