@@ -7,9 +7,8 @@ use otp_core::wire::{
     OtpRequest, OtpRequestResponse, OtpVerifyRequest, OtpVerifyResponse, RefreshRequest,
     RefreshResponse, RevokeRequest, TokenStatus,
 };
-use otp_core::{unix_now, Claims};
+use otp_core::{unix_now, TokenError};
 use otp_service::{RequestContext, ServiceError, VerifyOptions};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{with_rate_limit, ApiError, ErrorResponse};
@@ -516,12 +515,6 @@ pub async fn introspect(
     ))
 }
 
-#[derive(Serialize)]
-struct Active<'a> {
-    active: bool,
-    claims: &'a Claims,
-}
-
 /// The bearer token of `req`, if any (`Authorization: Bearer <token>`, scheme
 /// case-insensitive).
 fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -591,13 +584,24 @@ pub async fn verify_bearer(
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, ApiError> {
     let token = presented_token(&req).ok_or(ApiError::TokenMissing)?;
-    let claims = state.service.tokens().verify(token, unix_now())?;
-    Ok(authorized(&claims))
+    Ok(verified(&state, token)?)
 }
 
-/// The 200 of a forward-auth check that passed: `X-Auth-Subject` and
-/// `Remote-User` carry `sub`, the body `{active:true, claims}`.
-pub(crate) fn authorized(claims: &Claims) -> HttpResponse {
+/// The forward-auth check of `token` (this route and the gate's
+/// `/api/v1/auth/forward`): on success the 200 with `X-Auth-Subject` and
+/// `Remote-User` carrying `sub`, `Cache-Control: no-store`, and the body
+/// `{"active":true,"claims":<the token's payload>}` — the claims exactly as
+/// signed (for tokens issued here, the bytes serializing them gives),
+/// decoded straight into the response buffer instead of being serialized
+/// again.
+pub(crate) fn verified(state: &HttpState, token: &str) -> Result<HttpResponse, TokenError> {
+    let mut body = Vec::with_capacity(ACTIVE_PREFIX.len() + token.len() + 1);
+    body.extend_from_slice(ACTIVE_PREFIX);
+    let claims = state
+        .service
+        .tokens()
+        .verify_into(token, unix_now(), &mut body)?;
+    body.push(b'}');
     let mut res = HttpResponse::Ok();
     // `sub` is a normalized identity (no control characters), so it is a
     // valid header value; obs-text bytes of non-ASCII ids are allowed too.
@@ -606,11 +610,15 @@ pub(crate) fn authorized(claims: &Claims) -> HttpResponse {
         res.insert_header((REMOTE_USER.clone(), sub));
     }
     res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    res.json(Active {
-        active: true,
-        claims,
-    })
+    res.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
+    Ok(res.body(body))
 }
+
+/// What the forward-auth body starts with; the token's payload and `}` follow.
+const ACTIVE_PREFIX: &[u8] = br#"{"active":true,"claims":"#;
 
 /// Liveness and identity of the service (the Python service's body).
 #[utoipa::path(get, path = "/health", tag = "ops",

@@ -183,6 +183,23 @@ pub(crate) fn decode_claims(payload: &str) -> Result<Claims, TokenError> {
     raw.into_claims().map_err(TokenError::MissingClaim)
 }
 
+/// [`decode_claims`], keeping the decoded payload: it is appended to `out`
+/// (left as it was on error), so a caller can answer with the claims exactly
+/// as they were signed instead of serializing them again.
+pub(crate) fn decode_claims_into(payload: &str, out: &mut Vec<u8>) -> Result<Claims, TokenError> {
+    let start = out.len();
+    let parsed = match STRICT.decode_vec(payload, out) {
+        Ok(()) => serde_json::from_slice::<RawClaims>(&out[start..])
+            .map_err(|_| TokenError::MalformedClaims)
+            .and_then(|raw| raw.into_claims().map_err(TokenError::MissingClaim)),
+        Err(_) => Err(TokenError::Base64),
+    };
+    if parsed.is_err() {
+        out.truncate(start);
+    }
+    parsed
+}
+
 /// The JSON protected header this library writes: `alg`, `typ`, then `kid`
 /// if given (JSON-escaped).
 pub(crate) fn header_json(algorithm: Algorithm, kid: Option<&str>) -> String {
@@ -246,6 +263,24 @@ impl Validator {
         let payload = verify_signature(token, self.algorithm, &self.keys, true, &self.known)?;
         let claims = decode_claims(payload)?;
         self.check_claims(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// [`Validator::verify`], appending the decoded payload to `out` on
+    /// success (`out` is left as it was on error).
+    pub(crate) fn verify_into(
+        &self,
+        token: &str,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Claims, TokenError> {
+        let payload = verify_signature(token, self.algorithm, &self.keys, true, &self.known)?;
+        let start = out.len();
+        let claims = decode_claims_into(payload, out)?;
+        if let Err(e) = self.check_claims(&claims, now) {
+            out.truncate(start);
+            return Err(e);
+        }
         Ok(claims)
     }
 
@@ -313,6 +348,65 @@ mod tests {
         // the kid is unknown.
         let only_b = validator(&[&b]);
         assert_eq!(only_b.verify(&good, 1), Err(TokenError::UnknownKid));
+    }
+
+    #[test]
+    fn verify_into_appends_the_signed_payload_only_when_the_token_is_valid() {
+        let a = SigningKey::hs256([1u8; 32]).unwrap();
+        let v = validator(&[&a]);
+        let header = header_json(Algorithm::Hs256, Some(a.kid()));
+        // members in the signer's order and spacing, a fractional date: the
+        // bytes come back as signed, while the claims are parsed as usual
+        let payload = br#"{"exp": 100.5, "aud":"api","iss":"stateless-otp","sub":"a","x":[1]}"#;
+        let token = dangerous::encode_raw(&a, header.as_bytes(), payload);
+        let mut out = b"prefix:".to_vec();
+        let claims = v.verify_into(&token, 1, &mut out).unwrap();
+        assert_eq!(claims, v.verify(&token, 1).unwrap());
+        assert_eq!(claims.exp, 100);
+        assert_eq!(&out[..7], b"prefix:");
+        assert_eq!(&out[7..], payload);
+        // expired, bad signature, malformed claims: `out` is untouched
+        for (bad, now) in [
+            (token.clone(), 200),
+            (
+                dangerous::encode_raw(
+                    &SigningKey::hs256([2u8; 32]).unwrap(),
+                    header.as_bytes(),
+                    payload,
+                ),
+                1,
+            ),
+            (
+                dangerous::encode_raw(&a, header.as_bytes(), br#"{"sub":"a"}"#),
+                1,
+            ),
+            (dangerous::encode_raw(&a, header.as_bytes(), b"[1]"), 1),
+        ] {
+            let mut out = b"prefix:".to_vec();
+            assert!(v.verify_into(&bad, now, &mut out).is_err());
+            assert_eq!(out, b"prefix:");
+        }
+    }
+
+    #[test]
+    fn issued_tokens_carry_the_bytes_their_claims_serialize_to() {
+        use crate::token::{TokenKeys, TokenService};
+        let service = TokenService::new(
+            TokenKeys::single(SigningKey::hs256([3u8; 32]).unwrap()),
+            TokenConfig::default(),
+        )
+        .unwrap();
+        let mut extra = serde_json::Map::new();
+        extra.insert("role".into(), "admin".into());
+        extra.insert(
+            "n".into(),
+            serde_json::json!([1.5, "é\"", {"b": 1, "a": null}]),
+        );
+        let issued = service.issue("alice@example.com", 1_000, extra).unwrap();
+        let mut out = Vec::new();
+        let claims = service.verify_into(&issued.token, 1_001, &mut out).unwrap();
+        assert_eq!(claims, issued.claims);
+        assert_eq!(out, serde_json::to_vec(&claims).unwrap());
     }
 
     #[test]

@@ -290,6 +290,21 @@ impl TokenService {
         self.validator.verify(token, now_unix)
     }
 
+    /// [`TokenService::verify`], also appending the token's payload — the
+    /// claims as a JSON object exactly as they were signed — to `payload`
+    /// when the token is valid (`payload` is left as it was otherwise). The
+    /// forward-auth route answers with these bytes instead of serializing
+    /// the claims again; for tokens issued here they are the bytes
+    /// `serde_json::to_vec(&claims)` gives.
+    pub fn verify_into(
+        &self,
+        token: &str,
+        now_unix: u64,
+        payload: &mut Vec<u8>,
+    ) -> Result<Claims, TokenError> {
+        self.validator.verify_into(token, now_unix, payload)
+    }
+
     /// [`TokenService::verify`] at the system clock's current time.
     pub fn verify_now(&self, token: &str) -> Result<Claims, TokenError> {
         self.verify(token, unix_now())

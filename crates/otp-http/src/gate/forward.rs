@@ -17,7 +17,6 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use otp_core::unix_now;
 
 use super::GateConfig;
 use crate::{ApiError, HttpState};
@@ -103,8 +102,8 @@ pub(crate) fn renew_url(gate: &GateConfig, rd: Option<&str>) -> String {
 )]
 pub async fn forward(req: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
     let err = match crate::routes::presented_token(&req) {
-        Some(token) => match state.service.tokens().verify(token, unix_now()) {
-            Ok(claims) => return crate::routes::authorized(&claims),
+        Some(token) => match crate::routes::verified(&state, token) {
+            Ok(res) => return res,
             Err(e) => ApiError::Token(e),
         },
         None => ApiError::TokenMissing,

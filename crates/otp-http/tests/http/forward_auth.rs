@@ -172,3 +172,60 @@ async fn openapi_documents_the_session_cookie_scheme_on_token_verify() {
         "either one suffices"
     );
 }
+
+#[actix_web::test]
+async fn the_answer_is_the_claims_as_serializing_them_gives() {
+    let h = harness();
+    let app = h.app().await;
+    let token = login(&h, &app, ID).await;
+    let verify = send(&app, bearer(&token)).await;
+    assert_eq!(
+        verify.header("content-type"),
+        Some("application/json"),
+        "{:?}",
+        verify.headers
+    );
+    // byte for byte what the route answered before it echoed the payload:
+    // `{"active":true,"claims":<serialized Claims>}`
+    let claims = hs256_tokens().verify(&token, unix_now()).unwrap();
+    assert_eq!(
+        verify.text(),
+        format!(
+            r#"{{"active":true,"claims":{}}}"#,
+            serde_json::to_string(&claims).unwrap()
+        )
+    );
+    // and the same claims introspection reports
+    let introspect = send(
+        &app,
+        post_json(
+            "/api/v1/token/introspect",
+            serde_json::json!({ "token": token }),
+        ),
+    )
+    .await;
+    assert_eq!(verify.json(), introspect.json());
+}
+
+#[actix_web::test]
+async fn a_token_signed_elsewhere_is_answered_with_its_payload_as_signed() {
+    let h = harness();
+    let app = h.app().await;
+    // as PyJWT would write it: its own member order and spacing, and a
+    // fractional exp
+    let exp = unix_now() + 600;
+    let payload = format!(
+        r#"{{"exp": {exp}.5, "sub": "{ID}", "iss": "stateless-otp", "aud": "api", "role": "admin"}}"#
+    );
+    let key = otp_core::SigningKey::hs256(JWT_SECRET).unwrap();
+    let token = otp_core::dangerous::encode_raw(
+        &key,
+        br#"{"alg":"HS256","typ":"JWT"}"#,
+        payload.as_bytes(),
+    );
+    let r = send(&app, bearer(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), format!(r#"{{"active":true,"claims":{payload}}}"#));
+    assert_eq!(r.header("x-auth-subject"), Some(ID));
+    assert_eq!(r.json()["claims"]["role"], "admin");
+}
