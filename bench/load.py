@@ -647,11 +647,15 @@ IN_SCRIPT_COMMANDS = ("del", "get", "hget", "hmget", "hset", "incr", "pexpire", 
                       "zadd", "zcard", "zrange", "zrem", "zremrangebyscore")
 
 
+# Once per connection or per script, not per request.
+SETUP_COMMANDS = ("ping", "script|load", "hello", "client|setname", "client|setinfo", "select", "auth")
+
+
 def round_trips(per_req: dict[str, float]) -> float:
     """Client → Redis commands per request: script calls plus any command no
-    script of ours calls (a client-side MGET, say)."""
+    script of ours calls (a client-side MGET, say), set-up commands aside."""
     return round(sum(v for k, v in per_req.items()
-                     if k in SCRIPT_COMMANDS or k not in IN_SCRIPT_COMMANDS), 2)
+                     if k in SCRIPT_COMMANDS or k not in IN_SCRIPT_COMMANDS + SETUP_COMMANDS), 2)
 
 
 def judge_bars(results: list[dict]) -> list[dict]:
