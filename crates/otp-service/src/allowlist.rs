@@ -26,9 +26,16 @@
 //! anywhere else (`bob*@example.com`, `*.example.com`, `+44*7`) is refused
 //! when the list is parsed rather than taken as an exact identity that
 //! nobody would ever type, so opaque ids containing `*` cannot be listed.
+//!
+//! A refused request is answered after about the time a delivery to that
+//! kind of identity typically takes ([`DeliveryPace`]: a moving average of
+//! the recent successful deliveries), so the answer's timing does not
+//! simply tell a refused identity from one that was sent a code.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use otp_core::{Identity, IdentityKind};
 
@@ -204,6 +211,47 @@ impl fmt::Debug for IdentityAllowlist {
     }
 }
 
+/// The typical time of a successful delivery per kind of identity: an
+/// exponentially weighted moving average (weight 1/8, the first sample
+/// taken as is), each sample capped at [`DeliveryPace::MAX`]. A refused
+/// identity's request waits this long before it is answered.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveryPace {
+    micros: [AtomicU64; 3],
+}
+
+impl DeliveryPace {
+    /// The longest sample recorded (and so the longest wait).
+    pub(crate) const MAX: Duration = Duration::from_secs(5);
+
+    fn slot(&self, kind: IdentityKind) -> &AtomicU64 {
+        &self.micros[match kind {
+            IdentityKind::Email => 0,
+            IdentityKind::Phone => 1,
+            IdentityKind::Opaque => 2,
+        }]
+    }
+
+    /// Records that a delivery to `kind` succeeded after `took`.
+    pub(crate) fn record(&self, kind: IdentityKind, took: Duration) {
+        let sample = u64::try_from(took.min(Self::MAX).as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .slot(kind)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample.max(1)
+                } else {
+                    old - old / 8 + sample / 8
+                })
+            });
+    }
+
+    /// The typical delivery time to `kind` (zero before the first delivery).
+    pub(crate) fn typical(&self, kind: IdentityKind) -> Duration {
+        Duration::from_micros(self.slot(kind).load(Ordering::Relaxed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +356,32 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_delivery_pace_follows_recent_deliveries_per_kind() {
+        let pace = DeliveryPace::default();
+        assert_eq!(pace.typical(IdentityKind::Email), Duration::ZERO);
+        pace.record(IdentityKind::Email, Duration::from_millis(800));
+        assert_eq!(
+            pace.typical(IdentityKind::Email),
+            Duration::from_millis(800)
+        );
+        assert_eq!(
+            pace.typical(IdentityKind::Phone),
+            Duration::ZERO,
+            "per kind"
+        );
+        for _ in 0..40 {
+            pace.record(IdentityKind::Email, Duration::from_millis(100));
+        }
+        let t = pace.typical(IdentityKind::Email);
+        assert!(
+            t >= Duration::from_millis(100) && t < Duration::from_millis(105),
+            "{t:?}"
+        );
+        pace.record(IdentityKind::Phone, Duration::from_secs(60));
+        assert_eq!(pace.typical(IdentityKind::Phone), DeliveryPace::MAX);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use otp_ratelimit::{
 };
 use serde_json::{Map, Value};
 
-use crate::allowlist::IdentityAllowlist;
+use crate::allowlist::{DeliveryPace, IdentityAllowlist};
 use crate::audit::{AuditConfig, AuditEventKind, AuditSink, Auditor, Fact};
 use crate::error::{LimitedOperation, ServiceError};
 use crate::limits::{Limits, DEFAULT_MAX_ATTEMPTS};
@@ -78,8 +78,9 @@ pub struct ServiceConfig {
     /// grace).
     pub sessions: SessionConfig,
     /// Who may receive a code (`ALLOWED_IDENTITIES`, SPEC §11). A request
-    /// for an identity the list refuses gets the same answer as any other
-    /// and counts against the same limits, but nothing is derived or sent;
+    /// for an identity the list refuses gets the same answer as any other,
+    /// after about the time a delivery typically takes, and counts against
+    /// the same limits, but nothing is derived or sent;
     /// a verify for it fails as a wrong code does; a refresh of its session
     /// is refused as a revoked session. Defaults to
     /// [`IdentityAllowlist::anyone`].
@@ -252,6 +253,8 @@ pub struct OtpService {
     pub(crate) metrics: Arc<ServiceMetrics>,
     pub(crate) sessions: SessionConfig,
     pub(crate) allowed_identities: IdentityAllowlist,
+    /// How long a refused identity's request waits (typical delivery time).
+    delivery_pace: DeliveryPace,
     /// Names, logs and forwards the audit events.
     pub(crate) auditor: Auditor,
 }
@@ -333,6 +336,7 @@ impl OtpServiceBuilder {
             auditor: Auditor::new(audit_key, c.audit, self.audit_sink),
             sessions: c.sessions,
             allowed_identities: c.allowed_identities,
+            delivery_pace: DeliveryPace::default(),
             engine: OtpEngine::new(c.policy, c.keys),
             tokens: self.tokens,
             store,
@@ -588,8 +592,9 @@ impl OtpService {
     /// deliver. Every limit that allowed the call has recorded it, also when
     /// a later step fails. An identity that
     /// [`ServiceConfig::allowed_identities`] refuses gets the same `Ok`
-    /// answer as a delivered one (no enumeration), after the same limits,
-    /// and nothing is sent.
+    /// answer as a delivered one (no enumeration), after the same limits
+    /// and about the typical delivery time of its kind, and nothing is
+    /// sent.
     #[tracing::instrument(name = "request_otp", skip_all, fields(kind))]
     pub async fn request_otp(
         &self,
@@ -671,11 +676,16 @@ impl OtpService {
                 .emit(AuditEventKind::CodeSent, identity.as_str(), fact);
         } else {
             // SPEC §11: the caller cannot tell; only the operator's debug
-            // log can (the kind, never the identity).
+            // log can (the kind, never the identity). Answered after the
+            // time a delivery would typically have taken.
             tracing::debug!(
                 kind = identity.kind().as_str(),
                 "identity not among the allowed identities; nothing sent"
             );
+            let pause = self.delivery_pace.typical(identity.kind());
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
         }
         Ok(RequestOutcome {
             identity,
@@ -707,6 +717,7 @@ impl OtpService {
             tracing::warn!(backend, error = %e, "OTP delivery failed");
             return Err(ServiceError::DeliveryFailed(e));
         }
+        self.delivery_pace.record(message.kind(), started.elapsed());
         Ok(())
     }
 

@@ -1,10 +1,14 @@
 //! Who may sign in on the JSON API (`ALLOWED_IDENTITIES`, SPEC §11): a
 //! refused identity gets the same answer as an allowed one and nothing is
 //! sent, it counts against the same limits, its verify fails as a wrong
-//! code does, and its session stops renewing.
+//! code does, its session stops renewing, and its answer takes about as
+//! long as a delivery would have.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otp_delivery::{Delivery, DeliveryError, DeliveryReceipt, OtpMessage};
 
 use crate::harness::{config, memory_service, mid_window_now, service_with, Outbox};
 use otp_ratelimit::{LimitPolicy, MemoryStore, Store};
@@ -195,4 +199,46 @@ async fn a_session_stops_renewing_once_its_identity_is_no_longer_allowed() {
 #[test]
 fn the_default_configuration_allows_anyone() {
     assert!(config().allowed_identities.is_anyone());
+}
+
+/// A provider that takes `0` to accept a message (an SMTP relay, Twilio).
+#[derive(Debug)]
+struct Slow(Duration, Arc<Outbox>);
+
+#[otp_service::async_trait]
+impl Delivery for Slow {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    async fn deliver(&self, m: &OtpMessage) -> Result<DeliveryReceipt, DeliveryError> {
+        tokio::time::sleep(self.0).await;
+        self.1.deliver(m).await
+    }
+}
+
+#[tokio::test]
+async fn a_refused_identity_is_answered_after_about_a_delivery_time() {
+    let outbox = Outbox::new();
+    let slow = Arc::new(Slow(Duration::from_millis(300), outbox.clone()));
+    let service = memory_service(only("*@example.com"), slow);
+    let timed = |who: &'static str| {
+        let service = &service;
+        async move {
+            let started = Instant::now();
+            service.request_otp(who, &ip()).await.unwrap();
+            started.elapsed()
+        }
+    };
+    // Before any delivery there is nothing to imitate.
+    assert!(timed("eve@evil.test").await < Duration::from_millis(200));
+    let sent = timed("ann@example.com").await;
+    assert!(sent >= Duration::from_millis(300), "{sent:?}");
+    let refused = timed("mallory@evil.test").await;
+    assert!(
+        refused >= Duration::from_millis(250) && refused < Duration::from_millis(1000),
+        "a refused email request took {refused:?} after a {sent:?} delivery"
+    );
+    assert_eq!(outbox.total(), 1);
+    // The pace is per kind: no phone delivery has been timed yet.
+    assert!(timed("+14155550100").await < Duration::from_millis(200));
 }
