@@ -165,12 +165,13 @@ async function startAttackerSite(action, fields) {
 }
 
 /** Opens the attacker's page in `context` (the victim's browser) and submits it; the gate's answer. */
-async function crossSitePost(context, action, fields) {
+async function crossSitePost(context, action, fields, audited = null) {
   const site = await startAttackerSite(action, fields);
   const page = traced(await context.newPage());
   try {
     await page.goto(site.url);
     const [response] = await Promise.all([page.waitForNavigation(), page.click('button')]);
+    if (audited) await audit(page, audited.name, audited.report);
     return { status: response.status(), text: await page.locator('body').innerText() };
   } finally {
     await page.close();
@@ -275,7 +276,8 @@ async function run(chromium) {
 
     // CSRF from another site in the same browser: a forged sign-out is
     // refused and the session goes on; a forged sign-in sends no code.
-    const forgedLogout = await crossSitePost(context, `${ORIGIN}${GATE}/logout`, { everywhere: 'on' });
+    const forgedLogout = await crossSitePost(context, `${ORIGIN}${GATE}/logout`, { everywhere: 'on' },
+      { name: 'refused', report });
     check(forgedLogout.status === 403 && /Request refused/.test(forgedLogout.text),
       `a cross-site sign-out was not refused: ${forgedLogout.status} ${forgedLogout.text}`);
     await page.reload();

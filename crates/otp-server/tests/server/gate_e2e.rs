@@ -696,7 +696,14 @@ fn assert_no_serious_accessibility_violation(report: &Value) {
         self_test.iter().any(|v| v["id"] == "label"),
         "axe-core missed the unlabelled field of its self-test: {self_test:?}"
     );
-    for page in ["login", "code", "code-error", "logout", "renew-failed"] {
+    for page in [
+        "login",
+        "code",
+        "code-error",
+        "logout",
+        "renew-failed",
+        "refused",
+    ] {
         let audit = &audits[page];
         assert!(
             audit["passes"].as_u64() > Some(10),
