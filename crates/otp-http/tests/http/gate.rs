@@ -1104,3 +1104,25 @@ async fn gate_with_sessions_off_sets_only_the_access_cookie_and_renew_asks_to_si
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location"), Some("/auth/login"));
 }
+
+#[actix_web::test]
+async fn gate_pages_escape_what_the_user_typed() {
+    let h = gate_harness();
+    let app = h.app().await;
+    let mut b = Browser::default();
+    // A valid opaque identity (refused by *@example.com): shown escaped.
+    let typed = r#"<script>alert("x")</script>"#;
+    let page = b.ask_code(&app, typed).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(!html.contains("<script"), "{html}");
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+    // An invalid one, echoed into the form: escaped too.
+    let page = b.ask_code(&app, r#"a"><img src=x>@"#).await;
+    assert_eq!(page.status, 422, "{}", page.text());
+    assert!(!page.text().contains("<img"), "{}", page.text());
+    assert_eq!(h.outbox.total(), 0);
+}
