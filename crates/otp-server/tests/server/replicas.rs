@@ -8,6 +8,8 @@
 //! - a logout on A, and a sign-out everywhere on A, are seen on B;
 //! - 50 concurrent refreshes of one token split over A and B all answer 200
 //!   with byte-identical successors, and that successor keeps working;
+//! - one refresh is one Redis script call (one round trip) on Cluster,
+//!   counted with `INFO commandstats` on every master;
 //! - a refresh token is never an access token: `GET /api/v1/token/verify`
 //!   answers 401, `/api/v1/token/introspect` `active: false`, and PyJWT
 //!   with `JWT_SECRET` refuses it.
@@ -189,6 +191,68 @@ fn sessions_hold_across_two_replicas_on_a_redis_cluster() {
         ("REDIS_CLUSTER", "true".into()),
     ]);
     sessions_hold_across_replicas(&mut a, &mut b, "cluster");
+
+    // One Redis round trip per refresh on Cluster: the commands the three
+    // masters served for one refresh (a warm one: the scripts are loaded),
+    // PING / INFO / CLUSTER and connection commands left out.
+    let (_, token) = sign_in(&mut a, "roundtrip.cluster@example.com");
+    let (s, warm) = refresh(&a, &token);
+    assert_eq!(s, 200, "{warm}");
+    let before = data_commands(&cluster);
+    let (s, next) = refresh(&b, warm["refresh_token"].as_str().unwrap());
+    let after = data_commands(&cluster);
+    assert_eq!(s, 200, "{next}");
+    let spent: Vec<(String, u64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    // INFO commandstats also counts the commands a script runs inside the
+    // server (its TIME, HMGET, …): the round trips are the script calls.
+    let scripts: u64 = spent
+        .iter()
+        .filter(|(k, _)| k == "evalsha" || k == "eval")
+        .map(|(_, d)| d)
+        .sum();
+    assert_eq!(
+        scripts, 1,
+        "one script call (one round trip) per refresh: {spent:?}"
+    );
+    eprintln!("one refresh on Cluster: {spent:?} (all but evalsha inside the script)");
+}
+
+/// Calls per command over every master (`INFO commandstats`), without the
+/// commands that are no data access (health pings, topology, connection
+/// set-up, the INFO itself).
+fn data_commands(cluster: &otp_testkit::RedisCluster) -> std::collections::BTreeMap<String, u64> {
+    const NOT_DATA: &[&str] = &[
+        "ping", "info", "cluster", "command", "client", "hello", "readonly", "select", "auth",
+    ];
+    let mut calls = std::collections::BTreeMap::new();
+    for node in cluster.nodes() {
+        let info = node
+            .cli(&["INFO", "commandstats"])
+            .expect("INFO commandstats");
+        for line in info.lines() {
+            let Some((name, rest)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            let base = name.split('|').next().unwrap_or(name);
+            if NOT_DATA.contains(&base) {
+                continue;
+            }
+            let n: u64 = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            *calls.entry(name.to_owned()).or_insert(0) += n;
+        }
+    }
+    calls
 }
 
 #[test]
