@@ -96,6 +96,12 @@ pub fn build(
             ))
         }
     };
+    if identities.is_anyone() {
+        notes.warnings.push(
+            "GATE_ALLOWED_IDENTITIES allows anyone (*): whoever can receive a code at any address or number can sign in to the protected applications"
+                .to_owned(),
+        );
+    }
     let path = path(raw.get("GATE_PATH").unwrap_or(DEFAULT_GATE_PATH))?;
     let (public_url, gate_host) = public_url(raw, dev, port, notes)?;
     let cookie_domain = cookie_domain(raw, &gate_host)?;
@@ -412,6 +418,14 @@ mod tests {
         assert!(!g.redirects.require_https());
         assert!(g.redirects.allows("http://127.0.0.1:9123/app"));
         assert!(g.identities.is_anyone());
+        assert!(
+            notes
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("GATE_ALLOWED_IDENTITIES allows anyone (*)")),
+            "{:?}",
+            notes.warnings
+        );
         assert!(
             notes
                 .dev
