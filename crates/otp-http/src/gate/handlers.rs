@@ -462,16 +462,21 @@ pub(crate) async fn renew(req: HttpRequest, state: web::Data<HttpState>) -> Http
     let Some(token) = cookie_value(&req, REFRESH_COOKIE) else {
         return see_other(gate, &login_url(gate, rd, &[])).finish();
     };
-    let refreshed = state.service.refresh(token).await.and_then(|out| {
-        // Someone removed from GATE_ALLOWED_IDENTITIES stops renewing.
-        let allowed =
-            Identity::parse(&out.token.claims.sub).is_ok_and(|id| gate.identities.allows(&id));
-        if allowed {
-            Ok(out)
-        } else {
-            Err(ServiceError::SessionRevoked)
-        }
-    });
+    let ctx = crate::routes::context(&req, &state);
+    let refreshed = state
+        .service
+        .refresh_with(token, &ctx)
+        .await
+        .and_then(|out| {
+            // Someone removed from GATE_ALLOWED_IDENTITIES stops renewing.
+            let allowed =
+                Identity::parse(&out.token.claims.sub).is_ok_and(|id| gate.identities.allows(&id));
+            if allowed {
+                Ok(out)
+            } else {
+                Err(ServiceError::SessionRevoked)
+            }
+        });
     match refreshed {
         Ok(out) => {
             let mut res = see_other(gate, gate.redirects.resolve(rd));
@@ -536,7 +541,8 @@ pub(crate) async fn logout_submit(
     let everywhere = form.everywhere.as_deref() == Some("on");
     let token = cookie_value(&req, REFRESH_COOKIE).or_else(|| cookie_value(&req, SESSION_COOKIE));
     if let Some(token) = token {
-        match state.service.logout(token, everywhere).await {
+        let ctx = crate::routes::context(&req, &state);
+        match state.service.logout_with(token, everywhere, &ctx).await {
             Ok(_) => {}
             Err(e @ ServiceError::Unavailable(_)) => {
                 // Keep the cookies: the session could not be ended, and
