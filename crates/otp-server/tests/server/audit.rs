@@ -2,7 +2,7 @@
 //! event kind for the flow that causes it, POSTed to `AUDIT_WEBHOOK_URL`
 //! and verified there by the official Standard Webhooks library
 //! (`webhook_receiver.py` runs `standardwebhooks`), retried with the same
-//! `webhook-id` after 503s; pseudonyms by default, the identity and the
+//! `webhook-id` after 503s and after a timeout; pseudonyms by default, the identity and the
 //! client network only with `AUDIT_INCLUDE_IDENTITY=true`; a full queue
 //! drops and counts without slowing requests; and a `RUST_LOG=trace` scan
 //! of a whole session flow (request, verify, wrong code, refresh, grace,
@@ -567,4 +567,100 @@ fn no_code_access_token_or_refresh_token_appears_in_trace_logs_of_a_session_flow
     ] {
         assert!(!all.contains(secret), "{what} appears in the logs");
     }
+}
+
+/// Reads one HTTP request from `stream`: its `webhook-id` header, if any.
+fn read_webhook_id(stream: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            l.strip_prefix(&format!("{name}:"))
+                .map(|v| v.trim().to_owned())
+        })
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    header("webhook-id")
+}
+
+#[test]
+fn an_audit_event_whose_post_timed_out_is_retried_with_the_same_webhook_id() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    // A receiver that never answers its first request (the 5 s timeout of
+    // an audit POST expires) and answers 204 to every later one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ids = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let ids = ids.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(id) = read_webhook_id(&mut stream) else {
+                    continue;
+                };
+                let first = {
+                    let mut ids = ids.lock().unwrap();
+                    ids.push(id);
+                    ids.len() == 1
+                };
+                if first {
+                    held.push(stream);
+                } else {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        });
+    }
+    let mut server = Server::builder()
+        .env(
+            "AUDIT_WEBHOOK_URL",
+            format!("http://127.0.0.1:{port}/audit"),
+        )
+        .env("AUDIT_WEBHOOK_SECRET", AUDIT_SECRET)
+        .start();
+    let started = Instant::now();
+    let r = post_json(
+        &api(&server, "/otp/request"),
+        &json!({ "identity": "timeout@example.com" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the request does not wait for the audit POST"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ids.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "no retry after the timeout");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ids = ids.lock().unwrap().clone();
+    assert_eq!(ids[0], ids[1], "the retry carries the same webhook-id");
+    assert!(ids[0].starts_with("msg_"), "{ids:?}");
+    let _ = server.drain_stdout();
 }
