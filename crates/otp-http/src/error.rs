@@ -128,6 +128,10 @@ pub enum ApiError {
     /// The bearer token failed verification (401).
     #[error("{0}")]
     Token(#[from] TokenError),
+    /// Several `otp_session` cookies whose valid tokens name different
+    /// subjects (a planted cookie; SPEC §11): 401 `token_invalid`.
+    #[error("several otp_session cookies of different subjects")]
+    AmbiguousSession,
     /// No such route (404).
     #[error("not found")]
     NotFound,
@@ -172,7 +176,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::TokenMissing => ErrorCode::TokenMissing,
             ApiError::Token(e) if e.is_expired() => ErrorCode::TokenExpired,
-            ApiError::Token(_) => ErrorCode::TokenInvalid,
+            ApiError::Token(_) | ApiError::AmbiguousSession => ErrorCode::TokenInvalid,
             ApiError::NotFound => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
         }
@@ -323,6 +327,14 @@ impl ResponseError for ApiError {
                     res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
                 }
             }
+            ApiError::AmbiguousSession => {
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"stateless-otp\", error=\"invalid_token\", error_description=\"ambiguous session cookies\"",
+                    ),
+                );
+            }
             _ => {}
         }
         if matches!(self, ApiError::RequestTimeout(_)) {
@@ -330,7 +342,10 @@ impl ResponseError for ApiError {
             res.head_mut()
                 .set_connection_type(actix_web::http::ConnectionType::Close);
         }
-        if matches!(self, ApiError::Token(_) | ApiError::TokenMissing) {
+        if matches!(
+            self,
+            ApiError::Token(_) | ApiError::TokenMissing | ApiError::AmbiguousSession
+        ) {
             res.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }

@@ -540,23 +540,35 @@ pub(crate) use crate::gate::SESSION_COOKIE;
 
 /// The access token a request presents, the one place that decides it
 /// (SPEC §11): the `Authorization: Bearer` token first; else, when no bearer
-/// token is sent, the value of the first non-empty `otp_session` cookie.
-/// `None` (→ 401 `token_missing`) when neither is there.
+/// token is sent, the `otp_session` cookie — with several, the one
+/// [`gate::cookies::session_token`](crate::gate::cookies) picks (a planted
+/// one never shadows the user's; valid ones of different subjects →
+/// [`ApiError::AmbiguousSession`]). [`ApiError::TokenMissing`] when neither
+/// is there.
 ///
 /// A non-bearer `Authorization` header (e.g. the protected app's own `Basic`
 /// credentials, which nginx forwards into its auth subrequest) does not hide
 /// the cookie: it is not a token of ours.
-pub(crate) fn presented_token(req: &HttpRequest) -> Option<&str> {
-    bearer(req).or_else(|| session_cookie(req))
+pub(crate) fn presented_token<'r>(
+    req: &'r HttpRequest,
+    state: &HttpState,
+) -> Result<&'r str, ApiError> {
+    if let Some(token) = bearer(req) {
+        return Ok(token);
+    }
+    use crate::gate::cookies::{session_token, SessionCookie};
+    session_token(req, state.service.tokens()).map_err(|e| match e {
+        SessionCookie::Missing => ApiError::TokenMissing,
+        SessionCookie::Ambiguous => ApiError::AmbiguousSession,
+    })
 }
 
-/// The value of the first non-empty `otp_session` cookie of `req`'s
-/// `Cookie` header(s) (RFC 6265 §5.4: `name=value` pairs separated by `;`;
-/// HTTP/2 may split them over several headers), without allocating. A
-/// header that is not visible ASCII is skipped whole; a pair without `=` is
-/// not a cookie. A value in double quotes (RFC 6265 §4.1.1) is unquoted.
-fn session_cookie(req: &HttpRequest) -> Option<&str> {
-    crate::gate::cookie_value(req, SESSION_COOKIE)
+/// The claims of the browser's valid `otp_session` access token (the
+/// cookie [`presented_token`] would pick; no store), for the gate's
+/// "signed in as" line.
+pub(crate) fn session_claims(req: &HttpRequest, state: &HttpState) -> Option<otp_core::Claims> {
+    let token = crate::gate::cookies::session_token(req, state.service.tokens()).ok()?;
+    state.service.tokens().verify_now(token).ok()
 }
 
 static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
@@ -583,7 +595,7 @@ pub async fn verify_bearer(
     req: HttpRequest,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = presented_token(&req).ok_or(ApiError::TokenMissing)?;
+    let token = presented_token(&req, &state)?;
     Ok(verified(&state, token)?)
 }
 
@@ -727,23 +739,6 @@ mod tests {
             .to_http_request();
         assert_eq!(bearer(&r), None);
         assert_eq!(bearer(&TestRequest::default().to_http_request()), None);
-    }
-
-    #[test]
-    fn presented_token_is_the_bearer_else_the_first_non_empty_session_cookie() {
-        let r = TestRequest::default()
-            .insert_header(("Authorization", "Bearer a.b.c"))
-            .insert_header(("Cookie", "otp_session=d.e.f"))
-            .to_http_request();
-        assert_eq!(presented_token(&r), Some("a.b.c"));
-        let r = TestRequest::default()
-            .insert_header(("Cookie", "x=1; otp_session=; otp_session= d.e.f ;y=2"))
-            .to_http_request();
-        assert_eq!(presented_token(&r), Some("d.e.f"));
-        let r = TestRequest::default()
-            .insert_header(("Cookie", "otp_refresh=r; otp_sessionx=s"))
-            .to_http_request();
-        assert_eq!(presented_token(&r), None);
     }
 
     #[test]

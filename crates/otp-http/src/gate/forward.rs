@@ -37,11 +37,23 @@ fn wants_page(req: &HttpRequest, trusted: bool) -> bool {
         .get_all(header::ACCEPT)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|media| {
-            media
-                .split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        .any(accepts_html)
+}
+
+/// Whether one `Accept` element is `text/html` with a non-zero weight
+/// (`text/html;q=0` says "not HTML", RFC 9110 §12.4.2). `*/*` and
+/// `text/*` do not count: a browser's page load names `text/html`.
+fn accepts_html(media: &str) -> bool {
+    let mut parts = media.split(';');
+    let is_html = parts
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"));
+    is_html
+        && !parts.any(|param| {
+            param.split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("q")
+                    && v.trim().parse::<f32>().map_or(true, |q| q <= 0.0)
+            })
         })
 }
 
@@ -101,12 +113,12 @@ pub(crate) fn renew_url(gate: &GateConfig, rd: Option<&str>) -> String {
     )
 )]
 pub async fn forward(req: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
-    let err = match crate::routes::presented_token(&req) {
-        Some(token) => match crate::routes::verified(&state, token) {
+    let err = match crate::routes::presented_token(&req, &state) {
+        Ok(token) => match crate::routes::verified(&state, token) {
             Ok(res) => return res,
             Err(e) => ApiError::Token(e),
         },
-        None => ApiError::TokenMissing,
+        Err(e) => e,
     };
     if let Some(gate) = &state.gate {
         let trusted = crate::client_ip::is_trusted_peer(&req, &state.config.trusted_proxies);

@@ -258,6 +258,8 @@ impl Pager<'_> {
             page,
             identity,
             field_error,
+            signed_in_as: None,
+            continue_to: self.gate.redirects.resolve(self.rd),
         };
         pages::render(res, &login)
     }
@@ -296,12 +298,29 @@ pub(crate) async fn login_page(req: HttpRequest, state: web::Data<HttpState>) ->
         gate,
         rd: q.rd.as_deref(),
     };
-    pager.login(
-        pages::builder(gate, StatusCode::OK),
-        String::new(),
-        None,
-        notice,
-    )
+    let mut res = pages::builder(gate, StatusCode::OK);
+    let mut page = pager.page(&mut res);
+    page.notice = notice;
+    let login = LoginPage {
+        page,
+        identity: String::new(),
+        field_error: None,
+        signed_in_as: signed_in_as(&req, &state, gate),
+        continue_to: gate.redirects.resolve(q.rd.as_deref()),
+    };
+    pages::render(res, &login)
+}
+
+/// Who the browser's `otp_session` cookie signs in, when it holds a valid
+/// access token of an identity the gate still allows (checked like forward
+/// auth: signature and expiry, no store). With several `otp_session`
+/// cookies (a sibling subdomain may toss one), only one that every other
+/// valid one agrees with counts.
+fn signed_in_as(req: &HttpRequest, state: &HttpState, gate: &GateConfig) -> Option<String> {
+    let claims = crate::routes::session_claims(req, state)?;
+    Identity::parse(&claims.sub)
+        .is_ok_and(|id| gate.identities.allows(&id))
+        .then_some(claims.sub)
 }
 
 /// A form post with an identity: refused (403) unless the CSRF guard
@@ -507,6 +526,17 @@ pub(crate) async fn renew(req: HttpRequest, state: web::Data<HttpState>) -> Http
             cookies::append(&mut res, cookies::clear_cookie(gate, Jar::Session));
             res.finish()
         }
+    }
+}
+
+/// `HEAD {path}/renew`: 200 without a body or cookies, the store
+/// untouched. A `HEAD` (a link checker, a preview fetcher, a prefetch)
+/// must not rotate the refresh token the way the `GET` does; it learns
+/// only that the route exists.
+pub(crate) async fn renew_head(state: web::Data<HttpState>) -> HttpResponse {
+    match gate_of(&state) {
+        Some(gate) => pages::builder(gate, StatusCode::OK).finish(),
+        None => gate_off(),
     }
 }
 

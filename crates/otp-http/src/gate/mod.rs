@@ -15,6 +15,10 @@
 //! | `GET {path}/logout` | a sign-out button; `POST` ends the session, clears the cookies, 303 to login |
 //! | `GET {path}/static/gate.css` | the one style sheet |
 //!
+//! `HEAD` on the `GET` pages answers as `GET` without a body, except
+//! `HEAD {path}/renew`: 200 with no body and no cookies, the store untouched
+//! (a link checker or preview must not rotate a session).
+//!
 //! `GET /api/v1/auth/forward` ([`forward`]) is mounted always: the bearer
 //! or `otp_session` check for Traefik and Caddy, which with the gate on
 //! sends a browser that asks for HTML to the renew URL (302).
@@ -102,17 +106,29 @@ pub(crate) fn register(cfg: &mut web::ServiceConfig, gate: &Arc<GateConfig>) {
                 crate::routes::method_not_allowed_for(allow)
             }))
     };
+    // HEAD is GET without a body (RFC 9110 §9.3.2; the server drops the
+    // body), except on renew, where it must not spend the refresh token.
     cfg.service(
-        resource("/login", "GET, POST")
+        resource("/login", "GET, HEAD, POST")
             .route(web::get().to(handlers::login_page))
+            .route(web::head().to(handlers::login_page))
             .route(web::post().to(handlers::login_submit)),
     )
     .service(resource("/verify", "POST").route(web::post().to(handlers::verify_submit)))
-    .service(resource("/renew", "GET").route(web::get().to(handlers::renew)))
     .service(
-        resource("/logout", "GET, POST")
+        resource("/renew", "GET, HEAD")
+            .route(web::get().to(handlers::renew))
+            .route(web::head().to(handlers::renew_head)),
+    )
+    .service(
+        resource("/logout", "GET, HEAD, POST")
             .route(web::get().to(handlers::logout_page))
+            .route(web::head().to(handlers::logout_page))
             .route(web::post().to(handlers::logout_submit)),
     )
-    .service(resource("/static/gate.css", "GET").route(web::get().to(pages::stylesheet)));
+    .service(
+        resource("/static/gate.css", "GET, HEAD")
+            .route(web::get().to(pages::stylesheet))
+            .route(web::head().to(pages::stylesheet)),
+    );
 }

@@ -90,6 +90,12 @@ pub(crate) struct LoginPage<'a> {
     pub identity: String,
     /// The error of the identity field.
     pub field_error: Option<String>,
+    /// The identity of a valid `otp_session` cookie: the page then says
+    /// who is signed in, with a continue link and a sign-out link.
+    pub signed_in_as: Option<String>,
+    /// Where "Continue" leads: the validated `rd`, else
+    /// `GATE_DEFAULT_REDIRECT`.
+    pub continue_to: &'a str,
 }
 
 /// After `POST {path}/login`: the code form.

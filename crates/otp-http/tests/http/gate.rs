@@ -22,6 +22,8 @@ use crate::support::{
     harness, obtain_code, send, wrong_code, FailingDelivery, Harness, Reply, Setup,
 };
 
+mod hostile;
+
 /// The gate's public origin in these tests.
 const GATE_URL: &str = "https://auth.example.com";
 /// The app the gate protects.
@@ -54,6 +56,20 @@ fn gate_with_limits(limits: Limits) -> Harness {
     gated(
         Setup {
             limits,
+            ..Setup::default()
+        },
+        gate_config(),
+    )
+}
+
+/// The gate behind a proxy at 10.0.0.0/8 (`TRUSTED_PROXIES`).
+fn behind_proxy() -> Harness {
+    gated(
+        Setup {
+            http: HttpConfig {
+                trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+                ..HttpConfig::default()
+            },
             ..Setup::default()
         },
         gate_config(),
@@ -175,6 +191,26 @@ impl Browser {
                 ("csrf", &csrf),
                 ("rd", APP),
                 ("identity", &identity),
+                ("otp", code),
+            ],
+        )
+        .await
+    }
+
+    /// Posts the code form of `code_page_html` (for alice@example.com)
+    /// with `rd` and `code`.
+    async fn verify<S, B>(&mut self, app: &S, code_page_html: &str, rd: &str, code: &str) -> Reply
+    where
+        S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        self.post(
+            app,
+            "/auth/verify",
+            &[
+                ("csrf", &field(code_page_html, "csrf")),
+                ("rd", rd),
+                ("identity", "alice@example.com"),
                 ("otp", code),
             ],
         )
@@ -529,18 +565,7 @@ async fn gate_verify_with_a_foreign_rd_lands_on_the_default_redirect() {
         "https://app.example.com@evil.example/",
         "https:evil.example",
     ] {
-        let done = b
-            .post(
-                &app,
-                "/auth/verify",
-                &[
-                    ("csrf", &field(&html, "csrf")),
-                    ("rd", rd),
-                    ("identity", "alice@example.com"),
-                    ("otp", &code),
-                ],
-            )
-            .await;
+        let done = b.verify(&app, &html, rd, &code).await;
         if done.status == 303 {
             assert_eq!(
                 done.header("location"),
@@ -857,16 +882,7 @@ async fn gate_forward_redirects_only_get_and_head_that_ask_for_html() {
 
 #[actix_web::test]
 async fn gate_forward_builds_rd_from_x_forwarded_headers_of_trusted_proxies_only() {
-    let h = gated(
-        Setup {
-            http: HttpConfig {
-                trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
-                ..HttpConfig::default()
-            },
-            ..Setup::default()
-        },
-        gate_config(),
-    );
+    let h = behind_proxy();
     let app = h.app().await;
     let forwarded = [
         ("Accept", "text/html"),
