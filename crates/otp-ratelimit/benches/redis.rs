@@ -13,6 +13,17 @@
 //!    over the one multiplexed connection; the reported time is wall time
 //!    divided by the checks done (checks/s = 1e9 / ns).
 //!
+//! 4. Sign-ins (printed first, `-- --verify-only` stops after it): 20 000
+//!    right-code verifies of fresh identities with the store calls the
+//!    service makes (`check_all` over the per-IP window, the identity's
+//!    verify window, its daily window for the network and its daily
+//!    ceiling with two counters read; then `advance_all` voiding both
+//!    windows, clearing the verify window and creating a session), 64 at
+//!    once over the one connection. Prints EVALSHA per verify, the Redis
+//!    server's CPU per verify (`INFO cpu`, user + sys), the time Redis spent
+//!    inside the scripts per verify (`INFO commandstats` usec of evalsha)
+//!    and the commands the scripts ran per verify.
+//!
 //! Run: `cargo bench -p otp-ratelimit --features redis --bench redis`.
 
 use std::collections::BTreeMap;
@@ -20,7 +31,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use otp_ratelimit::{LimitPolicy, RateLimiter, RedisConfig, RedisStore, Store};
+use otp_ratelimit::{
+    CounterAdvance, CounterRead, LimitCheck, LimitPolicy, RateLimiter, RedisConfig, RedisStore,
+    SessionStart, Store,
+};
 use otp_testkit::{self as testkit, RedisTarget};
 
 /// Always allows (max far above the rate); the 1 s window keeps every log
@@ -60,6 +74,133 @@ async fn command_calls(url: &str) -> BTreeMap<String, u64> {
     out
 }
 
+/// A field of `INFO <section>` as a number (0 when absent).
+async fn info_field(url: &str, section: &str, field: &str) -> f64 {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect for INFO");
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut con)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Redis server CPU (user + sys) so far, in µs.
+async fn redis_cpu_us(url: &str) -> f64 {
+    (info_field(url, "cpu", "used_cpu_user").await + info_field(url, "cpu", "used_cpu_sys").await)
+        * 1e6
+}
+
+/// µs Redis spent inside EVALSHA so far (`INFO commandstats`).
+async fn evalsha_usec(url: &str) -> f64 {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect for INFO");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut con)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:"))
+        .and_then(|r| r.split(',').find_map(|f| f.strip_prefix("usec=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+const SIGN_INS: u64 = 20_000;
+
+/// One right-code verify of `identity` with the store calls of the service
+/// (module docs, 4).
+async fn sign_in(store: &RedisStore, identity: &str, sid: &str) {
+    let per_ip = LimitPolicy::per_secs("verify_ip", 10_000_000, 1);
+    let verify = LimitPolicy::per_secs("verify_identity", 10, 600);
+    let daily = LimitPolicy::per_secs("verify_daily", 30, 86_400);
+    let ceiling = LimitPolicy::per_secs("verify_daily_identity", 100, 86_400);
+    let net = "192.0.2.1";
+    let windows = [5_000_000u64, 5_000_001];
+    let checks = [
+        LimitCheck::new(&per_ip, net),
+        LimitCheck::new(&verify, identity),
+        LimitCheck::new(&daily, identity).scoped(net),
+        LimitCheck::new(&ceiling, identity),
+    ];
+    let read = CounterRead {
+        identity,
+        windows: &windows,
+    };
+    let c = store.check_all(&checks, Some(read)).await.expect("check_all");
+    assert!(c.allowed(), "a fresh identity is allowed");
+    let clear = [LimitCheck::new(&verify, identity)];
+    let day = Duration::from_secs(86_400);
+    let a = CounterAdvance {
+        identity,
+        window: windows[1],
+        from: 0,
+        void: &windows,
+        ttl: Duration::from_secs(900),
+        clear: &clear,
+        session: Some(SessionStart {
+            sid,
+            ttl: 7 * day,
+            max_lifetime: 30 * day,
+        }),
+    };
+    assert!(store.advance_all(&a).await.expect("advance_all"));
+}
+
+/// Module docs, 4.
+async fn sign_ins(store: &Arc<RedisStore>, url: &str) {
+    let run = format!("{:x}", std::process::id());
+    sign_in(store, &format!("warm-{run}"), "warm").await;
+    let (c0, cpu0, us0) = (
+        command_calls(url).await,
+        redis_cpu_us(url).await,
+        evalsha_usec(url).await,
+    );
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(64);
+    for t in 0..64u64 {
+        let store = store.clone();
+        let run = run.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = t;
+            while n < SIGN_INS {
+                let sid = format!("sid{n:0>19}");
+                sign_in(&store, &format!("user{n}-{run}@example.com"), &sid).await;
+                n += 64;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let wall = start.elapsed();
+    let (c1, cpu1, us1) = (
+        command_calls(url).await,
+        redis_cpu_us(url).await,
+        evalsha_usec(url).await,
+    );
+    let n = SIGN_INS as f64;
+    println!(
+        "sign-in verify: {:.0} verifies/s (64 at once, one connection); redis cpu {:.1} us/verify; \
+         inside scripts {:.1} us/verify\ncommands per verify: {}",
+        n / wall.as_secs_f64(),
+        (cpu1 - cpu0) / n,
+        (us1 - us0) / n,
+        per_op(&c0, &c1, SIGN_INS),
+    );
+}
+
 /// "name=calls/op" for every command whose count moved, except the INFO
 /// probe itself.
 fn per_op(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, ops: u64) -> String {
@@ -97,6 +238,11 @@ fn main() {
     let keys: Arc<Vec<String>> =
         Arc::new((0..KEYS).map(|i| format!("user{i}@example.com")).collect());
 
+    rt.block_on(sign_ins(&store, &url));
+    if std::env::args().any(|a| a == "--verify-only") {
+        drop(target);
+        return;
+    }
     rt.block_on(async {
         // Warm-up loads the scripts (SCRIPT LOAD after NOSCRIPT).
         store.check(&POLICY, "warm").await.expect("check");
