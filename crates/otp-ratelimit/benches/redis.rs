@@ -138,7 +138,10 @@ async fn sign_in(store: &RedisStore, identity: &str, sid: &str) {
         identity,
         windows: &windows,
     };
-    let c = store.check_all(&checks, Some(read)).await.expect("check_all");
+    let c = store
+        .check_all(&checks, Some(read))
+        .await
+        .expect("check_all");
     assert!(c.allowed(), "a fresh identity is allowed");
     let clear = [LimitCheck::new(&verify, identity)];
     let day = Duration::from_secs(86_400);
@@ -229,10 +232,11 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let store = Arc::new(
-        rt.block_on(RedisStore::connect(RedisConfig::new(
-            vec![url.clone()],
-            &b"bench-hash-key-0123456789abcdef"[..],
-        )))
+        rt.block_on(RedisStore::connect(RedisConfig {
+            // Room for a slow server (e.g. redis-server under callgrind).
+            response_timeout: Duration::from_secs(60),
+            ..RedisConfig::new(vec![url.clone()], &b"bench-hash-key-0123456789abcdef"[..])
+        }))
         .expect("connect to Redis"),
     );
     let keys: Arc<Vec<String>> =

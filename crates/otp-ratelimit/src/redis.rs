@@ -250,22 +250,27 @@ pub const KEY_LAYOUT_VERSION: u32 = 2;
 /// TTL of the `<prefix>:layout` marker, renewed at each connect.
 const LAYOUT_MARKER_TTL: Duration = Duration::from_secs(30 * 86_400);
 
-/// Fragment: `now`, the server time in µs.
+/// Fragment: `now`, the server time in µs, and `int(n)`, the decimal
+/// string of an integer. Every computed number a script hands to
+/// `redis.call` goes through `int`: Redis formats a Lua number argument with
+/// `%.17g`, whose floating-point printing was about a tenth of Redis's CPU
+/// per verify (callgrind); `%d` is exact for every integer below 2⁵³.
 const NOW: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function int(n) return string.format('%d', n) end
 ";
 
 /// Fragment: `window_state(key, max, window_us, now)` trims a strict
 /// sliding window and returns `count, retry_us` (retry 0 when count < max).
 const WINDOW: &str = r"
 local function window_state(key, max, window_us, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - window_us))
   local count = redis.call('ZCARD', key)
   if count < max then return count, 0 end
   local retry = window_us
   if count > 0 and max > 0 then
-    local e = redis.call('ZRANGE', key, count - max, count - max, 'WITHSCORES')
+    local e = redis.call('ZRANGE', key, int(count - max), int(count - max), 'WITHSCORES')
     if e[2] then retry = tonumber(e[2]) + window_us - now end
   end
   return count, retry
@@ -307,8 +312,9 @@ for i = 1, n do
 end
 if all then
   if record then
+    local at = int(now)
     for i = 1, n do
-      redis.call('ZADD', KEYS[i], now, tag)
+      redis.call('ZADD', KEYS[i], at, tag)
       redis.call('PEXPIRE', KEYS[i], ARGV[2 + 2 * i])
       out[3 * i - 1] = out[3 * i - 1] - 1
     end
@@ -341,7 +347,7 @@ return 1
 const ADVANCE_BODY: &str = r"
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
 if c ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], c + 1, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], int(c + 1), 'PX', ARGV[2])
 local v = tonumber(ARGV[3])
 local last = #KEYS
 if ARGV[4] == '1' then last = #KEYS - 2 end
@@ -386,7 +392,7 @@ local function create_session(skey, ekey, ttl_ms, max_ms)
   local e = redis.call('GET', ekey)
   if e then redis.call('PEXPIRE', ekey, max_ms) end
   redis.call('DEL', skey)
-  redis.call('HSET', skey, 'g', 0, 'r', ms, 'e', e or 0)
+  redis.call('HSET', skey, 'g', '0', 'r', int(ms), 'e', e or '0')
   redis.call('PEXPIRE', skey, ttl_ms)
   return ms
 end
@@ -415,7 +421,7 @@ if e ~= tonumber(redis.call('GET', KEYS[2]) or '0') then
 end
 local p = tonumber(ARGV[1])
 if p == g then
-  redis.call('HSET', KEYS[1], 'g', g + 1, 'r', ms, 'i', ARGV[4])
+  redis.call('HSET', KEYS[1], 'g', int(g + 1), 'r', int(ms), 'i', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {1, g + 1, ms, tonumber(ARGV[4])}
 end
