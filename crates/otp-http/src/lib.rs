@@ -51,6 +51,8 @@
 //! - [`gate`]: the web gate of SPEC §11 (sign-in pages, session cookies,
 //!   renewal, `/api/v1/auth/forward`).
 //! - [`redirect`]: the web gate's `rd` check (`GATE_ALLOWED_HOSTS`).
+//! - `verified_cache` (private): the bounded cache of recently verified
+//!   access tokens behind the forward-auth routes.
 #![deny(missing_docs)]
 
 use std::sync::Arc;
@@ -72,6 +74,7 @@ pub mod http_metrics;
 pub mod observe;
 pub mod redirect;
 pub mod routes;
+mod verified_cache;
 
 pub use error::{fastapi_detail, ApiError, Detail, ErrorResponse};
 pub use http_metrics::HttpMetrics;
@@ -135,6 +138,8 @@ pub struct HttpState {
     pub openapi_json: Bytes,
     /// The web gate (SPEC §11); `None` with `GATE=off`, the default.
     pub gate: Option<Arc<gate::GateConfig>>,
+    /// Recently verified access tokens of the forward-auth routes.
+    pub(crate) verified: Arc<verified_cache::VerifiedCache>,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -188,6 +193,7 @@ impl HttpState {
             jwks_json,
             openapi_json,
             gate: None,
+            verified: Arc::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use otp_service::{RequestContext, ServiceError, VerifyOptions};
 use serde_json::Value;
 
 use crate::error::{with_rate_limit, ApiError, ErrorResponse};
+use crate::verified_cache::Answer;
 use crate::HttpState;
 
 /// One field a route reads from a JSON object body.
@@ -606,18 +607,43 @@ pub async fn verify_bearer(
 /// signed (for tokens issued here, the bytes serializing them gives),
 /// decoded straight into the response buffer instead of being serialized
 /// again.
+///
+/// A token that passed is remembered with its answer for as long as it
+/// verifies ([`crate::verified_cache`]: keyed by the whole token, checked
+/// against `nbf`/`iat` and `exp` on every hit), so the proxy's next question
+/// about it skips the signature and the JSON.
 pub(crate) fn verified(state: &HttpState, token: &str) -> Result<HttpResponse, TokenError> {
-    let mut body = Vec::with_capacity(ACTIVE_PREFIX.len() + token.len() + 1);
-    body.extend_from_slice(ACTIVE_PREFIX);
-    let claims = state
-        .service
-        .tokens()
-        .verify_into(token, unix_now(), &mut body)?;
-    body.push(b'}');
+    let now = unix_now();
+    let answer = match state.verified.get(token, now) {
+        Some(answer) => answer,
+        None => {
+            let mut body = Vec::with_capacity(ACTIVE_PREFIX.len() + token.len() + 1);
+            body.extend_from_slice(ACTIVE_PREFIX);
+            let tokens = state.service.tokens();
+            let claims = tokens.verify_into(token, now, &mut body)?;
+            body.push(b'}');
+            let answer = Answer {
+                body: body.into(),
+                // `sub` is a normalized identity (no control characters), so
+                // it is a valid header value; obs-text bytes of non-ASCII ids
+                // are allowed too.
+                subject: HeaderValue::from_bytes(claims.sub.as_bytes()).ok(),
+            };
+            // The claim checks of otp-core: valid while
+            // max(nbf, iat) - leeway <= now < exp + leeway.
+            let leeway = tokens.config().leeway_seconds;
+            let from = claims.nbf.max(claims.iat).unwrap_or(0);
+            state.verified.put(
+                token,
+                from.saturating_sub(leeway),
+                claims.exp.saturating_add(leeway),
+                answer.clone(),
+            );
+            answer
+        }
+    };
     let mut res = HttpResponse::Ok();
-    // `sub` is a normalized identity (no control characters), so it is a
-    // valid header value; obs-text bytes of non-ASCII ids are allowed too.
-    if let Ok(sub) = HeaderValue::from_bytes(claims.sub.as_bytes()) {
+    if let Some(sub) = answer.subject {
         res.insert_header((X_AUTH_SUBJECT.clone(), sub.clone()));
         res.insert_header((REMOTE_USER.clone(), sub));
     }
@@ -626,7 +652,7 @@ pub(crate) fn verified(state: &HttpState, token: &str) -> Result<HttpResponse, T
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     ));
-    Ok(res.body(body))
+    Ok(res.body(answer.body))
 }
 
 /// What the forward-auth body starts with; the token's payload and `}` follow.

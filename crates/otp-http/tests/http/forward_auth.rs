@@ -229,3 +229,66 @@ async fn a_token_signed_elsewhere_is_answered_with_its_payload_as_signed() {
     assert_eq!(r.header("x-auth-subject"), Some(ID));
     assert_eq!(r.json()["claims"]["role"], "admin");
 }
+
+#[actix_web::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let h = harness();
+    let app = h.app().await;
+    // exp two seconds ahead (TOKEN_LEEWAY_SECONDS is 0)
+    let tokens = hs256_tokens();
+    let ttl = tokens.config().ttl_seconds;
+    let now = unix_now();
+    let issued = tokens.issue(ID, now + 2 - ttl, Map::new()).unwrap();
+    assert_eq!(issued.claims.exp, now + 2);
+    let t = issued.token;
+    // verified, then answered again (from the cache) by both forward-auth
+    // ways of presenting it
+    for _ in 0..3 {
+        assert_eq!(send(&app, bearer(&t)).await.status, 200);
+        assert_eq!(
+            send(&app, with_cookie(&format!("otp_session={t}")))
+                .await
+                .status,
+            200
+        );
+    }
+    while unix_now() < now + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = send(&app, bearer(&t)).await;
+    r.assert_error(401, "token_expired", Some("Token has expired."));
+    let r = send(&app, with_cookie(&format!("otp_session={t}"))).await;
+    r.assert_error(401, "token_expired", Some("Token has expired."));
+}
+
+#[actix_web::test]
+async fn a_remembered_token_answers_exactly_as_the_first_time() {
+    let h = harness();
+    let app = h.app().await;
+    let alice = login(&h, &app, ID).await;
+    let bob = login(&h, &app, OTHER).await;
+    let first = send(&app, bearer(&alice)).await;
+    for _ in 0..3 {
+        let again = send(&app, bearer(&alice)).await;
+        assert_eq!(again.status, 200);
+        assert_eq!(again.text(), first.text());
+        for name in [
+            "x-auth-subject",
+            "remote-user",
+            "cache-control",
+            "content-type",
+        ] {
+            assert_eq!(again.header(name), first.header(name), "{name}");
+        }
+        // another token is never answered with alice's entry
+        let b = send(&app, bearer(&bob)).await;
+        assert_eq!(b.header("x-auth-subject"), Some(OTHER));
+        // nor is a token that differs in its signature
+        let mut forged = alice.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        send(&app, bearer(&forged))
+            .await
+            .assert_error(401, "token_invalid", None);
+    }
+}
