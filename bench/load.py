@@ -23,7 +23,10 @@ of each fresh identity (use counter 0) from OTP_SECRET_KEY exactly as a
 delivery backend would receive it; every (identity, code) pair is used once.
 
 Scenarios: nginx; forward auth (`GET /api/v1/token/verify`) with a bearer
-header and with the `otp_session` cookie (SPEC §11); `POST /api/v1/otp/verify`
+header and with the `otp_session` cookie (SPEC §11), one token each (as a
+signed-in browser's page loads: answered from the verified-token cache after
+the first), and with 1 000 distinct tokens in turn (every one verified in
+full); `POST /api/v1/otp/verify`
 (wrong and right codes), `POST /api/v1/otp/request` and `POST
 /api/v1/token/refresh` on the memory store and on Redis; EdDSA forward auth.
 The refresh scenarios spend one fresh refresh token per request: the harness
@@ -399,7 +402,7 @@ class Harness:
             raise RuntimeError(f"could not obtain a token: {status} {body[:300]!r}")
         return json.loads(body)["access_token"]
 
-    def mint_refresh_tokens(self, url: str, prefix: str, count: int) -> Path:
+    def mint_refresh_tokens(self, url: str, prefix: str, count: int, access: Path | None = None) -> Path:
         """Signs in up to `count` fresh identities (bench/mint.lua over their
         derived codes) and returns a file of `{"refresh_token": …}` bodies, one
         per session. Stops at `count` or after a time cap (3 × the run
@@ -407,7 +410,8 @@ class Harness:
         a = self.args
         body = self.bodies(prefix, count, right=True)
         out = self.tmp / f"{prefix}-refresh.txt"
-        e = dict(os.environ, BENCH_DIR=str(BENCH), BENCH_BODIES=str(body), BENCH_MINT_OUT=str(out))
+        e = dict(os.environ, BENCH_DIR=str(BENCH), BENCH_BODIES=str(body), BENCH_MINT_OUT=str(out),
+                 BENCH_MINT_ACCESS_OUT=str(access or ""))
         cap = 3 * a.duration + 5
         argv = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{a.connections}", f"-d{int(cap) + 5}s",
                 "--timeout", "5s", "-s", str(BENCH / "mint.lua"), url + "/api/v1/otp/verify"]
@@ -542,6 +546,14 @@ class Harness:
             self.measure("token_cookie", "GET /token/verify HS256 cookie", url, "/api/v1/token/verify",
                          "get.lua", {"BENCH_COOKIE": tok}, lambda: [p.pid], {"200"},
                          "/api/v1/token/verify")
+        if want("token_many"):
+            # 1 000 distinct tokens in turn: more than the forward-auth cache
+            # holds, so every request is a full verification
+            toks = self.tmp / "many-access.txt"
+            self.mint_refresh_tokens(url, f"many-{int(time.time())}", 1000, access=toks)
+            self.measure("token_many", "GET /token/verify HS256, 1000 tokens", url, "/api/v1/token/verify",
+                         "get_many.lua", {"BENCH_TOKENS": str(toks)}, lambda: [p.pid], {"200"},
+                         "/api/v1/token/verify")
         self.stop(p)
         otp_p, _ = otp_scenarios("", {})
         self.stop(otp_p)
@@ -584,7 +596,10 @@ class Harness:
         (out / "benchmarks.json").write_text(
             json.dumps({"meta": meta, "results": self.results, "bars": bars}, indent=2) + "\n")
         (out / "benchmarks.svg").write_text(svg_chart(self.results, meta))
-        log(f"wrote {out / 'benchmarks.json'} and {out / 'benchmarks.svg'}")
+        if a.markdown:
+            Path(a.markdown).write_text(markdown_tables(self.results, bars, meta))
+        log(f"wrote {out / 'benchmarks.json'} and {out / 'benchmarks.svg'}"
+            + (f" and {a.markdown}" if a.markdown else ""))
         log(f"meta: {json.dumps(meta)}")
         if self.failures:
             for f in self.failures:
@@ -670,7 +685,8 @@ def judge_bars(results: list[dict]) -> list[dict]:
                      "basis": basis, "pass": ok})
 
     if nginx:
-        for sc, what in (("token_hs256", "forward auth, bearer"), ("token_cookie", "forward auth, cookie")):
+        for sc, what in (("token_hs256", "forward auth, bearer"), ("token_cookie", "forward auth, cookie"),
+                         ("token_many", "forward auth, bearer, 1000 tokens (uncached)")):
             r = by.get(sc)
             if not r:
                 continue
@@ -707,6 +723,26 @@ def print_bars(bars: list[dict]) -> None:
         print(f"{b['bar']:<58}{b['value']:>8.3f}  {b['op']} {b['limit']:<4} "
               f"{'PASS' if b['pass'] else 'FAIL':<7}  {b['basis']}")
     sys.stdout.flush()
+
+
+def markdown_tables(results: list[dict], bars: list[dict], meta: dict) -> str:
+    """The results and the bars as the Markdown tables of docs/benchmarks.md."""
+    out = [f"<!-- bench/load.py, {meta['date']}, {meta['wrk']}, WORKERS={meta['workers']}, "
+           f"pinning {meta.get('pinning')} -->", "",
+           "| scenario | req/s | × nginx | p50 ms | p99 ms | p99.9 ms | CPU µs/req | × nginx CPU | statuses |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        cpu = f"{r['cpu_us_per_req']:.2f}"
+        if "redis_cpu_us_per_req" in r:
+            cpu += f" (+{r['redis_cpu_us_per_req']:.1f} redis)"
+        st = ", ".join(f"{k}: {v:,}" for k, v in sorted(r["statuses"].items())) or f"non-2xx: {r['wrk_non2xx']}"
+        out.append(f"| {r['label']} | {r['rps']:,.0f} | {r['ratio_to_nginx']:.2f} | {r['p50_ms']:.3f} | "
+                   f"{r['p99_ms']:.3f} | {r['p999_ms']:.3f} | {cpu} | {r['cpu_ratio_to_nginx']:.2f} | {st} |")
+    out += ["", "| SPEC §9 bar | measured | bar | verdict | basis |", "|---|---:|---|---|---|"]
+    for b in bars:
+        out.append(f"| {b['bar']} | {b['value']:.3f} | {b['op']} {b['limit']} | "
+                   f"{'**PASS**' if b['pass'] else '**FAIL**'} | {b['basis']} |")
+    return "\n".join(out) + "\n"
 
 
 def svg_chart(results: list[dict], meta: dict) -> str:
@@ -765,6 +801,8 @@ def main() -> int:
                     help="binary to build and drive (default release; debug with --quick, which "
                          "reuses the test build and only checks the harness and the statuses)")
     ap.add_argument("--out", help="output directory (default docs/, or target/bench-quick with --quick)")
+    ap.add_argument("--markdown", help="also write the results and bars as Markdown tables to this file "
+                                         "(for docs/benchmarks.md)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")))
     a = ap.parse_args()
     if a.quick:

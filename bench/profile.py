@@ -16,7 +16,8 @@ WORKERS=1, the memory store, limits raised as in bench/load.py:
   hardware counters) on the pinned server during a wrk run; prints the top
   symbols by self samples, kernel included.
 
-Routes: `bearer` and `cookie` (GET /api/v1/token/verify), `verify_wrong`,
+Routes: `bearer` and `cookie` (GET /api/v1/token/verify, one token),
+`bearer_many` (1 000 distinct tokens in turn: no cache hits), `verify_wrong`,
 `verify_right` (POST /api/v1/otp/verify), `refresh` (POST /api/v1/token/refresh).
 
 Usage:
@@ -42,6 +43,7 @@ import load  # noqa: E402  (the harness's helpers: processes, codes, wrk)
 ROUTES = {
     "bearer": "/api/v1/token/verify",
     "cookie": "/api/v1/token/verify",
+    "bearer_many": "/api/v1/token/verify",
     "verify_wrong": "/api/v1/otp/verify",
     "verify_right": "/api/v1/otp/verify",
     "refresh": "/api/v1/token/refresh",
@@ -78,6 +80,10 @@ def load_for(h: load.Harness, route: str, url: str, count: int) -> tuple[str, di
     if route == "cookie":
         return "get.lua", {"BENCH_COOKIE": h.fetch_token(url, "prof-cookie-user")}
     prefix = f"prof-{route}-{int(time.time())}"
+    if route == "bearer_many":
+        toks = h.tmp / f"{prefix}-access.txt"
+        h.mint_refresh_tokens(url, prefix, 1000, access=toks)
+        return "get_many.lua", {"BENCH_TOKENS": str(toks)}
     if route in ("verify_wrong", "verify_right"):
         return "post_bodies.lua", {"BENCH_BODIES": str(h.bodies(prefix, count, route == "verify_right"))}
     if route == "refresh":
