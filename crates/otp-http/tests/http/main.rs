@@ -20,6 +20,8 @@
 //!   use across requests and replicas.
 //! - [`sessions`]: SPEC §10 over HTTP — refresh, logout, RFC 7009
 //!   revoke, 50 concurrent refreshes over a real server.
+//! - [`session_checks`]: the checklist's extra SPEC §10 cases — an
+//!   expired refresh token, RFC 7009 hints and bodies, `SESSIONS=off`.
 //! - [`transcript`]: captures the request/response pairs of `docs/api.md`
 //!   (ignored by default; see the module).
 
@@ -31,6 +33,7 @@ mod gate;
 mod python_compat;
 mod redis_store;
 mod routes;
+mod session_checks;
 mod sessions;
 mod support;
 mod transcript;

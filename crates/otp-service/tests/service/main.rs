@@ -30,6 +30,10 @@
 //! - [`audit`]: audit events through an `AuditSink` — the request
 //!   context's network (pseudonym) and request id, `sid`, identities only
 //!   when asked, `sign_in` with sessions off.
+//! - [`refused_tokens`]: malformed, forged, foreign-key, expired and
+//!   access tokens at refresh/logout/revoke change nothing in the store
+//!   (every Redis key compared) and emit no audit event; extra claims may
+//!   not pose as `sid`, `auth_time` or `gen`.
 //! - [`no_secrets_in_logs`]: codes, tokens, secrets and identities never
 //!   reach a log line.
 
@@ -40,6 +44,7 @@ mod harness;
 mod limits;
 mod metrics;
 mod no_secrets_in_logs;
+mod refused_tokens;
 mod round_trip;
 mod sessions;
 mod single_use;
