@@ -63,7 +63,7 @@ struct ServeArgs {
     /// Development mode: ephemeral secrets when unset (loud warning), console delivery by default.
     #[arg(long, global = true)]
     dev: bool,
-    /// actix worker threads (overrides WORKERS; default: number of cores).
+    /// actix worker threads (overrides WORKERS; default: number of cores minus one, at least 1).
     #[arg(long, global = true)]
     workers: Option<usize>,
 }

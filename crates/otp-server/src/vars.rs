@@ -156,7 +156,7 @@ fn t(s: &str) -> String {
 pub const VARS: &[Var] = &[
     // server
     Var::new(C::Server, "BIND_ADDRESS", "Listen address (the --bind flag wins).").or(|| srv::DEFAULT_BIND.to_string()),
-    Var::new(C::Server, "WORKERS", "actix worker threads; defaults to the number of CPU cores.").range(1, srv::MAX_WORKERS),
+    Var::new(C::Server, "WORKERS", "actix worker threads; defaults to the number of CPU cores minus one (at least 1: one on a 2-core host).").range(1, srv::MAX_WORKERS),
     Var::new(C::Server, "SHUTDOWN_TIMEOUT_SECONDS", "On SIGTERM/SIGINT, how long in-flight requests may finish.").or(|| srv::DEFAULT_SHUTDOWN_TIMEOUT_SECONDS.to_string()).range(0, 3600),
     Var::new(C::Server, "CLIENT_REQUEST_TIMEOUT_MS", "A client must send its request head within this time, then its body within this time again (slowloris guard: a slower body gets 408 and its connection is closed).").or(|| srv::DEFAULT_CLIENT_REQUEST_TIMEOUT_MS.to_string()).range(100, 600_000),
     Var::new(C::Server, "KEEP_ALIVE_SECONDS", "Idle keep-alive connections are closed after this time.").or(|| srv::DEFAULT_KEEP_ALIVE_SECONDS.to_string()).range(0, 3600),
