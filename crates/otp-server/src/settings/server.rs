@@ -56,7 +56,6 @@ pub struct ServerSettings {
     pub store_wait: Duration,
 }
 
-/// Reads the server concern.
 /// `WORKERS` when unset: one worker per core but one, and at least one.
 /// The core left over serves the kernel's network work and whatever shares
 /// the host (the proxy, Redis): on a 2-core host, one worker answered
@@ -66,6 +65,7 @@ pub fn default_workers(cores: usize) -> usize {
     cores.saturating_sub(1).max(1)
 }
 
+/// Reads the server concern.
 pub fn build(raw: &RawSettings) -> Result<ServerSettings, SettingError> {
     let bind: SocketAddr = raw
         .parse("BIND_ADDRESS", "an address like 127.0.0.1:8000")?
