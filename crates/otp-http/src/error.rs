@@ -129,8 +129,9 @@ pub enum ApiError {
     #[error("{0}")]
     Token(#[from] TokenError),
     /// Several `otp_session` cookies whose valid tokens name different
-    /// subjects (a planted cookie; SPEC §11): 401 `token_invalid`.
-    #[error("several otp_session cookies of different subjects")]
+    /// subjects, or more than 8 (a planted cookie; SPEC §11): 401
+    /// `token_invalid`.
+    #[error("ambiguous otp_session cookies: several of different subjects, or too many")]
     AmbiguousSession,
     /// No such route (404).
     #[error("not found")]

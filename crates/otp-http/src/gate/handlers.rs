@@ -53,6 +53,21 @@ fn form(body: &[u8]) -> Form {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
+/// A form body, or the answer when it could not be read: 413 (the
+/// API's JSON error) over [`MAX_FORM_BYTES`], else actix's own (408 when
+/// the body is too slow, 400 when it is cut short).
+fn form_body(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, Box<HttpResponse>> {
+    body.map_err(|e| {
+        use actix_web::error::PayloadError;
+        Box::new(match e.as_error::<PayloadError>() {
+            Some(PayloadError::Overflow) => actix_web::ResponseError::error_response(
+                &crate::ApiError::PayloadTooLarge(MAX_FORM_BYTES),
+            ),
+            _ => e.error_response(),
+        })
+    })
+}
+
 /// The gate of a request (the routes are mounted only with one).
 fn gate_of(state: &HttpState) -> Option<&Arc<GateConfig>> {
     state.gate.as_ref()
@@ -362,8 +377,12 @@ fn identity_form(
 pub(crate) async fn login_submit(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
+    let body = match form_body(body) {
+        Ok(body) => body,
+        Err(res) => return *res,
+    };
     let (gate, form, identity) = match identity_form(&req, &state, &body) {
         Ok(accepted) => accepted,
         Err(page) => return *page,
@@ -421,8 +440,12 @@ fn set_session(
 pub(crate) async fn verify_submit(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
+    let body = match form_body(body) {
+        Ok(body) => body,
+        Err(res) => return *res,
+    };
     let (gate, form, identity) = match identity_form(&req, &state, &body) {
         Ok(accepted) => accepted,
         Err(page) => return *page,
@@ -559,10 +582,14 @@ pub(crate) async fn logout_page(req: HttpRequest, state: web::Data<HttpState>) -
 pub(crate) async fn logout_submit(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let Some(gate) = gate_of(&state) else {
         return gate_off();
+    };
+    let body = match form_body(body) {
+        Ok(body) => body,
+        Err(res) => return *res,
     };
     let form = form(&body);
     if let Some(refused) = guard(&req, &state, gate, &form) {
