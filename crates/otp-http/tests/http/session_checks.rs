@@ -5,12 +5,23 @@
 //! form token and ends the session of an access token, and a body without
 //! `token` is 422; `SESSIONS=off` removes `refresh_token`,
 //! `refresh_expires_in`, `sid` and `auth_time`, and refresh answers
-//! `token_invalid`.
+//! `token_invalid`; with Redis down and `RATE_LIMIT_FAIL_MODE=open` the
+//! session routes still answer 503 `backend_unavailable` (fail closed) and
+//! a verify signs in without a session.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::test::TestRequest;
+use otp_core::{OtpKeyRing, OtpPolicy, SecretBytes};
+use otp_http::{HttpConfig, HttpState};
+use otp_ratelimit::{RedisConfig, RedisStore, Store};
+use otp_service::{FailMode, OtpService, ServiceConfig};
 use serde_json::{json, Value};
 
-use crate::support::{bearer, obtain_code, post_json, send, verify_otp, Harness, Setup};
+use crate::support::{
+    bearer, hs256_tokens, obtain_code, post_json, send, verify_otp, Harness, Outbox, Setup,
+};
 
 fn refresh_req(token: &str) -> TestRequest {
     post_json("/api/v1/token/refresh", json!({ "refresh_token": token }))
@@ -162,4 +173,73 @@ async fn sessions_off_removes_the_refresh_token_sid_and_auth_time() {
     send(&app, refresh_req("ort1_AAAA"))
         .await
         .assert_error(401, "token_invalid", None);
+}
+
+/// A harness over `store` whose service fails open (`RATE_LIMIT_FAIL_MODE=open`).
+fn failing_open_on(store: Arc<dyn Store>) -> Harness {
+    let keys = OtpKeyRing::new(
+        SecretBytes::new(otp_testkit::keys::OTP_KEY.to_vec()),
+        vec![],
+    )
+    .unwrap();
+    let mut config = ServiceConfig::new(OtpPolicy::default(), keys);
+    config.fail_mode = FailMode::Open;
+    let outbox = Arc::new(Outbox::default());
+    let service = OtpService::builder(config, hs256_tokens())
+        .store(store)
+        .delivery(outbox.clone())
+        .build();
+    Harness {
+        state: HttpState::new(Arc::new(service), HttpConfig::default()),
+        outbox,
+    }
+}
+
+#[actix_web::test]
+async fn session_routes_answer_503_with_redis_down_even_failing_open() {
+    let Some(mut redis) = otp_testkit::started_redis_or_skip("session_routes_answer_503") else {
+        return;
+    };
+    let mut c = RedisConfig::new(vec![redis.url()], vec![7u8; 32]);
+    c.connect_timeout = Duration::from_millis(300);
+    c.response_timeout = Duration::from_millis(300);
+    let store = RedisStore::connect(c).await.unwrap();
+    let h = failing_open_on(Arc::new(store));
+    let app = h.app().await;
+    let id = "outage@example.com";
+    let v = sign_in(&h, &app, id).await;
+    let (access, refresh) = (field(&v, "access_token"), field(&v, "refresh_token"));
+
+    redis.stop();
+    for (what, req) in [
+        ("refresh", refresh_req(&refresh)),
+        (
+            "logout by bearer",
+            TestRequest::post()
+                .uri("/api/v1/logout")
+                .insert_header(("Authorization", format!("Bearer {access}"))),
+        ),
+        (
+            "logout everywhere",
+            post_json(
+                "/api/v1/logout",
+                json!({"refresh_token": refresh, "all": true}),
+            ),
+        ),
+        ("revoke", revoke_form(&format!("token={refresh}"))),
+    ] {
+        let r = send(&app, req).await;
+        assert_eq!(r.status, 503, "{what}: {}", r.text());
+        r.assert_error(503, "backend_unavailable", None);
+    }
+    // What never needs the store still answers: a garbage token at revoke
+    // (nothing to look up) and the access token at forward auth.
+    assert_eq!(send(&app, revoke_form("token=garbage")).await.status, 200);
+    assert_eq!(send(&app, bearer(&access)).await.status, 200);
+    // Failing open, a verify signs in without a session.
+    let code = obtain_code(&h, &app, id, id).await;
+    let w = send(&app, verify_otp(id, &code)).await;
+    assert_eq!(w.status, 200, "{}", w.text());
+    let w = w.json();
+    assert!(w.get("refresh_token").is_none(), "{w}");
 }
