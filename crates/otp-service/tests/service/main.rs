@@ -25,6 +25,9 @@
 //! - [`sessions`]: SPEC §10 — refresh tokens, rotation with the grace and
 //!   reuse rule (50 concurrent refreshes; a second replica on one Redis),
 //!   lifetimes, logout, sign out everywhere, RFC 7009, failing closed.
+//! - [`session_round_trips`]: a warm refresh, logout, revoke and sign out
+//!   everywhere are each one client command (refresh: a script), counted with
+//!   `MONITOR` on standalone and on every master of a 3-master Cluster.
 //! - [`allowed_identities`]: `ALLOWED_IDENTITIES` (SPEC §11) — refused
 //!   identities get the same answers, no code, the same limits.
 //! - [`audit`]: audit events through an `AuditSink` — the request
@@ -46,6 +49,7 @@ mod metrics;
 mod no_secrets_in_logs;
 mod refused_tokens;
 mod round_trip;
+mod session_round_trips;
 mod sessions;
 mod single_use;
 mod store_outage;

@@ -20,7 +20,9 @@ use otp_service::{
 };
 use otp_testkit as testkit;
 
-async fn sign_in(service: &OtpService, outbox: &Outbox, id: &str) -> VerifyOutcome {
+/// Requests a code for `id`, verifies it, and returns the outcome (with
+/// its refresh token when sessions are on).
+pub(crate) async fn sign_in(service: &OtpService, outbox: &Outbox, id: &str) -> VerifyOutcome {
     let ctx = RequestContext::default();
     let now = unix_now();
     service.request_otp_at(id, &ctx, now).await.unwrap();
