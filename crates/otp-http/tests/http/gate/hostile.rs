@@ -637,3 +637,33 @@ async fn gate_malformed_bodies_get_a_4xx_page_never_a_500() {
     assert_eq!(r.status, 303);
     assert_eq!(h.outbox.total(), 0);
 }
+
+#[actix_web::test]
+async fn gate_an_allowed_rd_with_markup_is_escaped_in_every_field_and_link() {
+    let h = gate_harness();
+    let app = h.app().await;
+    let rd = r#"https://app.example.com/x"><script>alert(1)</script>'"#;
+    let mut b = Browser::default();
+    b.sign_in(&h, &app, "alice@example.com").await;
+    let page = b
+        .get(&app, &format!("/auth/login?rd={}", urlencode(rd)))
+        .await;
+    let html = page.text();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains(r#"x">"#), "{html}");
+    assert_eq!(
+        field(&html, "rd"),
+        rd.replace('"', "&#34;")
+            .replace('<', "&#60;")
+            .replace('>', "&#62;")
+            .replace('\'', "&#39;"),
+        "{html}"
+    );
+    // Its code page and the logout page escape it too.
+    let code_page = b.ask_code(&app, "alice@example.com").await;
+    assert!(!code_page.text().contains("<script>"));
+    let logout = b
+        .get(&app, &format!("/auth/logout?rd={}", urlencode(rd)))
+        .await;
+    assert!(!logout.text().contains("<script>"), "{}", logout.text());
+}
