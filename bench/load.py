@@ -612,31 +612,54 @@ class Harness:
         """`rss_seconds` of wrong-code verify over a pool of 50 000 identities
         (bounded state: limiter logs of 1 s, daily logs of at most 30 events,
         one failure count per identity and OTP window) on a fresh server,
-        VmRSS sampled every second."""
+        VmRSS sampled every second. Beside it, on a quarter of the
+        connections, 2 000 sessions (signed in before sampling) are
+        refreshed in chains (bench/refresh_chain.lua: each token spent once,
+        its successor queued), so the refresh path and session rotation run
+        the whole time with bounded state."""
         a = self.args
-        body = self.bodies(f"rss-{int(time.time())}", 50_000, right=False)
+        prefix = f"rss-{int(time.time())}"
+        body = self.bodies(prefix, 50_000, right=False)
         addr = self._url_of(p)
-        e = dict(os.environ, BENCH_DIR=str(BENCH), BENCH_BODIES=str(body))
-        argv = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{a.connections}", f"-d{a.rss_seconds}s",
-                "-s", str(BENCH / "post_bodies.lua"), addr + "/api/v1/otp/verify"]
-        w = subprocess.Popen(argv, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        chains = self.mint_refresh_tokens(addr, prefix + "s", 2_000)
+        def wrk_bg(script: str, bodies: Path, route: str, conns: int) -> subprocess.Popen:
+            e = dict(os.environ, BENCH_DIR=str(BENCH), BENCH_BODIES=str(bodies))
+            argv = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{conns}", f"-d{a.rss_seconds}s",
+                    "-s", str(BENCH / script), addr + route]
+            return subprocess.Popen(argv, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the sign-ins that minted the chains answered 200: count from here
+        verify_before = self.metrics(addr, "/api/v1/otp/verify")
+        refresh_before = self.metrics(addr, "/api/v1/token/refresh")
+        w = wrk_bg("post_bodies.lua", body, "/api/v1/otp/verify", a.connections)
+        wr = wrk_bg("refresh_chain.lua", chains, "/api/v1/token/refresh", max(1, a.connections // 4))
         samples = []
         t_end = time.time() + a.rss_seconds + 60
-        while w.poll() is None and time.time() < t_end:
+        while (w.poll() is None or wr.poll() is None) and time.time() < t_end:
             samples.append(rss_kib(p.pid))
             time.sleep(1)
-        out, _ = w.communicate(timeout=120)
-        m = re.search(r"^WRKJSON (.*)$", out, re.M)
-        reqs = json.loads(m.group(1))["requests"] if m else 0
-        statuses = self.metrics(addr, "/api/v1/otp/verify")
+        def requests_of(proc: subprocess.Popen) -> int:
+            out, _ = proc.communicate(timeout=120)
+            m = re.search(r"^WRKJSON (.*)$", out, re.M)
+            return json.loads(m.group(1))["requests"] if m else 0
+        reqs, refresh_reqs = requests_of(w), requests_of(wr)
+        def since(before: dict, route: str) -> dict:
+            after = self.metrics(addr, route)
+            return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+        statuses = since(verify_before, "/api/v1/otp/verify")
         bad = {k: v for k, v in statuses.items() if k not in ("400", "429")}
         if bad:
             self.failures.append(f"rss run: unexpected statuses {bad}")
+        refresh_statuses = since(refresh_before, "/api/v1/token/refresh")
+        bad = {k: v for k, v in refresh_statuses.items() if k != "200"}
+        if bad or not refresh_statuses:
+            self.failures.append(f"rss run: refresh statuses {refresh_statuses or 'none'}")
         res = {"seconds": a.rss_seconds, "requests": reqs, "statuses": statuses, "samples_kib": samples,
                "first_kib": samples[0] if samples else 0, "last_kib": samples[-1] if samples else 0,
-               "max_kib": max(samples) if samples else 0}
-        log(f"  RSS over {a.rss_seconds}s ({reqs} verify requests): first {res['first_kib']} KiB, "
-            f"last {res['last_kib']} KiB, max {res['max_kib']} KiB; statuses {statuses}")
+               "max_kib": max(samples) if samples else 0,
+               "refresh_requests": refresh_reqs, "refresh_statuses": refresh_statuses}
+        log(f"  RSS over {a.rss_seconds}s ({reqs} verify requests, {refresh_reqs} chained refreshes): "
+            f"first {res['first_kib']} KiB, last {res['last_kib']} KiB, max {res['max_kib']} KiB; "
+            f"statuses {statuses}, refresh {refresh_statuses}")
         return res
 
     def _url_of(self, p: Proc) -> str:
