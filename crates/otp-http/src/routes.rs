@@ -376,6 +376,38 @@ pub async fn refresh(
     })))
 }
 
+/// The raw body of logout and revoke (read under the route's 16 KiB
+/// `PayloadConfig`), with the API's JSON errors instead of actix's text:
+/// 413 over [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES), 408 when it came
+/// too slowly, 422 when it could not be read.
+fn raw_body(
+    state: &HttpState,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<web::Bytes, ApiError> {
+    use actix_web::error::PayloadError;
+    body.map_err(|e| match e.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => ApiError::PayloadTooLarge(crate::MAX_BODY_BYTES),
+        Some(p) if crate::body_deadline::is_timeout(p) => {
+            ApiError::RequestTimeout(state.config.body_timeout.as_millis())
+        }
+        _ => ApiError::field(
+            &["body"],
+            format!("request body could not be read: {e}"),
+            "body_invalid",
+        ),
+    })
+}
+
+/// True if and only if the request says its body is of media type `mime`
+/// (parameters such as `charset` allowed).
+fn has_media_type(req: &HttpRequest, mime: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(mime))
+}
+
 /// A small JSON object body (logout), or `None` when the body is empty.
 fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -408,6 +440,7 @@ fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>,
     responses(
         (status = 200, description = "The session (or every session) ended", body = LogoutResponse),
         (status = 401, description = "`token_missing` or `token_invalid`", body = ErrorResponse),
+        JsonBodyErrors,
         (status = 422, description = "Malformed body", body = ErrorResponse),
         StoreUnavailable,
     )
@@ -415,8 +448,13 @@ fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>,
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = raw_body(&state, body)?;
+    // A body (it is optional) must be JSON, as on every JSON route.
+    if !body.iter().all(u8::is_ascii_whitespace) && !has_media_type(&req, "application/json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     let parsed: LogoutRequest = json_object(&body)?.unwrap_or_default();
     let token = match (&parsed.refresh_token, bearer(&req)) {
         (Some(t), _) => t.as_str(),
@@ -446,6 +484,9 @@ pub async fn logout(
     )),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)"),
+        (status = 408, description = "The body did not arrive within the request timeout (`request_timeout`) of the head; the connection is closed", body = ErrorResponse),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorResponse),
+        (status = 415, description = "Body is neither application/json nor application/x-www-form-urlencoded", body = ErrorResponse),
         (status = 422, description = "Malformed body or no `token`", body = ErrorResponse),
         StoreUnavailable,
     )
@@ -453,17 +494,13 @@ pub async fn logout(
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<HttpState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+    let body = raw_body(&state, body)?;
+    let form = has_media_type(&req, "application/x-www-form-urlencoded");
+    if !form && !has_media_type(&req, "application/json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     let parsed: Option<RevokeRequest> = if form {
         serde_urlencoded::from_bytes(&body)
             .map(Some)

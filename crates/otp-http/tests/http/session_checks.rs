@@ -7,7 +7,8 @@
 //! `refresh_expires_in`, `sid` and `auth_time`, and refresh answers
 //! `token_invalid`; with Redis down and `RATE_LIMIT_FAIL_MODE=open` the
 //! session routes still answer 503 `backend_unavailable` (fail closed) and
-//! a verify signs in without a session.
+//! a verify signs in without a session; logout and revoke answer a body over
+//! 16 KiB with the API's 413 JSON and one of another media type with 415.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,4 +243,81 @@ async fn session_routes_answer_503_with_redis_down_even_failing_open() {
     assert_eq!(w.status, 200, "{}", w.text());
     let w = w.json();
     assert!(w.get("refresh_token").is_none(), "{w}");
+}
+
+#[actix_web::test]
+async fn logout_and_revoke_answer_oversized_or_non_json_bodies_with_the_api_errors() {
+    let h = Setup::default().build();
+    let app = h.app().await;
+    let v = sign_in(&h, &app, "bodies@example.com").await;
+    let big = format!("{{\"token\":\"{}\"}}", "a".repeat(20_000));
+    let post = |path: &str, ct: &str, body: String| {
+        TestRequest::post()
+            .uri(path)
+            .insert_header(("Content-Type", ct.to_owned()))
+            .set_payload(body)
+    };
+    // Over 16 KiB: the API's 413 JSON, like every JSON route (not actix's
+    // text/plain "payload reached size limit").
+    for path in ["/api/v1/logout", "/api/v1/token/revoke"] {
+        let r = send(&app, post(path, "application/json", big.clone())).await;
+        r.assert_error(413, "payload_too_large", None);
+    }
+    let form = format!("token={}", "a".repeat(20_000));
+    let r = send(
+        &app,
+        post(
+            "/api/v1/token/revoke",
+            "application/x-www-form-urlencoded",
+            form,
+        ),
+    )
+    .await;
+    r.assert_error(413, "payload_too_large", None);
+    // A body of another media type: 415, and nothing is revoked.
+    let refresh = field(&v, "refresh_token");
+    let r = send(
+        &app,
+        post(
+            "/api/v1/logout",
+            "text/plain",
+            json!({ "refresh_token": refresh }).to_string(),
+        ),
+    )
+    .await;
+    r.assert_error(415, "unsupported_media_type", None);
+    let r = send(
+        &app,
+        post(
+            "/api/v1/token/revoke",
+            "text/plain",
+            format!("token={refresh}"),
+        ),
+    )
+    .await;
+    r.assert_error(415, "unsupported_media_type", None);
+    let r = send(&app, refresh_req(&refresh)).await;
+    assert_eq!(r.status, 200, "the session lives: {}", r.text());
+    // A bearer logout needs no body and no content type; a JSON body with
+    // `charset` is JSON.
+    let r = send(
+        &app,
+        post(
+            "/api/v1/logout",
+            "application/json; charset=utf-8",
+            json!({ "refresh_token": field(&r.json(), "refresh_token") }).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let w = sign_in(&h, &app, "bodies@example.com").await;
+    let r = send(
+        &app,
+        TestRequest::post().uri("/api/v1/logout").insert_header((
+            "Authorization",
+            format!("Bearer {}", field(&w, "access_token")),
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
 }
