@@ -12,13 +12,13 @@
 //!    allocator headers and all), so it is an upper bound of the live bytes.
 //! 2. Criterion: ns per check of an existing key (HMAC of the key, shard
 //!    lock, log update), on 1 thread and on 2 threads at once.
-//!
 //! 3. Bytes per session (SPEC §9: bar 100 B): the RSS growth over 10⁶
 //!    sessions, each created the way a sign-in creates it and rotated once,
 //!    printed as `bytes_per_session …`: `alone` (a session whose identity
 //!    holds nothing else, its state for most of its life), `added_to_a_sign_in`
 //!    (a sign-in with a session minus one without) and `sign_out_epoch` (one
-//!    sign-out everywhere per identity).
+//!    sign-out everywhere per identity); measured before the criterion
+//!    runs, so `-- --bytes-only` prints it too.
 //!
 //! Run: `cargo bench -p otp-ratelimit --bench memory`.
 
