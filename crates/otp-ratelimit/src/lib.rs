@@ -76,7 +76,9 @@
 //!   identity after a wrong-code verify with every policy it touches
 //!   (measured: `benches/memory.rs`), freed once everything in it expired;
 //!   a day-long policy such as `verify_daily` keeps an identity for a day.
-//!   At most `max_keys` subjects (`STORE_MEMORY_MAX_KEYS`): past it, only
+//!   Sessions and sign-out epochs are fixed-size records beside the
+//!   entries (about 87 and 62 bytes). At most `max_keys` items
+//!   (`STORE_MEMORY_MAX_KEYS`: subjects, sessions, epochs): past it, only
 //!   calls that would track a new subject fail ([`StoreError::Full`]).
 //! - **Several replicas**: Redis ≥ 5 (tested with 7.0), standalone or
 //!   Cluster. Every replica must use the same hash key and key prefix, or

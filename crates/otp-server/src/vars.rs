@@ -215,7 +215,7 @@ pub const VARS: &[Var] = &[
     Var::new(C::Store, "REDIS_CLUSTER", "auto (several URLs = Cluster), true or false.").or(|| t("auto")),
     Var::new(C::Store, "REDIS_KEY_PREFIX", "Prefix of every Redis key.").or(redis_key_prefix),
     Var::new(C::Store, "REDIS_TIMEOUT_MS", "Redis connect and response timeout, milliseconds.").or(redis_timeout_ms).range(10, 60_000),
-    Var::new(C::Store, "STORE_MEMORY_MAX_KEYS", "Memory store: most subjects (identities, client networks) tracked at once; past it, requests that would track a new one get 503 and tracked users are still served.").or(|| otp_ratelimit::DEFAULT_MAX_KEYS.to_string()).range(1, 1_000_000_000),
+    Var::new(C::Store, "STORE_MEMORY_MAX_KEYS", "Memory store: most items tracked at once (subjects: identities, client networks; plus session records and sign-out epochs); past it, requests that would track a new subject get 503, and tracked users are still served, sign in with a session and sign out.").or(|| otp_ratelimit::DEFAULT_MAX_KEYS.to_string()).range(1, 1_000_000_000),
     Var::new(C::Store, "STORE_HASH_KEY", "base64 of >= 16 random bytes hashing identities in store keys (e.g. from `otp-server keygen otp`); shared by all replicas. Default: derived from the oldest OTP key; pin it before retiring a rotated OTP key.").secret(),
     // delivery
     Var::new(C::Delivery, "DELIVERY_BACKEND", "smtp, twilio, webhook, auto, console or none (benchmarks only). Required outside --dev (which defaults to console); console prints every code to the log and warns at each start.").field("delivery.backend"),
