@@ -789,7 +789,7 @@ def markdown_tables(results: list[dict], bars: list[dict], meta: dict) -> str:
     out += ["", "| SPEC §9 bar | measured | bar | verdict | basis |", "|---|---:|---|---|---|"]
     for b in bars:
         out.append(f"| {b['bar']} | {b['value']:.3f} | {b['op']} {b['limit']} | "
-                   f"{'**PASS**' if b['pass'] else '**FAIL**'} | {b['basis']} |")
+                   f"{'**PASS**' if b['pass'] else '**FAIL**'} | {b['basis'].replace('|', '&#124;')} |")
     return "\n".join(out) + "\n"
 
 
