@@ -32,8 +32,10 @@
 
 use std::sync::Arc;
 
+use hmac::{Hmac, Mac};
 use otp_core::SecretBytes;
 use serde_json::{Map, Value};
+use sha2::Sha256;
 
 use crate::service::RequestContext;
 
@@ -187,7 +189,9 @@ pub trait AuditSink: Send + Sync + std::fmt::Debug {
 /// The fact-to-event step the service calls: names the subject, stamps
 /// the event, logs it on target `audit` and hands it to the sink.
 pub(crate) struct Auditor {
-    key: SecretBytes,
+    /// HMAC-SHA256 keyed once with the pseudonym key: each pseudonym
+    /// clones this state instead of hashing the key's pads again.
+    mac: Option<Hmac<Sha256>>,
     config: AuditConfig,
     sink: Option<Arc<dyn AuditSink>>,
 }
@@ -208,7 +212,8 @@ impl Auditor {
         config: AuditConfig,
         sink: Option<Arc<dyn AuditSink>>,
     ) -> Self {
-        Auditor { key, config, sink }
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).ok();
+        Auditor { mac, config, sink }
     }
 
     pub(crate) fn config(&self) -> AuditConfig {
@@ -224,7 +229,7 @@ impl Auditor {
             // pseudonym.
             let network = fact
                 .network
-                .map(|n| self.pseudonym(&format!("network:{n}")));
+                .map(|n| self.keyed_hex(&[b"network:", n.as_bytes()]));
             (self.pseudonym(identity), network)
         };
         let event = AuditEvent {
@@ -256,14 +261,26 @@ impl Auditor {
     /// 128 bits of HMAC-SHA256 of the identity under a key derived from the
     /// OTP key (`audit-pseudonym/v1`), hex.
     pub(crate) fn pseudonym(&self, identity: &str) -> String {
-        use hmac::{Hmac, Mac};
-        let mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.key.expose());
-        let Ok(mut mac) = mac else {
+        self.keyed_hex(&[identity.as_bytes()])
+    }
+
+    /// The first 128 bits of HMAC-SHA256 of `parts` (concatenated), as 32
+    /// lowercase hex digits.
+    fn keyed_hex(&self, parts: &[&[u8]]) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let Some(mut mac) = self.mac.clone() else {
             return String::new();
         };
-        mac.update(identity.as_bytes());
+        for part in parts {
+            mac.update(part);
+        }
         let tag = mac.finalize().into_bytes();
-        tag[..16].iter().map(|b| format!("{b:02x}")).collect()
+        let mut out = String::with_capacity(32);
+        for b in &tag[..16] {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
     }
 }
 
@@ -462,5 +479,26 @@ mod tests {
         assert_ne!(a.pseudonym("a@example.com"), b.pseudonym("a@example.com"));
         assert_ne!(a.pseudonym("a@example.com"), a.pseudonym("b@example.com"));
         assert_eq!(a.pseudonym("a@example.com").len(), 32);
+    }
+
+    #[test]
+    fn pseudonyms_match_a_fresh_hmac_of_the_identity_and_of_the_network_domain() {
+        let key = [7u8; 32];
+        let a = Auditor::new(SecretBytes::new(key.to_vec()), AuditConfig::default(), None);
+        let fresh = |input: &str| {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+            mac.update(input.as_bytes());
+            let tag = mac.finalize().into_bytes();
+            tag[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(a.pseudonym("a@example.com"), fresh("a@example.com"));
+        assert_eq!(a.pseudonym("a@example.com"), fresh("a@example.com"));
+        assert_eq!(
+            a.keyed_hex(&[b"network:", b"192.0.2.7"]),
+            fresh("network:192.0.2.7")
+        );
     }
 }
