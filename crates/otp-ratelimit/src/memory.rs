@@ -21,10 +21,13 @@
 //!   oldest first; at most `max`), which gives the exact strict sliding
 //!   window and exact `Retry-After` of the crate docs.
 //! - Bounded memory: each entry knows when it becomes useless (its newest
-//!   event leaves its window, its counters' TTL passes). Before a shard
-//!   inserts a new subject it drops such entries if its last sweep is older
-//!   than the sweep interval (default 1 s), and shrinks its table after a
-//!   flood. [`MemoryStore::sweep`] forces a sweep of every shard.
+//!   event leaves its window, its counters' TTL passes). A call on a shard
+//!   drops such entries (and shrinks the table after a flood) if the
+//!   shard's last sweep is older than the sweep interval (default 1 s)
+//!   **and** the shard has grown by a quarter since: a sweep visits every
+//!   item of one shard (a 1024th of the store), and costs at most four
+//!   visits per item added, never a whole-store pass on a request (issue
+//!   17). [`MemoryStore::sweep`] forces a sweep of every shard.
 //! - **Hard ceiling** ([`MemoryStore::with_max_keys`], default
 //!   [`DEFAULT_MAX_KEYS`]): at most that many subjects are tracked. A call
 //!   that would create a subject past it first sweeps every shard (at most
@@ -55,7 +58,10 @@ use crate::{
 };
 
 /// Number of independently locked shards.
-pub const SHARDS: usize = 64;
+/// 1024: a sweep or a table resize, which one call pays for its shard,
+/// touches a 1024th of the store (issue 17: with 64 shards one call paid
+/// 6 ms at 2.5 million identities and sessions).
+pub const SHARDS: usize = 1024;
 
 /// Default interval between two sweeps of one shard.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -81,8 +87,9 @@ impl Hash for HKey {
 
 impl HKey {
     fn shard(&self) -> usize {
-        // Bytes 8.. are not used by the table's own hash; SHARDS divides 256.
-        usize::from(self.0[8]) % SHARDS
+        // Bytes 8.. are not used by the table's own hash; SHARDS divides
+        // 65 536.
+        (usize::from(self.0[8]) | (usize::from(self.0[9]) << 8)) % SHARDS
     }
 }
 
@@ -574,13 +581,32 @@ struct Shard {
     map: Map<HKey, Entry>,
     sessions: Sessions,
     next_sweep: u64,
+    /// Items held right after the last sweep.
+    swept_len: usize,
 }
 
 impl Shard {
-    /// Drops expired entries if the last sweep is older than `interval`;
-    /// returns how many were dropped.
+    fn new() -> Self {
+        Shard {
+            map: Map::default(),
+            sessions: Sessions::default(),
+            next_sweep: 0,
+            swept_len: 0,
+        }
+    }
+
+    /// Items held (entries, sessions, epochs).
+    fn len(&self) -> usize {
+        self.map.len() + self.sessions.len()
+    }
+
+    /// Drops expired entries if the last sweep is older than `interval` and
+    /// the shard has grown by a quarter since (so a sweep, which visits
+    /// every item of the shard, costs at most four visits per item added:
+    /// amortized, like the table's own growth); returns how many were
+    /// dropped.
     fn maybe_sweep(&mut self, now: u64, interval: u64) -> usize {
-        if now >= self.next_sweep {
+        if now >= self.next_sweep && self.len() > self.swept_len + self.swept_len / 4 {
             self.next_sweep = now.saturating_add(interval);
             self.sweep(now)
         } else {
@@ -593,7 +619,9 @@ impl Shard {
         let before = self.map.len();
         self.map.retain(|_, v| v.expires_at() > now);
         shrink_after_flood(&mut self.map);
-        before - self.map.len() + self.sessions.sweep(now)
+        let dropped = before - self.map.len() + self.sessions.sweep(now);
+        self.swept_len = self.len();
+        dropped
     }
 }
 
@@ -678,13 +706,7 @@ impl MemoryStore {
             clock: Arc::new(SystemClock::new()),
             sweep_interval_ms: millis(DEFAULT_SWEEP_INTERVAL),
             shards: (0..SHARDS)
-                .map(|_| {
-                    Padded(Mutex::new(Shard {
-                        map: Map::default(),
-                        sessions: Sessions::default(),
-                        next_sweep: 0,
-                    }))
-                })
+                .map(|_| Padded(Mutex::new(Shard::new())))
                 .collect(),
             max_keys: DEFAULT_MAX_KEYS,
             tracked: AtomicUsize::new(0),
@@ -1358,6 +1380,49 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Duration::from_secs(1000)));
         let s = MemoryStore::new(&b"test-key-0123456789"[..]).with_clock(clock.clone());
         (s, clock)
+    }
+
+    // See: issue 17 (multi-second p99 after millions of sign-ins).
+    #[test]
+    fn subjects_spread_over_every_shard() {
+        let (s, _) = store();
+        let mut used = vec![false; SHARDS];
+        for i in 0..50 * SHARDS {
+            used[s.subject_key(&format!("user{i}")).shard()] = true;
+        }
+        let n = used.iter().filter(|&&u| u).count();
+        assert_eq!(n, SHARDS, "only {n} of {SHARDS} shards used");
+    }
+
+    // See: issue 17 (every shard re-swept its whole table every second).
+    #[test]
+    fn a_shard_sweeps_again_only_after_growing_by_a_quarter() {
+        let mut shard = Shard::new();
+        let add = |shard: &mut Shard, from: u8, n: u8| {
+            for i in from..from + n {
+                let mut e = Entry::new(0);
+                e.record(1, 0, 1_000_000);
+                shard.map.insert(HKey([i; 16]), e);
+            }
+        };
+        add(&mut shard, 0, 100);
+        // The first sweep is due; nothing expired.
+        assert_eq!(shard.maybe_sweep(10, 1), 0);
+        assert_eq!(shard.swept_len, 100);
+        // An expired entry, and time is due, but the shard grew by 1 %:
+        // no whole-table visit yet.
+        let mut old = Entry::new(0);
+        old.record(1, 0, 5);
+        shard.map.insert(HKey([200; 16]), old);
+        assert_eq!(shard.maybe_sweep(20, 1), 0);
+        assert_eq!(shard.len(), 101);
+        // Grown past a quarter: the sweep runs and drops the expired one.
+        add(&mut shard, 100, 25);
+        assert_eq!(shard.maybe_sweep(30, 1), 1);
+        assert_eq!(shard.len(), 125);
+        // Grown again, but the interval has not passed since.
+        add(&mut shard, 125, 40);
+        assert_eq!(shard.maybe_sweep(30, 1_000), 0);
     }
 
     #[test]
