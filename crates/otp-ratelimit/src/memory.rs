@@ -1387,7 +1387,7 @@ mod tests {
     #[test]
     fn subjects_spread_over_every_shard() {
         let (s, _) = store();
-        let mut used = vec![false; SHARDS];
+        let mut used = [false; SHARDS];
         for i in 0..50 * SHARDS {
             used[s.subject_key(&format!("user{i}")).shard()] = true;
         }
