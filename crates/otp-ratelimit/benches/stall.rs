@@ -7,7 +7,9 @@
 //! interval, and times every call. Prints, per phase, the call count, p50,
 //! p99, p99.9 and max in µs, and the slowest call's index. Nothing expires
 //! during the run (the harness's case: fresh identities, 7-day sessions),
-//! so any maintenance the store does is pure overhead on a request.
+//! so any maintenance the store does is pure overhead on a request. The
+//! ceiling is set to exactly what the run tracks, and one more subject's
+//! call is timed (`ceiling_call`: the sweep a call at the ceiling pays).
 //!
 //! Run: `cargo bench -p otp-ratelimit --bench stall` (`STALL_N=…` to size,
 //! `STALL_SWEEP_MS=…` for the sweep interval, default 1000).
@@ -76,7 +78,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let store = MemoryStore::new(&b"bench-hash-key-0123456789abcdef"[..])
-        .with_max_keys(usize::MAX)
+        // Exactly full at the end: each identity, its session, the network.
+        .with_max_keys(2 * n + 1)
         .with_sweep_interval(Duration::from_millis(sweep_ms));
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -156,6 +159,15 @@ fn main() {
         "stall: {n} identities and sessions in {:.1} s, {} tracked",
         started.elapsed().as_secs_f64(),
         store.tracked_keys()
+    );
+    // One more subject at the ceiling: the call sweeps (nothing expired)
+    // and is refused; what it pays is the ceiling's sweep.
+    let t = Instant::now();
+    let refused = store.check_now(&verify_identity, "one-more@example.com");
+    println!(
+        "stall ceiling_call: {:.2} ms (refused: {})",
+        t.elapsed().as_secs_f64() * 1e3,
+        refused.is_err()
     );
     let t = Instant::now();
     store.sweep();

@@ -30,8 +30,10 @@
 //!   every second (issue 17). [`MemoryStore::sweep`] forces a sweep of every shard.
 //! - **Hard ceiling** ([`MemoryStore::with_max_keys`], default
 //!   [`DEFAULT_MAX_KEYS`]): at most that many subjects are tracked. A call
-//!   that would create a subject past it first sweeps every shard (at most
-//!   once per sweep interval: idle entries go first) and, if still full,
+//!   that would create a subject past it first sweeps the next shards of a
+//!   pass over every shard, up to 65 536 items a call (a pass starts at
+//!   most once per sweep interval; idle entries go first), and, if still
+//!   full,
 //!   fails with [`StoreError::Full`] before recording anything. Sessions
 //!   and epochs count as tracked items; a session created by the sign-in of
 //!   a tracked subject and a sign-out everywhere are never refused. Calls on
@@ -663,7 +665,16 @@ pub struct MemoryStore {
     refusals: AtomicU64,
     full_warned: AtomicBool,
     next_full_sweep: AtomicU64,
+    /// The next shard of the ceiling's sweep pass (`None` while a call is
+    /// sweeping: others refuse rather than wait).
+    ceiling_cursor: Mutex<usize>,
+    /// Items one call at the ceiling visits at most (beyond one shard).
+    ceiling_budget: usize,
 }
+
+/// Items one call at the ceiling sweeps at most (plus the rest of the
+/// shard it is in): about 4 ms of work, never a whole-store pass.
+const CEILING_SWEEP_BUDGET: usize = 65_536;
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -714,6 +725,8 @@ impl MemoryStore {
             refusals: AtomicU64::new(0),
             full_warned: AtomicBool::new(false),
             next_full_sweep: AtomicU64::new(0),
+            ceiling_cursor: Mutex::new(0),
+            ceiling_budget: CEILING_SWEEP_BUDGET,
         }
     }
 
@@ -862,22 +875,37 @@ impl MemoryStore {
             .is_ok()
     }
 
-    /// At the ceiling: one full sweep per sweep interval. True if this call
-    /// swept (the caller retries once).
+    /// At the ceiling: sweeps the next shards of the pass, up to the
+    /// budget of items; a pass over every shard starts at most once per
+    /// sweep interval. True if this call swept (the caller retries once).
     fn full_sweep_due(&self, now: u64) -> bool {
-        let due = self.next_full_sweep.load(Ordering::Relaxed);
-        if now < due {
-            return false;
+        let mut cursor = match self.ceiling_cursor.try_lock() {
+            Ok(c) => c,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        if *cursor == 0 {
+            let due = self.next_full_sweep.load(Ordering::Relaxed);
+            if now < due {
+                return false;
+            }
+            self.next_full_sweep.store(
+                now.saturating_add(self.sweep_interval_ms.max(1)),
+                Ordering::Relaxed,
+            );
         }
-        let next = now.saturating_add(self.sweep_interval_ms.max(1));
-        if self
-            .next_full_sweep
-            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
+        let (mut visited, mut dropped) = (0, 0);
+        while *cursor < SHARDS && visited < self.ceiling_budget {
+            let mut shard = lock(&self.shards[*cursor].0);
+            visited += shard.len();
+            dropped += shard.sweep(now);
+            *cursor += 1;
         }
-        self.sweep();
+        if *cursor == SHARDS {
+            *cursor = 0;
+        }
+        drop(cursor);
+        self.untrack(dropped);
         true
     }
 
@@ -1393,6 +1421,34 @@ mod tests {
         }
         let n = used.iter().filter(|&&u| u).count();
         assert_eq!(n, SHARDS, "only {n} of {SHARDS} shards used");
+    }
+
+    // See: issue 17 (at the ceiling one call swept the whole store).
+    #[test]
+    fn a_call_at_the_ceiling_sweeps_a_budget_of_items_not_the_whole_store() {
+        let (mut s, clock) = store();
+        s.max_keys = 2_000;
+        s.ceiling_budget = 100;
+        let p = LimitPolicy::per_secs("spray", 5, 1);
+        for i in 0..2_000 {
+            s.check_now(&p, &format!("old{i}")).unwrap();
+        }
+        assert_eq!(s.tracked_keys(), 2_000);
+        // Every entry is idle now; the store is full.
+        clock.advance(Duration::from_secs(5));
+        s.check_now(&p, "new").unwrap();
+        let left = s.tracked_keys();
+        // A few shards' worth went (the budget, its last shard, the new
+        // subject's own shard), not the 2 000 a whole-store pass drops.
+        assert!(left > 2_000 - 400, "one call swept down to {left}");
+        assert!(left < 2_000, "nothing was swept");
+        // Calls at the ceiling continue the pass where it stopped.
+        let mut i = 0;
+        while *lock(&s.ceiling_cursor) != 0 && i < 10_000 {
+            s.check_now(&p, &format!("new{i}")).unwrap();
+            i += 1;
+        }
+        assert_eq!(*lock(&s.ceiling_cursor), 0, "the pass never completed");
     }
 
     // See: issue 17 (every shard re-swept its whole table every second).
