@@ -192,6 +192,9 @@ pub(crate) struct Auditor {
     /// HMAC-SHA256 keyed once with the pseudonym key: each pseudonym
     /// clones this state instead of hashing the key's pads again.
     mac: Option<Hmac<Sha256>>,
+    /// The last client network and its pseudonym: consecutive events
+    /// from one network (a single office, a NAT, a test) skip the HMAC.
+    last_network: std::sync::Mutex<Option<(String, String)>>,
     config: AuditConfig,
     sink: Option<Arc<dyn AuditSink>>,
 }
@@ -213,7 +216,12 @@ impl Auditor {
         sink: Option<Arc<dyn AuditSink>>,
     ) -> Self {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).ok();
-        Auditor { mac, config, sink }
+        Auditor {
+            mac,
+            last_network: std::sync::Mutex::new(None),
+            config,
+            sink,
+        }
     }
 
     pub(crate) fn config(&self) -> AuditConfig {
@@ -227,9 +235,7 @@ impl Auditor {
         } else {
             // A separate domain, so a network never shares an identity's
             // pseudonym.
-            let network = fact
-                .network
-                .map(|n| self.keyed_hex(&[b"network:", n.as_bytes()]));
+            let network = fact.network.map(|n| self.network_pseudonym(n));
             (self.pseudonym(identity), network)
         };
         let event = AuditEvent {
@@ -262,6 +268,23 @@ impl Auditor {
     /// OTP key (`audit-pseudonym/v1`), hex.
     pub(crate) fn pseudonym(&self, identity: &str) -> String {
         self.keyed_hex(&[identity.as_bytes()])
+    }
+
+    /// The network's pseudonym: the identity's HMAC in the domain
+    /// `network:`, remembered for the next event from the same network.
+    fn network_pseudonym(&self, network: &str) -> String {
+        if let Ok(last) = self.last_network.lock() {
+            if let Some((n, pseudonym)) = last.as_ref() {
+                if n == network {
+                    return pseudonym.clone();
+                }
+            }
+        }
+        let pseudonym = self.keyed_hex(&[b"network:", network.as_bytes()]);
+        if let Ok(mut last) = self.last_network.lock() {
+            *last = Some((network.to_owned(), pseudonym.clone()));
+        }
+        pseudonym
     }
 
     /// The first 128 bits of HMAC-SHA256 of `parts` (concatenated), as 32
@@ -496,9 +519,13 @@ mod tests {
         };
         assert_eq!(a.pseudonym("a@example.com"), fresh("a@example.com"));
         assert_eq!(a.pseudonym("a@example.com"), fresh("a@example.com"));
-        assert_eq!(
-            a.keyed_hex(&[b"network:", b"192.0.2.7"]),
-            fresh("network:192.0.2.7")
-        );
+        // The remembered network pseudonym is the one for that network,
+        // whatever came before.
+        for network in ["192.0.2.7", "192.0.2.7", "2001:db8::/64", "192.0.2.7"] {
+            assert_eq!(
+                a.network_pseudonym(network),
+                fresh(&format!("network:{network}"))
+            );
+        }
     }
 }
