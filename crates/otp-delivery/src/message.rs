@@ -122,10 +122,12 @@ pub fn new_message_id() -> String {
         bytes[..8].copy_from_slice(&nanos.to_be_bytes());
         bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(36);
     id.push_str("msg_");
     for b in bytes {
-        id.push_str(&format!("{b:02x}"));
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     id
 }
@@ -190,7 +192,9 @@ mod tests {
         assert_ne!(a.id(), b.id());
         assert_eq!(a.id().len(), 36);
         assert!(a.id().starts_with("msg_"));
-        assert!(a.id()[4..].bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(a.id()[4..]
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         // clones (retries) keep the id
         assert_eq!(a.clone().id(), a.id());
     }
