@@ -44,6 +44,7 @@
 
 mod code;
 mod engine;
+mod hex;
 mod hotp;
 mod identity;
 mod keys;
@@ -54,6 +55,7 @@ pub mod wire;
 
 pub use code::{CodeError, Digits, OtpCode, CODE_PATTERN, CODE_RULE, MAX_DIGITS, MIN_DIGITS};
 pub use engine::{unix_now, CandidateWindows, Match, OtpEngine, VerifyError};
+pub use hex::push_lower_hex;
 pub use hotp::{base32_encode, hotp, StandardOtpError, Totp, TotpConfig};
 pub use identity::{Identity, IdentityError, IdentityKind, MAX_IDENTITY_CHARS};
 pub use keys::{

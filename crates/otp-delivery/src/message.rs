@@ -122,13 +122,9 @@ pub fn new_message_id() -> String {
         bytes[..8].copy_from_slice(&nanos.to_be_bytes());
         bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(36);
     id.push_str("msg_");
-    for b in bytes {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
+    otp_core::push_lower_hex(&mut id, &bytes);
     id
 }
 

@@ -290,7 +290,6 @@ impl Auditor {
     /// The first 128 bits of HMAC-SHA256 of `parts` (concatenated), as 32
     /// lowercase hex digits.
     fn keyed_hex(&self, parts: &[&[u8]]) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let Some(mut mac) = self.mac.clone() else {
             return String::new();
         };
@@ -299,10 +298,7 @@ impl Auditor {
         }
         let tag = mac.finalize().into_bytes();
         let mut out = String::with_capacity(32);
-        for b in &tag[..16] {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
+        otp_core::push_lower_hex(&mut out, &tag[..16]);
         out
     }
 }
