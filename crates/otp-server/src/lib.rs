@@ -9,9 +9,11 @@
 //! settings into a running server ([`build`], [`serve`], [`run`]), which
 //! the binary (`src/main.rs`: CLI, logging, signals), `check-config`
 //! ([`components`]) and the in-process tests share; [`probe`] is
-//! `otp-server probe` and `otp-server send-test`.
+//! `otp-server probe` and `otp-server send-test`; [`log_writer`] is the
+//! log's buffered stderr writer.
 
 pub mod app;
+pub mod log_writer;
 pub mod probe;
 pub mod settings;
 pub mod vars;

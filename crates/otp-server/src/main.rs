@@ -3,7 +3,8 @@
 //! The stateless-otp binary, a thin `main` over the `otp_server` library:
 //! parses the CLI (clap), loads the settings (defaults < TOML file <
 //! environment < flags, [`otp_server::settings`]), sets up logging
-//! (tracing-subscriber), then [`otp_server::build`]s the store, delivery
+//! (tracing-subscriber on the buffered stderr writer of
+//! [`otp_server::log_writer`]), then [`otp_server::build`]s the store, delivery
 //! backend and OTP service and [`otp_server::serve`]s the REST API until
 //! SIGTERM/SIGINT, draining in-flight requests before exiting 0.
 //!
@@ -28,6 +29,7 @@ use otp_core::{generate_ed25519_pkcs8, generate_hs256_secret};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use otp_server::log_writer::{LogGuard, LogWriter};
 use otp_server::settings::{LogFormat, RawSettings, Settings};
 use otp_server::vars;
 
@@ -285,23 +287,31 @@ fn store_name(s: &Settings) -> &'static str {
     }
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
+/// Installs the log subscriber on the buffered stderr writer
+/// ([`otp_server::log_writer`]). Logs are written until the returned guard
+/// drops; it writes whatever is still buffered then.
+fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<LogGuard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: journald and container logs get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (writer, guard) = LogWriter::stderr().context("log writer thread")?;
+    writer.install_panic_flush();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
     }
+    Ok(guard)
 }
 
 fn serve(settings: Settings, dev: bool) -> anyhow::Result<ExitCode> {
-    init_logging(settings.server.log_format, &settings.server.rust_log);
+    // Held to the end of `serve`, also when it returns an error: dropping
+    // it writes every buffered line before `main` prints the error.
+    let _log = init_logging(settings.server.log_format, &settings.server.rust_log)?;
     if dev {
         dev_warning(settings.server.log_format, &settings.dev_notes);
     }

@@ -166,8 +166,12 @@ impl Server {
         ServerBuilder::default()
     }
 
-    /// Everything the process wrote to stderr (its logs) so far.
+    /// Everything the process wrote to stderr (its logs) so far. The log
+    /// writer batches lines for up to `otp_server::log_writer::LINGER`
+    /// (5 ms) before writing them, so this first waits ten times as long
+    /// for the lines of what the test just did.
     pub fn stderr(&self) -> String {
+        std::thread::sleep(otp_server::log_writer::LINGER * 10);
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
