@@ -48,6 +48,7 @@
 //! - [`body_deadline`]: the slow-body guard (408, connection closed).
 //! - [`http_metrics`]: request counters and latency histograms, build info.
 //! - [`observe`]: `X-Request-Id` and the access log.
+//! - [`fast_lane`]: forward auth's common case answered before the `App`.
 //! - [`gate`]: the web gate of SPEC §11 (sign-in pages, session cookies,
 //!   renewal, `/api/v1/auth/forward`).
 //! - [`redirect`]: the web gate's `rd` check (`GATE_ALLOWED_HOSTS`).
@@ -69,6 +70,7 @@ pub mod body_deadline;
 pub mod client_ip;
 pub mod docs;
 mod error;
+pub mod fast_lane;
 pub mod gate;
 pub mod http_metrics;
 pub mod observe;

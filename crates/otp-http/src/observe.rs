@@ -39,7 +39,7 @@ use crate::HttpState;
 /// Longest incoming `X-Request-Id` that is kept (longer ones are replaced).
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of the request being served, in its extensions.
 #[derive(Debug, Clone)]
@@ -78,6 +78,13 @@ fn incoming(headers: &HeaderMap) -> Option<HeaderValue> {
         return None;
     }
     is_sane_request_id(value.to_str().ok()?).then(|| value.clone())
+}
+
+/// The id of a request with these headers: its own when sane, else a new
+/// one (the one rule of [`observe`], also used by
+/// [`fast_lane`](crate::fast_lane)).
+pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    incoming(headers).unwrap_or_else(generate)
 }
 
 /// A new id: a random per-process prefix and a counter, 32 hex digits.
@@ -119,7 +126,7 @@ pub async fn observe<B: MessageBody + 'static>(
         return next.call(req).await;
     }
     let started = Instant::now();
-    let id = incoming(req.headers()).unwrap_or_else(generate);
+    let id = request_id(req.headers());
     let request_id = RequestId(id.clone());
     // An `error`-level span, so that its field reaches every line the
     // filter lets through, also with `RUST_LOG=warn`.

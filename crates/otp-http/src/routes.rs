@@ -1,6 +1,6 @@
 //! Route handlers of SPEC §5.
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use otp_core::wire::{
     messages, FieldError, HealthResponse, IntrospectRequest, LogoutRequest, LogoutResponse,
@@ -456,7 +456,7 @@ pub async fn logout(
         return Err(ApiError::UnsupportedMediaType);
     }
     let parsed: LogoutRequest = json_object(&body)?.unwrap_or_default();
-    let token = match (&parsed.refresh_token, bearer(&req)) {
+    let token = match (&parsed.refresh_token, bearer(req.headers())) {
         (Some(t), _) => t.as_str(),
         (None, Some(t)) => t,
         (None, None) => return Err(ApiError::TokenMissing),
@@ -555,12 +555,12 @@ pub async fn introspect(
 
 /// The bearer token of `req`, if any (`Authorization: Bearer <token>`, scheme
 /// case-insensitive).
-fn bearer(req: &HttpRequest) -> Option<&str> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     // Same acceptance as `HeaderValue::to_str` (visible ASCII and tab: a
     // parsed header value never holds other control bytes), but checked a
     // word at a time instead of byte by byte: this runs on every forward-auth
     // request and a token is a few hundred bytes.
-    let bytes = req.headers().get(header::AUTHORIZATION)?.as_bytes();
+    let bytes = headers.get(header::AUTHORIZATION)?.as_bytes();
     if !bytes.is_ascii() {
         return None;
     }
@@ -588,14 +588,14 @@ pub(crate) use crate::gate::SESSION_COOKIE;
 /// credentials, which nginx forwards into its auth subrequest) does not hide
 /// the cookie: it is not a token of ours.
 pub(crate) fn presented_token<'r>(
-    req: &'r HttpRequest,
-    state: &HttpState,
+    headers: &'r HeaderMap,
+    tokens: &otp_core::TokenService,
 ) -> Result<&'r str, ApiError> {
-    if let Some(token) = bearer(req) {
+    if let Some(token) = bearer(headers) {
         return Ok(token);
     }
     use crate::gate::cookies::{session_token, SessionCookie};
-    session_token(req, state.service.tokens()).map_err(|e| match e {
+    session_token(headers, tokens).map_err(|e| match e {
         SessionCookie::Missing => ApiError::TokenMissing,
         SessionCookie::Ambiguous => ApiError::AmbiguousSession,
     })
@@ -605,12 +605,9 @@ pub(crate) fn presented_token<'r>(
 /// cookie [`presented_token`] would pick; no store), for the gate's
 /// "signed in as" line.
 pub(crate) fn session_claims(req: &HttpRequest, state: &HttpState) -> Option<otp_core::Claims> {
-    let token = crate::gate::cookies::session_token(req, state.service.tokens()).ok()?;
+    let token = crate::gate::cookies::session_token(req.headers(), state.service.tokens()).ok()?;
     state.service.tokens().verify_now(token).ok()
 }
-
-static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
-static REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
 
 /// Verify the presented access token — the bearer token, else the
 /// `otp_session` cookie (SPEC §11) — on the forward-auth hot path: nginx
@@ -633,7 +630,7 @@ pub async fn verify_bearer(
     req: HttpRequest,
     state: web::Data<HttpState>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = presented_token(&req, &state)?;
+    let token = presented_token(req.headers(), state.service.tokens())?;
     Ok(verified(&state, token)?)
 }
 
@@ -650,46 +647,43 @@ pub async fn verify_bearer(
 /// against `nbf`/`iat` and `exp` on every hit), so the proxy's next question
 /// about it skips the signature and the JSON.
 pub(crate) fn verified(state: &HttpState, token: &str) -> Result<HttpResponse, TokenError> {
-    let now = unix_now();
-    let answer = match state.verified.get(token, now) {
-        Some(answer) => answer,
-        None => {
-            let mut body = Vec::with_capacity(ACTIVE_PREFIX.len() + token.len() + 1);
-            body.extend_from_slice(ACTIVE_PREFIX);
-            let tokens = state.service.tokens();
-            let claims = tokens.verify_into(token, now, &mut body)?;
-            body.push(b'}');
-            let answer = Answer {
-                body: body.into(),
-                // `sub` is a normalized identity (no control characters), so
-                // it is a valid header value; obs-text bytes of non-ASCII ids
-                // are allowed too.
-                subject: HeaderValue::from_bytes(claims.sub.as_bytes()).ok(),
-            };
-            // The claim checks of otp-core: valid while
-            // max(nbf, iat) - leeway <= now < exp + leeway.
-            let leeway = tokens.config().leeway_seconds;
-            let from = claims.nbf.max(claims.iat).unwrap_or(0);
-            state.verified.put(
-                token,
-                from.saturating_sub(leeway),
-                claims.exp.saturating_add(leeway),
-                answer.clone(),
-            );
-            answer
-        }
-    };
+    let answer = verified_answer(state, token)?;
     let mut res = HttpResponse::Ok();
-    if let Some(sub) = answer.subject {
-        res.insert_header((X_AUTH_SUBJECT.clone(), sub.clone()));
-        res.insert_header((REMOTE_USER.clone(), sub));
+    for (name, value) in answer.headers() {
+        res.insert_header((name.clone(), value));
     }
-    res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-    res.insert_header((
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    ));
     Ok(res.body(answer.body))
+}
+
+/// The answer [`verified`] sends for `token`: from the cache, else from a
+/// full verification (whose success is then cached).
+pub(crate) fn verified_answer(state: &HttpState, token: &str) -> Result<Answer, TokenError> {
+    let now = unix_now();
+    if let Some(answer) = state.verified.get(token, now) {
+        return Ok(answer);
+    }
+    let mut body = Vec::with_capacity(ACTIVE_PREFIX.len() + token.len() + 1);
+    body.extend_from_slice(ACTIVE_PREFIX);
+    let tokens = state.service.tokens();
+    let claims = tokens.verify_into(token, now, &mut body)?;
+    body.push(b'}');
+    let answer = Answer {
+        body: body.into(),
+        // `sub` is a normalized identity (no control characters), so it is a
+        // valid header value; obs-text bytes of non-ASCII ids are allowed too.
+        subject: HeaderValue::from_bytes(claims.sub.as_bytes()).ok(),
+    };
+    // The claim checks of otp-core: valid while
+    // max(nbf, iat) - leeway <= now < exp + leeway.
+    let leeway = tokens.config().leeway_seconds;
+    let from = claims.nbf.max(claims.iat).unwrap_or(0);
+    state.verified.put(
+        token,
+        from.saturating_sub(leeway),
+        claims.exp.saturating_add(leeway),
+        answer.clone(),
+    );
+    Ok(answer)
 }
 
 /// What the forward-auth body starts with; the token's payload and `}` follow.
@@ -792,16 +786,19 @@ mod tests {
         let r = TestRequest::default()
             .insert_header(("Authorization", "bearer abc.def.ghi"))
             .to_http_request();
-        assert_eq!(bearer(&r), Some("abc.def.ghi"));
+        assert_eq!(bearer(r.headers()), Some("abc.def.ghi"));
         let r = TestRequest::default()
             .insert_header(("Authorization", "Basic abc"))
             .to_http_request();
-        assert_eq!(bearer(&r), None);
+        assert_eq!(bearer(r.headers()), None);
         let r = TestRequest::default()
             .insert_header(("Authorization", "Bearer   "))
             .to_http_request();
-        assert_eq!(bearer(&r), None);
-        assert_eq!(bearer(&TestRequest::default().to_http_request()), None);
+        assert_eq!(bearer(r.headers()), None);
+        assert_eq!(
+            bearer(TestRequest::default().to_http_request().headers()),
+            None
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 
 /// Number of slots.
@@ -41,6 +41,27 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
     /// The subject header value (`None` if `sub` is no valid header value).
     pub(crate) subject: Option<HeaderValue>,
+}
+
+static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
+static REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+impl Answer {
+    /// The headers of the 200: `X-Auth-Subject` and `Remote-User` carrying
+    /// `sub` (when it is a valid header value), `Cache-Control: no-store`,
+    /// `Content-Type: application/json`.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
+        let subject = self
+            .subject
+            .iter()
+            .flat_map(|sub| [(&X_AUTH_SUBJECT, sub.clone()), (&REMOTE_USER, sub.clone())]);
+        subject.chain([
+            (&header::CACHE_CONTROL, NO_STORE.clone()),
+            (&header::CONTENT_TYPE, JSON.clone()),
+        ])
+    }
 }
 
 struct Entry {

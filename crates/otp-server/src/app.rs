@@ -191,7 +191,9 @@ pub async fn serve(
         None => state,
     };
     let server = HttpServer::new(move || {
-        App::new()
+        // forward auth's common case is answered before the App (the
+        // answer the App would give: otp_http::fast_lane)
+        let app = App::new()
             // slow bodies are cut off on every path, unknown ones included
             .wrap(actix_web::middleware::from_fn(
                 otp_http::body_deadline::guard,
@@ -204,7 +206,8 @@ pub async fn serve(
             .wrap(actix_web::middleware::from_fn(otp_http::observe::observe))
             .configure(otp_http::configure(state.clone()))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .default_service(web::to(otp_http::routes::not_found))
+            .default_service(web::to(otp_http::routes::not_found));
+        otp_http::fast_lane::FastLane::new(&state, app)
     })
     .workers(s.workers)
     .shutdown_timeout(s.shutdown_timeout.as_secs())

@@ -7,7 +7,7 @@
 //! Values are base64url or JWT text (no `;`, `,`, space or quote), so they
 //! go into `Set-Cookie` as they are.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponseBuilder};
 
 use super::GateConfig;
@@ -25,7 +25,7 @@ pub const CSRF_COOKIE: &str = "otp_csrf";
 /// header that is not visible ASCII is skipped whole; a pair without `=` is
 /// not a cookie. A value in double quotes (RFC 6265 §4.1.1) is unquoted.
 pub fn cookie_value<'a>(req: &'a HttpRequest, name: &'a str) -> Option<&'a str> {
-    cookie_values(req, name).next()
+    cookie_values(req.headers(), name).next()
 }
 
 /// Most `otp_session` cookies [`session_token`] looks at; a request with
@@ -45,10 +45,10 @@ const MAX_SESSION_COOKIES: usize = 8;
 /// guessing which is the user's. With none valid, the first is returned
 /// (its error is the answer).
 pub(crate) fn session_token<'a>(
-    req: &'a HttpRequest,
+    headers: &'a HeaderMap,
     tokens: &otp_core::TokenService,
 ) -> Result<&'a str, SessionCookie> {
-    let mut all = cookie_values(req, SESSION_COOKIE);
+    let mut all = cookie_values(headers, SESSION_COOKIE);
     let first = all.next().ok_or(SessionCookie::Missing)?;
     let Some(second) = all.next() else {
         return Ok(first);
@@ -81,10 +81,10 @@ pub(crate) enum SessionCookie {
 
 /// Every non-empty value of the cookies called `name`, in header order.
 pub(crate) fn cookie_values<'a>(
-    req: &'a HttpRequest,
+    headers: &'a HeaderMap,
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
-    req.headers()
+    headers
         .get_all(header::COOKIE)
         .flat_map(move |v| HeaderCookies::new(v.as_bytes(), name))
 }
@@ -234,7 +234,7 @@ mod tests {
             .append_header((header::COOKIE, "otp_session=\"g.h.i\"; otp_sessionx=s"))
             .append_header((header::COOKIE, "otp_session=caf\u{e9}"))
             .to_http_request();
-        let all: Vec<_> = cookie_values(&req, SESSION_COOKIE).collect();
+        let all: Vec<_> = cookie_values(req.headers(), SESSION_COOKIE).collect();
         assert_eq!(
             all,
             ["d.e.f", "g.h.i"],

@@ -113,7 +113,7 @@ pub(crate) fn renew_url(gate: &GateConfig, rd: Option<&str>) -> String {
     )
 )]
 pub async fn forward(req: HttpRequest, state: web::Data<HttpState>) -> HttpResponse {
-    let err = match crate::routes::presented_token(&req, &state) {
+    let err = match crate::routes::presented_token(req.headers(), state.service.tokens()) {
         Ok(token) => match crate::routes::verified(&state, token) {
             Ok(res) => return res,
             Err(e) => ApiError::Token(e),

@@ -13,6 +13,7 @@
 //!   identity's request and verify answer as an allowed one's, no code sent.
 //! - [`cors_docs`]: CORS, the OpenAPI document, the offline Swagger UI,
 //!   mounting under a prefix.
+//! - [`fast_lane`]: the forward-auth fast lane answers as the app does.
 //! - [`forward_auth`]: `GET /api/v1/token/verify` with a bearer token or
 //!   the `otp_session` cookie (SPEC §11).
 //! - [`python_compat`]: the Python service's API tests, reproduced.
@@ -28,6 +29,7 @@
 mod abuse;
 mod allowed_identities;
 mod cors_docs;
+mod fast_lane;
 mod forward_auth;
 mod gate;
 mod python_compat;

@@ -169,18 +169,46 @@ impl Harness {
     /// A real server on 127.0.0.1 (free port) with 4 workers.
     pub fn serve(&self) -> Running {
         let state = self.state.clone();
-        let server = actix_web::HttpServer::new(move || server_app!(state.clone()))
-            .workers(4)
-            .disable_signals()
-            .bind(("127.0.0.1", 0))
-            .unwrap();
-        let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Running { addr, handle }
+        run(actix_web::HttpServer::new(move || {
+            server_app!(state.clone())
+        }))
+    }
+
+    /// [`Harness::serve`] with the app wrapped in the forward-auth fast
+    /// lane, exactly as `otp-server` serves it.
+    pub fn serve_with_fast_lane(&self) -> Running {
+        let state = self.state.clone();
+        run(actix_web::HttpServer::new(move || {
+            otp_http::fast_lane::FastLane::new(&state, server_app!(state.clone()))
+        }))
     }
 }
+
+/// Binds `server` on 127.0.0.1:0 with 4 workers and runs it in the background.
+fn run<F, I, S, B>(server: actix_web::HttpServer<F, I, S, B>) -> Running
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+    S: actix_web::dev::ServiceFactory<actix_http::Request, Config = actix_web::dev::AppConfig>
+        + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<actix_http::Response<B>> + 'static,
+    B: MessageBody + 'static,
+{
+    let server = server
+        .workers(4)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Running { addr, handle }
+}
+
+impl Harness {}
 
 /// A running real server; stopped (without waiting for the workers) on drop.
 pub struct Running {

@@ -1,0 +1,391 @@
+//! The forward-auth fast lane (SPEC §9, §11): a valid token's
+//! `GET /api/v1/token/verify` and `GET /api/v1/auth/forward` answered
+//! before the actix-web `App`.
+//!
+//! A proxy asks about the same few tokens for every request a signed-in
+//! browser makes, so this route is the one whose throughput sets what the
+//! service can protect. Measured on this project's 2-core machine
+//! (docs/benchmarks.md), actix-web's `App` layer alone — the
+//! request/response wrappers, routing, the middleware chain — costs more
+//! per request than everything the route itself does; actix-http under it
+//! answers a fixed response at nginx's rate. [`FastLane`] wraps the `App`
+//! at the actix-http level and answers the one common case itself: a `GET`
+//! of one of the two paths, with no body, presenting a token (the bearer
+//! header, else the `otp_session` cookie: the same
+//! `presented_token` rule as the routes) that
+//! verifies (from the verified-token cache or in full). It sends exactly
+//! the `App`'s answer for it: the same status, headers (`X-Auth-Subject`,
+//! `Remote-User`, `Cache-Control: no-store`, `Content-Type`, the
+//! `X-Request-Id` of [`observe`](crate::observe)) and body, and records
+//! the same `http_requests_total` and `http_request_duration_seconds`
+//! samples.
+//!
+//! Everything else goes to the `App` unchanged: other paths and methods
+//! (`HEAD` included), a request with a body, a missing, invalid or expired
+//! token (the `App` then answers the 401, or the gate's redirect, and
+//! pays the verification once more — a refused token is the rare case).
+//! The lane stays off — every request goes to the `App` — when the
+//! [access log](crate::HttpConfig::access_log) or
+//! [CORS](crate::HttpConfig::cors_origins) is on, since both add to every
+//! answer.
+//!
+//! It bypasses the `App`'s middleware for the answers it gives, so wrap
+//! only an `App` that adds nothing else to these two routes, as
+//! `otp-server` does:
+//!
+//! ```no_run
+//! # fn demo(state: otp_http::HttpState) -> std::io::Result<()> {
+//! use actix_web::{App, HttpServer};
+//!
+//! let server = HttpServer::new(move || {
+//!     otp_http::fast_lane::FastLane::new(
+//!         &state,
+//!         App::new().configure(otp_http::configure(state.clone())),
+//!     )
+//! })
+//! .bind(("127.0.0.1", 8080))?;
+//! # let _ = server; Ok(())
+//! # }
+//! ```
+
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_http::body::{BoxBody, MessageBody};
+use actix_http::{Method, Request, Response, StatusCode};
+use actix_service::{IntoServiceFactory, Service, ServiceFactory};
+use actix_web::http::header;
+use futures_core::future::LocalBoxFuture;
+use futures_util::future::{Either, MapOk, TryFutureExt};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::http_metrics::{RequestLabels, RouteLabels};
+use crate::observe::{request_id, X_REQUEST_ID};
+use crate::HttpState;
+
+/// The token check of `GET /api/v1/token/verify`.
+const VERIFY: &str = "/api/v1/token/verify";
+/// The gate's forward-auth route, whose success answer is the same.
+const FORWARD: &str = "/api/v1/auth/forward";
+
+/// The samples one route's 200 records.
+struct RouteMetrics {
+    ok: Counter,
+    latency: Histogram,
+}
+
+impl RouteMetrics {
+    fn of(state: &HttpState, route: &'static str) -> Self {
+        let m = &state.http_metrics;
+        RouteMetrics {
+            // handles sharing the families' own series: no lookup per request
+            ok: m
+                .requests
+                .get_or_create(&RequestLabels { route, status: 200 })
+                .clone(),
+            latency: m.latency.get_or_create(&RouteLabels { route }).clone(),
+        }
+    }
+}
+
+/// What the lane needs per worker.
+struct Lane {
+    state: HttpState,
+    verify: RouteMetrics,
+    forward: RouteMetrics,
+}
+
+impl Lane {
+    /// The answer for `req` if it is the lane's case (see the module docs).
+    fn answer(&self, req: &Request) -> Option<Response<BoxBody>> {
+        let head = req.head();
+        if head.method != Method::GET {
+            return None;
+        }
+        let metrics = match head.uri.path() {
+            VERIFY => &self.verify,
+            FORWARD => &self.forward,
+            _ => return None,
+        };
+        let started = Instant::now();
+        let headers = head.headers();
+        if headers.contains_key(header::CONTENT_LENGTH)
+            || headers.contains_key(header::TRANSFER_ENCODING)
+        {
+            return None;
+        }
+        let token = crate::routes::presented_token(headers, self.state.service.tokens()).ok()?;
+        let answer = crate::routes::verified_answer(&self.state, token).ok()?;
+        let mut res = Response::with_body(StatusCode::OK, BoxBody::new(answer.body.clone()));
+        let out = res.headers_mut();
+        for (name, value) in answer.headers() {
+            out.insert(name.clone(), value);
+        }
+        out.insert(X_REQUEST_ID.clone(), request_id(headers));
+        metrics.ok.inc();
+        metrics.latency.observe(started.elapsed().as_secs_f64());
+        Some(res)
+    }
+}
+
+/// An actix-http service factory answering forward auth's common case
+/// before the wrapped `App` (see the module docs). Build one per worker,
+/// inside the `HttpServer::new` closure.
+pub struct FastLane<S, B> {
+    lane: Option<Rc<Lane>>,
+    inner: S,
+    _body: PhantomData<fn() -> B>,
+}
+
+impl<S, B> FastLane<S, B> {
+    /// Wraps `app` (an actix-web `App`, or any service factory of
+    /// actix-http requests); the lane is off when `state`'s access log or
+    /// CORS is on.
+    pub fn new<I>(state: &HttpState, app: I) -> Self
+    where
+        I: IntoServiceFactory<S, Request>,
+        S: ServiceFactory<Request>,
+    {
+        let on = !state.config.access_log && state.config.cors_origins.is_empty();
+        FastLane {
+            lane: on.then(|| {
+                Rc::new(Lane {
+                    state: state.clone(),
+                    verify: RouteMetrics::of(state, VERIFY),
+                    forward: RouteMetrics::of(state, FORWARD),
+                })
+            }),
+            inner: app.into_factory(),
+            _body: PhantomData,
+        }
+    }
+}
+
+impl<S, B> ServiceFactory<Request> for FastLane<S, B>
+where
+    S: ServiceFactory<Request>,
+    S::Response: Into<Response<B>>,
+    S::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = Response<BoxBody>;
+    type Error = S::Error;
+    type Config = S::Config;
+    type Service = FastLaneService<S::Service, B>;
+    type InitError = S::InitError;
+    type Future = LocalBoxFuture<'static, Result<Self::Service, Self::InitError>>;
+
+    fn new_service(&self, cfg: S::Config) -> Self::Future {
+        let lane = self.lane.clone();
+        let inner = self.inner.new_service(cfg);
+        Box::pin(async move {
+            Ok(FastLaneService {
+                lane,
+                inner: inner.await?,
+                _body: PhantomData,
+            })
+        })
+    }
+}
+
+/// The service [`FastLane`] builds.
+pub struct FastLaneService<S, B> {
+    lane: Option<Rc<Lane>>,
+    inner: S,
+    _body: PhantomData<fn() -> B>,
+}
+
+/// A response of the wrapped service, its body boxed.
+type Boxed<R> = fn(R) -> Response<BoxBody>;
+
+fn boxed<R: Into<Response<B>>, B: MessageBody + 'static>(res: R) -> Response<BoxBody> {
+    res.into().map_into_boxed_body()
+}
+
+impl<S, B> Service<Request> for FastLaneService<S, B>
+where
+    S: Service<Request>,
+    S::Response: Into<Response<B>>,
+    B: MessageBody + 'static,
+{
+    type Response = Response<BoxBody>;
+    type Error = S::Error;
+    type Future =
+        Either<Ready<Result<Self::Response, S::Error>>, MapOk<S::Future, Boxed<S::Response>>>;
+
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&self, req: Request) -> Self::Future {
+        if let Some(res) = self.lane.as_ref().and_then(|lane| lane.answer(&req)) {
+            return Either::Left(ready(Ok(res)));
+        }
+        Either::Right(
+            self.inner
+                .call(req)
+                .map_ok(boxed::<S::Response, B> as Boxed<S::Response>),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::test::TestRequest;
+    use otp_core::TokenService;
+    use otp_core::{OtpKeyRing, OtpPolicy, SecretBytes, SigningKey, TokenConfig, TokenKeys};
+    use otp_service::{OtpService, ServiceConfig};
+    use serde_json::Map;
+
+    use super::*;
+    use crate::HttpConfig;
+
+    fn tokens(secret: &[u8]) -> TokenService {
+        let key = SigningKey::hs256(secret).unwrap();
+        TokenService::new(TokenKeys::single(key), TokenConfig::default()).unwrap()
+    }
+
+    fn lane(config: HttpConfig) -> (FastLane<impl ServiceFactory<Request>, BoxBody>, HttpState) {
+        let keys = OtpKeyRing::new(SecretBytes::new(vec![7; 32]), vec![]).unwrap();
+        let service = OtpService::builder(
+            ServiceConfig::new(OtpPolicy::default(), keys),
+            tokens(b"a-jwt-secret-of-at-least-32-bytes!!"),
+        )
+        .build();
+        let state = HttpState::new(Arc::new(service), config);
+        (FastLane::new(&state, actix_web::App::new()), state)
+    }
+
+    fn answered<S>(lane: &FastLane<S, BoxBody>, req: TestRequest) -> Option<u16> {
+        let lane = lane.lane.as_ref().expect("the lane is on");
+        lane.answer(&req.to_request())
+            .map(|res| res.status().as_u16())
+    }
+
+    fn token(state: &HttpState, ttl_ago: u64) -> String {
+        let now = otp_core::unix_now() - ttl_ago;
+        state
+            .service
+            .tokens()
+            .issue("alice@example.com", now, Map::new())
+            .unwrap()
+            .token
+    }
+
+    #[test]
+    fn the_lane_answers_a_get_of_either_route_with_a_valid_token() {
+        let (lane, state) = lane(HttpConfig::default());
+        let t = token(&state, 0);
+        for path in [VERIFY, FORWARD, "/api/v1/token/verify?x=1"] {
+            let bearer = TestRequest::get()
+                .uri(path)
+                .insert_header(("Authorization", format!("Bearer {t}")));
+            assert_eq!(answered(&lane, bearer), Some(200), "{path}");
+            let cookie = TestRequest::get()
+                .uri(path)
+                .insert_header(("Cookie", format!("a=1; otp_session={t}")));
+            assert_eq!(answered(&lane, cookie), Some(200), "{path}");
+        }
+    }
+
+    #[test]
+    fn everything_else_goes_to_the_app() {
+        let (lane, state) = lane(HttpConfig::default());
+        let t = token(&state, 0);
+        let auth = ("Authorization", format!("Bearer {t}"));
+        let other = tokens(b"another-jwt-secret-of-32-bytes-or-more")
+            .issue("alice@example.com", otp_core::unix_now(), Map::new())
+            .unwrap()
+            .token;
+        let cases = [
+            ("no token", TestRequest::get().uri(VERIFY)),
+            (
+                "HEAD",
+                TestRequest::default()
+                    .method(Method::HEAD)
+                    .uri(FORWARD)
+                    .insert_header(auth.clone()),
+            ),
+            (
+                "POST",
+                TestRequest::post().uri(VERIFY).insert_header(auth.clone()),
+            ),
+            (
+                "another path",
+                TestRequest::get()
+                    .uri("/api/v1/token/verify/")
+                    .insert_header(auth.clone()),
+            ),
+            (
+                "a prefix",
+                TestRequest::get()
+                    .uri("/x/api/v1/token/verify")
+                    .insert_header(auth.clone()),
+            ),
+            (
+                "a body",
+                TestRequest::get()
+                    .uri(VERIFY)
+                    .insert_header(auth.clone())
+                    .set_payload("x"),
+            ),
+            (
+                "chunked",
+                TestRequest::get()
+                    .uri(VERIFY)
+                    .insert_header(auth.clone())
+                    .insert_header(("Transfer-Encoding", "chunked")),
+            ),
+            (
+                "expired",
+                TestRequest::get()
+                    .uri(VERIFY)
+                    .insert_header(("Authorization", format!("Bearer {}", token(&state, 3600)))),
+            ),
+            (
+                "another key",
+                TestRequest::get()
+                    .uri(VERIFY)
+                    .insert_header(("Authorization", format!("Bearer {other}"))),
+            ),
+            (
+                "tampered",
+                TestRequest::get()
+                    .uri(VERIFY)
+                    .insert_header(("Authorization", format!("Bearer {t}x"))),
+            ),
+            (
+                "basic",
+                TestRequest::get()
+                    .uri(VERIFY)
+                    .insert_header(("Authorization", "Basic YTpi")),
+            ),
+        ];
+        for (what, req) in cases {
+            assert_eq!(answered(&lane, req), None, "{what}");
+        }
+        // a refused token is never remembered: the valid one still passes
+        let ok = TestRequest::get().uri(VERIFY).insert_header(auth);
+        assert_eq!(answered(&lane, ok), Some(200));
+    }
+
+    #[test]
+    fn the_lane_is_off_with_the_access_log_or_cors() {
+        let (l, _) = lane(HttpConfig {
+            access_log: true,
+            ..HttpConfig::default()
+        });
+        assert!(l.lane.is_none());
+        let (l, _) = lane(HttpConfig {
+            cors_origins: vec!["https://app.example.com".into()],
+            ..HttpConfig::default()
+        });
+        assert!(l.lane.is_none());
+    }
+}
