@@ -104,8 +104,12 @@ fn generate() -> HeaderValue {
         h.finish()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // One allocation: the hex text becomes the header value's buffer.
-    HeaderValue::from_maybe_shared(Bytes::from(format!("{prefix:016x}{n:016x}")))
+    // One allocation: the hex text becomes the header value's buffer
+    // (written without `format!`: this runs on every request).
+    let mut id = String::with_capacity(32);
+    otp_core::push_lower_hex(&mut id, &prefix.to_be_bytes());
+    otp_core::push_lower_hex(&mut id, &n.to_be_bytes());
+    HeaderValue::from_maybe_shared(Bytes::from(id))
         .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
