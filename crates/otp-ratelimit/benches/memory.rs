@@ -10,7 +10,7 @@
 //!    `-- --bytes-only` stops after these figures.
 //!    RSS counts what the allocator really took from the OS (table slack,
 //!    allocator headers and all), so it is an upper bound of the live bytes.
-//! 2. Criterion: ns per check of an existing key (HMAC of the key, shard
+//! 2. Criterion: ns per check of an existing key (keyed hash of the key, shard
 //!    lock, log update), on 1 thread and on 2 threads at once.
 //! 3. Bytes per session (SPEC §9: bar 100 B): the RSS growth over 10⁶
 //!    sessions, each created the way a sign-in creates it and rotated once,

@@ -63,9 +63,11 @@
 //!
 //! # Keys never hold identities
 //!
-//! Both backends store a keyed hash (HMAC-SHA256 under a [`HashKey`],
-//! truncated to 128 bits) of every identity, IP or other key, never the raw
-//! string; see `RedisStore` for the exact Redis key layout.
+//! Both backends store a 128-bit keyed hash under a [`HashKey`] of every
+//! identity, IP or other key, never the raw string: HMAC-SHA256 truncated
+//! to 128 bits for Redis (see `RedisStore` for the exact key layout),
+//! SipHash-2-4-128 under a subkey derived from the hash key for memory
+//! (its names never leave the process; docs/store.md, "Memory layout").
 //!
 //! # Operating it
 //!

@@ -4,8 +4,8 @@
 //!
 //! - **One entry per subject.** Every limit window, use counter and failure
 //!   count of one subject (an identity, a client network, `global`) lives in
-//!   one map entry under the subject's 16-byte keyed hash ([`HashKey`]); the
-//!   string itself is never kept. A limit window inside the entry is named
+//!   one map entry under the subject's 16-byte keyed hash (SipHash-2-4-128
+//!   under a subkey of the [`HashKey`]); the string itself is never kept. A limit window inside the entry is named
 //!   by a 64-bit tag of its policy name (and of its scope's keyed hash).
 //! - **Sessions and sign-out epochs** (SPEC §10) are fixed-size records
 //!   (28 and 12 bytes, no allocation each) in two more tables of the
@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::hash::{HashKey, KeyHasher};
+use crate::hash::{HashKey, KeyHasher, SipKey};
 use crate::{
     ceil_secs, check_sid, clear_on_identity, millis, Checked, CounterAdvance, CounterRead,
     Decision, FailureOutcome, LimitCheck, LimitPolicy, RateLimiter, Rotation, SessionRefresh,
@@ -656,7 +656,9 @@ impl Locked<'_> {
 /// of tracked subjects. Clone the `Arc` you put it in to share it; each
 /// `MemoryStore` value is one independent set of budgets.
 pub struct MemoryStore {
-    hasher: KeyHasher,
+    /// The keyed hash of subjects, scopes and sessions (SipHash-2-4-128,
+    /// keyed from the [`HashKey`]; see `hash.rs`).
+    hasher: SipKey,
     clock: Arc<dyn Clock>,
     sweep_interval_ms: u64,
     shards: Box<[Padded<Mutex<Shard>>]>,
@@ -714,7 +716,7 @@ impl MemoryStore {
     /// default ceiling [`DEFAULT_MAX_KEYS`].
     pub fn new(hash_key: impl Into<HashKey>) -> Self {
         MemoryStore {
-            hasher: KeyHasher::new(&hash_key.into()),
+            hasher: KeyHasher::new(&hash_key.into()).sip_key(),
             clock: Arc::new(SystemClock::new()),
             sweep_interval_ms: millis(DEFAULT_SWEEP_INTERVAL),
             shards: (0..SHARDS)
