@@ -120,13 +120,28 @@ impl Identity {
         if trimmed.is_empty() {
             return Err(IdentityError::Empty);
         }
-        if trimmed.chars().count() > MAX_IDENTITY_CHARS {
+        // ASCII (nearly every identity) is one char per byte, its control
+        // characters are exactly the ASCII ones and it holds no format
+        // character (all are above U+00AC): the same checks without
+        // decoding UTF-8 three times (issue 17).
+        let ascii = trimmed.is_ascii();
+        let chars = if ascii {
+            trimmed.len()
+        } else {
+            trimmed.chars().count()
+        };
+        if chars > MAX_IDENTITY_CHARS {
             return Err(IdentityError::TooLong);
         }
-        if trimmed.chars().any(char::is_control) {
+        let control = if ascii {
+            trimmed.bytes().any(|b| b.is_ascii_control())
+        } else {
+            trimmed.chars().any(char::is_control)
+        };
+        if control {
             return Err(IdentityError::ControlCharacter);
         }
-        if trimmed.chars().any(is_format_character) {
+        if !ascii && trimmed.chars().any(is_format_character) {
             return Err(IdentityError::FormatCharacter);
         }
         if trimmed.contains('@') {
@@ -450,6 +465,19 @@ mod tests {
         );
         // multi-byte characters count as characters, not bytes
         assert!(Identity::parse(&"é".repeat(320)).is_ok());
+        assert_eq!(
+            Identity::parse(&"é".repeat(321)),
+            Err(IdentityError::TooLong)
+        );
+        // DEL (the ASCII path) and a C1 control (the Unicode path).
+        assert_eq!(
+            Identity::parse("a\u{7f}b"),
+            Err(IdentityError::ControlCharacter)
+        );
+        assert_eq!(
+            Identity::parse("é\u{85}b"),
+            Err(IdentityError::ControlCharacter)
+        );
     }
 
     // See: issue 13 item 4 (SPEC §3.4 amended).
