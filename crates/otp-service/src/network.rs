@@ -8,7 +8,7 @@
 //! IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack socket
 //! bound to `[::]` reports for IPv4 peers) as the IPv4 address it carries.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The default IPv6 prefix length of a client network (`RATE_IPV6_PREFIX`).
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
@@ -23,9 +23,9 @@ pub const MAX_IPV6_PREFIX: u8 = 128;
 /// `ipv6_prefix` above 128 counts as 128.
 pub fn client_network(ip: IpAddr, ipv6_prefix: u8) -> String {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(v4) => ipv4_string(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => ipv4_string(v4),
             None => {
                 let prefix = ipv6_prefix.min(MAX_IPV6_PREFIX);
                 let mask = u128::MAX.checked_shl(u32::from(128 - prefix)).unwrap_or(0);
@@ -36,12 +36,47 @@ pub fn client_network(ip: IpAddr, ipv6_prefix: u8) -> String {
     }
 }
 
+/// `v4` in dotted decimal, the same text as its `Display`, written digit by
+/// digit into one allocation (every verify and request formats its
+/// client's network; `Display` goes through the formatting machinery and a
+/// growing buffer: issue 17).
+fn ipv4_string(v4: Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if octet >= 100 {
+            s.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            s.push(char::from(b'0' + octet / 10 % 10));
+        }
+        s.push(char::from(b'0' + octet % 10));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn net(s: &str, prefix: u8) -> String {
         client_network(s.parse().unwrap(), prefix)
+    }
+
+    #[test]
+    fn ipv4_text_is_its_display_for_every_octet() {
+        for o in 0..=255u8 {
+            for v4 in [
+                Ipv4Addr::new(o, 0, 255, 9),
+                Ipv4Addr::new(10, o, 100, 99),
+                Ipv4Addr::new(1, 2, o, 3),
+                Ipv4Addr::new(255, 255, 255, o),
+            ] {
+                assert_eq!(ipv4_string(v4), v4.to_string());
+            }
+        }
     }
 
     #[test]
