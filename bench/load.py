@@ -247,13 +247,14 @@ class Harness:
         self.wait_http(url + "/", p)
         return p, url
 
-    def start_redis(self) -> tuple[Proc, str]:
+    def start_redis(self, wrapper: tuple[str, ...] = (), wait: float = 10) -> tuple[Proc, str]:
+        """redis-server on a free loopback port (`wrapper`: e.g. valgrind's argv)."""
         port = free_port()
         p = self.start(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            [*wrapper, "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "yes"],
             stdout=subprocess.DEVNULL, cpu=self.args.redis_cpu)
-        deadline = time.time() + 10
+        deadline = time.time() + wait
         while time.time() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:

@@ -20,9 +20,16 @@ Routes: `bearer` and `cookie` (GET /api/v1/token/verify, one token),
 `bearer_many` (1 000 distinct tokens in turn: no cache hits), `verify_wrong`,
 `verify_right` (POST /api/v1/otp/verify), `refresh` (POST /api/v1/token/refresh).
 
+`--redis` runs the server with `STORE_BACKEND=redis` against a redis-server
+of its own (pinned with the server, as in bench/load.py) and, for
+callgrind, also counts redis-server's instructions per request (a second
+valgrind around redis-server, switched on and dumped with the server's), so
+both halves of a Redis-backed route are in instructions.
+
 Usage:
     python3 bench/profile.py --tool callgrind --routes bearer,cookie,verify_right,refresh
     python3 bench/profile.py --tool perf --routes bearer --seconds 10
+    python3 bench/profile.py --tool callgrind --redis --routes verify_wrong,verify_right
 """
 
 from __future__ import annotations
@@ -50,13 +57,13 @@ ROUTES = {
 }
 
 
-def start(h: load.Harness, tool: str, out: Path) -> tuple[load.Proc, str]:
+def start(h: load.Harness, tool: str, out: Path, extra: dict) -> tuple[load.Proc, str]:
     port = load.free_port()
     argv = [str(h.binary), "serve", "--bind", f"127.0.0.1:{port}"]
     if tool == "callgrind":
         argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                 f"--callgrind-out-file={out}"] + argv
-    p = h.start(argv, env=h.server_env({}), cpu=load.SERVER_CPU)
+    p = h.start(argv, env=h.server_env(extra), cpu=load.SERVER_CPU)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -91,30 +98,58 @@ def load_for(h: load.Harness, route: str, url: str, count: int) -> tuple[str, di
     raise SystemExit(f"unknown route {route}")
 
 
-def callgrind(h: load.Harness, route: str, a) -> None:
-    out = Path(tempfile.mkdtemp(prefix="otp-prof-")) / "callgrind.out"
-    p, url = start(h, "callgrind", out)
-    try:
-        script, env = load_for(h, route, url, a.count)
-        before = h.metrics(url, ROUTES[route])
-        subprocess.run(["callgrind_control", "-i", "on", str(p.pid)], check=True, capture_output=True)
-        w = h.wrk(url + ROUTES[route], script, env, a.seconds)
-        subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, capture_output=True)
-        subprocess.run(["callgrind_control", "-i", "off", str(p.pid)], check=True, capture_output=True)
-        after = h.metrics(url, ROUTES[route])
-    finally:
-        h.stop(p)
-    served = sum(after.values()) - sum(before.values())
-    dumps = sorted(out.parent.glob("callgrind.out*"), key=lambda f: f.stat().st_size)
-    dump = dumps[-1]
+def start_redis_callgrind(h: load.Harness, out: Path) -> tuple[load.Proc, str]:
+    """redis-server under callgrind (collection off), pinned like the server."""
+    return h.start_redis(("valgrind", "--tool=callgrind", "--instr-atstart=no",
+                          f"--callgrind-out-file={out}"), wait=60)
+
+
+def totals(dump: Path) -> tuple[int, str]:
+    """Total instructions of a callgrind dump, and its exclusive annotation."""
     ann = subprocess.run(["callgrind_annotate", "--inclusive=no", str(dump)], capture_output=True,
                          text=True).stdout
     m = re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", ann) or re.search(r"([\d,]+)\s+PROGRAM TOTALS", ann)
     if not m:
         raise RuntimeError(f"no totals in callgrind_annotate output of {dump}: {ann[:1500]}")
-    total = int(m.group(1).replace(",", ""))
-    print(f"\n== {route} (callgrind): {served} responses {dict((k, after.get(k, 0) - before.get(k, 0)) for k in after)}, "
+    return int(m.group(1).replace(",", "")), ann
+
+
+def latest(out: Path) -> Path:
+    return sorted(out.parent.glob(out.name + "*"), key=lambda f: f.stat().st_size)[-1]
+
+
+def callgrind(h: load.Harness, route: str, a) -> None:
+    out = Path(tempfile.mkdtemp(prefix="otp-prof-")) / "callgrind.out"
+    rout = out.parent / "redis.callgrind.out"
+    extra, rp = {}, None
+    if a.redis:
+        rp, rurl = start_redis_callgrind(h, rout)
+        extra = {"STORE_BACKEND": "redis", "REDIS_URL": rurl}
+    p, url = start(h, "callgrind", out, extra)
+    pids = [p.pid] + ([rp.pid] if rp else [])
+    try:
+        script, env = load_for(h, route, url, a.count)
+        before = h.metrics(url, ROUTES[route])
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-i", "on", str(pid)], check=True, capture_output=True)
+        w = h.wrk(url + ROUTES[route], script, env, a.seconds)
+        for pid in pids:
+            subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+            subprocess.run(["callgrind_control", "-i", "off", str(pid)], check=True, capture_output=True)
+        after = h.metrics(url, ROUTES[route])
+    finally:
+        h.stop(p)
+        if rp:
+            h.stop(rp)
+    served = sum(after.values()) - sum(before.values())
+    dump = latest(out)
+    total, ann = totals(dump)
+    backend = " on Redis" if a.redis else ""
+    print(f"\n== {route}{backend} (callgrind): {served} responses {dict((k, after.get(k, 0) - before.get(k, 0)) for k in after)}, "
           f"wrk {w['requests']}; {total:,} instructions = {total / max(served, 1):,.0f} per request")
+    if rp:
+        rtotal, _ = totals(latest(rout))
+        print(f"   redis-server: {rtotal:,} instructions = {rtotal / max(served, 1):,.0f} per request")
     print(top(ann, a.top, "self"))
     inc = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(dump)], capture_output=True,
                          text=True).stdout
@@ -151,7 +186,11 @@ def shorten(name: str) -> str:
 
 
 def perf(h: load.Harness, route: str, a) -> None:
-    p, url = start(h, "perf", Path("/dev/null"))
+    extra = {}
+    if a.redis:
+        _, rurl = h.start_redis()
+        extra = {"STORE_BACKEND": "redis", "REDIS_URL": rurl}
+    p, url = start(h, "perf", Path("/dev/null"), extra)
     data = Path(tempfile.mkdtemp(prefix="otp-perf-")) / "perf.data"
     try:
         script, env = load_for(h, route, url, a.count)
@@ -180,10 +219,13 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=60_000, help="identities/refresh tokens prepared per POST route")
     ap.add_argument("--top", type=int, default=18)
     ap.add_argument("--keep", action="store_true", help="keep the callgrind dumps")
+    ap.add_argument("--redis", action="store_true",
+                    help="STORE_BACKEND=redis against a redis-server of its own (callgrind: profiled too)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(load.ROOT / "target")))
     a = ap.parse_args()
     # the harness's options that its helpers read
     a.profile, a.workers, a.duration, a.warmup = "release", 1, a.seconds, 0
+    a.redis_cpu = load.SERVER_CPU
     h = load.Harness(a)
     if not h.binary.is_file():
         print(f"{h.binary} missing: cargo build --release -p otp-server", file=sys.stderr)

@@ -263,10 +263,14 @@ local function int(n) return string.format('%d', n) end
 
 /// Fragment: `window_state(key, max, window_us, now)` trims a strict
 /// sliding window and returns `count, retry_us` (retry 0 when count < max).
+/// A missing key costs one `ZCARD` (no trim to do); an existing one is
+/// trimmed and its count lowered by what the trim removed.
 const WINDOW: &str = r"
 local function window_state(key, max, window_us, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - window_us))
   local count = redis.call('ZCARD', key)
+  if count > 0 then
+    count = count - redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now - window_us))
+  end
   if count < max then return count, 0 end
   local retry = window_us
   if count > 0 and max > 0 then
@@ -285,50 +289,48 @@ local function bump(key, ttl_ms)
 end
 ";
 
-/// One decision. KEYS = n window keys, then counter keys. ARGV = record
-/// (1, or 0 to evaluate only), n, then max and window in ms per window,
-/// then the call's tag (last). Returns {allows, remaining, retry_us} per
-/// window, then, when every window allows, the counters (-1 for a value
-/// that is not a number).
+/// One decision. KEYS = n window keys, then counter keys. ARGV[1] = the
+/// numbers packed as little-endian doubles ([`pack`]): record (1, or 0 to
+/// evaluate only), n, then max and window in ms per window; ARGV[2] = the
+/// call's tag. Returns one string: per window the packed pair (count of
+/// events in the window before this call, retry_us when it denies, else
+/// 0), then, when every window allows, `,<counter>` per counter key (`0`
+/// when missing).
+///
+/// Numbers travel packed (`struct`) both ways: `tonumber` of an argument
+/// and a reply table of integers were most of the script's own cost
+/// (callgrind of redis-server), each argument of EVALSHA costs Redis about
+/// as much as a cheap command, and one string reply parses faster in the
+/// client than an array.
 const CHECK_ALL_BODY: &str = r"
-local record = ARGV[1] == '1'
-local n = tonumber(ARGV[2])
-local tag = ARGV[#ARGV]
-local out = {}
+local spec = ARGV[1]
+local record, n, pos = struct.unpack('<dd', spec)
 local all = true
+local reply = ''
 for i = 1, n do
-  local max = tonumber(ARGV[1 + 2 * i])
-  local count, retry = window_state(KEYS[i], max, tonumber(ARGV[2 + 2 * i]) * 1000, now)
-  if count < max then
-    out[#out + 1] = 1
-    out[#out + 1] = max - count
-    out[#out + 1] = 0
-  else
-    all = false
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-    out[#out + 1] = retry
-  end
+  local max, window_ms
+  max, window_ms, pos = struct.unpack('<dd', spec, pos)
+  local count, retry = window_state(KEYS[i], max, window_ms * 1000, now)
+  if count >= max then all = false end
+  reply = reply .. struct.pack('<dd', count, retry)
 end
 if all then
-  if record then
+  if record == 1 then
     local at = int(now)
+    local tag = ARGV[2]
+    pos = 17
     for i = 1, n do
+      local _, window_ms
+      _, window_ms, pos = struct.unpack('<dd', spec, pos)
       redis.call('ZADD', KEYS[i], at, tag)
-      redis.call('PEXPIRE', KEYS[i], ARGV[2 + 2 * i])
-      out[3 * i - 1] = out[3 * i - 1] - 1
+      redis.call('PEXPIRE', KEYS[i], int(window_ms))
     end
   end
   for i = n + 1, #KEYS do
-    local v = redis.call('GET', KEYS[i])
-    if v then
-      out[#out + 1] = tonumber(v) or -1
-    else
-      out[#out + 1] = 0
-    end
+    reply = reply .. ',' .. (redis.call('GET', KEYS[i]) or '0')
   end
 end
-return out
+return reply
 ";
 
 /// Release of reserved events: ZREM of the tag ARGV[1] from every key.
@@ -359,27 +361,25 @@ return 1
 
 /// Failure counts of one identity, in order, stopping at an exhaustion
 /// (which resets every failure key). KEYS[1..m] = failure keys,
-/// KEYS[m+1..] = counters; ARGV = max, ttl ms, m. Returns {failures,
-/// exhausted} per counted failure key, flattened.
+/// KEYS[m+1..] = counters; ARGV[1] = max and m packed ([`pack`]), ARGV[2]
+/// = ttl ms. Returns the packed pairs (failures, exhausted) of every
+/// counted failure key.
 const FAILURES_BODY: &str = r"
-local max = tonumber(ARGV[1])
-local m = tonumber(ARGV[3])
-local out = {}
+local max, m = struct.unpack('<dd', ARGV[1])
+local ttl = ARGV[2]
+local reply = ''
 for j = 1, m do
   local f = redis.call('INCR', KEYS[j])
   if f < max then
-    redis.call('PEXPIRE', KEYS[j], ARGV[2])
-    out[#out + 1] = f
-    out[#out + 1] = 0
+    redis.call('PEXPIRE', KEYS[j], ttl)
+    reply = reply .. struct.pack('<dd', f, 0)
   else
     for i = 1, m do redis.call('DEL', KEYS[i]) end
-    for i = m + 1, #KEYS do bump(KEYS[i], ARGV[2]) end
-    out[#out + 1] = f
-    out[#out + 1] = 1
-    return out
+    for i = m + 1, #KEYS do bump(KEYS[i], ttl) end
+    return reply .. struct.pack('<dd', f, 1)
   end
 end
-return out
+return reply
 ";
 
 /// Fragment: `create_session(session_key, epoch_key, ttl_ms, max_ms)`
@@ -443,6 +443,52 @@ return v or ARGV[1]
 /// A script made of `fragments`, in order.
 fn script(fragments: &[&str]) -> Script {
     Script::new(&fragments.concat())
+}
+
+/// Integers packed for a script's `struct.unpack('<d…')`: little-endian
+/// doubles, exact for every value used here (all below 2⁵³).
+fn pack(values: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 * values.len());
+    for &v in values {
+        // Exact: every packed value (counts, ms, flags) is below 2⁵³.
+        #[allow(clippy::cast_precision_loss)]
+        out.extend_from_slice(&(v as f64).to_le_bytes());
+    }
+    out
+}
+
+/// The integers of a script's `struct.pack('<d…')` reply; `None` when the
+/// length is not a whole number of doubles or a value is not an integer.
+fn unpack(bytes: &[u8]) -> Option<Vec<i64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let v = f64::from_le_bytes(c.try_into().ok()?);
+            // Scripts pack integers below 2⁵³ only: exact both ways.
+            #[allow(clippy::cast_possible_truncation)]
+            let i = v as i64;
+            #[allow(clippy::cast_precision_loss)]
+            (v.is_finite() && i as f64 == v).then_some(i)
+        })
+        .collect()
+}
+
+/// The `,<counter>` list that ends a decision reply; `None` when it is not
+/// one, `Some(Err)` when a counter is not a count.
+fn counter_list(tail: &[u8]) -> Option<Result<Vec<u32>, StoreError>> {
+    let text = std::str::from_utf8(tail.strip_prefix(b",")?).ok()?;
+    Some(
+        text.split(',')
+            .map(|v| {
+                v.parse::<u32>().map_err(|_| {
+                    StoreError::Backend("a use counter holds a value that is not a count".into())
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The one place that names keys (module docs, "Key layout").
@@ -779,6 +825,34 @@ impl RedisStore {
         if let Some(l) = last {
             inv.arg(l);
         }
+        self.invoke(conn, &inv).await
+    }
+
+    /// Runs `script` with `keys` and the byte-string `args` (one EVALSHA),
+    /// bounded in time.
+    async fn eval_bytes<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
+        let conn = self.conn().await?;
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(k);
+        }
+        for a in args {
+            inv.arg(*a);
+        }
+        self.invoke(conn, &inv).await
+    }
+
+    /// One prepared invocation on `conn`, bounded in time.
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        conn: Conn,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
         match conn {
             Conn::Single(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
             Conn::Cluster(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
@@ -810,34 +884,51 @@ impl RedisStore {
         tag: &str,
     ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
         let mut keys: Vec<String> = windows.iter().map(|w| w.key.clone()).collect();
-        let mut args = Vec::with_capacity(2 + 2 * windows.len());
-        args.push(u64::from(record));
-        args.push(windows.len() as u64);
+        let mut spec = Vec::with_capacity(2 + 2 * windows.len());
+        spec.push(u64::from(record));
+        spec.push(windows.len() as u64);
         for w in windows {
-            args.push(u64::from(w.check.policy.max));
-            args.push(w.window_ms);
+            spec.push(u64::from(w.check.policy.max));
+            spec.push(w.window_ms);
         }
         let n_counters = read.map_or(0, |r| {
             let stem = self.keys.stem(r.identity);
             keys.extend(r.windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
             r.windows.len()
         });
-        let flat: Vec<i64> = self.eval(&self.check_all, &keys, &args, Some(tag)).await?;
+        let reply: Vec<u8> = self
+            .eval_bytes(&self.check_all, &keys, &[&pack(&spec), tag.as_bytes()])
+            .await?;
         let bad = || {
             StoreError::Backend(format!(
-                "the decision script answered {} values for {} windows and {n_counters} counters",
-                flat.len(),
+                "the decision script answered {} bytes for {} windows and {n_counters} counters",
+                reply.len(),
                 windows.len(),
             ))
         };
-        let n = 3 * windows.len();
-        let (head, tail) = (flat.get(..n).ok_or_else(bad)?, &flat[n.min(flat.len())..]);
-        let decisions: Vec<Decision> = head
-            .chunks_exact(3)
+        let n = 16 * windows.len();
+        let (head, tail) = (
+            reply.get(..n).ok_or_else(bad)?,
+            &reply[n.min(reply.len())..],
+        );
+        let states = unpack(head).ok_or_else(bad)?;
+        let all = states
+            .chunks_exact(2)
             .zip(windows)
-            .map(|(c, w)| decision(w.check.policy, c[0], c[1], c[2]))
+            .all(|(c, w)| c[0] < i64::from(w.check.policy.max));
+        let recorded = i64::from(all && record);
+        let decisions: Vec<Decision> = states
+            .chunks_exact(2)
+            .zip(windows)
+            .map(|(c, w)| {
+                let max = i64::from(w.check.policy.max);
+                if c[0] < max {
+                    decision(w.check.policy, 1, max - c[0] - recorded, 0)
+                } else {
+                    decision(w.check.policy, 0, 0, c[1])
+                }
+            })
             .collect();
-        let all = decisions.iter().all(|d| d.allowed);
         if !all || read.is_none() {
             return if tail.is_empty() {
                 Ok((decisions, None))
@@ -845,17 +936,10 @@ impl RedisStore {
                 Err(bad())
             };
         }
-        if tail.len() != n_counters {
+        let counters = counter_list(tail).ok_or_else(bad)??;
+        if counters.len() != n_counters {
             return Err(bad());
         }
-        let counters = tail
-            .iter()
-            .map(|&v| {
-                u32::try_from(v).map_err(|_| {
-                    StoreError::Backend("a use counter holds a value that is not a count".into())
-                })
-            })
-            .collect::<Result<Vec<u32>, _>>()?;
         Ok((decisions, Some(counters)))
     }
 
@@ -1137,22 +1221,16 @@ impl UseCounterStore for RedisStore {
         let mut keys = Vec::with_capacity(aimed.len() + windows.len());
         keys.extend(aimed.iter().map(|&w| KeyLayout::failures(&stem, w)));
         keys.extend(windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
-        let flat: Vec<i64> = self
-            .eval(
-                &self.failures,
-                &keys,
-                &[
-                    u64::from(max_attempts.max(1)),
-                    millis(ttl).max(1),
-                    aimed.len() as u64,
-                ],
-                None,
-            )
+        let ttl = millis(ttl).max(1).to_string();
+        let spec = pack(&[u64::from(max_attempts.max(1)), aimed.len() as u64]);
+        let reply: Vec<u8> = self
+            .eval_bytes(&self.failures, &keys, &[&spec, ttl.as_bytes()])
             .await?;
+        let flat = unpack(&reply).unwrap_or_default();
         if flat.is_empty() || !flat.len().is_multiple_of(2) || flat.len() > 2 * aimed.len() {
             return Err(StoreError::Backend(format!(
-                "the failure script answered {} values for {} windows",
-                flat.len(),
+                "the failure script answered {} bytes for {} windows",
+                reply.len(),
                 aimed.len()
             )));
         }
@@ -1340,6 +1418,35 @@ mod tests {
             RedisConfig::from_url_list("http://nope", &b"k"[..]),
             Err(StoreError::Config(_))
         ));
+    }
+
+    #[test]
+    fn packed_integers_round_trip_and_malformed_replies_are_refused() {
+        let v = [0, 1, 10_000_000, 86_400_000, (1 << 53) - 1];
+        let packed = pack(&v);
+        assert_eq!(packed.len(), 8 * v.len());
+        assert_eq!(
+            unpack(&packed),
+            Some(v.iter().map(|&x| x as i64).collect::<Vec<_>>())
+        );
+        assert_eq!(unpack(&packed[..7]), None, "not whole doubles");
+        assert_eq!(unpack(&0.5f64.to_le_bytes()), None, "not an integer");
+        assert_eq!(unpack(&f64::NAN.to_le_bytes()), None);
+        assert_eq!(unpack(&[]), Some(vec![]));
+    }
+
+    #[test]
+    fn counter_lists_parse_and_refuse_what_is_not_a_count() {
+        assert!(matches!(counter_list(b",3,0"), Some(Ok(v)) if v == vec![3, 0]));
+        assert!(matches!(
+            counter_list(b",x"),
+            Some(Err(StoreError::Backend(_)))
+        ));
+        assert!(matches!(
+            counter_list(b",-1"),
+            Some(Err(StoreError::Backend(_)))
+        ));
+        assert!(counter_list(b"3").is_none(), "no leading comma");
     }
 
     #[test]

@@ -657,6 +657,53 @@ mod redis_backend {
         );
     }
 
+    /// The decision script hands the use counters back as text: a counter
+    /// key holding something other than a count (written by hand, or by
+    /// another program sharing the prefix) is a backend error, never a
+    /// count of 0 that would make a spent code verify again.
+    #[tokio::test]
+    async fn a_use_counter_that_is_not_a_count_is_a_backend_error() {
+        let Some(server) = testkit::started_redis_or_skip("a_use_counter_that_is_not_a_count")
+        else {
+            return;
+        };
+        let store = connect(vec![server.url()]).await;
+        let p = LimitPolicy::per_secs("nan", 10, 60);
+        let window = 987_654_321;
+        assert!(store
+            .advance("nan-id", window, 0, Duration::from_secs(60))
+            .await
+            .unwrap());
+        let read = |windows: &'static [u64]| CounterRead {
+            identity: "nan-id",
+            windows,
+        };
+        let checks = [LimitCheck::new(&p, "nan-id")];
+        let c = store
+            .check_all(&checks, Some(read(&[987_654_321, 987_654_322])))
+            .await
+            .unwrap();
+        assert_eq!(
+            c.counters,
+            Some(vec![1, 0]),
+            "the counter, then an absent one"
+        );
+        let keys = server
+            .cli(&["--scan", "--pattern", &format!("otptest:*:n:{window}")])
+            .unwrap();
+        let key = keys
+            .lines()
+            .next()
+            .expect("the counter key")
+            .trim()
+            .to_owned();
+        server.cli(&["SET", &key, "one"]).unwrap();
+        match store.check_all(&checks, Some(read(&[987_654_321]))).await {
+            Err(StoreError::Backend(m)) => assert!(m.contains("not a count"), "{m}"),
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+
     /// A replica of another key layout left its marker: connecting warns
     /// (one line) and works, and the marker names this layout afterwards.
     #[tokio::test]
