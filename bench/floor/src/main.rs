@@ -45,8 +45,10 @@ fn main() -> std::io::Result<()> {
                             .finish(fn_service(|req: Request| async move {
                                 let _ = req.headers().get(AUTHORIZATION);
                                 let mut res = Response::with_body(StatusCode::OK, BODY);
-                                res.headers_mut()
-                                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                                res.headers_mut().insert(
+                                    CONTENT_TYPE,
+                                    HeaderValue::from_static("application/json"),
+                                );
                                 Ok::<_, std::convert::Infallible>(res)
                             }))
                             .tcp()
