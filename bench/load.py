@@ -787,6 +787,15 @@ def markdown_tables(results: list[dict], bars: list[dict], meta: dict) -> str:
         st = ", ".join(f"{k}: {v:,}" for k, v in sorted(r["statuses"].items())) or f"non-2xx: {r['wrk_non2xx']}"
         out.append(f"| {r['label']} | {r['rps']:,.0f} | {r['ratio_to_nginx']:.2f} | {r['p50_ms']:.3f} | "
                    f"{r['p99_ms']:.3f} | {r['p999_ms']:.3f} | {cpu} | {r['cpu_ratio_to_nginx']:.2f} | {st} |")
+    redis = [r for r in results if "redis_commands_per_req" in r]
+    if redis:
+        # every Redis route, not only the two the bars name
+        out += ["", "| route (Redis) | round trips per request | commands per request (script calls and the commands inside them) |",
+                "|---|---:|---|"]
+        for r in redis:
+            cmds = r["redis_commands_per_req"]
+            listed = ", ".join(f"{k} {v}" for k, v in sorted(cmds.items()) if v)
+            out.append(f"| {r['label']} | {round_trips(cmds):.2f} | {listed.replace('|', '&#124;')} |")
     out += ["", "| SPEC §9 bar | measured | bar | verdict | basis |", "|---|---:|---|---|---|"]
     for b in bars:
         out.append(f"| {b['bar']} | {b['value']:.3f} | {b['op']} {b['limit']} | "
