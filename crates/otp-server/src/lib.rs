@@ -10,9 +10,11 @@
 //! the binary (`src/main.rs`: CLI, logging, signals), `check-config`
 //! ([`components`]) and the in-process tests share; [`probe`] is
 //! `otp-server probe` and `otp-server send-test`; [`log_writer`] is the
-//! log's buffered stderr writer.
+//! log's buffered stderr writer and [`log_format`] the cheaper
+//! formatting of its lines.
 
 pub mod app;
+pub mod log_format;
 pub mod log_writer;
 pub mod probe;
 pub mod settings;

@@ -1,0 +1,329 @@
+//! The pretty log line's parts that tracing-subscriber formats with more
+//! work than the line needs, rewritten to write the same bytes:
+//!
+//! - [`PlainFields`], the field formatter of `LOG_FORMAT=pretty` without
+//!   colours: what `DefaultFields` writes when ANSI colours are off.
+//!   `DefaultFields` wraps every field name and every `=` in a colour
+//!   style even when colours are off (two styled strings and a nested
+//!   `write!` per field: the largest single cost of an audit event's log
+//!   line, whose seven fields, plus the request span's id, are formatted on
+//!   every sign-in, wrong code and refresh; docs/benchmarks.md).
+//!   [`PlainFields`] writes `name=` directly and a string value's quotes
+//!   directly when it needs no escaping; every other case — the `message`
+//!   field (whose ANSI sanitizing stays tracing-subscriber's), `r#` names,
+//!   errors, strings that need escapes — is handed to `DefaultFields`' own
+//!   visitor, so the bytes are the same (test
+//!   `plain_fields_write_what_default_fields_write`).
+//! - [`UtcMicros`], the timestamp of every line (pretty and JSON): what
+//!   tracing-subscriber's `SystemTime` timer writes
+//!   (`2026-12-01T20:50:06.123456Z`), with the date and time of day
+//!   formatted once per second per thread instead of seven padded
+//!   integers per line.
+
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::{RecordFields, VisitOutput};
+use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::FormatFields;
+
+/// `DefaultFields`' output without colours, cheaper. Only for a writer
+/// without ANSI colours (with colours, names are italic and `=` dimmed:
+/// use `DefaultFields` then).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PlainFields;
+
+impl<'writer> FormatFields<'writer> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            is_empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'a> {
+    writer: Writer<'a>,
+    is_empty: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    /// Whether `DefaultFields` writes this field as `name=value` with
+    /// unstyled name: not the message, not a raw identifier, not log
+    /// metadata.
+    fn is_plain(name: &str) -> bool {
+        name != "message" && !name.starts_with("r#") && !name.starts_with("log.")
+    }
+
+    /// `DefaultFields`' separator and `name=`.
+    fn name(&mut self, name: &str) -> fmt::Result {
+        if self.is_empty {
+            self.is_empty = false;
+        } else {
+            self.writer.write_char(' ')?;
+        }
+        self.writer.write_str(name)?;
+        self.writer.write_char('=')
+    }
+
+    /// One field through `DefaultFields`' own visitor.
+    fn delegate(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        let mut inner = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        record(&mut inner);
+        self.result = inner.finish();
+        self.is_empty = false;
+    }
+}
+
+/// Returns true if and only if `<str as Debug>` writes `s` unchanged
+/// between its quotes: printable ASCII other than `"` and `\`.
+fn needs_no_escape(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let name = field.name();
+        if name.starts_with("log.") {
+            // Log metadata, already shown by the event formatter.
+            return;
+        }
+        if !Self::is_plain(name) || !needs_no_escape(value) {
+            return self.delegate(|v| v.record_str(field, value));
+        }
+        self.result = self.name(name).and_then(|()| {
+            self.writer.write_char('"')?;
+            self.writer.write_str(value)?;
+            self.writer.write_char('"')
+        });
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.result.is_err() {
+            return;
+        }
+        if field.name().starts_with("log.") {
+            return;
+        }
+        self.delegate(|v| v.record_error(field, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        if !Self::is_plain(name) {
+            return self.delegate(|v| v.record_debug(field, value));
+        }
+        self.result = self
+            .name(name)
+            .and_then(|()| write!(self.writer, "{value:?}"));
+    }
+}
+
+/// The lines' timestamp: UTC, microseconds, as tracing-subscriber's
+/// `SystemTime` timer writes it (`2026-12-01T20:50:06.123456Z`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UtcMicros;
+
+/// Unix seconds of 10000-01-01: from there (and before 1970)
+/// tracing-subscriber's own formatting is used.
+const YEAR_10000: u64 = 253_402_300_800;
+
+thread_local! {
+    /// The last second formatted on this thread and its
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    static LAST_SECOND: std::cell::RefCell<(u64, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+impl UtcMicros {
+    /// `time` formatted, or `None` outside 1970..10000.
+    fn write_at(w: &mut impl fmt::Write, time: std::time::SystemTime) -> Option<fmt::Result> {
+        let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+        let secs = since.as_secs();
+        if secs >= YEAR_10000 {
+            return None;
+        }
+        let mut micros = [b'0'; 6];
+        let mut n = since.subsec_micros();
+        for digit in micros.iter_mut().rev() {
+            // `n % 10` < 10: the cast cannot truncate.
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        // Six ASCII digits.
+        let micros = std::str::from_utf8(&micros).unwrap_or("000000");
+        Some(LAST_SECOND.with(|last| {
+            let mut last = last.borrow_mut();
+            if last.0 != secs {
+                let full = otp_delivery::rfc3339_utc(secs);
+                // `YYYY-MM-DDTHH:MM:SSZ` for years below 10000.
+                last.1 = full.trim_end_matches('Z').to_owned();
+                last.0 = secs;
+            }
+            w.write_str(&last.1)?;
+            w.write_char('.')?;
+            w.write_str(micros)?;
+            w.write_char('Z')
+        }))
+    }
+}
+
+impl FormatTime for UtcMicros {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        match Self::write_at(w, std::time::SystemTime::now()) {
+            Some(result) => result,
+            None => tracing_subscriber::fmt::time::SystemTime.format_time(w),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::fmt::format::DefaultFields;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer \"failure\"")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner cause")]
+    struct Inner;
+
+    /// Every kind of field the server logs, and the escapes around them.
+    fn events() {
+        let span = tracing::info_span!("request", request_id = %"8c02-ab", n = 3u64);
+        let _entered = span.enter();
+        tracing::info!(
+            target: "audit",
+            event = "refresh",
+            id = %"msg_5ad1",
+            time = 1_796_149_031u64,
+            subject = %"f2b8",
+            sid = Some("_O9X939Fu1V_wKyLVyxJ7A"),
+            network = None::<&str>,
+            request_id = "8c02",
+            limit = Some("verify_per_ip"),
+        );
+        tracing::info!(
+            quoted = "a \"b\" \\ c",
+            tab = "x\ty",
+            unicode = "é ☃",
+            empty = ""
+        );
+        tracing::warn!(backend = "smtp", error = %Outer(Inner), "OTP delivery failed");
+        let err = Outer(Inner);
+        tracing::error!(
+            error = &err as &(dyn std::error::Error + 'static),
+            "with sources"
+        );
+        tracing::info!(r#type = "raw", flag = true, neg = -5i64, f = 1.5f64, dbg = ?vec!["a"]);
+        tracing::info!("message only: \x1b[31m escaped {}", 7);
+        tracing::info!(message = "message as a field", after = 1);
+        let inner = tracing::info_span!("inner");
+        let _inner = inner.enter();
+        tracing::info!(kind = "email");
+    }
+
+    fn render<N>(fields: N) -> String
+    where
+        N: for<'w> FormatFields<'w> + Send + Sync + 'static,
+    {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || out.clone())
+            .fmt_fields(fields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, events);
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn plain_fields_write_what_default_fields_write() {
+        let default = render(DefaultFields::new());
+        let plain = render(PlainFields);
+        assert_eq!(plain, default);
+        // the comparison covered what it should
+        assert!(default.contains(r#"request{request_id=8c02-ab n=3}: audit: event="refresh" id=msg_5ad1 time=1796149031 subject=f2b8 sid="_O9X939Fu1V_wKyLVyxJ7A" request_id="8c02" limit="verify_per_ip""#), "{default}");
+        assert!(
+            default.contains(r#"quoted="a \"b\" \\ c" tab="x\ty""#),
+            "{default}"
+        );
+        assert!(default.contains("error.sources="), "{default}");
+        assert!(default.contains("\\x1b[31m"), "{default}");
+    }
+    fn at(unix: u64, micros: u32) -> String {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(unix, micros * 1000 + 999);
+        let mut out = String::new();
+        UtcMicros::write_at(&mut out, t).unwrap().unwrap();
+        out
+    }
+
+    #[test]
+    fn utc_micros_writes_rfc3339_with_microseconds_like_tracing_subscriber() {
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(1_796_149_031, 123_456), "2026-12-01T18:17:11.123456Z");
+        assert_eq!(at(4_102_444_799, 999_999), "2099-12-31T23:59:59.999999Z");
+        // the same second twice (cached), then the next
+        assert_eq!(at(1_796_149_031, 5), "2026-12-01T18:17:11.000005Z");
+        assert_eq!(at(1_796_149_032, 5), "2026-12-01T18:17:12.000005Z");
+        let far = std::time::UNIX_EPOCH + std::time::Duration::from_secs(YEAR_10000);
+        assert!(UtcMicros::write_at(&mut String::new(), far).is_none());
+
+        // The same shape as tracing-subscriber's timer, read back to back.
+        let render = |timer: &dyn FormatTime| {
+            let mut s = String::new();
+            timer.format_time(&mut Writer::new(&mut s)).unwrap();
+            s
+        };
+        let ours = render(&UtcMicros);
+        let theirs = render(&tracing_subscriber::fmt::time::SystemTime);
+        assert_eq!(ours.len(), theirs.len(), "{ours} / {theirs}");
+        let shape = |s: &str| -> String {
+            s.chars()
+                .map(|c| if c.is_ascii_digit() { '0' } else { c })
+                .collect()
+        };
+        assert_eq!(shape(&ours), shape(&theirs));
+        assert_eq!(
+            ours[..10],
+            theirs[..10],
+            "same day (unless run at midnight)"
+        );
+    }
+}
