@@ -300,6 +300,15 @@ impl Entry {
         (len, oldest)
     }
 
+    /// The words [`Entry::record`] adds to the limit window `tag`: one
+    /// event, or a new window's head and event.
+    fn words_to_record(&self, tag: u32) -> usize {
+        match Self::find(&self.words, tag, 0) {
+            Some(_) => 1,
+            None => 4,
+        }
+    }
+
     /// Records an event at `now` in the limit window `tag`.
     fn record(&mut self, tag: u32, now: u64, window: u64) {
         self.maybe_rebase(now);
@@ -808,28 +817,39 @@ impl MemoryStore {
         (t ^ (t >> 32)) as u32
     }
 
-    /// Resolves `c`, hashing its subject only if `seen` (the subjects of the
-    /// call so far) does not already hold it: a verify names the identity
-    /// three times and its counters once, one keyed hash serves them all.
-    fn resolve<'a>(
+    /// Resolves `checks`, hashing each subject once: a verify names the
+    /// identity three times and its counters once, one keyed hash serves
+    /// them all. Returns the resolved checks and the subject hash of
+    /// `read`'s identity.
+    fn resolve(
         &self,
-        c: &LimitCheck<'a>,
-        seen: &mut Vec<(&'a str, HKey)>,
-    ) -> Result<Resolved, StoreError> {
-        Ok(Resolved {
-            subject: self.subject_key_memo(c.subject, seen),
-            tag: self.tag(c.policy, c.scope),
-            window: validate(c.policy)?,
-        })
-    }
-
-    fn subject_key_memo<'a>(&self, subject: &'a str, seen: &mut Vec<(&'a str, HKey)>) -> HKey {
-        if let Some((_, k)) = seen.iter().find(|(s, _)| *s == subject) {
-            return *k;
+        checks: &[LimitCheck<'_>],
+        read: Option<&str>,
+    ) -> Result<(Vec<Resolved>, Option<HKey>), StoreError> {
+        let mut resolved: Vec<Resolved> = Vec::with_capacity(checks.len());
+        let known = |resolved: &[Resolved], subject: &str| {
+            checks
+                .iter()
+                .zip(resolved)
+                .find(|(c, _)| c.subject == subject)
+                .map(|(_, r)| r.subject)
+        };
+        for c in checks {
+            let subject = match known(&resolved, c.subject) {
+                Some(k) => k,
+                None => self.subject_key(c.subject),
+            };
+            resolved.push(Resolved {
+                subject,
+                tag: self.tag(c.policy, c.scope),
+                window: validate(c.policy)?,
+            });
         }
-        let k = self.subject_key(subject);
-        seen.push((subject, k));
-        k
+        let read_key = read.map(|id| match known(&resolved, id) {
+            Some(k) => k,
+            None => self.subject_key(id),
+        });
+        Ok((resolved, read_key))
     }
 
     /// Locks the shards of `keys` in ascending order, each once.
@@ -949,12 +969,7 @@ impl MemoryStore {
         checks: &[LimitCheck<'_>],
         read: Option<CounterRead<'_>>,
     ) -> Result<Checked, StoreError> {
-        let mut seen = Vec::with_capacity(2);
-        let resolved = checks
-            .iter()
-            .map(|c| self.resolve(c, &mut seen))
-            .collect::<Result<Vec<_>, _>>()?;
-        let read_key = read.map(|r| self.subject_key_memo(r.identity, &mut seen));
+        let (resolved, read_key) = self.resolve(checks, read.map(|r| r.identity))?;
         self.with_room(|| self.decide(checks, &resolved, read, read_key))
     }
 
@@ -1002,13 +1017,24 @@ impl MemoryStore {
             if !fresh.is_empty() && !self.admit(fresh.len()) {
                 return Err(fresh.len());
             }
-            for r in resolved {
-                locked
+            for (i, r) in resolved.iter().enumerate() {
+                let e = locked
                     .shard(&r.subject)
                     .map
                     .entry(r.subject)
-                    .or_insert_with(|| Entry::new(now))
-                    .record(r.tag, now, r.window);
+                    .or_insert_with(|| Entry::new(now));
+                // The first check of a subject grows its entry by what all
+                // of its checks add: one reallocation per subject, not one
+                // per window (an entry has no spare capacity).
+                if !resolved[..i].iter().any(|p| p.subject == r.subject) {
+                    let add = resolved[i..]
+                        .iter()
+                        .filter(|q| q.subject == r.subject)
+                        .map(|q| e.words_to_record(q.tag))
+                        .sum();
+                    e.words.reserve_exact(add);
+                }
+                e.record(r.tag, now, r.window);
             }
             for d in &mut decisions {
                 d.remaining = d.remaining.saturating_sub(1);
@@ -1046,6 +1072,12 @@ impl MemoryStore {
         }
         let ttl = millis(ttl);
         self.with_entry(identity, |e, _, _, now| {
+            // The counter slots this call adds, in one reallocation.
+            let new_slots = aimed
+                .iter()
+                .filter(|&&w| Entry::find(&e.words, slot_key(w), SLOT).is_none())
+                .count();
+            e.words.reserve_exact(new_slots * SLOT_WORDS);
             let mut out = Vec::with_capacity(aimed.len());
             for &w in aimed {
                 let o = fail_once(e, now, w, windows, max_attempts, ttl);
@@ -1059,6 +1091,9 @@ impl MemoryStore {
                     break;
                 }
             }
+            // An exhausting guess leaves later windows unwritten: no spare
+            // capacity is kept (a no-op otherwise).
+            e.words.shrink_to_fit();
             out
         })
     }
@@ -1102,9 +1137,17 @@ impl MemoryStore {
     fn with_entry<R>(
         &self,
         identity: &str,
+        f: impl FnMut(&mut Entry, &mut Sessions, &HKey, u64) -> R,
+    ) -> Result<R, StoreError> {
+        self.with_entry_of(self.subject_key(identity), f)
+    }
+
+    /// [`MemoryStore::with_entry`] on the subject whose hash is `k`.
+    fn with_entry_of<R>(
+        &self,
+        k: HKey,
         mut f: impl FnMut(&mut Entry, &mut Sessions, &HKey, u64) -> R,
     ) -> Result<R, StoreError> {
-        let k = self.subject_key(identity);
         self.with_room(|| {
             let mut guard = lock(&self.shards[k.shard()].0);
             let now = self.now_ms();
@@ -1267,16 +1310,16 @@ impl Store for MemoryStore {
         if let Some(s) = &a.session {
             check_sid(s.sid)?;
         }
-        let session = a
-            .session
-            .map(|s| (self.session_key_of(a.identity, s.sid), s));
+        // One keyed hash of the identity serves its entry and its session.
+        let k = self.subject_key(a.identity);
+        let session = a.session.map(|s| (self.session_key(&k, s.sid), s));
         let ttl = millis(a.ttl);
         let tags: Vec<u32> = a
             .clear
             .iter()
             .map(|c| self.tag(c.policy, c.scope))
             .collect();
-        self.with_entry(a.identity, |e, sessions, k, now| {
+        self.with_entry_of(k, |e, sessions, k, now| {
             let expires = now.saturating_add(ttl);
             if e.counter(a.window, now) != a.from {
                 return false;
@@ -1305,10 +1348,6 @@ impl MemoryStore {
         let h = self.hasher.hash(b"i", &buf[..16 + n]);
         let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
         SKey([word(0), word(4), word(8)])
-    }
-
-    fn session_key_of(&self, identity: &str, sid: &str) -> SKey {
-        self.session_key(&self.subject_key(identity), sid)
     }
 
     /// Runs `f` on the sessions of `identity`'s shard (nothing is created
