@@ -120,11 +120,9 @@ impl Lane {
         }
         let token = crate::routes::presented_token(headers, self.state.service.tokens()).ok()?;
         let answer = crate::routes::verified_answer(&self.state, token).ok()?;
-        let mut res = Response::with_body(StatusCode::OK, BoxBody::new(answer.body.clone()));
+        let mut res = Response::with_body(StatusCode::OK, BoxBody::new(answer.body));
         let out = res.headers_mut();
-        for (name, value) in answer.headers() {
-            out.insert(name.clone(), value);
-        }
+        *out = answer.headers;
         out.insert(X_REQUEST_ID.clone(), request_id(headers));
         metrics.ok.inc();
         metrics.latency.observe(started.elapsed().as_secs_f64());

@@ -648,11 +648,9 @@ pub async fn verify_bearer(
 /// about it skips the signature and the JSON.
 pub(crate) fn verified(state: &HttpState, token: &str) -> Result<HttpResponse, TokenError> {
     let answer = verified_answer(state, token)?;
-    let mut res = HttpResponse::Ok();
-    for (name, value) in answer.headers() {
-        res.insert_header((name.clone(), value));
-    }
-    Ok(res.body(answer.body))
+    let mut res = HttpResponse::Ok().body(answer.body);
+    *res.headers_mut() = answer.headers;
+    Ok(res)
 }
 
 /// The answer [`verified`] sends for `token`: from the cache, else from a
@@ -667,12 +665,7 @@ pub(crate) fn verified_answer(state: &HttpState, token: &str) -> Result<Answer, 
     let tokens = state.service.tokens();
     let claims = tokens.verify_into(token, now, &mut body)?;
     body.push(b'}');
-    let answer = Answer {
-        body: body.into(),
-        // `sub` is a normalized identity (no control characters), so it is a
-        // valid header value; obs-text bytes of non-ASCII ids are allowed too.
-        subject: HeaderValue::from_bytes(claims.sub.as_bytes()).ok(),
-    };
+    let answer = Answer::new(body.into(), &claims.sub);
     // The claim checks of otp-core: valid while
     // max(nbf, iat) - leeway <= now < exp + leeway.
     let leeway = tokens.config().leeway_seconds;

@@ -30,7 +30,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 
 /// Number of slots.
@@ -45,8 +45,9 @@ const TAIL: usize = 32;
 pub(crate) struct Answer {
     /// The JSON body.
     pub(crate) body: Bytes,
-    /// The subject header value (`None` if `sub` is no valid header value).
-    pub(crate) subject: Option<HeaderValue>,
+    /// The headers of the 200 (see [`Answer::new`]), built once per token:
+    /// a response takes a clone of the map instead of inserting each.
+    pub(crate) headers: HeaderMap,
 }
 
 static X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-subject");
@@ -55,18 +56,20 @@ static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 static JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 impl Answer {
-    /// The headers of the 200: `X-Auth-Subject` and `Remote-User` carrying
-    /// `sub` (when it is a valid header value), `Cache-Control: no-store`,
-    /// `Content-Type: application/json`.
-    pub(crate) fn headers(&self) -> impl Iterator<Item = (&'static HeaderName, HeaderValue)> + '_ {
-        let subject = self
-            .subject
-            .iter()
-            .flat_map(|sub| [(&X_AUTH_SUBJECT, sub.clone()), (&REMOTE_USER, sub.clone())]);
-        subject.chain([
-            (&header::CACHE_CONTROL, NO_STORE.clone()),
-            (&header::CONTENT_TYPE, JSON.clone()),
-        ])
+    /// The answer with `body`: `X-Auth-Subject` and `Remote-User` carrying
+    /// `subject` (when it is a valid header value), `Cache-Control:
+    /// no-store`, `Content-Type: application/json`.
+    pub(crate) fn new(body: Bytes, subject: &str) -> Answer {
+        let mut headers = HeaderMap::with_capacity(5);
+        // `sub` is a normalized identity (no control characters), so it is
+        // a valid header value; obs-text bytes of non-ASCII ids are allowed.
+        if let Ok(sub) = HeaderValue::from_bytes(subject.as_bytes()) {
+            headers.insert(X_AUTH_SUBJECT.clone(), sub.clone());
+            headers.insert(REMOTE_USER.clone(), sub);
+        }
+        headers.insert(header::CACHE_CONTROL, NO_STORE.clone());
+        headers.insert(header::CONTENT_TYPE, JSON.clone());
+        Answer { body, headers }
     }
 }
 
@@ -157,10 +160,7 @@ mod tests {
     use super::*;
 
     fn answer(body: &'static str) -> Answer {
-        Answer {
-            body: Bytes::from_static(body.as_bytes()),
-            subject: Some(HeaderValue::from_static("alice")),
-        }
+        Answer::new(Bytes::from_static(body.as_bytes()), "alice")
     }
 
     #[test]
