@@ -165,9 +165,9 @@ pub const VARS: &[Var] = &[
     Var::new(C::Server, "RUST_LOG", "tracing filter (e.g. info,otp_service=debug).").or(|| t("info")),
     Var::new(C::Server, "REDIS_STARTUP_WAIT_SECONDS", "At start-up, wait this long for Redis to answer before serving without it (requests that need it answer 503; it connects in the background); 0 = do not wait.").or(|| srv::DEFAULT_STORE_WAIT_SECONDS.to_string()).range(0, 3600),
     // http
-    Var::new(C::Http, "CORS_ORIGINS", "Comma-separated allowed origins as browsers send them, scheme://host[:port] without a path or trailing slash; * = any origin without credentials; unset = CORS off."),
+    Var::new(C::Http, "CORS_ORIGINS", "Comma-separated allowed origins as browsers send them, scheme://host[:port] without a path or trailing slash; * = any origin without credentials; unset = CORS off. While set, forward auth skips its fast lane (every answer passes the CORS layer)."),
     Var::new(C::Http, "TRUSTED_PROXIES", "Comma-separated CIDRs whose X-Forwarded-For hops are believed."),
-    Var::new(C::Http, "ACCESS_LOG", "One info line per request (target otp_http::access): method, route template, status, latency_ms and the request id; never an identity, code or token.").or(|| otp_http::HttpConfig::default().access_log.to_string()),
+    Var::new(C::Http, "ACCESS_LOG", "One info line per request (target otp_http::access): method, route template, status, latency_ms and the request id; never an identity, code or token. On, forward auth skips its fast lane (every request gets its line).").or(|| otp_http::HttpConfig::default().access_log.to_string()),
     Var::new(C::Http, "READYZ_REQUIRES_STORE", "`/readyz` answers 503 while the store (Redis) does not answer. Off: readiness is about this process, a Redis outage keeps every replica in rotation (token verification needs no store) and shows as `store_status: unavailable` and `otp_store_up 0`.").or(|| otp_http::HttpConfig::default().readyz_requires_store.to_string()),
     // OTP policy
     Var::new(C::OtpPolicy, "OTP_DIGITS", "Code length (OTP_LENGTH is accepted as an alias).").or(|| OtpPolicy::default().digits().count().to_string()).range(MIN_DIGITS as u64, MAX_DIGITS as u64),
