@@ -26,7 +26,7 @@
 //! Only when Redis has lost its script cache (restart, failover, `SCRIPT
 //! FLUSH`) does the first call after it answer `NOSCRIPT` and the client
 //! sends `SCRIPT LOAD` and retries, once. The scripts are assembled from
-//! shared fragments (`NOW`, `WINDOW`, `BUMP`, `CREATE_SESSION`), never
+//! shared fragments (`INT`, `NOW`, `WINDOW`, `BUMP`, `CREATE_SESSION`), never
 //! copied.
 //!
 //! # Time
@@ -250,15 +250,19 @@ pub const KEY_LAYOUT_VERSION: u32 = 2;
 /// TTL of the `<prefix>:layout` marker, renewed at each connect.
 const LAYOUT_MARKER_TTL: Duration = Duration::from_secs(30 * 86_400);
 
-/// Fragment: `now`, the server time in µs, and `int(n)`, the decimal
-/// string of an integer. Every computed number a script hands to
-/// `redis.call` goes through `int`: Redis formats a Lua number argument with
-/// `%.17g`, whose floating-point printing was about a tenth of Redis's CPU
-/// per verify (callgrind); `%d` is exact for every integer below 2⁵³.
+/// Fragment: `int(n)`, the decimal string of an integer. Every computed
+/// number a script hands to `redis.call` goes through `int`: Redis formats
+/// a Lua number argument with `%.17g`, whose floating-point printing was
+/// about a tenth of Redis's CPU per verify (callgrind); `%d` is exact for
+/// every integer below 2⁵³.
+const INT: &str = r"
+local function int(n) return string.format('%d', n) end
+";
+
+/// Fragment: `now`, the server time in µs.
 const NOW: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function int(n) return string.format('%d', n) end
 ";
 
 /// Fragment: `window_state(key, max, window_us, now)` trims a strict
@@ -343,19 +347,20 @@ return 1
 
 /// Compare-and-set. KEYS[1] = counter; KEYS[2 .. 1 + v] = counters to
 /// advance when it won; then windows to delete when it won; with a session
-/// (ARGV[4] = 1) the last two keys are its session and epoch keys. ARGV =
-/// from, ttl in ms, v, session flag, session ttl ms, max lifetime ms.
-/// Returns 1 if and only if it won.
+/// the last two keys are its session and epoch keys. ARGV[1] = from, v and
+/// the session flag packed ([`pack`]); ARGV[2] = ttl in ms; with a session,
+/// ARGV[3] = session ttl ms, ARGV[4] = max lifetime ms. Returns 1 if and
+/// only if it won. Reads the time (in `create_session`) only with a session.
 const ADVANCE_BODY: &str = r"
+local from, v, session = struct.unpack('<ddd', ARGV[1])
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c ~= tonumber(ARGV[1]) then return 0 end
+if c ~= from then return 0 end
 redis.call('SET', KEYS[1], int(c + 1), 'PX', ARGV[2])
-local v = tonumber(ARGV[3])
 local last = #KEYS
-if ARGV[4] == '1' then last = #KEYS - 2 end
+if session == 1 then last = #KEYS - 2 end
 for i = 2, 1 + v do bump(KEYS[i], ARGV[2]) end
 for i = 2 + v, last do redis.call('DEL', KEYS[i]) end
-if ARGV[4] == '1' then create_session(KEYS[#KEYS - 1], KEYS[#KEYS], ARGV[5], ARGV[6]) end
+if session == 1 then create_session(KEYS[#KEYS - 1], KEYS[#KEYS], ARGV[3], ARGV[4]) end
 return 1
 ";
 
@@ -383,16 +388,18 @@ return reply
 ";
 
 /// Fragment: `create_session(session_key, epoch_key, ttl_ms, max_ms)`
-/// writes a generation-0 record with the identity's epoch, keeps a live
+/// writes a generation-0 record with the identity's epoch (every field of
+/// the record, so nothing of an earlier record of that id survives), keeps a live
 /// epoch for the max lifetime, and returns the server time in ms (the
-/// record's `rotated_at`). Needs `NOW`.
+/// record's `rotated_at`). Reads the time itself (`TIME`, in ms: the same
+/// as `NOW` divided by 1000, rounded down); needs `INT`.
 const CREATE_SESSION: &str = r"
 local function create_session(skey, ekey, ttl_ms, max_ms)
-  local ms = math.floor(now / 1000)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local e = redis.call('GET', ekey)
   if e then redis.call('PEXPIRE', ekey, max_ms) end
-  redis.call('DEL', skey)
-  redis.call('HSET', skey, 'g', '0', 'r', int(ms), 'e', e or '0')
+  redis.call('HSET', skey, 'g', '0', 'r', int(ms), 'e', e or '0', 'i', '0')
   redis.call('PEXPIRE', skey, ttl_ms)
   return ms
 end
@@ -671,12 +678,12 @@ impl RedisStore {
                     .finish()
             },
             tag_seq: AtomicU64::new(0),
-            check_all: script(&[NOW, WINDOW, CHECK_ALL_BODY]),
+            check_all: script(&[INT, NOW, WINDOW, CHECK_ALL_BODY]),
             release: script(&[RELEASE]),
-            advance: script(&[NOW, BUMP, CREATE_SESSION, ADVANCE_BODY]),
+            advance: script(&[INT, BUMP, CREATE_SESSION, ADVANCE_BODY]),
             failures: script(&[BUMP, FAILURES_BODY]),
-            session_create: script(&[NOW, CREATE_SESSION, SESSION_CREATE_BODY]),
-            session_rotate: script(&[NOW, SESSION_ROTATE_BODY]),
+            session_create: script(&[INT, CREATE_SESSION, SESSION_CREATE_BODY]),
+            session_rotate: script(&[INT, NOW, SESSION_ROTATE_BODY]),
             epoch_bump: script(&[BUMP, "bump(KEYS[1], ARGV[1])\nreturn 1\n"]),
         })
     }
@@ -1286,15 +1293,25 @@ impl Store for RedisStore {
         let mut keys = Vec::with_capacity(1 + void.len() + a.clear.len());
         keys.push(KeyLayout::counter(&stem, a.window));
         keys.extend(void.iter().map(|&w| KeyLayout::counter(&stem, w)));
-        keys.extend(a.clear.iter().map(|c| self.keys.limit(c)));
-        let mut args = vec![u64::from(a.from), millis(a.ttl).max(1), void.len() as u64];
+        // `clear_on_identity`: every cleared window is the identity's.
+        keys.extend(a.clear.iter().map(|c| self.keys.limit_in(&stem, c)));
+        let mut args: Vec<Vec<u8>> = vec![
+            pack(&[
+                u64::from(a.from),
+                void.len() as u64,
+                u64::from(a.session.is_some()),
+            ]),
+            millis(a.ttl).max(1).to_string().into_bytes(),
+        ];
         if let Some(s) = &a.session {
             check_sid(s.sid)?;
             keys.push(KeyLayout::session(&stem, s.sid));
             keys.push(KeyLayout::epoch(&stem));
-            args.extend([1, millis(s.ttl).max(1), millis(s.max_lifetime).max(1)]);
+            args.push(millis(s.ttl).max(1).to_string().into_bytes());
+            args.push(millis(s.max_lifetime).max(1).to_string().into_bytes());
         }
-        let won: i64 = self.eval(&self.advance, &keys, &args, None).await?;
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let won: i64 = self.eval_bytes(&self.advance, &keys, &args).await?;
         Ok(won == 1)
     }
 }
