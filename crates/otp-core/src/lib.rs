@@ -22,6 +22,9 @@
 //!   [`TokenKeys`], [`Jwks`] and [`JwksVerifier`] for offline verification
 //!   (SPEC §4); refresh tokens ([`TokenService::issue_refresh`],
 //!   [`RefreshClaims`], [`SessionId`], SPEC §10).
+//! - Identifiers: [`fill_random_id`], the OS generator's bytes for token,
+//!   session and event ids, fetched in blocks (one system call per
+//!   [`ID_POOL_BYTES`]).
 //! - [`wire`]: the serde request/response bodies and error codes of the REST
 //!   API (SPEC §5), shared by `otp-http` and `otp-client`.
 //!
@@ -47,6 +50,7 @@ mod engine;
 mod hex;
 mod hotp;
 mod identity;
+mod ids;
 mod keys;
 mod policy;
 mod secret;
@@ -58,6 +62,7 @@ pub use engine::{unix_now, CandidateWindows, Match, OtpEngine, VerifyError};
 pub use hex::push_lower_hex;
 pub use hotp::{base32_encode, hotp, StandardOtpError, Totp, TotpConfig};
 pub use identity::{Identity, IdentityError, IdentityKind, MAX_IDENTITY_CHARS};
+pub use ids::{fill_random_id, RandomUnavailable, ID_POOL_BYTES};
 pub use keys::{
     decode_base64_key, encode_key, generate_key, parse_otp_key, OtpKeyError, OtpKeyRing,
     GENERATED_KEY_BYTES, MIN_OTP_KEY_BYTES,

@@ -108,11 +108,10 @@ pub struct DeliveryReceipt {
 /// A fresh message id, `msg_` and 32 hex digits of randomness: the
 /// `webhook-id` of a Standard Webhooks message (the same on every retry).
 pub fn new_message_id() -> String {
-    use ring::rand::SecureRandom;
     let mut bytes = [0u8; 16];
-    // SystemRandom only fails when the OS has no entropy source at all; a
-    // time-and-counter id is still unique within the process then.
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+    // The OS generator only fails when the OS has no entropy source at
+    // all; a time-and-counter id is still unique within the process then.
+    if otp_core::fill_random_id(&mut bytes).is_err() {
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()

@@ -63,7 +63,6 @@ pub use refresh::{
 };
 
 use base64::Engine as _;
-use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value};
 
 use b64::STRICT;
@@ -166,7 +165,6 @@ pub struct TokenService {
     /// `base64url(header)` of issued tokens, computed once.
     header_b64: String,
     validator: Validator,
-    rng: SystemRandom,
 }
 
 impl TokenService {
@@ -184,7 +182,6 @@ impl TokenService {
             current: keys.current().clone(),
             header_b64,
             validator: Validator::new(algorithm, keys.verifying_keys(), config),
-            rng: SystemRandom::new(),
         })
     }
 
@@ -240,7 +237,7 @@ impl TokenService {
             return Err(TokenError::ReservedClaim(name.clone()));
         }
         let mut jti = [0u8; 16];
-        self.rng.fill(&mut jti).map_err(|_| TokenError::Random)?;
+        crate::fill_random_id(&mut jti).map_err(|_| TokenError::Random)?;
         let config = &self.validator.config;
         let claims = Claims {
             sub: sub.to_owned(),

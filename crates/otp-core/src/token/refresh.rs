@@ -28,7 +28,6 @@ use std::fmt;
 
 use base64::Engine as _;
 use hmac::Mac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::b64::STRICT;
 use super::TokenService;
@@ -65,12 +64,11 @@ impl SessionId {
     /// Length of a session id in bytes.
     pub const BYTES: usize = 16;
 
-    /// A fresh random session id from the operating system's generator.
+    /// A fresh random session id from the operating system's generator
+    /// ([`fill_random_id`](crate::fill_random_id)).
     pub fn generate() -> Result<Self, RefreshTokenError> {
         let mut bytes = [0u8; Self::BYTES];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| RefreshTokenError::Random)?;
+        crate::fill_random_id(&mut bytes).map_err(|_| RefreshTokenError::Random)?;
         Ok(SessionId(bytes))
     }
 
