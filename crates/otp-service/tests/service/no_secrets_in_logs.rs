@@ -44,6 +44,20 @@ impl Captured {
     }
 }
 
+/// Every event and span on this thread at TRACE, no colours, no time, with
+/// `spans` events, until the guard drops.
+fn capture(spans: FmtSpan) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_span_events(spans)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
 /// Ten-digit codes, so no timestamp or counter in a log line can look like
 /// one by chance (the subscriber also prints no time).
 fn ten_digit_config() -> ServiceConfig {
@@ -58,15 +72,7 @@ fn ten_digit_config() -> ServiceConfig {
 
 #[tokio::test]
 async fn codes_tokens_and_secrets_never_reach_the_logs() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_span_events(FmtSpan::FULL)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture(FmtSpan::FULL);
 
     let ctx = RequestContext::with_ip("192.0.2.44".parse().unwrap());
     let outbox = Outbox::new();
@@ -221,4 +227,37 @@ async fn codes_tokens_and_secrets_never_reach_the_logs() {
         !text.contains("192.0.2.44"),
         "the client IP reached the logs:\n{text}"
     );
+}
+
+// See: issue 17 (the span's kind is set when it opens instead of recorded
+// afterwards; the lines must read as before).
+#[tokio::test]
+async fn a_verify_logs_inside_its_span_named_with_the_identity_kind() {
+    let (logs, _guard) = capture(FmtSpan::NONE);
+    let ctx = RequestContext::with_ip("192.0.2.45".parse().unwrap());
+    let outbox = Outbox::new();
+    let service = memory_service(config(), outbox.clone());
+    for (id, kind) in [("ann@example.com", "email"), ("+14155550100", "phone")] {
+        service.request_otp(id, &ctx).await.unwrap();
+        let code = outbox.last_code(id);
+        let wrong = service
+            .verify_otp(id, &wrong_code(&code), &ctx, VerifyOptions::new())
+            .await;
+        assert!(wrong.is_err());
+        let text = logs.text();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("code_wrong"))
+            .unwrap_or_else(|| panic!("no code_wrong line in {text}"));
+        assert!(
+            line.contains(&format!("verify_otp{{kind=\"{kind}\"}}: ")),
+            "{line}"
+        );
+    }
+    // An identity that does not parse is refused before the span opens.
+    assert!(service
+        .verify_otp("", "123456", &ctx, VerifyOptions::new())
+        .await
+        .is_err());
 }
