@@ -585,7 +585,9 @@ impl std::fmt::Debug for RedisStore {
 /// A check resolved for one script: its key, max and window in ms.
 struct Window<'a> {
     check: &'a LimitCheck<'a>,
+    /// The key; its first `stem_len` bytes are the subject's stem.
     key: String,
+    stem_len: usize,
     window_ms: u64,
 }
 
@@ -899,7 +901,12 @@ impl RedisStore {
             spec.push(w.window_ms);
         }
         let n_counters = read.map_or(0, |r| {
-            let stem = self.keys.stem(r.identity);
+            // The identity's stem from one of its windows (no second hash).
+            let stem = windows
+                .iter()
+                .find(|w| w.check.subject == r.identity)
+                .and_then(|w| w.key.get(..w.stem_len))
+                .map_or_else(|| self.keys.stem(r.identity), str::to_owned);
             keys.extend(r.windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
             r.windows.len()
         });
@@ -977,6 +984,7 @@ impl RedisStore {
             windows.push(Window {
                 check: c,
                 key: self.keys.limit_in(stem, c),
+                stem_len: stem.len(),
                 window_ms: window_ms(c.policy)?,
             });
         }
