@@ -14,6 +14,11 @@
 //!   errors, strings that need escapes — is handed to `DefaultFields`' own
 //!   visitor, so the bytes are the same (test
 //!   `plain_fields_write_what_default_fields_write`).
+//! - [`PlainLine`], the pretty line around them without colours: what
+//!   the default (`Full`) event format writes with colours off, without
+//!   its colour-style calls around the level, span names, braces, colons
+//!   and target (test
+//!   `plain_line_writes_what_the_full_format_writes_without_colours`).
 //! - [`UtcMicros`], the timestamp of every line (pretty and JSON): what
 //!   tracing-subscriber's `SystemTime` timer writes
 //!   (`2026-12-01T20:50:06.123456Z`), with the date and time of day
@@ -23,10 +28,13 @@
 use std::fmt;
 
 use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::field::{RecordFields, VisitOutput};
 use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
-use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// `DefaultFields`' output without colours, cheaper. Only for a writer
 /// without ANSI colours (with colours, names are italic and `=` dimmed:
@@ -192,6 +200,76 @@ impl FormatTime for UtcMicros {
     }
 }
 
+/// The pretty line without colours: what tracing-subscriber's default
+/// (`Full`) event format writes when ANSI colours are off — timestamp,
+/// level, the span scope (`name{fields}:` from the root), target, fields —
+/// without the colour-style calls around each part. Generic over the
+/// timer so that tests compare it with a fixed one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PlainLine<T = UtcMicros> {
+    timer: T,
+}
+
+impl<T> PlainLine<T> {
+    /// The line format with `timer`'s timestamps.
+    pub fn with_timer(timer: T) -> Self {
+        PlainLine { timer }
+    }
+}
+
+impl<S, N, T> FormatEvent<S, N> for PlainLine<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        // Records of the `log` crate carry their own level and target.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        if self.timer.format_time(&mut writer).is_err() {
+            writer.write_str("<unknown time>")?;
+        }
+        writer.write_char(' ')?;
+        writer.write_str(match *meta.level() {
+            Level::TRACE => "TRACE",
+            Level::DEBUG => "DEBUG",
+            Level::INFO => " INFO",
+            Level::WARN => " WARN",
+            Level::ERROR => "ERROR",
+        })?;
+        writer.write_char(' ')?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                writer.write_str(span.metadata().name())?;
+                seen = true;
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        writer.write_char('{')?;
+                        writer.write_str(fields)?;
+                        writer.write_char('}')?;
+                    }
+                }
+                writer.write_char(':')?;
+            }
+            if seen {
+                writer.write_char(' ')?;
+            }
+        }
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +403,59 @@ mod tests {
             theirs[..10],
             "same day (unless run at midnight)"
         );
+    }
+    /// A timer that always writes the same text, so that two formatters'
+    /// lines can be compared byte for byte.
+    struct Fixed;
+
+    impl FormatTime for Fixed {
+        fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+            w.write_str("2026-12-01T20:50:06.123456Z")
+        }
+    }
+
+    fn more_events() {
+        events();
+        tracing::trace!(target: "otp_http::access", route = "/healthz", "request");
+        tracing::debug!(a = 1);
+        let outer = tracing::debug_span!("outer", x = "y");
+        let _o = outer.enter();
+        let empty = tracing::info_span!("no_fields");
+        let _e = empty.enter();
+        tracing::warn!("{}", "nested spans");
+    }
+
+    #[test]
+    fn plain_line_writes_what_the_full_format_writes_without_colours() {
+        let render = |plain: bool| {
+            let buf = Buf::default();
+            let out = buf.clone();
+            let builder = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || out.clone());
+            if plain {
+                let s = builder
+                    .fmt_fields(PlainFields)
+                    .event_format(PlainLine::with_timer(Fixed))
+                    .finish();
+                tracing::subscriber::with_default(s, more_events);
+            } else {
+                let s = builder.with_timer(Fixed).finish();
+                tracing::subscriber::with_default(s, more_events);
+            }
+            let bytes = buf.0.lock().unwrap().clone();
+            String::from_utf8(bytes).unwrap()
+        };
+        let full = render(false);
+        let plain = render(true);
+        assert_eq!(plain, full);
+        assert!(full.contains("2026-12-01T20:50:06.123456Z  WARN outer{x=\"y\"}:no_fields: otp_server::log_format::tests: nested spans"), "{full}");
+        assert!(
+            full.contains("TRACE otp_http::access: request route=\"/healthz\""),
+            "{full}"
+        );
+        assert!(full.contains(" INFO request{request_id=8c02-ab n=3}:inner: otp_server::log_format::tests: kind=\"email\""), "{full}");
+        assert_eq!(full.lines().count(), 11, "{full}");
     }
 }

@@ -29,7 +29,7 @@ use otp_core::{generate_ed25519_pkcs8, generate_hs256_secret};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use otp_server::log_format::{PlainFields, UtcMicros};
+use otp_server::log_format::{PlainFields, PlainLine, UtcMicros};
 use otp_server::log_writer::{LogGuard, LogWriter};
 use otp_server::settings::{LogFormat, RawSettings, Settings};
 use otp_server::vars;
@@ -307,7 +307,10 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<LogGuard> {
     match format {
         LogFormat::Json => builder.json().init(),
         // The same lines as `DefaultFields` writes without colours, cheaper.
-        LogFormat::Pretty if !ansi => builder.fmt_fields(PlainFields).init(),
+        LogFormat::Pretty if !ansi => builder
+            .fmt_fields(PlainFields)
+            .event_format(PlainLine::with_timer(UtcMicros))
+            .init(),
         LogFormat::Pretty => builder.init(),
     }
     Ok(guard)
