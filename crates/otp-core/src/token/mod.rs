@@ -253,7 +253,10 @@ impl TokenService {
             extra,
         };
         // Serializing strings, integers and a Map<String, Value> cannot fail.
-        let payload = serde_json::to_vec(&claims).map_err(|_| TokenError::MalformedClaims)?;
+        // Our claims take ~230 bytes: one allocation instead of
+        // `to_vec`'s 128 bytes grown twice.
+        let mut payload = Vec::with_capacity(256);
+        serde_json::to_writer(&mut payload, &claims).map_err(|_| TokenError::MalformedClaims)?;
         let sig_len = self.current.algorithm().signature_len();
         let mut token = String::with_capacity(
             self.header_b64.len() + 2 + payload.len().div_ceil(3) * 4 + sig_len.div_ceil(3) * 4,

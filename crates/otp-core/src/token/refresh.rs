@@ -95,7 +95,13 @@ impl SessionId {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&STRICT.encode(self.0))
+        // Encoded on the stack: `to_string` (the store key, the `sid`
+        // claim, the audit event) allocates once, for its own result.
+        let mut text = [0u8; 22];
+        let len = STRICT
+            .encode_slice(self.0, &mut text)
+            .map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -267,9 +273,12 @@ impl TokenService {
         let encoded = token
             .strip_prefix(REFRESH_TOKEN_PREFIX)
             .ok_or(RefreshTokenError::Malformed)?;
-        let body = STRICT
-            .decode(encoded)
+        // Decoded on the stack: at most 3/4 of the size cap.
+        let mut decoded = [0u8; MAX_REFRESH_TOKEN_BYTES / 4 * 3];
+        let len = STRICT
+            .decode_slice(encoded, &mut decoded)
             .map_err(|_| RefreshTokenError::Malformed)?;
+        let body = &decoded[..len];
         if body.len() < FIXED_BYTES + 1 + TAG_BYTES {
             return Err(RefreshTokenError::Malformed);
         }
