@@ -54,6 +54,8 @@ ROUTES = {
     "verify_wrong": "/api/v1/otp/verify",
     "verify_right": "/api/v1/otp/verify",
     "refresh": "/api/v1/token/refresh",
+    # the cheapest route through the actix-web App and its middlewares
+    "healthz": "/healthz",
 }
 
 
@@ -84,6 +86,8 @@ def load_for(h: load.Harness, route: str, url: str, count: int) -> tuple[str, di
     """wrk script and environment driving `route`."""
     if route == "bearer":
         return "get.lua", {"BENCH_TOKEN": h.fetch_token(url, "prof-user")}
+    if route == "healthz":
+        return "get.lua", {"BENCH_TOKEN": ""}
     if route == "cookie":
         return "get.lua", {"BENCH_COOKIE": h.fetch_token(url, "prof-cookie-user")}
     prefix = f"prof-{route}-{int(time.time())}"

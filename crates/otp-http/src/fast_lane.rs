@@ -5,9 +5,10 @@
 //! A proxy asks about the same few tokens for every request a signed-in
 //! browser makes, so this route is the one whose throughput sets what the
 //! service can protect. Measured on this project's 2-core machine
-//! (docs/benchmarks.md), actix-web's `App` layer alone — the
-//! request/response wrappers, routing, the middleware chain — costs more
-//! per request than everything the route itself does; actix-http under it
+//! (docs/benchmarks.md), the `App` path of a request — actix-web's
+//! request/response wrappers and routing, and the middlewares every route
+//! gets (the request-id span, the metrics, the body deadline) — costs more
+//! per request than a cached token check itself; actix-http under it
 //! answers a fixed response at nginx's rate. [`FastLane`] wraps the `App`
 //! at the actix-http level and answers the one common case itself: a `GET`
 //! of one of the two paths, with no body, presenting a token (the bearer
