@@ -39,5 +39,11 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    (tracing::subscriber::set_default(subscriber), logs)
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Parallel tests each set a thread-local subscriber (or none): a
+    // callsite first hit on another thread while this one was being
+    // registered can keep a cached "never" interest and skip it.
+    // Recompute every callsite's interest now that it is registered.
+    tracing::callsite::rebuild_interest_cache();
+    (guard, logs)
 }

@@ -55,7 +55,14 @@ fn capture(spans: FmtSpan) -> (Captured, tracing::subscriber::DefaultGuard) {
         .without_time()
         .with_span_events(spans)
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Tests of this binary run in parallel, each thread with or without a
+    // subscriber of its own: a callsite first hit on another thread while
+    // this subscriber was being registered can keep a cached "never"
+    // interest and skip this thread's subscriber. Recompute every
+    // callsite's interest now that it is registered.
+    tracing::callsite::rebuild_interest_cache();
+    (logs, guard)
 }
 
 /// Ten-digit codes, so no timestamp or counter in a log line can look like
