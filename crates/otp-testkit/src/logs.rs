@@ -29,9 +29,23 @@ impl std::io::Write for Logs {
     }
 }
 
+/// One capture at a time per process: two thread-local subscribers
+/// registered and dropped concurrently race in tracing's interest cache and
+/// global level hint, and a capture could then miss every event.
+static CAPTURING: Mutex<()> = Mutex::new(());
+
+/// Keeps a capture going (see [`capture_logs`]); the next capture of the
+/// process starts once it drops.
+pub struct CaptureGuard {
+    _subscriber: tracing::subscriber::DefaultGuard,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
 /// Captures every tracing event (TRACE and up, all targets, no colours) on
-/// this thread until the returned guard drops.
-pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+/// this thread until the returned guard drops. Captures of parallel tests
+/// take turns.
+pub fn capture_logs() -> (CaptureGuard, Logs) {
+    let turn = CAPTURING.lock().unwrap_or_else(PoisonError::into_inner);
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -39,11 +53,15 @@ pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Parallel tests each set a thread-local subscriber (or none): a
-    // callsite first hit on another thread while this one was being
-    // registered can keep a cached "never" interest and skip it.
-    // Recompute every callsite's interest now that it is registered.
+    let subscriber = tracing::subscriber::set_default(subscriber);
+    // A callsite first hit on another thread while this subscriber was being
+    // registered can keep a cached "never" interest: recompute them all.
     tracing::callsite::rebuild_interest_cache();
-    (guard, logs)
+    (
+        CaptureGuard {
+            _subscriber: subscriber,
+            _turn: turn,
+        },
+        logs,
+    )
 }

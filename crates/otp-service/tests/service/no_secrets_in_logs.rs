@@ -46,7 +46,19 @@ impl Captured {
 
 /// Every event and span on this thread at TRACE, no colours, no time, with
 /// `spans` events, until the guard drops.
-fn capture(spans: FmtSpan) -> (Captured, tracing::subscriber::DefaultGuard) {
+/// One capture at a time: two thread-local subscribers registered and
+/// dropped concurrently race in tracing's interest cache and global level
+/// hint, and a capture could then miss every event.
+static CAPTURING: Mutex<()> = Mutex::new(());
+
+/// A capture's subscriber guard, and the turn it holds (released after it).
+type Capture = (
+    tracing::subscriber::DefaultGuard,
+    std::sync::MutexGuard<'static, ()>,
+);
+
+fn capture(spans: FmtSpan) -> (Captured, Capture) {
+    let turn = CAPTURING.lock().unwrap_or_else(|e| e.into_inner());
     let logs = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -62,7 +74,7 @@ fn capture(spans: FmtSpan) -> (Captured, tracing::subscriber::DefaultGuard) {
     // interest and skip this thread's subscriber. Recompute every
     // callsite's interest now that it is registered.
     tracing::callsite::rebuild_interest_cache();
-    (logs, guard)
+    (logs, (guard, turn))
 }
 
 /// Ten-digit codes, so no timestamp or counter in a log line can look like
