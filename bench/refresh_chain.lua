@@ -8,13 +8,17 @@ dofile(os.getenv("BENCH_DIR") .. "/wrk_common.lua")
 local pool = {}
 local head, tail = 1, 0
 local headers = { ["Content-Type"] = "application/json" }
+-- queues the refresh token of a JSON text (a minted body or a 200 answer)
+local function push(text)
+  local t = string.match(text, '"refresh_token":"([^"]+)"')
+  if t then
+    tail = tail + 1
+    pool[tail] = t
+  end
+end
 init = function(args)
   for line in io.lines(os.getenv("BENCH_BODIES")) do
-    local t = string.match(line, '"refresh_token":"([^"]+)"')
-    if t then
-      tail = tail + 1
-      pool[tail] = t
-    end
+    push(line)
   end
 end
 request = function()
@@ -28,11 +32,7 @@ request = function()
 end
 response = function(status, headers, body)
   if status == 200 then
-    local t = string.match(body, '"refresh_token":"([^"]+)"')
-    if t then
-      tail = tail + 1
-      pool[tail] = t
-    end
+    push(body)
   end
 end
 done = function(summary, latency, requests) report(summary, latency) end
