@@ -828,12 +828,16 @@ def judge_bars(results: list[dict]) -> list[dict]:
                 bar(f"{what}: p99 vs nginx", median([x["p99"] for x in rr]), "<=", 2.0,
                     f"median of {n} alternating rounds: {each('p99')}")
                 continue
+            # 1 000 tokens in turn: the uncached cost beside the bar (a
+            # proxy sees both), not a bar of its own (docs/benchmarks.md)
+            info = sc == "token_many"
+            note = "; uncached, reported beside the bar" if info else ""
             bar(f"{what}: req/s vs nginx", r["rps"] / nginx["rps"], ">=", 0.90,
-                f"{r['rps']:,.0f} / {nginx['rps']:,.0f}")
+                f"{r['rps']:,.0f} / {nginx['rps']:,.0f}{note}", info)
             bar(f"{what}: CPU/req vs nginx", r["cpu_us_per_req"] / max(nginx["cpu_us_per_req"], 1e-9),
-                "<=", 1.3, f"{r['cpu_us_per_req']:.2f} / {nginx['cpu_us_per_req']:.2f} us")
+                "<=", 1.3, f"{r['cpu_us_per_req']:.2f} / {nginx['cpu_us_per_req']:.2f} us{note}", info)
             bar(f"{what}: p99 vs nginx", r["p99_ms"] / max(nginx["p99_ms"], 1e-9), "<=", 2.0,
-                f"{r['p99_ms']:.3f} / {nginx['p99_ms']:.3f} ms")
+                f"{r['p99_ms']:.3f} / {nginx['p99_ms']:.3f} ms{note}", info)
         for sc, what, limit in (("verify_right", "otp/verify right code (memory)", 0.65),
                                 ("verify_wrong", "otp/verify wrong code (memory)", 0.65),
                                 ("refresh", "token/refresh (memory)", 0.50)):
