@@ -6,7 +6,7 @@ release `otp-server` on loopback, drives each with the same generator (wrk,
 1 thread, 64 connections) and reports, per scenario: requests/s, latency
 percentiles, status codes, the ratio to nginx and the server CPU time per
 request (utime+stime from /proc/PID/stat of the server processes divided by
-the requests served).
+the requests served; the Markdown table also splits it into user and kernel time).
 
 Pinning: the server side (nginx, or otp-server and redis-server) runs on
 CPU 0 and wrk on CPU 1 (`taskset`), so both servers get the same one core
@@ -117,15 +117,21 @@ def free_port() -> int:
 
 
 def cpu_ticks(pids: list[int]) -> int:
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: list[int]) -> tuple[int, int]:
+    """User and system clock ticks of `pids` (utime, stime of /proc/PID/stat)."""
+    user = system = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
         # fields[0] is field 3 (state); utime/stime are fields 14/15
-        total += int(fields[11]) + int(fields[12])
-    return total
+        user += int(fields[11])
+        system += int(fields[12])
+    return user, system
 
 
 def rss_kib(pid: int) -> int:
@@ -349,10 +355,11 @@ class Harness:
         before = self.metrics(url, route) if route else {}
         pids = pids_fn()
         extra = extra_pids_fn() if extra_pids_fn else []
-        c0, x0 = cpu_ticks(pids), cpu_ticks(extra)
+        (u0, s0), x0 = cpu_split(pids), cpu_ticks(extra)
         r0 = redis_calls(redis_url) if redis_url else {}
         w = self.wrk(url + path, script, env, a.duration)
-        c1, x1 = cpu_ticks(pids), cpu_ticks(extra)
+        (u1, s1), x1 = cpu_split(pids), cpu_ticks(extra)
+        c0, c1 = u0 + s0, u1 + s1
         r1 = redis_calls(redis_url) if redis_url else {}
         after = self.metrics(url, route) if route else {}
         statuses = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -369,6 +376,9 @@ class Harness:
             "p999_ms": w["p999"] / 1000,
             "max_ms": w["max"] / 1000,
             "cpu_us_per_req": round((c1 - c0) / CLK_TCK * 1e6 / max(n, 1), 2),
+            # the same CPU split into user space and the kernel
+            "cpu_user_us_per_req": round((u1 - u0) / CLK_TCK * 1e6 / max(n, 1), 2),
+            "cpu_sys_us_per_req": round((s1 - s0) / CLK_TCK * 1e6 / max(n, 1), 2),
             "statuses": statuses,
             "wrk_non2xx": w["status"],
             "socket_errors": w["connect"] + w["read"] + w["write"] + w["timeout"],
@@ -403,7 +413,7 @@ class Harness:
         self.results.append(res)
         log(f"  {name:<22} {res['rps']:>10.0f} req/s  p50 {res['p50_ms']:.3f} ms  "
             f"p99 {res['p99_ms']:.3f} ms  p99.9 {res['p999_ms']:.3f} ms  "
-            f"cpu {res['cpu_us_per_req']:.2f} us/req  load {load1:.1f}  statuses {statuses or '-'}"
+            f"cpu {res['cpu_us_per_req']:.2f} us/req ({res['cpu_user_us_per_req']:.2f} user + {res['cpu_sys_us_per_req']:.2f} sys)  load {load1:.1f}  statuses {statuses or '-'}"
             + (f"  redis cpu {res['redis_cpu_us_per_req']:.2f} us/req" if extra_pids_fn else "")
             + (f"  redis commands/req {res['redis_commands_per_req']}" if redis_url else "")
             + ("" if res["ok"] else "  <-- " + "; ".join(problems)))
@@ -778,7 +788,8 @@ def merge_rounds(runs: list[dict], nginx_runs: list[dict]) -> dict:
     if len(runs) == 1:
         return runs[0]
     out = dict(runs[0])
-    for k in ("rps", "p50_ms", "p99_ms", "p999_ms", "max_ms", "cpu_us_per_req", "loadavg_1m_before"):
+    for k in ("rps", "p50_ms", "p99_ms", "p999_ms", "max_ms", "cpu_us_per_req", "cpu_user_us_per_req",
+              "cpu_sys_us_per_req", "loadavg_1m_before"):
         out[k] = round(median([r[k] for r in runs]), 3)
     out["requests"] = sum(r["requests"] for r in runs)
     statuses: dict[str, int] = {}
@@ -884,15 +895,16 @@ def markdown_tables(results: list[dict], bars: list[dict], meta: dict) -> str:
     """The results and the bars as the Markdown tables of docs/benchmarks.md."""
     out = [f"<!-- bench/load.py, {meta['date']}, {meta['wrk']}, WORKERS={meta['workers']}, "
            f"pinning {meta.get('pinning')} -->", "",
-           "| scenario | req/s | × nginx | p50 ms | p99 ms | p99.9 ms | CPU µs/req | × nginx CPU | statuses |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+           "| scenario | req/s | × nginx | p50 ms | p99 ms | p99.9 ms | CPU µs/req | user + kernel µs/req | × nginx CPU | statuses |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         cpu = f"{r['cpu_us_per_req']:.2f}"
+        split = f"{r['cpu_user_us_per_req']:.2f} + {r['cpu_sys_us_per_req']:.2f}"
         if "redis_cpu_us_per_req" in r:
             cpu += f" (+{r['redis_cpu_us_per_req']:.1f} redis)"
         st = ", ".join(f"{k}: {v:,}" for k, v in sorted(r["statuses"].items())) or f"non-2xx: {r['wrk_non2xx']}"
         out.append(f"| {r['label']} | {r['rps']:,.0f} | {r['ratio_to_nginx']:.2f} | {r['p50_ms']:.3f} | "
-                   f"{r['p99_ms']:.3f} | {r['p999_ms']:.3f} | {cpu} | {r['cpu_ratio_to_nginx']:.2f} | {st} |")
+                   f"{r['p99_ms']:.3f} | {r['p999_ms']:.3f} | {cpu} | {split} | {r['cpu_ratio_to_nginx']:.2f} | {st} |")
     redis = [r for r in results if "redis_commands_per_req" in r]
     if redis:
         # every Redis route, not only the two the bars name

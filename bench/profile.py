@@ -15,6 +15,9 @@ WORKERS=1, the memory store, limits raised as in bench/load.py:
 - `perf`: `perf record -F 999 -g` (software cpu-clock: this VM has no
   hardware counters) on the pinned server during a wrk run; prints the top
   symbols by self samples, kernel included.
+  With `--dwarf` it records call chains (`--call-graph dwarf`, 499 Hz; the
+  release build has no frame pointers) and also prints the inclusive share
+  of our functions; the kernel's share of the samples is printed either way.
 
 Routes: `bearer` and `cookie` (GET /api/v1/token/verify, one token),
 `bearer_many` (1 000 distinct tokens in turn: no cache hits), `verify_wrong`,
@@ -164,8 +167,12 @@ def callgrind(h: load.Harness, route: str, a) -> None:
 
 # Inclusive rows worth showing (the framework's frames above the handler
 # are ~100 % each and say nothing).
+# the inclusive perf listing: our crates, the JSON and Redis clients,
+# the hashes and the send/receive system calls
+OURS = re.compile(r"(otp_|serde_json::(de|ser)::(from|to)_|redis::(aio|script)|sha2::sha256::x86|"
+                  r"__libc_(send|recv)|tracing_core::event::Event::dispatch)")
 INTERESTING = re.compile(r"otp_|serde_json|h1::(codec|decoder|encoder)|httparse|tracing|prometheus|"
-                         r"sha2|ring::|base64|HeaderMap|malloc|mi_free|mio::|send|recv|write|read")
+                         r"sha2|ring::|base64|HeaderMap|malloc|mi_free|mio::|redis::|send|recv|write|read")
 
 
 def top(annotate: str, n: int, kind: str, only: re.Pattern | None = None) -> str:
@@ -199,19 +206,39 @@ def perf(h: load.Harness, route: str, a) -> None:
     try:
         script, env = load_for(h, route, url, a.count)
         h.wrk(url + ROUTES[route], script, env, 1)  # warm-up
-        rec = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", str(data), "-p", str(p.pid)],
+        # --dwarf: call chains unwound from the stack copies (the release
+        # build has no frame pointers), at a lower rate: perf's own cost
+        graph = ["-F", "499", "--call-graph", "dwarf,16384"] if a.dwarf else ["-F", "999", "-g"]
+        rec = subprocess.Popen(["perf", "record", *graph, "-o", str(data), "-p", str(p.pid)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         w = h.wrk(url + ROUTES[route], script, env, a.seconds)
         rec.send_signal(signal.SIGINT)
-        rec.wait(timeout=30)
+        rec.wait(timeout=60)
     finally:
         h.stop(p)
+    dso = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "dso", "--stdio",
+                          "-g", "none"], capture_output=True, text=True).stdout
+    kernel = sum(float(m.group(1)) for m in re.finditer(r"^\s+([\d.]+)%\s+\[kernel", dso, re.M))
     rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "symbol",
                           "--stdio", "-g", "none", "--percent-limit", "0.7"],
                          capture_output=True, text=True).stdout
     rows = [l for l in rep.splitlines() if re.match(r"\s+[\d.]+%", l)][: a.top]
-    print(f"\n== {route} (perf, {a.seconds:.0f} s, {w['requests'] / (w['duration_us'] / 1e6):,.0f} req/s under perf):")
+    print(f"\n== {route} (perf, {a.seconds:.0f} s, {w['requests'] / (w['duration_us'] / 1e6):,.0f} req/s under perf; "
+          f"kernel {kernel:.1f} % of the samples):")
     print("\n".join("  " + shorten(r.strip()) for r in rows))
+    if a.dwarf:
+        inc = subprocess.run(["perf", "report", "-i", str(data), "--children", "--sort", "symbol", "--stdio",
+                              "-g", "none", "--percent-limit", "1"], capture_output=True, text=True).stdout
+        seen, out = set(), []
+        for line in inc.splitlines():
+            m = re.match(r"\s+([\d.]+)%\s+[\d.]+%\s+\[\.\]\s+(.*)$", line)
+            if m and OURS.match(m.group(2).lstrip("<")):
+                name = shorten(m.group(2).replace(" (inlined)", "").strip())
+                if name not in seen:
+                    seen.add(name)
+                    out.append(f"  {float(m.group(1)):6.2f}%  {name}")
+        print("  inclusive (call chains), our code and the HTTP/JSON layers:")
+        print("\n".join(out[: a.top]))
 
 
 def main() -> int:
@@ -223,6 +250,8 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=60_000, help="identities/refresh tokens prepared per POST route")
     ap.add_argument("--top", type=int, default=18)
     ap.add_argument("--keep", action="store_true", help="keep the callgrind dumps")
+    ap.add_argument("--dwarf", action="store_true",
+                    help="perf: record call chains (dwarf) and print inclusive shares of our functions")
     ap.add_argument("--redis", action="store_true",
                     help="STORE_BACKEND=redis against a redis-server of its own (callgrind: profiled too)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(load.ROOT / "target")))
