@@ -165,12 +165,12 @@ def callgrind(h: load.Harness, route: str, a) -> None:
         print(f"(dump kept: {dump})")
 
 
-# Inclusive rows worth showing (the framework's frames above the handler
-# are ~100 % each and say nothing).
-# the inclusive perf listing: our crates, the JSON and Redis clients,
-# the hashes and the send/receive system calls
+# The inclusive rows of perf --dwarf: our crates, the JSON and Redis
+# clients, the hashes and the send/receive system calls.
 OURS = re.compile(r"(otp_|serde_json::(de|ser)::(from|to)_|redis::(aio|script)|sha2::sha256::x86|"
                   r"__libc_(send|recv)|tracing_core::event::Event::dispatch)")
+# Inclusive rows worth showing (the framework's frames above the handler
+# are ~100 % each and say nothing).
 INTERESTING = re.compile(r"otp_|serde_json|h1::(codec|decoder|encoder)|httparse|tracing|prometheus|"
                          r"sha2|ring::|base64|HeaderMap|malloc|mi_free|mio::|redis::|send|recv|write|read")
 
