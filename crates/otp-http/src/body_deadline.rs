@@ -132,13 +132,24 @@ pub async fn guard<B: MessageBody + 'static>(
     mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B, HoldingBody>>, actix_web::Error> {
+    let held = begin(&mut req);
+    Ok(hold(next.call(req).await?, held))
+}
+
+/// The payload [`begin`] put under the deadline, for [`hold`].
+pub(crate) struct Held(Shared);
+
+/// Puts `req`'s payload under the deadline (the first half of [`guard`]);
+/// `None` when it has no payload or an outer [`guard`] already did
+/// (applied twice, the inner one steps aside).
+pub(crate) fn begin(req: &mut ServiceRequest) -> Option<Held> {
     let started = Instant::now();
     if req.extensions().contains::<Guarded>() {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return None;
     }
     let payload = req.take_payload();
     if matches!(payload, Payload::None) {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return None;
     }
     let timeout = req
         .app_data::<web::Data<HttpState>>()
@@ -154,11 +165,22 @@ pub async fn guard<B: MessageBody + 'static>(
         payload: Box::pin(stream),
     });
     req.extensions_mut().insert(Guarded);
-    let res = next.call(req).await?;
-    Ok(res
-        .map_body(|_, body| HoldingBody {
-            inner: BoxBody::new(body),
-            _payload: shared,
-        })
-        .map_into_right_body())
+    Some(Held(shared))
+}
+
+/// The second half of [`guard`]: the response's body holds the payload
+/// [`begin`] guarded until it has been sent.
+pub(crate) fn hold<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+    held: Option<Held>,
+) -> ServiceResponse<EitherBody<B, HoldingBody>> {
+    match held {
+        None => res.map_into_left_body(),
+        Some(Held(shared)) => res
+            .map_body(|_, body| HoldingBody {
+                inner: BoxBody::new(body),
+                _payload: shared,
+            })
+            .map_into_right_body(),
+    }
 }

@@ -61,10 +61,8 @@ use actix_service::{IntoServiceFactory, Service, ServiceFactory};
 use actix_web::http::header;
 use futures_core::future::LocalBoxFuture;
 use futures_util::future::{Either, MapOk, TryFutureExt};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 
-use crate::http_metrics::{RequestLabels, RouteLabels};
+use crate::http_metrics::RouteMetrics;
 use crate::observe::{request_id, X_REQUEST_ID};
 use crate::HttpState;
 
@@ -72,26 +70,6 @@ use crate::HttpState;
 const VERIFY: &str = "/api/v1/token/verify";
 /// The gate's forward-auth route, whose success answer is the same.
 const FORWARD: &str = "/api/v1/auth/forward";
-
-/// The samples one route's 200 records.
-struct RouteMetrics {
-    ok: Counter,
-    latency: Histogram,
-}
-
-impl RouteMetrics {
-    fn of(state: &HttpState, route: &'static str) -> Self {
-        let m = &state.http_metrics;
-        RouteMetrics {
-            // handles sharing the families' own series: no lookup per request
-            ok: m
-                .requests
-                .get_or_create(&RequestLabels { route, status: 200 })
-                .clone(),
-            latency: m.latency.get_or_create(&RouteLabels { route }).clone(),
-        }
-    }
-}
 
 /// What the lane needs per worker.
 struct Lane {
@@ -125,8 +103,7 @@ impl Lane {
         let out = res.headers_mut();
         *out = answer.headers;
         out.insert(X_REQUEST_ID.clone(), request_id(headers));
-        metrics.ok.inc();
-        metrics.latency.observe(started.elapsed().as_secs_f64());
+        metrics.record(&self.state.http_metrics, 200, started);
         Some(res)
     }
 }
@@ -154,8 +131,8 @@ impl<S, B> FastLane<S, B> {
             lane: on.then(|| {
                 Rc::new(Lane {
                     state: state.clone(),
-                    verify: RouteMetrics::of(state, VERIFY),
-                    forward: RouteMetrics::of(state, FORWARD),
+                    verify: RouteMetrics::of(&state.http_metrics, VERIFY),
+                    forward: RouteMetrics::of(&state.http_metrics, FORWARD),
                 })
             }),
             inner: app.into_factory(),

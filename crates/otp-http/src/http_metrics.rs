@@ -3,20 +3,15 @@
 //! nothing. Every documented (route, status) pair and every route's
 //! histogram exist at 0 from start-up ([`HttpMetrics::precreate`]).
 
+use std::cell::RefCell;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::web;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use crate::HttpState;
 
 /// Labels of one request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -178,27 +173,55 @@ pub(crate) fn route_of(path: &str) -> &'static str {
         })
 }
 
-/// Middleware: records route template, status and latency of each request.
-pub(crate) async fn track(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<HttpState>>().cloned();
-    let route = route_of(req.path());
-    let started = Instant::now();
-    let res = next.call(req).await?;
-    if let Some(state) = state {
-        let status = res.status().as_u16();
-        state
-            .http_metrics
-            .requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
-        state
-            .http_metrics
-            .latency
-            .get_or_create(&RouteLabels { route })
-            .observe(started.elapsed().as_secs_f64());
+/// One route's series, resolved once per worker: recording a request
+/// takes no lock and hashes no labels (the handles share the families'
+/// own series, so `/metrics` shows every sample).
+pub(crate) struct RouteMetrics {
+    route: &'static str,
+    latency: Histogram,
+    /// The counters of the statuses this route has answered so far: a
+    /// handful, so a scan beats a map.
+    counts: RefCell<Vec<(u16, Counter)>>,
+}
+
+impl RouteMetrics {
+    /// The series of `route` (a route template, see [`route_of`]).
+    pub(crate) fn of(metrics: &HttpMetrics, route: &'static str) -> Self {
+        RouteMetrics {
+            route,
+            latency: metrics
+                .latency
+                .get_or_create(&RouteLabels { route })
+                .clone(),
+            counts: RefCell::new(Vec::new()),
+        }
     }
-    Ok(res)
+
+    /// The route template these series are labelled with.
+    pub(crate) fn route(&self) -> &'static str {
+        self.route
+    }
+
+    /// Counts one answer of `status` and observes its latency.
+    pub(crate) fn record(&self, metrics: &HttpMetrics, status: u16, started: Instant) {
+        let counted = self
+            .counts
+            .borrow()
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, c)| c.inc())
+            .is_some();
+        if !counted {
+            let counter = metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    route: self.route,
+                    status,
+                })
+                .clone();
+            counter.inc();
+            self.counts.borrow_mut().push((status, counter));
+        }
+        self.latency.observe(started.elapsed().as_secs_f64());
+    }
 }

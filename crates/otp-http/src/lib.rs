@@ -59,7 +59,6 @@
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::middleware::from_fn;
 use actix_web::web::{self, Bytes};
 use ipnet::IpNet;
 use otp_service::OtpService;
@@ -73,6 +72,7 @@ mod error;
 pub mod fast_lane;
 pub mod gate;
 pub mod http_metrics;
+mod layers;
 pub mod observe;
 pub mod redirect;
 pub mod routes;
@@ -239,9 +239,7 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
         // allowed method in `Allow` (RFC 9110 §15.5.6).
         let resource = |path: &'static str, allow: &'static str| {
             web::resource(path)
-                .wrap(from_fn(body_deadline::guard))
-                .wrap(from_fn(http_metrics::track))
-                .wrap(from_fn(observe::observe))
+                .wrap(layers::RouteLayers::new(&state.http_metrics, path))
                 .default_service(web::to(move || routes::method_not_allowed_for(allow)))
         };
         let get = |path: &'static str| resource(path, "GET");
@@ -307,7 +305,7 @@ pub fn configure(state: HttpState) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .service(get("/docs/").route(web::get().to(docs::index)))
             .service(get("/docs/{file}").route(web::get().to(docs::asset)));
         if let Some(gate) = &state.gate {
-            gate::register(cfg, gate);
+            gate::register(cfg, gate, &state.http_metrics);
         }
     }
 }

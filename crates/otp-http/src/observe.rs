@@ -29,6 +29,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use actix_web::HttpMessage;
@@ -126,41 +127,82 @@ pub async fn observe<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
-    if req.extensions().contains::<RequestId>() {
-        return next.call(req).await;
-    }
-    let started = Instant::now();
-    let id = request_id(req.headers());
-    let request_id = RequestId(id.clone());
-    // An `error`-level span, so that its field reaches every line the
-    // filter lets through, also with `RUST_LOG=warn`.
-    let span = tracing::error_span!("request", request_id = %request_id.as_str());
-    req.extensions_mut().insert(request_id);
-    let access_log = req
-        .app_data::<web::Data<HttpState>>()
-        .is_some_and(|s| s.config.access_log);
-    let method = req.method().clone();
     let route = crate::http_metrics::route_of(req.path());
-    let result = next.call(req).instrument(span.clone()).await;
-    if access_log {
-        let status = match &result {
-            Ok(res) => res.status(),
-            Err(e) => e.as_response_error().status_code(),
-        };
-        tracing::info!(
-            target: "otp_http::access",
-            parent: &span,
-            method = method.as_str(),
+    let Some(observed) = Observed::begin(&req, route) else {
+        return next.call(req).await;
+    };
+    let result = next.call(req).instrument(observed.span.clone()).await;
+    observed.finish(result)
+}
+
+/// A request [`observe`] has taken on: its id, its span and what the
+/// access log line needs. Split in two so that
+/// [`layers`](crate::layers) can apply it with the other per-route layers
+/// in one middleware.
+pub(crate) struct Observed {
+    started: Instant,
+    id: HeaderValue,
+    /// The span the rest of the request runs in.
+    pub(crate) span: tracing::Span,
+    access_log: bool,
+    method: Method,
+    route: &'static str,
+}
+
+impl Observed {
+    /// Takes or makes `req`'s id and opens its span; `None` when an outer
+    /// [`observe`] already did (applied twice, the inner one steps aside).
+    pub(crate) fn begin(req: &ServiceRequest, route: &'static str) -> Option<Self> {
+        if req.extensions().contains::<RequestId>() {
+            return None;
+        }
+        let started = Instant::now();
+        let id = request_id(req.headers());
+        let request_id = RequestId(id.clone());
+        // An `error`-level span, so that its field reaches every line the
+        // filter lets through, also with `RUST_LOG=warn`.
+        let span = tracing::error_span!("request", request_id = %request_id.as_str());
+        req.extensions_mut().insert(request_id);
+        let access_log = req
+            .app_data::<web::Data<HttpState>>()
+            .is_some_and(|s| s.config.access_log);
+        Some(Observed {
+            started,
+            id,
+            span,
+            access_log,
+            method: req.method().clone(),
             route,
-            status = status.as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+        })
     }
-    // Handlers' errors arrive here as responses; an `Err` is an error of a
-    // middleware further in, which actix turns into a response after this
-    // one (so without the header: the request is no longer at hand).
-    let mut res = result?;
-    res.headers_mut().insert(X_REQUEST_ID.clone(), id);
-    Ok(res)
+
+    /// Writes the access log line (when on) and returns the id in
+    /// `X-Request-Id`.
+    pub(crate) fn finish<B>(
+        self,
+        result: Result<ServiceResponse<B>, actix_web::Error>,
+    ) -> Result<ServiceResponse<B>, actix_web::Error> {
+        if self.access_log {
+            let status = match &result {
+                Ok(res) => res.status(),
+                Err(e) => e.as_response_error().status_code(),
+            };
+            tracing::info!(
+                target: "otp_http::access",
+                parent: &self.span,
+                method = self.method.as_str(),
+                route = self.route,
+                status = status.as_u16(),
+                latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+        }
+        // Handlers' errors arrive here as responses; an `Err` is an error of
+        // a middleware further in, which actix turns into a response after
+        // this one (so without the header: the request is no longer at
+        // hand).
+        let mut res = result?;
+        res.headers_mut().insert(X_REQUEST_ID.clone(), self.id);
+        Ok(res)
+    }
 }

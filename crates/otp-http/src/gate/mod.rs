@@ -38,7 +38,6 @@
 
 use std::sync::Arc;
 
-use actix_web::middleware::from_fn;
 use actix_web::web;
 use otp_service::IdentityAllowlist;
 
@@ -95,13 +94,16 @@ impl GateConfig {
 }
 
 /// Mounts the gate pages of `gate` (see the [module docs](self)).
-pub(crate) fn register(cfg: &mut web::ServiceConfig, gate: &Arc<GateConfig>) {
+pub(crate) fn register(
+    cfg: &mut web::ServiceConfig,
+    gate: &Arc<GateConfig>,
+    metrics: &Arc<crate::http_metrics::HttpMetrics>,
+) {
     let resource = |route: &str, allow: &'static str| {
-        web::resource(gate.route(route))
+        let path = gate.route(route);
+        web::resource(path.clone())
             .app_data(web::PayloadConfig::new(handlers::MAX_FORM_BYTES))
-            .wrap(from_fn(crate::body_deadline::guard))
-            .wrap(from_fn(crate::http_metrics::track))
-            .wrap(from_fn(crate::observe::observe))
+            .wrap(crate::layers::RouteLayers::new(metrics, &path))
             .default_service(web::to(move || {
                 crate::routes::method_not_allowed_for(allow)
             }))
