@@ -72,6 +72,7 @@ mod error;
 pub mod fast_lane;
 pub mod gate;
 pub mod http_metrics;
+mod json_out;
 mod layers;
 pub mod observe;
 pub mod redirect;

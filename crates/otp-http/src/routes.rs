@@ -12,6 +12,7 @@ use otp_service::{RequestContext, ServiceError, VerifyOptions};
 use serde_json::Value;
 
 use crate::error::{with_rate_limit, ApiError, ErrorResponse};
+use crate::json_out::JsonObject;
 use crate::verified_cache::Answer;
 use crate::HttpState;
 
@@ -318,16 +319,21 @@ pub async fn verify_otp(
         .service
         .verify_otp(identity, otp, &ctx, VerifyOptions::default())
         .await?;
-    let res = HttpResponse::Ok().json(OtpVerifyResponse {
-        success: true,
-        message: messages::OTP_VERIFIED.to_owned(),
-        access_token: out.token.token,
-        token_type: "bearer".to_owned(),
-        expires_in: out.token.expires_in,
-        rate_limit_remaining: out.rate_limit.remaining,
-        refresh_expires_in: out.refresh.as_ref().map(|r| r.expires_in),
-        refresh_token: out.refresh.map(|r| r.token),
-    });
+    // the bytes of OtpVerifyResponse, written without the escape scan of
+    // the tokens (crate::json_out)
+    let mut body = JsonObject::with_capacity(256 + 2 * out.token.token.len())
+        .bool("success", true)
+        .str("message", messages::OTP_VERIFIED)
+        .str("access_token", &out.token.token)
+        .str("token_type", "bearer")
+        .u64("expires_in", out.token.expires_in)
+        .u64("rate_limit_remaining", out.rate_limit.remaining.into());
+    if let Some(refresh) = &out.refresh {
+        body = body
+            .str("refresh_token", &refresh.token)
+            .u64("refresh_expires_in", refresh.expires_in);
+    }
+    let res = json_ok(body);
     Ok(no_store(with_rate_limit(res, &out.rate_limit)))
 }
 
@@ -366,14 +372,23 @@ pub async fn refresh(
         .service
         .refresh_with(token, &context(&req, &state))
         .await?;
-    Ok(no_store(HttpResponse::Ok().json(RefreshResponse {
-        success: true,
-        access_token: out.token.token,
-        token_type: "bearer".to_owned(),
-        expires_in: out.token.expires_in,
-        refresh_token: out.refresh.token,
-        refresh_expires_in: out.refresh.expires_in,
-    })))
+    // the bytes of RefreshResponse, written without the escape scan of the
+    // tokens (crate::json_out)
+    let body = JsonObject::with_capacity(128 + out.token.token.len() + out.refresh.token.len())
+        .bool("success", true)
+        .str("access_token", &out.token.token)
+        .str("token_type", "bearer")
+        .u64("expires_in", out.token.expires_in)
+        .str("refresh_token", &out.refresh.token)
+        .u64("refresh_expires_in", out.refresh.expires_in);
+    Ok(no_store(json_ok(body)))
+}
+
+/// A 200 with `body` as its JSON.
+fn json_ok(body: JsonObject) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body.finish())
 }
 
 /// The raw body of logout and revoke (read under the route's 16 KiB
