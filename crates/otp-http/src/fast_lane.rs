@@ -103,7 +103,7 @@ impl Lane {
         let out = res.headers_mut();
         *out = answer.headers;
         out.insert(X_REQUEST_ID.clone(), request_id(headers));
-        metrics.record(&self.state.http_metrics, 200, started);
+        metrics.record(200, started);
         Some(res)
     }
 }

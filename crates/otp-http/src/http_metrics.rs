@@ -4,6 +4,7 @@
 //! histogram exist at 0 from start-up ([`HttpMetrics::precreate`]).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -177,6 +178,7 @@ pub(crate) fn route_of(path: &str) -> &'static str {
 /// takes no lock and hashes no labels (the handles share the families'
 /// own series, so `/metrics` shows every sample).
 pub(crate) struct RouteMetrics {
+    metrics: Arc<HttpMetrics>,
     route: &'static str,
     latency: Histogram,
     /// The counters of the statuses this route has answered so far: a
@@ -186,8 +188,9 @@ pub(crate) struct RouteMetrics {
 
 impl RouteMetrics {
     /// The series of `route` (a route template, see [`route_of`]).
-    pub(crate) fn of(metrics: &HttpMetrics, route: &'static str) -> Self {
+    pub(crate) fn of(metrics: &Arc<HttpMetrics>, route: &'static str) -> Self {
         RouteMetrics {
+            metrics: metrics.clone(),
             route,
             latency: metrics
                 .latency
@@ -203,7 +206,7 @@ impl RouteMetrics {
     }
 
     /// Counts one answer of `status` and observes its latency.
-    pub(crate) fn record(&self, metrics: &HttpMetrics, status: u16, started: Instant) {
+    pub(crate) fn record(&self, status: u16, started: Instant) {
         let counted = self
             .counts
             .borrow()
@@ -212,7 +215,8 @@ impl RouteMetrics {
             .map(|(_, c)| c.inc())
             .is_some();
         if !counted {
-            let counter = metrics
+            let counter = self
+                .metrics
                 .requests
                 .get_or_create(&RequestLabels {
                     route: self.route,

@@ -12,9 +12,54 @@
 //! order (the tests compare both).
 
 use actix_web::web::Bytes;
+use otp_core::wire::messages;
+
+/// The body of `POST /api/v1/otp/verify`'s 200 (the bytes of
+/// [`OtpVerifyResponse`](otp_core::wire::OtpVerifyResponse)); `refresh`
+/// is the session's refresh token and its lifetime, absent with sessions
+/// off.
+pub(crate) fn verify_answer(
+    access: &str,
+    expires_in: u64,
+    remaining: u32,
+    refresh: Option<(&str, u64)>,
+) -> Bytes {
+    let refresh_len = refresh.map_or(0, |(token, _)| token.len());
+    let mut body = JsonObject::with_capacity(192 + access.len() + refresh_len)
+        .bool("success", true)
+        .str("message", messages::OTP_VERIFIED)
+        .str("access_token", access)
+        .str("token_type", "bearer")
+        .u64("expires_in", expires_in)
+        .u64("rate_limit_remaining", remaining.into());
+    if let Some((token, ttl)) = refresh {
+        body = body
+            .str("refresh_token", token)
+            .u64("refresh_expires_in", ttl);
+    }
+    body.finish()
+}
+
+/// The body of `POST /api/v1/token/refresh`'s 200 (the bytes of
+/// [`RefreshResponse`](otp_core::wire::RefreshResponse)).
+pub(crate) fn refresh_answer(
+    access: &str,
+    expires_in: u64,
+    refresh: &str,
+    refresh_expires_in: u64,
+) -> Bytes {
+    JsonObject::with_capacity(128 + access.len() + refresh.len())
+        .bool("success", true)
+        .str("access_token", access)
+        .str("token_type", "bearer")
+        .u64("expires_in", expires_in)
+        .str("refresh_token", refresh)
+        .u64("refresh_expires_in", refresh_expires_in)
+        .finish()
+}
 
 /// A JSON object being written.
-pub(crate) struct JsonObject {
+struct JsonObject {
     buf: Vec<u8>,
     empty: bool,
 }
@@ -32,7 +77,7 @@ fn plain(s: &str) -> bool {
 
 impl JsonObject {
     /// An object expected to take about `capacity` bytes.
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    fn with_capacity(capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity);
         buf.push(b'{');
         JsonObject { buf, empty: true }
@@ -50,7 +95,7 @@ impl JsonObject {
     }
 
     /// Adds a string field.
-    pub(crate) fn str(mut self, name: &'static str, value: &str) -> Self {
+    fn str(mut self, name: &'static str, value: &str) -> Self {
         self.key(name);
         if plain(value) {
             self.buf.push(b'"');
@@ -64,14 +109,14 @@ impl JsonObject {
     }
 
     /// Adds a number field.
-    pub(crate) fn u64(mut self, name: &'static str, value: u64) -> Self {
+    fn u64(mut self, name: &'static str, value: u64) -> Self {
         self.key(name);
         let _ = serde_json::to_writer(&mut self.buf, &value);
         self
     }
 
     /// Adds a boolean field.
-    pub(crate) fn bool(mut self, name: &'static str, value: bool) -> Self {
+    fn bool(mut self, name: &'static str, value: bool) -> Self {
         self.key(name);
         self.buf
             .extend_from_slice(if value { b"true" } else { b"false" });
@@ -79,7 +124,7 @@ impl JsonObject {
     }
 
     /// The object's bytes.
-    pub(crate) fn finish(mut self) -> Bytes {
+    fn finish(mut self) -> Bytes {
         self.buf.push(b'}');
         Bytes::from(self.buf)
     }
@@ -90,17 +135,6 @@ mod tests {
     use otp_core::wire::{OtpVerifyResponse, RefreshResponse};
 
     use super::*;
-
-    fn refresh(access: &str, refresh: &str) -> Bytes {
-        JsonObject::with_capacity(64)
-            .bool("success", true)
-            .str("access_token", access)
-            .str("token_type", "bearer")
-            .u64("expires_in", 900)
-            .str("refresh_token", refresh)
-            .u64("refresh_expires_in", u64::MAX)
-            .finish()
-    }
 
     #[test]
     fn the_bytes_are_serde_jsons_for_plain_and_escaped_strings() {
@@ -126,7 +160,7 @@ mod tests {
                 refresh_expires_in: u64::MAX,
             })
             .unwrap();
-            assert_eq!(refresh(jwt, other), want, "{other:?}");
+            assert_eq!(refresh_answer(jwt, 900, other, u64::MAX), want, "{other:?}");
         }
     }
 
@@ -144,19 +178,13 @@ mod tests {
                 refresh_expires_in: session.as_ref().map(|s| s.1),
             })
             .unwrap();
-            let mut got = JsonObject::with_capacity(8)
-                .bool("success", true)
-                .str("message", "OTP verified successfully.")
-                .str("access_token", "h.p.s")
-                .str("token_type", "bearer")
-                .u64("expires_in", 3600)
-                .u64("rate_limit_remaining", 4);
-            if let Some((token, ttl)) = &session {
-                got = got
-                    .str("refresh_token", token)
-                    .u64("refresh_expires_in", *ttl);
-            }
-            assert_eq!(got.finish(), want);
+            let got = verify_answer(
+                "h.p.s",
+                3600,
+                4,
+                session.as_ref().map(|(t, ttl)| (t.as_str(), *ttl)),
+            );
+            assert_eq!(got, want);
         }
     }
 

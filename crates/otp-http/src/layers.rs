@@ -33,7 +33,6 @@ use crate::observe::Observed;
 /// `Resource::wrap`. Build it where the route is mounted (once per
 /// worker: the handles it holds are not shared across threads).
 pub(crate) struct RouteLayers {
-    metrics: Arc<HttpMetrics>,
     route: Rc<RouteMetrics>,
 }
 
@@ -42,7 +41,6 @@ impl RouteLayers {
     /// [`route_of`] the path).
     pub(crate) fn new(metrics: &Arc<HttpMetrics>, path: &str) -> Self {
         RouteLayers {
-            metrics: metrics.clone(),
             route: Rc::new(RouteMetrics::of(metrics, route_of(path))),
         }
     }
@@ -62,7 +60,6 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(RouteLayersService {
             service: Rc::new(service),
-            metrics: self.metrics.clone(),
             route: self.route.clone(),
         }))
     }
@@ -71,7 +68,6 @@ where
 /// The service [`RouteLayers`] wraps a route in.
 pub(crate) struct RouteLayersService<S> {
     service: Rc<S>,
-    metrics: Arc<HttpMetrics>,
     route: Rc<RouteMetrics>,
 }
 
@@ -88,7 +84,6 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
-        let metrics = self.metrics.clone();
         let route = self.route.clone();
         Box::pin(async move {
             let observed = Observed::begin(&req, route.route());
@@ -100,7 +95,7 @@ where
                 None => inner.await,
             };
             let result = result.map(|res| {
-                route.record(&metrics, res.status().as_u16(), started);
+                route.record(res.status().as_u16(), started);
                 body_deadline::hold(res, held)
             });
             match observed {

@@ -12,7 +12,7 @@ use otp_service::{RequestContext, ServiceError, VerifyOptions};
 use serde_json::Value;
 
 use crate::error::{with_rate_limit, ApiError, ErrorResponse};
-use crate::json_out::JsonObject;
+use crate::json_out;
 use crate::verified_cache::Answer;
 use crate::HttpState;
 
@@ -319,21 +319,14 @@ pub async fn verify_otp(
         .service
         .verify_otp(identity, otp, &ctx, VerifyOptions::default())
         .await?;
-    // the bytes of OtpVerifyResponse, written without the escape scan of
-    // the tokens (crate::json_out)
-    let mut body = JsonObject::with_capacity(256 + 2 * out.token.token.len())
-        .bool("success", true)
-        .str("message", messages::OTP_VERIFIED)
-        .str("access_token", &out.token.token)
-        .str("token_type", "bearer")
-        .u64("expires_in", out.token.expires_in)
-        .u64("rate_limit_remaining", out.rate_limit.remaining.into());
-    if let Some(refresh) = &out.refresh {
-        body = body
-            .str("refresh_token", &refresh.token)
-            .u64("refresh_expires_in", refresh.expires_in);
-    }
-    let res = json_ok(body);
+    let res = json_ok(json_out::verify_answer(
+        &out.token.token,
+        out.token.expires_in,
+        out.rate_limit.remaining,
+        out.refresh
+            .as_ref()
+            .map(|r| (r.token.as_str(), r.expires_in)),
+    ));
     Ok(no_store(with_rate_limit(res, &out.rate_limit)))
 }
 
@@ -372,23 +365,20 @@ pub async fn refresh(
         .service
         .refresh_with(token, &context(&req, &state))
         .await?;
-    // the bytes of RefreshResponse, written without the escape scan of the
-    // tokens (crate::json_out)
-    let body = JsonObject::with_capacity(128 + out.token.token.len() + out.refresh.token.len())
-        .bool("success", true)
-        .str("access_token", &out.token.token)
-        .str("token_type", "bearer")
-        .u64("expires_in", out.token.expires_in)
-        .str("refresh_token", &out.refresh.token)
-        .u64("refresh_expires_in", out.refresh.expires_in);
-    Ok(no_store(json_ok(body)))
+    Ok(no_store(json_ok(json_out::refresh_answer(
+        &out.token.token,
+        out.token.expires_in,
+        &out.refresh.token,
+        out.refresh.expires_in,
+    ))))
 }
 
-/// A 200 with `body` as its JSON.
-fn json_ok(body: JsonObject) -> HttpResponse {
+/// A 200 with `body` as its JSON (the token answers of crate::json_out:
+/// written without the escape scan of the tokens).
+fn json_ok(body: web::Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(header::ContentType::json())
-        .body(body.finish())
+        .body(body)
 }
 
 /// The raw body of logout and revoke (read under the route's 16 KiB
