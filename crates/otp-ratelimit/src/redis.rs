@@ -29,6 +29,19 @@
 //! shared fragments (`INT`, `NOW`, `WINDOW`, `BUMP`, `CREATE_SESSION`), never
 //! copied.
 //!
+//! # Connections
+//!
+//! Each thread that uses the store gets its own multiplexed connection,
+//! opened by the first operation on that thread: with `otp-server`, one
+//! per actix worker (and one for the main thread's start-up ping). A
+//! multiplexed connection's reader and writer run as a task of the runtime
+//! that opened it. Shared by every worker, each command a worker sent
+//! hopped to that task's thread and its reply hopped back: two thread
+//! wake-ups per round trip, 2.9 context switches per verify with
+//! redis-server on the server's core, and a store unusable once the runtime
+//! that connected it had ended. Per thread, a command is written and its
+//! reply read on the thread that awaits it.
+//!
 //! # Time
 //!
 //! Scripts read the time from the Redis server (`redis.call('TIME')`), never
@@ -67,9 +80,11 @@
 //! Every operation is bounded by `connect_timeout + response_timeout` in
 //! total; when Redis does not answer in time, or refuses connections, the
 //! operation returns [`StoreError::Unavailable`] (never panics, never
-//! hangs). The connection (standalone: `redis::aio::ConnectionManager`;
-//! Cluster: the cluster-async connection) re-connects by itself on the next
-//! operations after Redis comes back; the store never needs recreating.
+//! hangs). The store never needs recreating: on standalone, an operation
+//! that finds its thread's connection closed or refused fails, and the next
+//! operation on that thread opens a new connection (a thread that saw the
+//! outage serves its first request after Redis comes back); the Cluster
+//! connection re-connects to its nodes by itself.
 //! [`RedisStore::connect_lazy`] builds the store without connecting: the
 //! first operation opens the connection (and writes the layout marker), and
 //! while Redis has never answered each operation tries again, so a process
@@ -87,11 +102,12 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{ErrorKind, FromRedisValue, RedisError, Script};
+use redis::{AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, Script};
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::hash::{HashKey, KeyHasher};
 use crate::{
@@ -233,14 +249,39 @@ impl RedisConfig {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    /// A standalone connection, and whether an operation found it closed.
+    Single(MultiplexedConnection, Arc<AtomicBool>),
+    /// The cluster-async connection, which re-connects to its nodes itself.
     Cluster(ClusterConnection),
 }
 
-/// What opens the connection: built without I/O, used by the first
-/// operation (and again by each one until Redis answered once).
+impl Conn {
+    /// An operation found this connection closed: its thread opens a new one.
+    fn is_closed(&self) -> bool {
+        matches!(self, Conn::Single(_, closed) if closed.load(Ordering::Relaxed))
+    }
+}
+
+/// `r`, the result of an operation on a standalone connection; a closed or
+/// refused connection is marked `closed`, so the next operation on its
+/// thread opens a new one instead of failing on it too.
+fn noted<T>(closed: &AtomicBool, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
+    if let Err(e) = &r {
+        if e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error() {
+            closed.store(true, Ordering::Relaxed);
+        }
+    }
+    r
+}
+
+/// One thread's connection: opened by its first operation, replaced once
+/// an operation found it closed (module docs, "Connections").
+type Slot = std::cell::RefCell<Arc<tokio::sync::OnceCell<Conn>>>;
+
+/// What opens a connection: built without I/O, used by the first
+/// operation of each thread (and again by each one until Redis answered).
 enum Opener {
-    Single(redis::Client, ConnectionManagerConfig),
+    Single(redis::Client, AsyncConnectionConfig),
     Cluster(redis::cluster::ClusterClient),
 }
 
@@ -553,10 +594,12 @@ impl KeyLayout {
 
 /// The Redis [`Store`] (see the module docs for semantics, key layout and
 /// failure behaviour). Cheap to share behind an `Arc`; all methods take
-/// `&self` and run concurrently over one multiplexed connection.
+/// `&self` and run concurrently, over one multiplexed connection per thread.
 pub struct RedisStore {
     opener: Opener,
-    conn: tokio::sync::OnceCell<Conn>,
+    /// The connection of each thread that used the store (module docs,
+    /// "Connections").
+    conn: thread_local::ThreadLocal<Slot>,
     nodes: usize,
     cluster: bool,
     keys: KeyLayout,
@@ -653,19 +696,17 @@ impl RedisStore {
             let url = config.urls.first().map(String::as_str).unwrap_or_default();
             let client = redis::Client::open(url)
                 .map_err(|e| StoreError::Config(format!("Redis client: {e}")))?;
-            // No retry loop inside one reconnection: while Redis is down each
-            // operation fails fast and the next one starts a fresh attempt,
-            // so the store recovers as soon as Redis answers again (the
-            // default backoff would sleep for seconds between attempts).
-            let mc = ConnectionManagerConfig::new()
+            // No retry loop inside one connection attempt: while Redis is
+            // down each operation fails fast and the next one starts a fresh
+            // attempt, so the store recovers as soon as Redis answers again.
+            let ac = AsyncConnectionConfig::new()
                 .set_connection_timeout(config.connect_timeout)
-                .set_response_timeout(config.response_timeout)
-                .set_number_of_retries(0);
-            Opener::Single(client, mc)
+                .set_response_timeout(config.response_timeout);
+            Opener::Single(client, ac)
         };
         Ok(RedisStore {
             opener,
-            conn: tokio::sync::OnceCell::new(),
+            conn: thread_local::ThreadLocal::new(),
             nodes: config.urls.len(),
             cluster: config.is_cluster(),
             keys: KeyLayout {
@@ -690,15 +731,21 @@ impl RedisStore {
         })
     }
 
-    /// The connection, opened by the first call that finds Redis answering
-    /// (callers arriving meanwhile wait for it, each for at most
-    /// `op_timeout`).
+    /// This thread's connection, opened by the first call on this thread
+    /// that finds Redis answering (callers arriving meanwhile wait for it,
+    /// each for at most `op_timeout`).
     async fn conn(&self) -> Result<Conn, StoreError> {
-        if let Some(c) = self.conn.get() {
+        let cell = {
+            let mut slot = self.conn.get_or_default().borrow_mut();
+            if slot.get().is_some_and(Conn::is_closed) {
+                *slot = Arc::default();
+            }
+            Arc::clone(&slot)
+        };
+        if let Some(c) = cell.get() {
             return Ok(c.clone());
         }
-        match tokio::time::timeout(self.op_timeout, self.conn.get_or_try_init(|| self.open())).await
-        {
+        match tokio::time::timeout(self.op_timeout, cell.get_or_try_init(|| self.open())).await {
             Ok(r) => r.cloned(),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "Redis did not answer within {} ms",
@@ -710,12 +757,13 @@ impl RedisStore {
     /// Opens the connection and writes the layout marker.
     async fn open(&self) -> Result<Conn, StoreError> {
         let conn = match &self.opener {
-            Opener::Single(client, mc) => Conn::Single(
+            Opener::Single(client, ac) => Conn::Single(
                 bounded(
                     self.op_timeout,
-                    ConnectionManager::new_with_config(client.clone(), mc.clone()),
+                    client.get_multiplexed_async_connection_with_config(ac),
                 )
                 .await?,
+                Arc::default(),
             ),
             Opener::Cluster(client) => {
                 Conn::Cluster(bounded(self.op_timeout, client.get_async_connection()).await?)
@@ -769,8 +817,10 @@ impl RedisStore {
         ];
         for s in scripts {
             let sha: String = match self.conn().await? {
-                Conn::Single(mut c) => {
-                    bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?
+                Conn::Single(mut c, closed) => {
+                    let load =
+                        async { noted(&closed, s.prepare_invoke().load_async(&mut c).await) };
+                    bounded(self.op_timeout, load).await?
                 }
                 Conn::Cluster(mut c) => {
                     bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?
@@ -863,7 +913,10 @@ impl RedisStore {
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         match conn {
-            Conn::Single(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
+            Conn::Single(mut c, closed) => {
+                let run = async { noted(&closed, inv.invoke_async(&mut c).await) };
+                bounded(self.op_timeout, run).await
+            }
             Conn::Cluster(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
         }
     }
@@ -877,7 +930,10 @@ impl RedisStore {
             cmd.query_async(&mut c).await
         }
         match self.conn().await? {
-            Conn::Single(c) => bounded(self.op_timeout, go(cmd, c)).await,
+            Conn::Single(c, closed) => {
+                let run = async { noted(&closed, go(cmd, c).await) };
+                bounded(self.op_timeout, run).await
+            }
             Conn::Cluster(c) => bounded(self.op_timeout, go(cmd, c)).await,
         }
     }

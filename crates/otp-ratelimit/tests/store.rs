@@ -855,6 +855,82 @@ mod redis_backend {
             .unwrap());
     }
 
+    /// `connected_clients` of `server` (`redis-cli` itself counts one).
+    fn connected_clients(server: &testkit::RedisServer) -> u64 {
+        let info = server.cli(&["INFO", "clients"]).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("INFO clients names connected_clients")
+    }
+
+    /// Waits (up to 5 s) until `server` has `n` clients; returns the last count.
+    fn wait_for_clients(server: &testkit::RedisServer, n: u64) -> u64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let c = connected_clients(server);
+            if c == n || std::time::Instant::now() > deadline {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Like actix workers: each thread runs a current-thread runtime of its
+    /// own. Each gets its own connection (its commands never hop to another
+    /// thread's connection task), and a thread keeps working after the
+    /// runtime that connected the store is gone.
+    #[test]
+    fn each_thread_uses_a_connection_of_its_own() {
+        let Some(server) = testkit::started_redis_or_skip("per_thread_connections") else {
+            return;
+        };
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        // Connected (and pinged) on a runtime that ends right away.
+        let store = Arc::new(runtime().block_on(connect(vec![server.url()])));
+        assert_eq!(
+            wait_for_clients(&server, 1),
+            1,
+            "the ended runtime's connection closes (only redis-cli is left)"
+        );
+        let p = LimitPolicy::per_secs("threads", 100, 60);
+        let both_working = Arc::new(std::sync::Barrier::new(3));
+        let counted = Arc::new(std::sync::Barrier::new(3));
+        let workers: Vec<_> = (0..2)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let (both_working, counted) = (Arc::clone(&both_working), Arc::clone(&counted));
+                std::thread::spawn(move || {
+                    let rt = runtime();
+                    // No panic before the barriers: the others would wait forever.
+                    let checks: Vec<_> = (0..3)
+                        .map(|_| rt.block_on(store.check(&p, &format!("worker{i}"))))
+                        .collect();
+                    both_working.wait();
+                    counted.wait();
+                    checks
+                })
+            })
+            .collect();
+        both_working.wait();
+        let clients = connected_clients(&server);
+        counted.wait();
+        for w in workers {
+            for check in w.join().unwrap() {
+                assert!(check.expect("a worker's check").allowed);
+            }
+        }
+        assert_eq!(
+            clients, 3,
+            "one connection per worker thread, plus redis-cli"
+        );
+    }
+
     #[tokio::test]
     async fn connect_to_nothing_is_unavailable_quickly() {
         // A port nobody listens on: bind, learn the port, close.
