@@ -35,12 +35,10 @@
 //! opened by the first operation on that thread: with `otp-server`, one
 //! per actix worker (and one for the main thread's start-up ping). A
 //! multiplexed connection's reader and writer run as a task of the runtime
-//! that opened it. Shared by every worker, each command a worker sent
-//! hopped to that task's thread and its reply hopped back: two thread
-//! wake-ups per round trip, 2.9 context switches per verify with
-//! redis-server on the server's core, and a store unusable once the runtime
-//! that connected it had ended. Per thread, a command is written and its
-//! reply read on the thread that awaits it.
+//! that opened it, so a command is written and its reply read on the
+//! thread that awaits it: no wake-up of another thread per round trip (a
+//! connection shared by every worker cost 2.9 context switches per verify,
+//! docs/store.md), and no connection tied to a runtime that has ended.
 //!
 //! # Time
 //!
@@ -262,10 +260,14 @@ impl Conn {
     }
 }
 
-/// `r`, the result of an operation on a standalone connection; a closed or
-/// refused connection is marked `closed`, so the next operation on its
-/// thread opens a new one instead of failing on it too.
-fn noted<T>(closed: &AtomicBool, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
+/// Runs `op` on a standalone connection; a closed or refused connection is
+/// marked `closed`, so the next operation on its thread opens a new one
+/// instead of failing on it too.
+async fn watched<T>(
+    closed: &AtomicBool,
+    op: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    let r = op.await;
     if let Err(e) = &r {
         if e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error() {
             closed.store(true, Ordering::Relaxed);
@@ -818,9 +820,8 @@ impl RedisStore {
         for s in scripts {
             let sha: String = match self.conn().await? {
                 Conn::Single(mut c, closed) => {
-                    let load =
-                        async { noted(&closed, s.prepare_invoke().load_async(&mut c).await) };
-                    bounded(self.op_timeout, load).await?
+                    let inv = s.prepare_invoke();
+                    bounded(self.op_timeout, watched(&closed, inv.load_async(&mut c))).await?
                 }
                 Conn::Cluster(mut c) => {
                     bounded(self.op_timeout, s.prepare_invoke().load_async(&mut c)).await?
@@ -914,8 +915,7 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         match conn {
             Conn::Single(mut c, closed) => {
-                let run = async { noted(&closed, inv.invoke_async(&mut c).await) };
-                bounded(self.op_timeout, run).await
+                bounded(self.op_timeout, watched(&closed, inv.invoke_async(&mut c))).await
             }
             Conn::Cluster(mut c) => bounded(self.op_timeout, inv.invoke_async(&mut c)).await,
         }
@@ -930,10 +930,7 @@ impl RedisStore {
             cmd.query_async(&mut c).await
         }
         match self.conn().await? {
-            Conn::Single(c, closed) => {
-                let run = async { noted(&closed, go(cmd, c).await) };
-                bounded(self.op_timeout, run).await
-            }
+            Conn::Single(c, closed) => bounded(self.op_timeout, watched(&closed, go(cmd, c))).await,
             Conn::Cluster(c) => bounded(self.op_timeout, go(cmd, c)).await,
         }
     }
