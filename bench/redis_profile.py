@@ -5,7 +5,8 @@ Starts redis-server and the release otp-server like bench/load.py (same
 harness class, server and Redis on CPU 0, wrk on CPU 1), drives right-code
 (default) or wrong-code verifies of fresh identities for --duration seconds,
 and prints: req/s, p50/p99, CPU per request of otp-server and of
-redis-server, `INFO commandstats` per verify (calls and µs of EVALSHA and
+redis-server, redis-server's reads and writes of its clients per verify
+(how well the round trips batch), `INFO commandstats` per verify (calls and µs of EVALSHA and
 of every command the scripts run), `redis-cli --latency` (PING under load,
 ms: min max avg samples) and, with --slowlog, the SLOWLOG of every command
 (threshold 0: median and p90 µs per script, told apart by SHA and key
@@ -60,6 +61,12 @@ def slowlog_summary(port: str) -> None:
               f"p90 {v[int(len(v) * 0.9)]:6.1f} us")
 
 
+def redis_io(cli) -> tuple[int, int]:
+    """redis-server's `total_reads_processed` / `total_writes_processed`."""
+    info = dict(l.split(":", 1) for l in cli("INFO", "stats").splitlines() if ":" in l)
+    return int(info.get("total_reads_processed", 0)), int(info.get("total_writes_processed", 0))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10)
@@ -83,6 +90,7 @@ def main() -> int:
         cli("SLOWLOG", "RESET")
         cli("CONFIG", "RESETSTAT")
         c0, r0 = load.cpu_ticks([p.pid]), load.cpu_ticks([rp.pid])
+        rs0 = redis_io(cli)
         perf = None
         if o.perf:
             perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o",
@@ -101,6 +109,7 @@ def main() -> int:
         w = h.wrk(url + "/api/v1/otp/verify", "post_bodies.lua", {"BENCH_BODIES": str(body)}, o.duration)
         after = h.metrics(url, "/api/v1/otp/verify")
         c1, r1 = load.cpu_ticks([p.pid]), load.cpu_ticks([rp.pid])
+        rs1 = redis_io(cli)
         t.join()
         if perf:
             perf.wait()
@@ -111,6 +120,9 @@ def main() -> int:
               f"p50 {w['p50'] / 1000:.3f} ms  p99 {w['p99'] / 1000:.3f} ms  "
               f"otp-server cpu {(c1 - c0) / load.CLK_TCK * 1e6 / served:.1f} us/req  "
               f"redis-server cpu {(r1 - r0) / load.CLK_TCK * 1e6 / served:.1f} us/req  statuses {st}")
+        print(f"  redis-server reads/writes of its clients per verify {(rs1[0] - rs0[0]) / served:.2f} / "
+              f"{(rs1[1] - rs0[1]) / served:.2f} (2 round trips per verify: under 2 when the "
+              "multiplexed connection batches several requests' commands in one write)")
         for line in cli("INFO", "commandstats").splitlines():
             m = re.match(r"cmdstat_([\w|]+):calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)", line)
             if m and m[1] not in ("info", "config", "slowlog", "ping"):

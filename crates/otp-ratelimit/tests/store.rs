@@ -660,7 +660,8 @@ mod redis_backend {
     /// The decision script hands the use counters back as text: a counter
     /// key holding something other than a count (written by hand, or by
     /// another program sharing the prefix) is a backend error, never a
-    /// count of 0 that would make a spent code verify again.
+    /// count of 0 that would make a spent code verify again. A failure
+    /// count that is not a count is a backend error too, and stays as it was.
     #[tokio::test]
     async fn a_use_counter_that_is_not_a_count_is_a_backend_error() {
         let Some(server) = testkit::started_redis_or_skip("a_use_counter_that_is_not_a_count")
@@ -702,6 +703,25 @@ mod redis_backend {
             Err(StoreError::Backend(m)) => assert!(m.contains("not a count"), "{m}"),
             other => panic!("expected a backend error, got {other:?}"),
         }
+        // A failure count that is not a count: a backend error, and the
+        // value stays as it was.
+        let ttl = Duration::from_secs(60);
+        let o = store
+            .record_failures("nan-id", &[window], &[], 5, ttl)
+            .await
+            .unwrap();
+        assert_eq!((o[0].failures, o[0].exhausted), (1, false));
+        let fkey = key.replace(":n:", ":f:");
+        assert_eq!(server.cli(&["GET", &fkey]).unwrap().trim(), "1");
+        server.cli(&["SET", &fkey, "1.5"]).unwrap();
+        match store
+            .record_failures("nan-id", &[window], &[], 5, ttl)
+            .await
+        {
+            Err(StoreError::Backend(m)) => assert!(m.contains("not an integer"), "{m}"),
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+        assert_eq!(server.cli(&["GET", &fkey]).unwrap().trim(), "1.5");
     }
 
     /// A replica of another key layout left its marker: connecting warns
