@@ -109,16 +109,23 @@ impl KeyHasher {
     }
 
     /// The keyed hash of `key` in `domain` as 32 lowercase hex characters.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn hash_hex(&self, domain: &[u8], key: &[u8]) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let h = self.hash(domain, key);
         let mut s = String::with_capacity(32);
-        for b in h {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
+        self.push_hash_hex(&mut s, domain, key);
         s
+    }
+
+    /// Appends the keyed hash of `key` in `domain` to `out` as 32
+    /// lowercase hex characters (Redis key names are built in one buffer).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn push_hash_hex(&self, out: &mut String, domain: &[u8], key: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.reserve(32);
+        for b in self.hash(domain, key) {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
     }
 }
 
