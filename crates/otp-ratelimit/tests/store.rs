@@ -657,6 +657,71 @@ mod redis_backend {
         );
     }
 
+    /// Redis lost its script cache (`SCRIPT FLUSH`, as after a restart or a
+    /// failover): the next call of each script answers `NOSCRIPT`, the store
+    /// loads the script and retries once, and the caller sees only the
+    /// result — on standalone and on every node of a Cluster.
+    #[tokio::test]
+    async fn a_flushed_script_cache_is_reloaded_and_the_call_retried() {
+        async fn exercise(store: &RedisStore, id: &str) -> u32 {
+            let p = LimitPolicy::per_secs("flush", 10, 60);
+            let checks = [LimitCheck::new(&p, id)];
+            let c = store
+                .check_all(
+                    &checks,
+                    Some(CounterRead {
+                        identity: id,
+                        windows: &[1, 2],
+                    }),
+                )
+                .await
+                .expect("decision after the flush");
+            assert_eq!(c.counters, Some(vec![0, 0]));
+            let o = store
+                .record_failures(id, &[1], &[1, 2], 5, Duration::from_secs(60))
+                .await
+                .expect("failure after the flush");
+            assert_eq!(o[0].failures, 1);
+            assert!(store
+                .advance(id, 1, 0, Duration::from_secs(60))
+                .await
+                .expect("advance after the flush"));
+            c.decisions[0].remaining
+        }
+        fn loads(cli: impl Fn(&[&str]) -> Result<String, String>) -> u64 {
+            let info = cli(&["INFO", "commandstats"]).unwrap();
+            info.lines()
+                .find(|l| l.starts_with("cmdstat_script|load:"))
+                .and_then(|l| l.split("calls=").nth(1))
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        }
+        if let Some(server) = testkit::started_redis_or_skip("a_flushed_script_cache") {
+            let store = connect(vec![server.url()]).await;
+            assert_eq!(exercise(&store, "flush-a").await, 9);
+            server.cli(&["SCRIPT", "FLUSH"]).unwrap();
+            server.cli(&["CONFIG", "RESETSTAT"]).unwrap();
+            assert_eq!(exercise(&store, "flush-b").await, 9);
+            assert_eq!(
+                loads(|a| server.cli(a)),
+                3,
+                "each of the three scripts loaded again once"
+            );
+            assert_eq!(exercise(&store, "flush-c").await, 9);
+            assert_eq!(loads(|a| server.cli(a)), 3, "and not again");
+        }
+        if let Some(cluster) = testkit::cluster_or_skip("a_flushed_script_cache_cluster") {
+            let store = connect(cluster.urls()).await;
+            assert_eq!(exercise(&store, "flush-a").await, 9);
+            for node in cluster.nodes() {
+                node.cli(&["SCRIPT", "FLUSH"]).unwrap();
+            }
+            assert_eq!(exercise(&store, "flush-b").await, 9);
+            assert_eq!(exercise(&store, "flush-c").await, 9);
+        }
+    }
+
     /// The decision script hands the use counters back as text: a counter
     /// key holding something other than a count (written by hand, or by
     /// another program sharing the prefix) is a backend error, never a
