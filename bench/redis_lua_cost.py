@@ -19,7 +19,6 @@ failure count INCR + PEXPIRE, a use counter GET; `int()` is string.format.
     python3 bench/redis_lua_cost.py [--calls 1000]
 """
 import argparse
-import re
 import socket
 import subprocess
 import sys
@@ -29,9 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load  # noqa: E402  (free_port)
+from profile import totals  # noqa: E402  (a callgrind dump's total)
+from redis_profile import resp  # noqa: E402  (the RESP reader)
 
 
-def resp(*args: bytes | str) -> bytes:
+def command(*args: bytes | str) -> bytes:
+    """One command in RESP (what redis-cli sends)."""
     out = [b"*%d\r\n" % len(args)]
     for a in args:
         a = a if isinstance(a, bytes) else str(a).encode()
@@ -40,26 +42,15 @@ def resp(*args: bytes | str) -> bytes:
 
 
 class Client:
+    """One connection; replies parsed by redis_profile's RESP reader."""
+
     def __init__(self, port: int):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
         self.f = self.sock.makefile("rb")
 
     def cmd(self, *args):
-        self.sock.sendall(resp(*args))
-        return self.read()
-
-    def read(self):
-        line = self.f.readline()
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        if kind == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2]
-        if kind == b"-":
-            raise RuntimeError(rest.decode())
-        return rest
+        self.sock.sendall(command(*args))
+        return resp(self.f)
 
 
 # (name, Lua run for k = KEYS[j], j = 1..10). Every variant gets 10 fresh
@@ -109,19 +100,21 @@ def main() -> int:
         base = None
         for n, (name, step) in enumerate(STEPS):
             sha = c.cmd("SCRIPT", "LOAD", f"for j = 1, 10 do local k = KEYS[j] {step} end return 1")
+            if not (isinstance(sha, bytes) and len(sha) == 40):
+                raise RuntimeError(f"SCRIPT LOAD of {name!r} answered {sha!r}")
             keys = lambda i: [f"otp:cost:{{{n:02d}{i:030x}}}:{j}" for j in range(10)]
             for i in range(20):  # warm-up: the script compiled, the allocator settled
                 c.cmd("EVALSHA", sha, 10, *keys(a.calls + i))
             ctl("-z")
             ctl("-i", "on")
             for i in range(a.calls):
-                c.cmd("EVALSHA", sha, 10, *keys(i))
+                # each script returns the integer 1; anything else is an error reply
+                if (r := c.cmd("EVALSHA", sha, 10, *keys(i))) != 1:
+                    raise RuntimeError(f"{name!r} answered {r!r}")
             ctl("-i", "off")
             ctl("-d")
             dump = max(out.parent.glob(out.name + ".*"), key=lambda f: f.stat().st_mtime)
-            ann = subprocess.run(["callgrind_annotate", str(dump)], capture_output=True, text=True).stdout
-            m = re.search(r"([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", ann) or re.search(r"([\d,]+)\s+PROGRAM TOTALS", ann)
-            per_call = int(m.group(1).replace(",", "")) / a.calls
+            per_call = totals(dump)[0] / a.calls
             dump.unlink()
             if base is None:
                 base = per_call

@@ -584,46 +584,36 @@ impl KeyLayout {
 
     /// `<stem>:n:<window>`.
     fn counter(stem: &str, window: u64) -> String {
-        Self::numbered(stem, ":n:", window)
+        joined(&[stem, ":n:", itoa::Buffer::new().format(window)])
     }
 
     /// `<stem>:f:<window>`.
     fn failures(stem: &str, window: u64) -> String {
-        Self::numbered(stem, ":f:", window)
-    }
-
-    fn numbered(stem: &str, kind: &str, window: u64) -> String {
-        let mut b = itoa::Buffer::new();
-        let n = b.format(window);
-        let mut s = String::with_capacity(stem.len() + kind.len() + n.len());
-        s.push_str(stem);
-        s.push_str(kind);
-        s.push_str(n);
-        s
+        joined(&[stem, ":f:", itoa::Buffer::new().format(window)])
     }
 
     /// `<stem>:s:<sid>`.
     fn session(stem: &str, sid: &str) -> String {
-        let mut s = String::with_capacity(stem.len() + 3 + sid.len());
-        s.push_str(stem);
-        s.push_str(":s:");
-        s.push_str(sid);
-        s
+        joined(&[stem, ":s:", sid])
     }
 
     /// `<stem>:e`.
     fn epoch(stem: &str) -> String {
-        let mut s = String::with_capacity(stem.len() + 2);
-        s.push_str(stem);
-        s.push_str(":e");
-        s
+        joined(&[stem, ":e"])
     }
 
     fn marker(&self) -> String {
-        let mut s = self.prefix.clone();
-        s.push_str(":layout");
-        s
+        joined(&[&self.prefix, ":layout"])
     }
+}
+
+/// `parts` in one string allocated at its length.
+fn joined(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
 }
 
 /// The Redis [`Store`] (see the module docs for semantics, key layout and

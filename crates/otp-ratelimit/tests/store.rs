@@ -688,15 +688,6 @@ mod redis_backend {
                 .expect("advance after the flush"));
             c.decisions[0].remaining
         }
-        fn loads(cli: impl Fn(&[&str]) -> Result<String, String>) -> u64 {
-            let info = cli(&["INFO", "commandstats"]).unwrap();
-            info.lines()
-                .find(|l| l.starts_with("cmdstat_script|load:"))
-                .and_then(|l| l.split("calls=").nth(1))
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        }
         if let Some(server) = testkit::started_redis_or_skip("a_flushed_script_cache") {
             let store = connect(vec![server.url()]).await;
             assert_eq!(exercise(&store, "flush-a").await, 9);
@@ -704,12 +695,12 @@ mod redis_backend {
             server.cli(&["CONFIG", "RESETSTAT"]).unwrap();
             assert_eq!(exercise(&store, "flush-b").await, 9);
             assert_eq!(
-                loads(|a| server.cli(a)),
+                command_calls(&server, "script|load"),
                 3,
                 "each of the three scripts loaded again once"
             );
             assert_eq!(exercise(&store, "flush-c").await, 9);
-            assert_eq!(loads(|a| server.cli(a)), 3, "and not again");
+            assert_eq!(command_calls(&server, "script|load"), 3, "and not again");
         }
         if let Some(cluster) = testkit::cluster_or_skip("a_flushed_script_cache_cluster") {
             let store = connect(cluster.urls()).await;
@@ -875,9 +866,16 @@ mod redis_backend {
     }
 
     fn evalsha_calls(server: &testkit::RedisServer) -> u64 {
+        command_calls(server, "evalsha")
+    }
+
+    /// Calls of `command` (as `INFO commandstats` names it) since the
+    /// server started or its statistics were reset.
+    fn command_calls(server: &testkit::RedisServer, command: &str) -> u64 {
         let info = server.cli(&["INFO", "commandstats"]).unwrap();
+        let prefix = format!("cmdstat_{command}:calls=");
         info.lines()
-            .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
             .and_then(|r| r.split(',').next())
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
