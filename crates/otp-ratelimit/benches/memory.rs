@@ -108,6 +108,7 @@ fn bytes_per_verifying_identity() -> Option<f64> {
         let read = CounterRead {
             identity: &key,
             windows: &windows,
+            attempt: None,
         };
         let _ = black_box(store.check_all_now(&checks, Some(read)));
         let _ = black_box(store.record_failures_now(&key, &windows, &windows, 5, ttl));
@@ -171,6 +172,7 @@ fn bytes_per_session(run: SessionRun) -> Option<f64> {
                         ttl: Duration::from_secs(900),
                         clear: &[],
                         session: (run == SessionRun::SignIn).then_some(session),
+                        reset_failures: false,
                     };
                     assert!(store.advance_all(&a).await.unwrap_or(false));
                 }

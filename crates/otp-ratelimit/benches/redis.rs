@@ -137,6 +137,7 @@ async fn sign_in(store: &RedisStore, identity: &str, sid: &str) {
     let read = CounterRead {
         identity,
         windows: &windows,
+        attempt: None,
     };
     let c = store
         .check_all(&checks, Some(read))
@@ -157,6 +158,7 @@ async fn sign_in(store: &RedisStore, identity: &str, sid: &str) {
             ttl: 7 * day,
             max_lifetime: 30 * day,
         }),
+        reset_failures: false,
     };
     assert!(store.advance_all(&a).await.expect("advance_all"));
 }

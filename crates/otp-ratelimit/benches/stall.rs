@@ -111,6 +111,7 @@ fn main() {
             let read = CounterRead {
                 identity: &key,
                 windows: &windows,
+                attempt: None,
             };
             let _ = check.time(|| store.check_all_now(&checks, Some(read)));
             let clear = [LimitCheck::new(&verify_identity, &key)];
@@ -126,6 +127,7 @@ fn main() {
                     ttl: 7 * day,
                     max_lifetime: 30 * day,
                 }),
+                reset_failures: false,
             };
             let t = Instant::now();
             let won = store.advance_all(&a).await;

@@ -185,6 +185,37 @@ pub struct CounterRead<'a> {
     pub identity: &'a str,
     /// The OTP windows, in the order the counters are returned.
     pub windows: &'a [u64],
+    /// Counts this verify as an attempt at the code of every window, in the
+    /// same step, before its outcome is known: when every limit allows, the
+    /// failure count of each window goes up by one (kept for this long) and
+    /// [`Checked::failures`] holds the counts after it. Nothing else happens
+    /// at the budget here: the caller compares the code, and a wrong one
+    /// that reached the budget voids the codes
+    /// ([`UseCounterStore::void_codes`]) while a right one resets the counts
+    /// in its [`Store::advance_all`] ([`CounterAdvance::reset_failures`]).
+    /// So a wrong code costs one step, and concurrent guesses each see a
+    /// count of their own: none is compared beyond the budget (SPEC §3.3;
+    /// docs/store.md). Defaults to none (only the counters are read).
+    pub attempt: Option<Duration>,
+}
+
+impl<'a> CounterRead<'a> {
+    /// A read of the counters of `windows` of `identity`, counting no
+    /// attempt.
+    pub fn new(identity: &'a str, windows: &'a [u64]) -> Self {
+        CounterRead {
+            identity,
+            windows,
+            attempt: None,
+        }
+    }
+
+    /// The same read, also counting an attempt whose failure counts are
+    /// kept for `ttl` ([`CounterRead::attempt`]).
+    pub fn counting_attempt(mut self, ttl: Duration) -> Self {
+        self.attempt = Some(ttl);
+        self
+    }
 }
 
 /// The answer of [`Store::check_all`].
@@ -195,6 +226,10 @@ pub struct Checked {
     /// The counters of the [`CounterRead`], in its order, if and only if
     /// one was asked for and every limit allowed.
     pub counters: Option<Vec<u32>>,
+    /// The failure counts of the [`CounterRead`]'s windows, in its order,
+    /// this attempt included, if and only if it counted an attempt
+    /// ([`CounterRead::attempt`]) and every limit allowed.
+    pub failures: Option<Vec<u32>>,
 }
 
 impl Checked {
@@ -242,6 +277,12 @@ pub struct CounterAdvance<'a> {
     /// the same step (so a sign-in with a session costs no extra round
     /// trip): [`SessionStore::session_create`]'s effect. Defaults to none.
     pub session: Option<SessionStart<'a>>,
+    /// When the compare-and-set wins, the failure counts of `window` and of
+    /// every window of `void` reset to 0: the attempt the verify counted
+    /// ([`CounterRead::attempt`]) and every wrong guess before it were
+    /// aimed at codes this step voids, and the codes issued after a
+    /// sign-in start with a full budget. Defaults to false.
+    pub reset_failures: bool,
 }
 
 /// A session created by a winning [`Store::advance_all`].
@@ -469,6 +510,33 @@ pub trait UseCounterStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<Vec<FailureOutcome>, StoreError>;
 
+    /// Voids every code of `windows`: their use counters advance by one and
+    /// their failure counts reset to 0, in one atomic step. For a wrong code
+    /// whose attempt, counted by [`Store::check_all`]
+    /// ([`CounterRead::attempt`]), reached the budget. Provided: a
+    /// [`UseCounterStore::record_failures`] with a budget of one, which
+    /// exhausts at the first window.
+    async fn void_codes(
+        &self,
+        identity: &str,
+        windows: &[u64],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let out = self
+            .record_failures(identity, windows, windows, 1, ttl)
+            .await?;
+        if out.iter().any(|o| o.exhausted) {
+            Ok(())
+        } else {
+            Err(StoreError::Backend(
+                "a budget of one did not exhaust: the codes were not voided".into(),
+            ))
+        }
+    }
+
     /// [`UseCounterStore::record_failures`] for one window.
     async fn record_failure(
         &self,
@@ -501,7 +569,8 @@ pub trait Store: RateLimiter + UseCounterStore + SessionStore {
     /// One decision over several limit windows, possibly of different
     /// subjects: at one instant every window is evaluated; if and only if
     /// every one allows, the event is recorded in all of them and the
-    /// counters of `read` (if any) are read. A denial records nothing in
+    /// counters of `read` (if any) are read, and its attempt (if any)
+    /// counted ([`CounterRead::attempt`]). A denial records nothing in
     /// any window. Each (policy, subject, scope) should appear once.
     ///
     /// Memory: one critical section. Redis standalone: one script (one
@@ -516,8 +585,9 @@ pub trait Store: RateLimiter + UseCounterStore + SessionStore {
 
     /// The counter step of a successful verify, atomically: compare-and-set
     /// of `a.window` from `a.from`; only if it won, every counter of
-    /// `a.void` advances, the windows of `a.clear` are emptied and the
-    /// session of `a.session` (if any) is created. Returns
+    /// `a.void` advances, the windows of `a.clear` are emptied, the failure
+    /// counts reset (with `a.reset_failures`) and the session of
+    /// `a.session` (if any) is created. Returns
     /// whether this call won. One round trip on Redis (every key is in the
     /// identity's slot).
     async fn advance_all(&self, a: &CounterAdvance<'_>) -> Result<bool, StoreError>;
@@ -541,6 +611,7 @@ pub trait Store: RateLimiter + UseCounterStore + SessionStore {
             ttl,
             clear: &[],
             session: None,
+            reset_failures: false,
         })
         .await
     }

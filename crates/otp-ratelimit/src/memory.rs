@@ -1007,11 +1007,11 @@ impl MemoryStore {
         let all = decisions.iter().all(|d| d.allowed);
         if all {
             let mut fresh: Vec<HKey> = Vec::new();
-            for r in resolved {
-                if !locked.shard(&r.subject).map.contains_key(&r.subject)
-                    && !fresh.contains(&r.subject)
-                {
-                    fresh.push(r.subject);
+            // A counted attempt writes the read identity's entry too.
+            let attempt_key = read_key.filter(|_| read.is_some_and(|r| r.attempt.is_some()));
+            for k in resolved.iter().map(|r| r.subject).chain(attempt_key) {
+                if !locked.shard(&k).map.contains_key(&k) && !fresh.contains(&k) {
+                    fresh.push(k);
                 }
             }
             if !fresh.is_empty() && !self.admit(fresh.len()) {
@@ -1040,21 +1040,25 @@ impl MemoryStore {
                 d.remaining = d.remaining.saturating_sub(1);
             }
         }
-        let counters = match (read, read_key) {
+        let (counters, failures) = match (read, read_key) {
             (Some(r), Some(k)) if all => {
                 let entry = locked.shard(&k).map.get(&k);
-                Some(
-                    r.windows
-                        .iter()
-                        .map(|&w| entry.map_or(0, |e| e.counter(w, now)))
-                        .collect(),
-                )
+                let counters = r
+                    .windows
+                    .iter()
+                    .map(|&w| entry.map_or(0, |e| e.counter(w, now)))
+                    .collect();
+                let failures = r
+                    .attempt
+                    .map(|ttl| count_attempt(&mut locked, k, r.windows, ttl, now));
+                (Some(counters), failures)
             }
-            _ => None,
+            _ => (None, None),
         };
         Ok(Checked {
             decisions,
             counters,
+            failures,
         })
     }
 
@@ -1175,6 +1179,38 @@ impl MemoryStore {
             Ok(r)
         })
     }
+}
+
+/// [`CounterRead::attempt`] under the locks of a [`MemoryStore::decide`]
+/// that allowed (and admitted the entry of `k`): one more failure on the
+/// code of each window of `windows`, kept for `ttl`; the counts after it.
+fn count_attempt(
+    locked: &mut Locked<'_>,
+    k: HKey,
+    windows: &[u64],
+    ttl: Duration,
+    now: u64,
+) -> Vec<u32> {
+    let expires = now.saturating_add(millis(ttl));
+    let e = locked
+        .shard(&k)
+        .map
+        .entry(k)
+        .or_insert_with(|| Entry::new(now));
+    // The slots this attempt adds, in one reallocation.
+    let new_slots = windows
+        .iter()
+        .filter(|&&w| Entry::find(&e.words, slot_key(w), SLOT).is_none())
+        .count();
+    e.words.reserve_exact(new_slots * SLOT_WORDS);
+    windows
+        .iter()
+        .map(|&w| {
+            let f = e.failures(w, now).saturating_add(1);
+            e.set_failures(w, now, f, expires);
+            f
+        })
+        .collect()
 }
 
 /// The decision of one window holding `count` events (oldest `oldest`).
@@ -1328,6 +1364,13 @@ impl Store for MemoryStore {
             for &w in a.void.iter().filter(|&&w| w != a.window) {
                 let n = e.counter(w, now).saturating_add(1);
                 e.set_counter(w, now, n, expires);
+            }
+            if a.reset_failures {
+                for &w in std::iter::once(&a.window).chain(a.void) {
+                    if e.failures(w, now) > 0 {
+                        e.set_failures(w, now, 0, 0);
+                    }
+                }
             }
             e.remove_windows(&tags);
             if let Some((key, s)) = session {

@@ -336,13 +336,15 @@ local function bump(key, ttl_ms)
 end
 ";
 
-/// One decision. KEYS = n window keys, then counter keys. ARGV[1] = the
+/// One decision. KEYS = n window keys, then counter keys, then f failure
+/// keys (a counted attempt, [`CounterRead::attempt`]). ARGV[1] = the
 /// numbers packed as little-endian doubles ([`pack`]): record (1, or 0 to
-/// evaluate only), n, then max and window in ms per window; ARGV[2] = the
-/// call's tag. Returns one string: per window the packed pair (count of
-/// events in the window before this call, retry_us when it denies, else
-/// 0), then, when every window allows, `,<counter>` per counter key (`0`
-/// when missing).
+/// evaluate only), n, f, then max and window in ms per window; ARGV[2] =
+/// the call's tag; ARGV[3] = the failure counts' TTL in ms (when f > 0).
+/// Returns one string: per window the packed pair (count of events in the
+/// window before this call, retry_us when it denies, else 0), then, when
+/// every window allows, `,<counter>` per counter key (`0` when missing)
+/// and `,<failures>` per failure key, after its `INCR`.
 ///
 /// Numbers travel packed (`struct`) both ways: `tonumber` of an argument
 /// and a reply table of integers were most of the script's own cost
@@ -351,7 +353,7 @@ end
 /// client than an array.
 const CHECK_ALL_BODY: &str = r"
 local spec = ARGV[1]
-local record, n, pos = struct.unpack('<dd', spec)
+local record, n, f, pos = struct.unpack('<ddd', spec)
 local all = true
 local reply = ''
 for i = 1, n do
@@ -365,7 +367,7 @@ if all then
   if record == 1 then
     local at = int(now)
     local tag = ARGV[2]
-    pos = 17
+    pos = 25
     for i = 1, n do
       local _, window_ms
       _, window_ms, pos = struct.unpack('<dd', spec, pos)
@@ -373,8 +375,13 @@ if all then
       redis.call('PEXPIRE', KEYS[i], int(window_ms))
     end
   end
-  for i = n + 1, #KEYS do
+  local last = #KEYS - f
+  for i = n + 1, last do
     reply = reply .. ',' .. (redis.call('GET', KEYS[i]) or '0')
+  end
+  for i = last + 1, #KEYS do
+    reply = reply .. ',' .. redis.call('INCR', KEYS[i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[3])
   end
 end
 return reply
@@ -389,7 +396,8 @@ return 1
 ";
 
 /// Compare-and-set. KEYS[1] = counter; KEYS[2 .. 1 + v] = counters to
-/// advance when it won; then windows to delete when it won; with a session
+/// advance when it won; then keys to delete when it won (the windows
+/// cleared and the failure counts reset); with a session
 /// the last two keys are its session and epoch keys. ARGV[1] = from, v and
 /// the session flag packed ([`pack`]); ARGV[2] = ttl in ms; with a session,
 /// ARGV[3] = session ttl ms, ARGV[4] = max lifetime ms. Returns 1 if and
@@ -657,6 +665,11 @@ struct Window<'a> {
     stem_len: usize,
     window_ms: u64,
 }
+
+/// What one decision script answered: the decisions in the order of its
+/// windows, then, when every window allowed, the counters and the failure
+/// counts of its [`CounterRead`] (the latter when it counted an attempt).
+type Group = (Vec<Decision>, Option<Vec<u32>>, Option<Vec<u32>>);
 
 /// What the reserve step of a Cluster check recorded.
 #[derive(Default)]
@@ -966,16 +979,22 @@ impl RedisStore {
         read: Option<CounterRead<'_>>,
         record: bool,
         tag: &str,
-    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
+    ) -> Result<Group, StoreError> {
         let mut keys: Vec<String> = windows.iter().map(|w| w.key.clone()).collect();
-        let mut spec = Vec::with_capacity(2 + 2 * windows.len());
+        let n_counters = read.map_or(0, |r| r.windows.len());
+        let n_failures = read
+            .filter(|r| r.attempt.is_some())
+            .map_or(0, |r| r.windows.len());
+        let mut spec = Vec::with_capacity(3 + 2 * windows.len());
         spec.push(u64::from(record));
         spec.push(windows.len() as u64);
+        spec.push(n_failures as u64);
         for w in windows {
             spec.push(u64::from(w.check.policy.max));
             spec.push(w.window_ms);
         }
-        let n_counters = read.map_or(0, |r| {
+        let mut ttl = String::new();
+        if let Some(r) = read {
             // The identity's stem from one of its windows (no second hash).
             let stem = windows
                 .iter()
@@ -983,14 +1002,23 @@ impl RedisStore {
                 .and_then(|w| w.key.get(..w.stem_len))
                 .map_or_else(|| self.keys.stem(r.identity), str::to_owned);
             keys.extend(r.windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
-            r.windows.len()
-        });
-        let reply: Vec<u8> = self
-            .eval_bytes(&self.check_all, &keys, &[&pack(&spec), tag.as_bytes()])
-            .await?;
+            if let Some(t) = r.attempt {
+                keys.extend(r.windows.iter().map(|&w| KeyLayout::failures(&stem, w)));
+                ttl = millis(t).max(1).to_string();
+            }
+        }
+        let spec = pack(&spec);
+        let args: [&[u8]; 3] = [&spec, tag.as_bytes(), ttl.as_bytes()];
+        let args = if n_failures > 0 {
+            &args[..]
+        } else {
+            &args[..2]
+        };
+        let reply: Vec<u8> = self.eval_bytes(&self.check_all, &keys, args).await?;
         let bad = || {
             StoreError::Backend(format!(
-                "the decision script answered {} bytes for {} windows and {n_counters} counters",
+                "the decision script answered {} bytes for {} windows, {n_counters} counters \
+                 and {n_failures} failure counts",
                 reply.len(),
                 windows.len(),
             ))
@@ -1020,16 +1048,17 @@ impl RedisStore {
             .collect();
         if !all || read.is_none() {
             return if tail.is_empty() {
-                Ok((decisions, None))
+                Ok((decisions, None, None))
             } else {
                 Err(bad())
             };
         }
-        let counters = counter_list(tail).ok_or_else(bad)??;
-        if counters.len() != n_counters {
+        let mut counters = counter_list(tail).ok_or_else(bad)??;
+        if counters.len() != n_counters + n_failures {
             return Err(bad());
         }
-        Ok((decisions, Some(counters)))
+        let failures = (n_failures > 0).then(|| counters.split_off(n_counters));
+        Ok((decisions, Some(counters), failures))
     }
 
     /// Removes the events of `tag` from the reserved `groups` (best effort:
@@ -1090,7 +1119,7 @@ impl RedisStore {
             .collect();
         let group: Vec<&Window<'_>> = home_idx.iter().map(|&i| &windows[i]).collect();
         let home_read = if denied { None } else { read };
-        let (ds, counters) = self
+        let (ds, counters, failures) = self
             .decide_or_release(&group, home_read, !denied, tag, &reserved.keys)
             .await?;
         denied |= !ds.iter().all(|d| d.allowed);
@@ -1108,11 +1137,13 @@ impl RedisStore {
             return Ok(Checked {
                 decisions,
                 counters,
+                failures,
             });
         }
         Ok(Checked {
             decisions: given_back(decisions, &reserved.indices),
             counters: None,
+            failures: None,
         })
     }
 
@@ -1142,7 +1173,7 @@ impl RedisStore {
         let mut reserved = Reserved::default();
         for (_, idx) in &groups {
             let group: Vec<&Window<'_>> = idx.iter().map(|&i| &windows[i]).collect();
-            let (ds, _) = self
+            let (ds, _, _) = self
                 .decide_or_release(&group, None, !reserved.denied, tag, &reserved.keys)
                 .await?;
             let ok = ds.iter().all(|d| d.allowed);
@@ -1169,7 +1200,7 @@ impl RedisStore {
         record: bool,
         tag: &str,
         reserved: &[Vec<String>],
-    ) -> Result<(Vec<Decision>, Option<Vec<u32>>), StoreError> {
+    ) -> Result<Group, StoreError> {
         match self.decide_group(group, read, record, tag).await {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -1362,10 +1393,11 @@ impl Store for RedisStore {
         }
         // Standalone: one script for every key, whatever the subjects.
         let all: Vec<&Window<'_>> = windows.iter().collect();
-        let (decisions, counters) = self.decide_group(&all, read, true, &tag).await?;
+        let (decisions, counters, failures) = self.decide_group(&all, read, true, &tag).await?;
         Ok(Checked {
             decisions,
             counters,
+            failures,
         })
     }
 
@@ -1373,11 +1405,17 @@ impl Store for RedisStore {
         clear_on_identity(a)?;
         let stem = self.keys.stem(a.identity);
         let void: Vec<u64> = a.void.iter().copied().filter(|&w| w != a.window).collect();
-        let mut keys = Vec::with_capacity(1 + void.len() + a.clear.len());
+        let resets = if a.reset_failures { 1 + void.len() } else { 0 };
+        let mut keys = Vec::with_capacity(1 + void.len() + a.clear.len() + resets + 2);
         keys.push(KeyLayout::counter(&stem, a.window));
         keys.extend(void.iter().map(|&w| KeyLayout::counter(&stem, w)));
         // `clear_on_identity`: every cleared window is the identity's.
         keys.extend(a.clear.iter().map(|c| self.keys.limit_in(&stem, c)));
+        // The failure counts reset are deleted with the cleared windows.
+        if a.reset_failures {
+            keys.push(KeyLayout::failures(&stem, a.window));
+            keys.extend(void.iter().map(|&w| KeyLayout::failures(&stem, w)));
+        }
         let mut args: Vec<Vec<u8>> = vec![
             pack(&[
                 u64::from(a.from),

@@ -232,6 +232,7 @@ async fn a_full_memory_store_refuses_new_subjects_but_keeps_sessions_and_epochs_
             ttl: day,
             max_lifetime: 30 * day,
         }),
+        reset_failures: false,
     };
     let refresh = |sid, generation| SessionRefresh {
         identity: "alice",
@@ -615,6 +616,7 @@ mod redis_backend {
                         Some(CounterRead {
                             identity: &id,
                             windows: &windows,
+                            attempt: None,
                         }),
                     )
                     .await
@@ -672,6 +674,7 @@ mod redis_backend {
                     Some(CounterRead {
                         identity: id,
                         windows: &[1, 2],
+                        attempt: None,
                     }),
                 )
                 .await
@@ -734,6 +737,7 @@ mod redis_backend {
         let read = |windows: &'static [u64]| CounterRead {
             identity: "nan-id",
             windows,
+            attempt: None,
         };
         let checks = [LimitCheck::new(&p, "nan-id")];
         let c = store

@@ -645,6 +645,7 @@ impl OtpService {
         let read = CounterRead {
             identity: identity.as_str(),
             windows: &[window],
+            attempt: None,
         };
         let fact = Fact {
             ctx: Some(ctx),
@@ -788,9 +789,13 @@ impl OtpService {
         let net = self.network(ctx);
         let windows = self.engine.candidate_windows(now);
         let checks = self.verify_checks(id, net.as_deref());
+        // With single use and a budget, the decision also counts this
+        // attempt at every candidate code (one store step for a wrong code).
+        let counting = self.single_use && self.max_attempts > 0;
         let read = CounterRead {
             identity: id,
             windows: windows.as_slice(),
+            attempt: counting.then(|| self.counter_ttl()),
         };
         let fact = Fact {
             ctx: Some(ctx),
@@ -806,20 +811,33 @@ impl OtpService {
             .and_then(|c| decision_of(&checks, c, &l.verify_per_identity))
             .map(RateLimitInfo::from)
             .unwrap_or_else(|| Self::open_info(&l.verify_per_identity));
-        let counters = checked
-            .and_then(|c| c.counters)
-            .unwrap_or_else(|| vec![0; windows.as_slice().len()]);
+        let (counters, counted) = checked.map_or((None, None), |c| (c.counters, c.failures));
+        let counters = counters.unwrap_or_else(|| vec![0; windows.as_slice().len()]);
+        let counted = counted.as_deref();
+        // A count past the budget: guesses in flight before this one
+        // (each counted its own attempt) used it up, and the one that
+        // reached it voids the codes if it was wrong or resets the counts
+        // if it was right. This one is not compared, and writes nothing:
+        // voiding here could void a right code that reached the budget
+        // before its compare-and-set (concurrent submissions of one code
+        // must still yield one success).
+        if counted.is_some_and(|f| f.iter().any(|&n| n > self.max_attempts)) {
+            self.metrics.otp_failed.inc();
+            self.auditor
+                .emit(AuditEventKind::CodeWrong, identity.as_str(), fact);
+            return Err(ServiceError::InvalidOtp { rate_limit: info });
+        }
         let matched = match self.engine.verify(&identity, &code, now, &counters) {
             // Compared first, so a refused identity costs the same time.
             Ok(_) if !self.is_allowed(&identity, ctx) => {
                 return Err(self
-                    .wrong_code(&identity, windows.as_slice(), info, fact)
+                    .wrong_code(&identity, windows.as_slice(), info, fact, counted)
                     .await);
             }
             Ok(m) => m,
             Err(VerifyError::Malformed { .. } | VerifyError::NoMatch) => {
                 return Err(self
-                    .wrong_code(&identity, windows.as_slice(), info, fact)
+                    .wrong_code(&identity, windows.as_slice(), info, fact, counted)
                     .await);
             }
             Err(e) => {
@@ -828,7 +846,14 @@ impl OtpService {
         };
         let sid = self.new_session()?;
         let created = self
-            .spend(id, &matched, windows.as_slice(), info, sid.as_ref())
+            .spend(
+                id,
+                &matched,
+                windows.as_slice(),
+                info,
+                sid.as_ref(),
+                counted.is_some(),
+            )
             .await?;
         let session = match sid.filter(|_| created) {
             Some(s) => Some((s, self.first_refresh(id, s, now)?)),
@@ -882,7 +907,9 @@ impl OtpService {
     /// only the verify limit is cleared. With `session`, the winning step
     /// also creates that session (the same store call with single use, a
     /// second one without); `Ok(true)` if and only if it was created
-    /// (false when the store failed open).
+    /// (false when the store failed open). With `counted` (the decision
+    /// counted this attempt), the winning step also resets the failure
+    /// counts of `windows`: the codes it voids are the ones they counted.
     async fn spend(
         &self,
         id: &str,
@@ -890,6 +917,7 @@ impl OtpService {
         windows: &[u64],
         info: RateLimitInfo,
         session: Option<&SessionId>,
+        counted: bool,
     ) -> Result<bool, ServiceError> {
         let verify_limit = &self.limits.verify_per_identity;
         if !self.single_use {
@@ -915,6 +943,7 @@ impl OtpService {
                 ttl: self.sessions.refresh_ttl,
                 max_lifetime: self.sessions.max_lifetime,
             }),
+            reset_failures: counted,
         };
         match self.store.advance_all(&step).await {
             Ok(true) => Ok(session.is_some()),
@@ -947,37 +976,63 @@ impl OtpService {
     /// will deliver. When one count reaches the budget, the use counters of
     /// all candidate windows advance and every code already sent is void.
     /// The price: guesses made while an old code was valid also count
-    /// towards a code newly issued in the same window.
+    /// towards a code newly issued in the same window (until a sign-in or
+    /// a used-up budget voids the codes and resets the counts).
+    ///
+    /// `counted` holds the failure counts when the decision already counted
+    /// this attempt (`CounterRead::attempt`): then the store is written
+    /// only when a count reached the budget (the codes are voided, a
+    /// second step). Without (no counting store answer, e.g. failing open)
+    /// the failure is recorded here, as one store call.
     async fn wrong_code(
         &self,
         identity: &Identity,
         windows: &[u64],
         info: RateLimitInfo,
         fact: Fact<'_>,
+        counted: Option<&[u32]>,
     ) -> ServiceError {
         self.metrics.otp_failed.inc();
         self.auditor
             .emit(AuditEventKind::CodeWrong, identity.as_str(), fact);
         if self.single_use && self.max_attempts > 0 {
-            // Every window in range in one store call (one Redis round trip).
-            let exhausted = match self
-                .store
-                .record_failures(
-                    identity.as_str(),
-                    windows,
-                    windows,
-                    self.max_attempts,
-                    self.counter_ttl(),
-                )
-                .await
-            {
-                Ok(outcomes) => outcomes.iter().any(|o| o.exhausted),
-                Err(e) => {
-                    if let Err(err) = self.store_failed("failure", e) {
-                        return err;
+            let exhausted = match counted {
+                Some(f) if f.iter().any(|&n| n >= self.max_attempts) => {
+                    match self
+                        .store
+                        .void_codes(identity.as_str(), windows, self.counter_ttl())
+                        .await
+                    {
+                        Ok(()) => true,
+                        Err(e) => {
+                            if let Err(err) = self.store_failed("failure", e) {
+                                return err;
+                            }
+                            false
+                        }
                     }
-                    false
                 }
+                Some(_) => false,
+                // Every window in range in one store call (one Redis round trip).
+                None => match self
+                    .store
+                    .record_failures(
+                        identity.as_str(),
+                        windows,
+                        windows,
+                        self.max_attempts,
+                        self.counter_ttl(),
+                    )
+                    .await
+                {
+                    Ok(outcomes) => outcomes.iter().any(|o| o.exhausted),
+                    Err(e) => {
+                        if let Err(err) = self.store_failed("failure", e) {
+                            return err;
+                        }
+                        false
+                    }
+                },
             };
             if exhausted {
                 tracing::info!(

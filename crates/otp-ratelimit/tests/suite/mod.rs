@@ -85,6 +85,9 @@ pub async fn run_all(h: &Harness, backend: &str) {
     case!(check_all_reads_counters_only_when_all_allow);
     case!(concurrent_decisions_across_subjects_never_exceed_either_limit);
     case!(advance_all_voids_every_window_and_clears_only_when_it_won);
+    case!(check_all_counts_an_attempt_only_when_all_allow);
+    case!(concurrent_counted_attempts_each_get_a_count_of_their_own);
+    case!(a_winning_advance_resets_failure_counts_only_when_asked);
     case!(session_rotation_follows_the_rule_of_spec_10);
     case!(session_reuse_after_the_grace_revokes_the_session);
     case!(concurrent_rotations_of_one_generation_have_one_winner);
@@ -418,7 +421,8 @@ async fn identity_limit_denial_spends_no_per_ip_budget(h: &Harness) {
             &req("alice"),
             Some(CounterRead {
                 identity: &alice,
-                windows: &[1]
+                windows: &[1],
+                attempt: None,
             })
         )
         .await
@@ -433,6 +437,7 @@ async fn identity_limit_denial_spends_no_per_ip_budget(h: &Harness) {
                 Some(CounterRead {
                     identity: &alice,
                     windows: &[1],
+                    attempt: None,
                 }),
             )
             .await
@@ -448,6 +453,7 @@ async fn identity_limit_denial_spends_no_per_ip_budget(h: &Harness) {
             Some(CounterRead {
                 identity: &bob,
                 windows: &[1],
+                attempt: None,
             }),
         )
         .await
@@ -540,6 +546,7 @@ async fn check_all_reads_counters_only_when_all_allow(h: &Harness) {
     let read = Some(CounterRead {
         identity: &id,
         windows: &windows,
+        attempt: None,
     });
     let c =
         h.b.check_all(&[LimitCheck::new(&p, &id)], read)
@@ -606,6 +613,7 @@ async fn advance_all_voids_every_window_and_clears_only_when_it_won(h: &Harness)
         ttl: TTL,
         clear: &clear,
         session: None,
+        reset_failures: false,
     };
     assert!(
         !h.a.advance_all(&a).await.unwrap(),
@@ -628,6 +636,126 @@ async fn advance_all_voids_every_window_and_clears_only_when_it_won(h: &Harness)
     a.clear = &bad;
     a.from = 1;
     assert!(h.a.advance_all(&a).await.is_err());
+}
+
+/// `CounterRead::attempt`: the decision counts one failure at every window
+/// when (and only when) every limit allows, and says the counts; the counts
+/// are the ones `record_failures` and `void_codes` work on.
+async fn check_all_counts_an_attempt_only_when_all_allow(h: &Harness) {
+    let p = LimitPolicy::per_secs("t_attempt", 2, 600);
+    let id = h.identity("attempt");
+    let windows = [60, 61, 62];
+    assert!(h.a.advance(&id, 61, 0, TTL).await.unwrap());
+    let read = CounterRead::new(&id, &windows).counting_attempt(TTL);
+    let checks = [LimitCheck::new(&p, &id)];
+    let c = h.a.check_all(&checks, Some(read)).await.unwrap();
+    assert_eq!(c.counters, Some(vec![0, 1, 0]));
+    assert_eq!(c.failures, Some(vec![1, 1, 1]));
+    let c = h.b.check_all(&checks, Some(read)).await.unwrap();
+    assert_eq!(
+        c.failures,
+        Some(vec![2, 2, 2]),
+        "the other handle sees the count"
+    );
+    let c = h.a.check_all(&checks, Some(read)).await.unwrap();
+    assert!(!c.allowed());
+    assert_eq!(
+        (c.counters, c.failures),
+        (None, None),
+        "a denial counts nothing"
+    );
+    // Without `attempt` nothing is counted and no counts are returned.
+    let c =
+        h.a.check_all(&[], Some(CounterRead::new(&id, &windows)))
+            .await
+            .unwrap();
+    assert_eq!((c.counters, c.failures), (Some(vec![0, 1, 0]), None));
+    // The counts are the failure counts of SPEC §3.3: one more wrong code
+    // at window 60 is its third.
+    let o =
+        h.a.record_failure(&id, 60, &windows, 10, TTL)
+            .await
+            .unwrap();
+    assert_eq!((o.failures, o.exhausted), (3, false));
+    // Voiding: every counter advances, every count resets.
+    h.b.void_codes(&id, &windows, TTL).await.unwrap();
+    assert_eq!(h.a.counters(&id, &windows).await.unwrap(), vec![1, 2, 1]);
+    let c = h.a.check_all(&[], Some(read)).await.unwrap();
+    assert_eq!(
+        c.failures,
+        Some(vec![1, 1, 1]),
+        "fresh budgets after the void"
+    );
+    h.a.void_codes(&id, &[], TTL).await.unwrap();
+}
+
+/// Concurrent verifies that count their attempt in the decision each get a
+/// count of their own (1, 2, …, n): so none of them can be compared with a
+/// code beyond its budget, whatever the timing.
+async fn concurrent_counted_attempts_each_get_a_count_of_their_own(h: &Harness) {
+    let id = h.identity("attempt-conc");
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { h.a.clone() } else { h.b.clone() };
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let read = CounterRead::new(&id, &[5, 6]).counting_attempt(TTL);
+            s.check_all(&[], Some(read))
+                .await
+                .unwrap()
+                .failures
+                .unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        let f = t.await.unwrap();
+        assert_eq!(f[0], f[1], "both windows counted in the same step");
+        seen.push(f[0]);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<u32>>());
+}
+
+/// `CounterAdvance::reset_failures`: a winning advance resets the failure
+/// counts of its window and of every voided window; without the flag, or
+/// when the compare-and-set loses, the counts stay.
+async fn a_winning_advance_resets_failure_counts_only_when_asked(h: &Harness) {
+    let id = h.identity("attempt-reset");
+    let windows = [70, 71];
+    let read = CounterRead::new(&id, &windows).counting_attempt(TTL);
+    for _ in 0..2 {
+        h.a.check_all(&[], Some(read)).await.unwrap();
+    }
+    let mut a = CounterAdvance {
+        identity: &id,
+        window: 71,
+        from: 0,
+        void: &windows,
+        ttl: TTL,
+        clear: &[],
+        session: None,
+        reset_failures: false,
+    };
+    assert!(h.a.advance_all(&a).await.unwrap());
+    let c = h.b.check_all(&[], Some(read)).await.unwrap();
+    assert_eq!(c.failures, Some(vec![3, 3]), "kept without the flag");
+    a.reset_failures = true;
+    assert!(
+        !h.b.advance_all(&a).await.unwrap(),
+        "from 0 lost: counter is 1"
+    );
+    let c = h.a.check_all(&[], Some(read)).await.unwrap();
+    assert_eq!(
+        c.failures,
+        Some(vec![4, 4]),
+        "a lost advance resets nothing"
+    );
+    a.from = 1;
+    assert!(h.b.advance_all(&a).await.unwrap());
+    assert_eq!(h.a.counters(&id, &windows).await.unwrap(), vec![2, 2]);
+    let c = h.a.check_all(&[], Some(read)).await.unwrap();
+    assert_eq!(c.failures, Some(vec![1, 1]), "reset by the winning advance");
 }
 
 // ------------------------------------------------------------ sessions (SPEC §10)
@@ -891,6 +1019,7 @@ async fn a_winning_advance_creates_its_session_in_the_same_step(h: &Harness) {
             ttl: SESSION_TTL,
             max_lifetime: MAX_LIFETIME,
         }),
+        reset_failures: false,
     };
     assert!(h.a.advance_all(&step(0)).await.unwrap());
     assert!(!h.b.advance_all(&step(5)).await.unwrap());

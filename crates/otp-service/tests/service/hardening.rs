@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::harness::{config, redis_store, service_with, wrong_code, Outbox};
 use otp_core::unix_now;
-use otp_ratelimit::{LimitPolicy, MemoryStore, Store, StoreError};
+use otp_ratelimit::{CounterRead, LimitPolicy, MemoryStore, Store, StoreError};
 use otp_service::{
     FailMode, OtpService, RequestContext, ServiceConfig, ServiceError, VerifyOptions,
 };
@@ -84,6 +84,8 @@ async fn run_all(stores: StoreFactory, backend: &str) {
     scenario!(the_per_identity_daily_ceiling_binds_across_networks);
     scenario!(no_timing_in_the_skew_period_gives_more_than_the_budget_of_wrong_tries);
     scenario!(a_sign_in_voids_every_outstanding_code_of_the_identity);
+    scenario!(a_guess_counted_beyond_the_budget_is_not_compared);
+    scenario!(a_sign_in_gives_the_next_code_a_full_budget);
 }
 
 // See: issue 13 item 1 (one user locks out a whole office).
@@ -392,6 +394,93 @@ async fn a_sign_in_voids_every_outstanding_code_of_the_identity(stores: &StoreFa
     }
 }
 
+/// Each verify counts its attempt in the limit decision, before the code
+/// is compared (SPEC §3.3; docs/store.md): guesses in flight at once each
+/// get a count of their own, and one whose count is past the budget is
+/// refused without a comparison and writes nothing (the guess that reached
+/// the budget voids the codes if it was wrong). Five attempts counted here
+/// stand for five concurrent guesses whose outcome is not known yet.
+async fn a_guess_counted_beyond_the_budget_is_not_compared(stores: &StoreFactory) {
+    let store = stores().await;
+    let outbox = Outbox::new();
+    let service = service_with(config(), store.clone(), outbox.clone());
+    let ctx = RequestContext::default();
+    let now = window_start() + 100;
+    let w = now / 300;
+    service.request_otp_at("mia", &ctx, now).await.unwrap();
+    let code = outbox.last_code("mia");
+    let windows = [w - 1, w];
+    let ttl = std::time::Duration::from_secs(900);
+    let read = CounterRead::new("mia", &windows).counting_attempt(ttl);
+    for n in 1..=5 {
+        let c = store.check_all(&[], Some(read)).await.unwrap();
+        assert_eq!(c.failures, Some(vec![n, n]));
+    }
+    let r = service
+        .verify_otp_at("mia", &code, &ctx, VerifyOptions::new(), now + 1)
+        .await;
+    assert!(is_invalid_otp(&r), "the sixth try is not compared: {r:?}");
+    assert_eq!(
+        store.counters("mia", &windows).await.unwrap(),
+        vec![0, 0],
+        "and voids nothing"
+    );
+    // The fifth guess was wrong: it voids the codes. A new request sends a
+    // new code, with a full budget.
+    store.void_codes("mia", &windows, ttl).await.unwrap();
+    service.request_otp_at("mia", &ctx, now + 2).await.unwrap();
+    let fresh = outbox.last_code("mia");
+    assert_ne!(fresh, code);
+    for _ in 0..4 {
+        let r = service
+            .verify_otp_at(
+                "mia",
+                &wrong_code(&fresh),
+                &ctx,
+                VerifyOptions::new(),
+                now + 3,
+            )
+            .await;
+        assert!(is_invalid_otp(&r));
+    }
+    service
+        .verify_otp_at("mia", &fresh, &ctx, VerifyOptions::new(), now + 3)
+        .await
+        .unwrap();
+}
+
+/// A sign-in voids every code and resets the attempt counts: the next code
+/// of the same window gets the whole budget (5), not what the wrong codes
+/// before the sign-in left of it.
+async fn a_sign_in_gives_the_next_code_a_full_budget(stores: &StoreFactory) {
+    let (service, outbox) = build(stores, |_| {}).await;
+    let ctx = RequestContext::default();
+    let now = window_start() + 100;
+    for round in 0..2 {
+        service
+            .request_otp_at("nora", &ctx, now + round)
+            .await
+            .unwrap();
+        let code = outbox.last_code("nora");
+        for _ in 0..4 {
+            let r = service
+                .verify_otp_at(
+                    "nora",
+                    &wrong_code(&code),
+                    &ctx,
+                    VerifyOptions::new(),
+                    now + round,
+                )
+                .await;
+            assert!(is_invalid_otp(&r));
+        }
+        service
+            .verify_otp_at("nora", &code, &ctx, VerifyOptions::new(), now + round)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the fifth try is the right code: {e:?}"));
+    }
+}
+
 #[tokio::test]
 async fn hardening_memory() {
     let stores: StoreFactory =
@@ -430,9 +519,13 @@ async fn hardening_redis_cluster() {
     let ctx = ip("192.0.2.200");
     let now = window_start() + 100;
     let evalsha = || -> u64 { cluster.nodes().iter().map(evalsha_calls).sum() };
-    let _ = service
-        .verify_otp_at("warm", "000000", &ctx, VerifyOptions::new(), now)
-        .await;
+    // Every script loaded once (the first call of each answers NOSCRIPT):
+    // wrong codes up to the budget, whose last voids.
+    for _ in 0..5 {
+        let _ = service
+            .verify_otp_at("warm", "000000", &ctx, VerifyOptions::new(), now)
+            .await;
+    }
     let before = evalsha();
     for i in 0..10 {
         let r = service
@@ -443,13 +536,15 @@ async fn hardening_redis_cluster() {
     let per_verify = (evalsha() - before) as f64 / 10.0;
     eprintln!("Redis Cluster: {per_verify} EVALSHA per wrong-code verify with a client IP");
     assert_eq!(
-        per_verify, 3.0,
-        "reserve per-IP, identity decision, failures"
+        per_verify, 2.0,
+        "reserve per-IP, identity decision (the attempt counted in it)"
     );
 }
 
-/// Issue 17 / SPEC §9: a verify costs 2 Redis round trips on standalone,
-/// with the per-IP limit folded into the identity's script; a request 1.
+/// Issue 17 / SPEC §9: a verify costs at most 2 Redis round trips on
+/// standalone, with the per-IP limit folded into the identity's script: a
+/// wrong code 1 (its attempt is counted in the decision), a right code 2,
+/// a wrong code that uses up the budget 2 (decision, void); a request 1.
 #[tokio::test]
 async fn a_verify_costs_two_redis_round_trips_on_standalone() {
     let Some(server) = testkit::started_redis_or_skip("a_verify_costs_two_redis_round_trips")
@@ -467,9 +562,13 @@ async fn a_verify_costs_two_redis_round_trips_on_standalone() {
         .verify_otp_at("warm", &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
-    let _ = service
-        .verify_otp_at("warm", "000000", &ctx, VerifyOptions::new(), now)
-        .await;
+    // Every script loaded once (the first call of each answers NOSCRIPT):
+    // wrong codes up to the budget, whose last voids.
+    for _ in 0..5 {
+        let _ = service
+            .verify_otp_at("warm", "000000", &ctx, VerifyOptions::new(), now)
+            .await;
+    }
     // Commands a script runs are counted too, so only scripts are counted:
     // these paths send no plain command (redis.rs).
     let calls = || {
@@ -488,14 +587,37 @@ async fn a_verify_costs_two_redis_round_trips_on_standalone() {
     let after_wrong = calls();
     assert_eq!(
         after_wrong - after_request,
-        2,
-        "wrong code: decision + failures"
+        1,
+        "wrong code: the decision, which counted the attempt"
     );
     service
         .verify_otp_at("kate", &code, &ctx, VerifyOptions::new(), now)
         .await
         .unwrap();
-    assert_eq!(calls() - after_wrong, 2, "right code: decision + advance");
+    let after_right = calls();
+    assert_eq!(
+        after_right - after_wrong,
+        2,
+        "right code: decision + advance"
+    );
+    // The budget (5 in `config()`): four wrong codes cost one script each,
+    // the fifth also voids the codes.
+    service.request_otp_at("lena", &ctx, now).await.unwrap();
+    let code = outbox.last_code("lena");
+    let mut per_try = Vec::new();
+    for _ in 0..5 {
+        let before = calls();
+        let r = service
+            .verify_otp_at("lena", &wrong_code(&code), &ctx, VerifyOptions::new(), now)
+            .await;
+        assert!(is_invalid_otp(&r));
+        per_try.push(calls() - before);
+    }
+    assert_eq!(per_try, [1, 1, 1, 1, 2], "the fifth wrong code voids");
+    let r = service
+        .verify_otp_at("lena", &code, &ctx, VerifyOptions::new(), now)
+        .await;
+    assert!(is_invalid_otp(&r), "the code sent before is void: {r:?}");
 }
 
 // See: issue 13 item 10 (the memory store has no ceiling).
