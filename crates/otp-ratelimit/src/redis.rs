@@ -14,14 +14,17 @@
 //! revoking a session one `DEL`.
 //!
 //! On standalone Redis one `check_all` script receives every key of the
-//! decision, whatever its subjects: a verify costs **2 round trips**
-//! (decision + counters; failures or advance). On Cluster the keys of other
+//! decision, whatever its subjects: a wrong-code verify costs **1 round
+//! trip** (decision + counters + the attempt counted,
+//! [`CounterRead::attempt`](crate::CounterRead::attempt)), a right code 2
+//! (then the advance), a wrong code at the budget 2 (then the void). On Cluster the keys of other
 //! subjects (the client network, `global`) live in other slots, so
 //! `check_all` reserves them first (one script per subject, events tagged
 //! with the call), then runs the identity's script, and removes the
 //! reserved events (`ZREM` by tag) if any group denied — reserve-then-release
-//! (SPEC §6; docs/store.md). A verify then costs 3 round trips, plus one
-//! release when the identity's limits deny.
+//! (SPEC §6; docs/store.md). A verify then costs one round trip more (2 for
+//! a wrong code, 3 for a right one), plus one release when the identity's
+//! limits deny.
 //!
 //! Only when Redis has lost its script cache (restart, failover, `SCRIPT
 //! FLUSH`) does the first call after it answer `NOSCRIPT` and the client
