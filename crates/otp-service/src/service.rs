@@ -996,25 +996,15 @@ impl OtpService {
         self.auditor
             .emit(AuditEventKind::CodeWrong, identity.as_str(), fact);
         if self.single_use && self.max_attempts > 0 {
-            let exhausted = match counted {
-                Some(f) if f.iter().any(|&n| n >= self.max_attempts) => {
-                    match self
-                        .store
-                        .void_codes(identity.as_str(), windows, self.counter_ttl())
-                        .await
-                    {
-                        Ok(()) => true,
-                        Err(e) => {
-                            if let Err(err) = self.store_failed("failure", e) {
-                                return err;
-                            }
-                            false
-                        }
-                    }
-                }
-                Some(_) => false,
+            let outcome = match counted {
+                Some(f) if f.iter().any(|&n| n >= self.max_attempts) => self
+                    .store
+                    .void_codes(identity.as_str(), windows, self.counter_ttl())
+                    .await
+                    .map(|()| true),
+                Some(_) => Ok(false),
                 // Every window in range in one store call (one Redis round trip).
-                None => match self
+                None => self
                     .store
                     .record_failures(
                         identity.as_str(),
@@ -1024,15 +1014,16 @@ impl OtpService {
                         self.counter_ttl(),
                     )
                     .await
-                {
-                    Ok(outcomes) => outcomes.iter().any(|o| o.exhausted),
-                    Err(e) => {
-                        if let Err(err) = self.store_failed("failure", e) {
-                            return err;
-                        }
-                        false
+                    .map(|outcomes| outcomes.iter().any(|o| o.exhausted)),
+            };
+            let exhausted = match outcome {
+                Ok(exhausted) => exhausted,
+                Err(e) => {
+                    if let Err(err) = self.store_failed("failure", e) {
+                        return err;
                     }
-                },
+                    false
+                }
             };
             if exhausted {
                 tracing::info!(
