@@ -14,7 +14,9 @@ and the generator never steals it. The Redis-backed
 verifies also run a second time with redis-server pinned apart, on wrk's
 core (`--no-redis-apart` skips it): reported beside the Redis bar, which is
 judged with redis-server on the server's core (SPEC §9: the bar holds
-without pinning apart).
+without pinning apart). `--redis-socket unix` has otp-server reach its
+redis-server over a Unix socket instead of loopback TCP (a co-located
+set-up; on the 2026-12-03 VM it made no difference beyond the noise).
 
 Status codes: the measured run uses no per-response Lua hook (it costs
 throughput); the exact status counts come from the server's own
@@ -269,9 +271,11 @@ class Harness:
         """redis-server on a free loopback port (`wrapper`: e.g. valgrind's argv), on
         `cpu` (default `--redis-cpu`)."""
         port = free_port()
+        sock = self.tmp / f"redis-{port}.sock"
+        unix = ["--unixsocket", str(sock), "--unixsocketperm", "700"] if getattr(self.args, "redis_socket", "tcp") == "unix" else []
         p = self.start(
             [*wrapper, "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "yes"],
+             "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "yes", *unix],
             stdout=subprocess.DEVNULL, cpu=cpu or self.args.redis_cpu)
         deadline = time.time() + wait
         while time.time() < deadline:
@@ -641,7 +645,12 @@ class Harness:
         # Redis backend
         def redis_pass(tag: str, cpu: str | None = None, **kw) -> None:
             rp, rurl = self.start_redis(cpu=cpu)
-            server, _ = otp_scenarios(tag, {"STORE_BACKEND": "redis", "REDIS_URL": rurl},
+            # the server's own connection: TCP on loopback, or with
+            # --redis-socket unix the Unix socket of the same redis-server
+            # (INFO commandstats is still read over TCP)
+            surl = (f"redis+unix://{self.tmp}/redis-{rurl.rsplit(':', 1)[1]}.sock"
+                    if a.redis_socket == "unix" else rurl)
+            server, _ = otp_scenarios(tag, {"STORE_BACKEND": "redis", "REDIS_URL": surl},
                                       lambda: [rp.pid], rurl, **kw)
             self.stop(server)
             self.stop(rp)
@@ -970,6 +979,8 @@ def main() -> int:
                     help="CPU list of redis-server (default: the server's core, so the server side "
                          "stays one core; '0,1' lets it float)")
     ap.add_argument("--no-redis", action="store_true")
+    ap.add_argument("--redis-socket", choices=("tcp", "unix"), default="tcp",
+                    help="how otp-server reaches its redis-server: loopback TCP (default) or a Unix socket")
     ap.add_argument("--no-redis-apart", dest="redis_apart", action="store_false",
                     help="skip the second Redis verify pass with redis-server pinned apart (on wrk's core)")
     ap.add_argument("--no-build", action="store_true", help="reuse the existing binary")
