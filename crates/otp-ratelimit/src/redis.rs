@@ -58,12 +58,11 @@
 //!
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `otp:v2:{H}:rl:<policy>` | sorted set | allowed events (member = call tag, score = server time in µs) | the policy window, renewed on each allowed event |
-//! | `otp:v2:{H}:rl:<policy>:S` | sorted set | the same for a scoped window | the same |
-//! | `otp:v2:{H}:n:<window>` | string (integer) | use counter of (identity, OTP window) | the `ttl` of the last write |
-//! | `otp:v2:{H}:f:<window>` | string (integer) | wrong codes aimed at (identity, OTP window) | the `ttl` of the last failure |
-//! | `otp:v2:{H}:s:<sid>` | hash `{g, r, e, i}` | session generation, `rotated_at` (server ms), sign-out epoch at creation, the caller's `issued_at` of the last rotation | the session's idle TTL, renewed on rotation |
-//! | `otp:v2:{H}:e` | string (integer) | sign-out epoch of the identity | the session maximum lifetime, extended by each session created |
+//! | `otp:v3:{H}:rl:<policy>` | sorted set | allowed events (member = call tag, score = server time in µs) | the policy window, renewed on each allowed event |
+//! | `otp:v3:{H}:rl:<policy>:S` | sorted set | the same for a scoped window | the same |
+//! | `otp:v3:{H}:n:<window>` | string (integer) | use state of (identity, OTP window): `counter × 1 000 000 + wrong codes counted since the counter last moved` | set by the write that created it; every counter advance sets it again (an attempt never shortens it) |
+//! | `otp:v3:{H}:s:<sid>` | hash `{g, r, e, i}` | session generation, `rotated_at` (server ms), sign-out epoch at creation, the caller's `issued_at` of the last rotation | the session's idle TTL, renewed on rotation |
+//! | `otp:v3:{H}:e` | string (integer) | sign-out epoch of the identity | the session maximum lifetime, extended by each session created |
 //! | `otp:layout` | string | layout version of the last replica that connected | 30 days, renewed at each connect |
 //!
 //! The subject is the identity, the client network or `global`, as given
@@ -291,7 +290,15 @@ enum Opener {
 }
 
 /// The layout version in every key (module docs).
-pub const KEY_LAYOUT_VERSION: u32 = 2;
+pub const KEY_LAYOUT_VERSION: u32 = 3;
+
+/// The use state of (identity, OTP window) is one integer, `counter ×
+/// USE_STATE_BASE + wrong codes counted since the counter last moved`, so
+/// a verify counts its attempt and reads the counter with one `INCR`, and
+/// advancing the counter with its count reset is one `SET` (no second key
+/// to delete). A count that reached the base would carry into the counter:
+/// that voids the code, the safe side.
+const USE_STATE_BASE: u64 = 1_000_000;
 
 /// TTL of the `<prefix>:layout` marker, renewed at each connect.
 const LAYOUT_MARKER_TTL: Duration = Duration::from_secs(30 * 86_400);
@@ -339,15 +346,39 @@ local function bump(key, ttl_ms)
 end
 ";
 
-/// One decision. KEYS = n window keys, then counter keys, then f failure
-/// keys (a counted attempt, [`CounterRead::attempt`]). ARGV[1] = the
-/// numbers packed as little-endian doubles ([`pack`]): record (1, or 0 to
-/// evaluate only), n, f, then max and window in ms per window; ARGV[2] =
-/// the call's tag; ARGV[3] = the failure counts' TTL in ms (when f > 0).
-/// Returns one string: per window the packed pair (count of events in the
-/// window before this call, retry_us when it denies, else 0), then, when
-/// every window allows, `,<counter>` per counter key (`0` when missing)
-/// and `,<failures>` per failure key, after its `INCR`.
+/// Fragment: the use state of (identity, OTP window), one integer per key
+/// ([`USE_STATE_BASE`]): `use_state(key)` reads it (0 when missing; an
+/// error reply when it is not a count); `advance_use(key, reset, ttl_ms)`
+/// moves the counter by one, keeping the wrong-code count or (with `reset`)
+/// setting it to zero. Needs `INT`.
+const USE_STATE: &str = r"
+local B = 1000000
+local function use_state(key)
+  local v = tonumber(redis.call('GET', key) or '0')
+  if not v or v < 0 or v ~= math.floor(v) then
+    error('a use counter holds a value that is not a count')
+  end
+  return v
+end
+local function advance_use(key, reset, ttl_ms)
+  local v = use_state(key)
+  if reset then v = v - v % B end
+  redis.call('SET', key, int(v + B), 'PX', ttl_ms)
+end
+";
+
+/// One decision. KEYS = n window keys, then the use-state keys of the
+/// counters read. ARGV[1] = the numbers packed as little-endian doubles
+/// ([`pack`]): record (1, or 0 to evaluate only), f (1 to count an attempt,
+/// [`CounterRead::attempt`]), n, then max and window in ms per window;
+/// ARGV[2] = the call's tag; ARGV[3] = the TTL in ms of a use state the
+/// attempt creates (when f = 1). Returns one string: per window the packed
+/// pair (count of events in the window before this call, retry_us when it
+/// denies, else 0), then, when every window allows, `,<counter>` per
+/// use-state key (`0` when missing) and, with f = 1, `,<failures>` per key
+/// after the attempt was counted (one `INCR`: the count is the state's low
+/// part, [`USE_STATE_BASE`]). The attempt sets the TTL only of a state it
+/// creates, so it never shortens a counter's.
 ///
 /// Numbers travel packed (`struct`) both ways: `tonumber` of an argument
 /// and a reply table of integers were most of the script's own cost
@@ -356,7 +387,7 @@ end
 /// client than an array.
 const CHECK_ALL_BODY: &str = r"
 local spec = ARGV[1]
-local record, n, f, pos = struct.unpack('<ddd', spec)
+local record, f, n, pos = struct.unpack('<ddd', spec)
 local all = true
 local reply = ''
 for i = 1, n do
@@ -378,14 +409,19 @@ if all then
       redis.call('PEXPIRE', KEYS[i], int(window_ms))
     end
   end
-  local last = #KEYS - f
-  for i = n + 1, last do
-    reply = reply .. ',' .. (redis.call('GET', KEYS[i]) or '0')
+  local counts = ''
+  for i = n + 1, #KEYS do
+    local v
+    if f == 1 then
+      v = redis.call('INCR', KEYS[i])
+      if v == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+      counts = counts .. ',' .. int(v % B)
+    else
+      v = use_state(KEYS[i])
+    end
+    reply = reply .. ',' .. int(math.floor(v / B))
   end
-  for i = last + 1, #KEYS do
-    reply = reply .. ',' .. redis.call('INCR', KEYS[i])
-    redis.call('PEXPIRE', KEYS[i], ARGV[3])
-  end
+  reply = reply .. counts
 end
 return reply
 ";
@@ -398,43 +434,55 @@ end
 return 1
 ";
 
-/// Compare-and-set. KEYS[1] = counter; KEYS[2 .. 1 + v] = counters to
-/// advance when it won; then keys to delete when it won (the windows
-/// cleared and the failure counts reset); with a session
-/// the last two keys are its session and epoch keys. ARGV[1] = from, v and
-/// the session flag packed ([`pack`]); ARGV[2] = ttl in ms; with a session,
-/// ARGV[3] = session ttl ms, ARGV[4] = max lifetime ms. Returns 1 if and
-/// only if it won. Reads the time (in `create_session`) only with a session.
+/// Compare-and-set. KEYS[1] = the use state of the window that matched;
+/// KEYS[2 .. 1 + v] = use states to advance too when it won; then the
+/// windows to delete when it won (cleared); with a session the last two
+/// keys are its session and epoch keys. ARGV[1] = from, v, the session flag
+/// and the reset flag packed ([`pack`]); ARGV[2] = ttl in ms; with a
+/// session, ARGV[3] = session ttl ms, ARGV[4] = max lifetime ms. With the
+/// reset flag every advanced state's wrong-code count goes to zero. Returns
+/// 1 if and only if it won. Reads the time (in `create_session`) only with
+/// a session.
 const ADVANCE_BODY: &str = r"
-local from, v, session = struct.unpack('<ddd', ARGV[1])
-local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c ~= from then return 0 end
-redis.call('SET', KEYS[1], int(c + 1), 'PX', ARGV[2])
+local from, v, session, reset = struct.unpack('<dddd', ARGV[1])
+local c = use_state(KEYS[1])
+if math.floor(c / B) ~= from then return 0 end
+reset = reset == 1
+advance_use(KEYS[1], reset, ARGV[2])
 local last = #KEYS
 if session == 1 then last = #KEYS - 2 end
-for i = 2, 1 + v do bump(KEYS[i], ARGV[2]) end
+for i = 2, 1 + v do advance_use(KEYS[i], reset, ARGV[2]) end
 for i = 2 + v, last do redis.call('DEL', KEYS[i]) end
 if session == 1 then create_session(KEYS[#KEYS - 1], KEYS[#KEYS], ARGV[3], ARGV[4]) end
 return 1
 ";
 
 /// Failure counts of one identity, in order, stopping at an exhaustion
-/// (which resets every failure key). KEYS[1..m] = failure keys,
-/// KEYS[m+1..] = counters; ARGV[1] = max and m packed ([`pack`]), ARGV[2]
-/// = ttl ms. Returns the packed pairs (failures, exhausted) of every
-/// counted failure key.
+/// (which sets every aimed state's count to zero and advances the counters).
+/// KEYS[1..m] = the use states aimed at, KEYS[m+1..] = the use states whose
+/// counters an exhaustion advances; ARGV[1] = max and m packed ([`pack`]),
+/// ARGV[2] = ttl ms (of a state it creates, and of every state an
+/// exhaustion writes). Returns the packed pairs (failures, exhausted) of
+/// every counted state.
 const FAILURES_BODY: &str = r"
 local max, m = struct.unpack('<dd', ARGV[1])
 local ttl = ARGV[2]
 local reply = ''
 for j = 1, m do
-  local f = redis.call('INCR', KEYS[j])
+  local v = redis.call('INCR', KEYS[j])
+  if v == 1 then redis.call('PEXPIRE', KEYS[j], ttl) end
+  local f = v % B
   if f < max then
-    redis.call('PEXPIRE', KEYS[j], ttl)
     reply = reply .. struct.pack('<dd', f, 0)
   else
-    for i = 1, m do redis.call('DEL', KEYS[i]) end
-    for i = m + 1, #KEYS do bump(KEYS[i], ttl) end
+    for i = 1, m do
+      local s = use_state(KEYS[i])
+      redis.call('SET', KEYS[i], int(s - s % B), 'PX', ttl)
+    end
+    for i = m + 1, #KEYS do
+      redis.call('INCRBY', KEYS[i], B)
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
     return reply .. struct.pack('<dd', f, 1)
   end
 end
@@ -593,14 +641,9 @@ impl KeyLayout {
         s
     }
 
-    /// `<stem>:n:<window>`.
+    /// `<stem>:n:<window>`: the use state (counter and wrong-code count).
     fn counter(stem: &str, window: u64) -> String {
         joined(&[stem, ":n:", itoa::Buffer::new().format(window)])
-    }
-
-    /// `<stem>:f:<window>`.
-    fn failures(stem: &str, window: u64) -> String {
-        joined(&[stem, ":f:", itoa::Buffer::new().format(window)])
     }
 
     /// `<stem>:s:<sid>`.
@@ -761,10 +804,10 @@ impl RedisStore {
                     .finish()
             },
             tag_seq: AtomicU64::new(0),
-            check_all: script(&[INT, NOW, WINDOW, CHECK_ALL_BODY]),
+            check_all: script(&[INT, NOW, WINDOW, USE_STATE, CHECK_ALL_BODY]),
             release: script(&[RELEASE]),
-            advance: script(&[INT, BUMP, CREATE_SESSION, ADVANCE_BODY]),
-            failures: script(&[BUMP, FAILURES_BODY]),
+            advance: script(&[INT, USE_STATE, CREATE_SESSION, ADVANCE_BODY]),
+            failures: script(&[INT, USE_STATE, FAILURES_BODY]),
             session_create: script(&[INT, CREATE_SESSION, SESSION_CREATE_BODY]),
             session_rotate: script(&[INT, NOW, SESSION_ROTATE_BODY]),
             epoch_bump: script(&[BUMP, "bump(KEYS[1], ARGV[1])\nreturn 1\n"]),
@@ -990,8 +1033,8 @@ impl RedisStore {
             .map_or(0, |r| r.windows.len());
         let mut spec = Vec::with_capacity(3 + 2 * windows.len());
         spec.push(u64::from(record));
+        spec.push(u64::from(n_failures > 0));
         spec.push(windows.len() as u64);
-        spec.push(n_failures as u64);
         for w in windows {
             spec.push(u64::from(w.check.policy.max));
             spec.push(w.window_ms);
@@ -1006,7 +1049,6 @@ impl RedisStore {
                 .map_or_else(|| self.keys.stem(r.identity), str::to_owned);
             keys.extend(r.windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
             if let Some(t) = r.attempt {
-                keys.extend(r.windows.iter().map(|&w| KeyLayout::failures(&stem, w)));
                 ttl = millis(t).max(1).to_string();
             }
         }
@@ -1319,7 +1361,7 @@ impl UseCounterStore for RedisStore {
         for &w in windows {
             cmd.arg(KeyLayout::counter(&stem, w));
         }
-        let vals: Vec<Option<u32>> = self.query(&cmd).await?;
+        let vals: Vec<Option<u64>> = self.query(&cmd).await?;
         if vals.len() != windows.len() {
             return Err(StoreError::Backend(format!(
                 "MGET answered {} values for {} keys",
@@ -1327,7 +1369,10 @@ impl UseCounterStore for RedisStore {
                 windows.len()
             )));
         }
-        Ok(vals.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(vals
+            .into_iter()
+            .map(|v| u32::try_from(v.unwrap_or_default() / USE_STATE_BASE).unwrap_or(u32::MAX))
+            .collect())
     }
 
     async fn record_failures(
@@ -1343,7 +1388,7 @@ impl UseCounterStore for RedisStore {
         }
         let stem = self.keys.stem(identity);
         let mut keys = Vec::with_capacity(aimed.len() + windows.len());
-        keys.extend(aimed.iter().map(|&w| KeyLayout::failures(&stem, w)));
+        keys.extend(aimed.iter().map(|&w| KeyLayout::counter(&stem, w)));
         keys.extend(windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
         let ttl = millis(ttl).max(1).to_string();
         let spec = pack(&[u64::from(max_attempts.max(1)), aimed.len() as u64]);
@@ -1408,22 +1453,17 @@ impl Store for RedisStore {
         clear_on_identity(a)?;
         let stem = self.keys.stem(a.identity);
         let void: Vec<u64> = a.void.iter().copied().filter(|&w| w != a.window).collect();
-        let resets = if a.reset_failures { 1 + void.len() } else { 0 };
-        let mut keys = Vec::with_capacity(1 + void.len() + a.clear.len() + resets + 2);
+        let mut keys = Vec::with_capacity(1 + void.len() + a.clear.len() + 2);
         keys.push(KeyLayout::counter(&stem, a.window));
         keys.extend(void.iter().map(|&w| KeyLayout::counter(&stem, w)));
         // `clear_on_identity`: every cleared window is the identity's.
         keys.extend(a.clear.iter().map(|c| self.keys.limit_in(&stem, c)));
-        // The failure counts reset are deleted with the cleared windows.
-        if a.reset_failures {
-            keys.push(KeyLayout::failures(&stem, a.window));
-            keys.extend(void.iter().map(|&w| KeyLayout::failures(&stem, w)));
-        }
         let mut args: Vec<Vec<u8>> = vec![
             pack(&[
                 u64::from(a.from),
                 void.len() as u64,
                 u64::from(a.session.is_some()),
+                u64::from(a.reset_failures),
             ]),
             millis(a.ttl).max(1).to_string().into_bytes(),
         ];
@@ -1616,10 +1656,6 @@ mod tests {
         assert_eq!(
             KeyLayout::counter(&stem, u64::MAX),
             format!("{stem}:n:{}", u64::MAX)
-        );
-        assert_eq!(
-            KeyLayout::failures(&stem, 5_900_000),
-            format!("{stem}:f:5900000")
         );
         assert_eq!(KeyLayout::session(&stem, "abc"), format!("{stem}:s:abc"));
         assert_eq!(KeyLayout::epoch(&stem), format!("{stem}:e"));

@@ -462,9 +462,10 @@ mod redis_backend {
             if k == "otptest:layout" {
                 continue;
             }
-            // otptest:v2:{<32 hex>}:<kind>:<rest>
+            // otptest:v<layout>:{<32 hex>}:<kind>:<rest>
+            let stem = format!("otptest:v{}:{{", otp_ratelimit::redis::KEY_LAYOUT_VERSION);
             let tag = k
-                .strip_prefix("otptest:v2:{")
+                .strip_prefix(stem.as_str())
                 .and_then(|r| r.split_once('}'))
                 .map(|(t, _)| t)
                 .unwrap_or_default();
@@ -716,11 +717,81 @@ mod redis_backend {
         }
     }
 
-    /// The decision script hands the use counters back as text: a counter
-    /// key holding something other than a count (written by hand, or by
+    /// Layout 3 keeps a window's counter and wrong-code count in one key:
+    /// counting an attempt with a TTL shorter than the counter's never
+    /// shortens the counter's (a spent counter that expired early would
+    /// make its code verify again), the count is the low part, and a count
+    /// that reaches the base carries into the counter: the code is void.
+    #[tokio::test]
+    async fn an_attempt_never_shortens_a_counter_and_a_full_count_voids_the_code() {
+        let Some(server) = testkit::started_redis_or_skip("an_attempt_never_shortens") else {
+            return;
+        };
+        let store = connect(vec![server.url()]).await;
+        let p = LimitPolicy::per_secs("ttl", 100, 60);
+        let checks = [LimitCheck::new(&p, "ttl-id")];
+        let window = 123_456_789;
+        let long = Duration::from_secs(900);
+        assert!(store.advance("ttl-id", window, 0, long).await.unwrap());
+        let key = server
+            .cli(&["--scan", "--pattern", &format!("otptest:*:n:{window}")])
+            .unwrap()
+            .trim()
+            .to_owned();
+        let pttl = |k: &str| -> i64 { server.cli(&["PTTL", k]).unwrap().trim().parse().unwrap() };
+        let counting = |ttl| CounterRead {
+            identity: "ttl-id",
+            windows: &[123_456_789],
+            attempt: Some(ttl),
+        };
+        let c = store
+            .check_all(&checks, Some(counting(Duration::from_secs(5))))
+            .await
+            .unwrap();
+        assert_eq!((c.counters, c.failures), (Some(vec![1]), Some(vec![1])));
+        assert!(
+            pttl(&key) > 800_000,
+            "the attempt kept the counter's TTL: {}",
+            pttl(&key)
+        );
+        assert_eq!(server.cli(&["GET", &key]).unwrap().trim(), "1000001");
+        // A state the attempt creates gets the attempt's TTL.
+        let c = store
+            .check_all(
+                &checks,
+                Some(CounterRead {
+                    identity: "ttl-id",
+                    windows: &[123_456_790],
+                    attempt: Some(Duration::from_secs(5)),
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!((c.counters, c.failures), (Some(vec![0]), Some(vec![1])));
+        let fresh = key.replace(":n:123456789", ":n:123456790");
+        assert!((1..=5_000).contains(&pttl(&fresh)), "{}", pttl(&fresh));
+        // A count at the base carries into the counter: the code is void.
+        server
+            .cli(&["SET", &key, "1999999", "PX", "900000"])
+            .unwrap();
+        let c = store
+            .check_all(&checks, Some(counting(long)))
+            .await
+            .unwrap();
+        assert_eq!((c.counters, c.failures), (Some(vec![2]), Some(vec![0])));
+        assert_eq!(store.counters("ttl-id", &[window]).await.unwrap(), vec![2]);
+        assert!(
+            !store.advance("ttl-id", window, 1, long).await.unwrap(),
+            "the voided code"
+        );
+    }
+
+    /// A use-state key (counter and wrong-code count in one integer, layout
+    /// 3) holding something other than a count (written by hand, or by
     /// another program sharing the prefix) is a backend error, never a
-    /// count of 0 that would make a spent code verify again. A failure
-    /// count that is not a count is a backend error too, and stays as it was.
+    /// count of 0 that would make a spent code verify again: read by the
+    /// decision, counted as an attempt, counted as a failure, or advanced,
+    /// and each time it stays as it was.
     #[tokio::test]
     async fn a_use_counter_that_is_not_a_count_is_a_backend_error() {
         let Some(server) = testkit::started_redis_or_skip("a_use_counter_that_is_not_a_count")
@@ -758,30 +829,45 @@ mod redis_backend {
             .expect("the counter key")
             .trim()
             .to_owned();
-        server.cli(&["SET", &key, "one"]).unwrap();
-        match store.check_all(&checks, Some(read(&[987_654_321]))).await {
-            Err(StoreError::Backend(m)) => assert!(m.contains("not a count"), "{m}"),
-            other => panic!("expected a backend error, got {other:?}"),
-        }
-        // A failure count that is not a count: a backend error, and the
-        // value stays as it was.
+        // One wrong code counted: the low part of the state.
         let ttl = Duration::from_secs(60);
         let o = store
             .record_failures("nan-id", &[window], &[], 5, ttl)
             .await
             .unwrap();
         assert_eq!((o[0].failures, o[0].exhausted), (1, false));
-        let fkey = key.replace(":n:", ":f:");
-        assert_eq!(server.cli(&["GET", &fkey]).unwrap().trim(), "1");
-        server.cli(&["SET", &fkey, "1.5"]).unwrap();
-        match store
-            .record_failures("nan-id", &[window], &[], 5, ttl)
-            .await
-        {
-            Err(StoreError::Backend(m)) => assert!(m.contains("not an integer"), "{m}"),
-            other => panic!("expected a backend error, got {other:?}"),
+        assert_eq!(server.cli(&["GET", &key]).unwrap().trim(), "1000001");
+        let counting = CounterRead {
+            identity: "nan-id",
+            windows: &[987_654_321],
+            attempt: Some(ttl),
+        };
+        for bad in ["one", "1.5", "-1"] {
+            server.cli(&["SET", &key, bad]).unwrap();
+            match store.check_all(&checks, Some(read(&[987_654_321]))).await {
+                Err(StoreError::Backend(m)) => assert!(m.contains("not a count"), "{bad}: {m}"),
+                other => panic!("{bad}: expected a backend error, got {other:?}"),
+            }
+            match store.advance("nan-id", window, 1, ttl).await {
+                Err(StoreError::Backend(m)) => assert!(m.contains("not a count"), "{bad}: {m}"),
+                other => panic!("{bad}: expected a backend error, got {other:?}"),
+            }
+            if bad != "-1" {
+                // INCR refuses what is not an integer
+                match store.check_all(&checks, Some(counting)).await {
+                    Err(StoreError::Backend(m)) => assert!(m.contains("not an integer"), "{m}"),
+                    other => panic!("{bad}: expected a backend error, got {other:?}"),
+                }
+                match store
+                    .record_failures("nan-id", &[window], &[], 5, ttl)
+                    .await
+                {
+                    Err(StoreError::Backend(m)) => assert!(m.contains("not an integer"), "{m}"),
+                    other => panic!("{bad}: expected a backend error, got {other:?}"),
+                }
+            }
+            assert_eq!(server.cli(&["GET", &key]).unwrap().trim(), bad);
         }
-        assert_eq!(server.cli(&["GET", &fkey]).unwrap().trim(), "1.5");
     }
 
     /// A replica of another key layout left its marker: connecting warns
