@@ -437,13 +437,15 @@ class Harness:
         """Signs in up to `count` fresh identities (bench/mint.lua over their
         derived codes) and returns a file of `{"refresh_token": …}` bodies, one
         per session. Stops at `count`, when no token came for 3 s, or after a
-        time cap (3 × the run length + 5 s); not measured."""
+        time cap (5 × the run length + 5 s: the Redis-backed sign-ins run at
+        about a quarter of the Redis-backed refreshes' rate, and a refresh run
+        needs a token per request); not measured."""
         a = self.args
         body = self.bodies(prefix, count, right=True)
         out = self.tmp / f"{prefix}-refresh.txt"
         e = dict(os.environ, BENCH_DIR=str(BENCH), BENCH_BODIES=str(body), BENCH_MINT_OUT=str(out),
                  BENCH_MINT_ACCESS_OUT=str(access or ""))
-        cap = 3 * a.duration + 5
+        cap = 5 * a.duration + 5
         argv = ["taskset", "-c", WRK_CPU, "wrk", "-t1", f"-c{a.connections}", f"-d{int(cap) + 5}s",
                 "--timeout", "5s", "-s", str(BENCH / "mint.lua"), url + "/api/v1/otp/verify"]
         t0 = time.time()
