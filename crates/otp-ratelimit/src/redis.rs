@@ -348,9 +348,10 @@ end
 
 /// Fragment: the use state of (identity, OTP window), one integer per key
 /// ([`USE_STATE_BASE`]): `use_state(key)` reads it (0 when missing; an
-/// error reply when it is not a count); `advance_use(key, reset, ttl_ms)`
-/// moves the counter by one, keeping the wrong-code count or (with `reset`)
-/// setting it to zero. Needs `INT`.
+/// error reply when it is not a count); `set_next(key, v, reset, ttl_ms)`
+/// writes the state `v` (read before) with its counter moved by one,
+/// keeping the wrong-code count or (with `reset`) setting it to zero;
+/// `advance_use(key, reset, ttl_ms)` reads the state first. Needs `INT`.
 const USE_STATE: &str = r"
 local B = 1000000
 local function use_state(key)
@@ -360,10 +361,12 @@ local function use_state(key)
   end
   return v
 end
-local function advance_use(key, reset, ttl_ms)
-  local v = use_state(key)
+local function set_next(key, v, reset, ttl_ms)
   if reset then v = v - v % B end
   redis.call('SET', key, int(v + B), 'PX', ttl_ms)
+end
+local function advance_use(key, reset, ttl_ms)
+  set_next(key, use_state(key), reset, ttl_ms)
 end
 ";
 
@@ -448,7 +451,7 @@ local from, v, session, reset = struct.unpack('<dddd', ARGV[1])
 local c = use_state(KEYS[1])
 if math.floor(c / B) ~= from then return 0 end
 reset = reset == 1
-advance_use(KEYS[1], reset, ARGV[2])
+set_next(KEYS[1], c, reset, ARGV[2])
 local last = #KEYS
 if session == 1 then last = #KEYS - 2 end
 for i = 2, 1 + v do advance_use(KEYS[i], reset, ARGV[2]) end
