@@ -271,8 +271,8 @@ class Harness:
         """redis-server on a free loopback port (`wrapper`: e.g. valgrind's argv), on
         `cpu` (default `--redis-cpu`)."""
         port = free_port()
-        sock = self.tmp / f"redis-{port}.sock"
-        unix = ["--unixsocket", str(sock), "--unixsocketperm", "700"] if getattr(self.args, "redis_socket", "tcp") == "unix" else []
+        unix = (["--unixsocket", str(self.redis_socket(port)), "--unixsocketperm", "700"]
+                if self.args.redis_socket == "unix" else [])
         p = self.start(
             [*wrapper, "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.tmp), "--protected-mode", "yes", *unix],
@@ -287,6 +287,10 @@ class Harness:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
+
+    def redis_socket(self, port: int) -> Path:
+        """The Unix socket of the redis-server on `port` (`--redis-socket unix`)."""
+        return self.tmp / f"redis-{port}.sock"
 
     def server_env(self, extra: dict) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RATE_", "OTP_", "JWT_", "STORE_", "REDIS_", "DELIVERY_"))}
@@ -650,7 +654,7 @@ class Harness:
             # the server's own connection: TCP on loopback, or with
             # --redis-socket unix the Unix socket of the same redis-server
             # (INFO commandstats is still read over TCP)
-            surl = (f"redis+unix://{self.tmp}/redis-{rurl.rsplit(':', 1)[1]}.sock"
+            surl = (f"redis+unix://{self.redis_socket(int(rurl.rsplit(':', 1)[1]))}"
                     if a.redis_socket == "unix" else rurl)
             server, _ = otp_scenarios(tag, {"STORE_BACKEND": "redis", "REDIS_URL": surl},
                                       lambda: [rp.pid], rurl, **kw)

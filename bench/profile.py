@@ -271,7 +271,7 @@ def main() -> int:
     a = ap.parse_args()
     # the harness's options that its helpers read
     a.profile, a.workers, a.duration, a.warmup = "release", 1, a.seconds, 0
-    a.redis_cpu = load.SERVER_CPU
+    a.redis_cpu, a.redis_socket = load.SERVER_CPU, "tcp"
     h = load.Harness(a)
     if not h.binary.is_file():
         print(f"{h.binary} missing: cargo build --release -p otp-server", file=sys.stderr)

@@ -351,9 +351,9 @@ end
 /// error reply when it is not a count); `set_next(key, v, reset, ttl_ms)`
 /// writes the state `v` (read before) with its counter moved by one,
 /// keeping the wrong-code count or (with `reset`) setting it to zero;
-/// `advance_use(key, reset, ttl_ms)` reads the state first. Needs `INT`.
+/// `advance_use(key, reset, ttl_ms)` reads the state first. Needs `INT`
+/// and `B`, the base, which [`use_state_fragment`] puts in front of it.
 const USE_STATE: &str = r"
-local B = 1000000
 local function use_state(key)
   local v = tonumber(redis.call('GET', key) or '0')
   if not v or v < 0 or v ~= math.floor(v) then
@@ -369,6 +369,12 @@ local function advance_use(key, reset, ttl_ms)
   set_next(key, use_state(key), reset, ttl_ms)
 end
 ";
+
+/// [`USE_STATE`] after `local B = <USE_STATE_BASE>`: the base is written
+/// once, in Rust.
+fn use_state_fragment() -> String {
+    format!("local B = {USE_STATE_BASE}\n{USE_STATE}")
+}
 
 /// One decision. KEYS = n window keys, then the use-state keys of the
 /// counters read. ARGV[1] = the numbers packed as little-endian doubles
@@ -482,10 +488,7 @@ for j = 1, m do
       local s = use_state(KEYS[i])
       redis.call('SET', KEYS[i], int(s - s % B), 'PX', ttl)
     end
-    for i = m + 1, #KEYS do
-      redis.call('INCRBY', KEYS[i], B)
-      redis.call('PEXPIRE', KEYS[i], ttl)
-    end
+    for i = m + 1, #KEYS do advance_use(KEYS[i], false, ttl) end
     return reply .. struct.pack('<dd', f, 1)
   end
 end
@@ -766,6 +769,7 @@ impl RedisStore {
     pub fn connect_lazy(config: RedisConfig) -> Result<Self, StoreError> {
         config.validate()?;
         let op_timeout = config.connect_timeout + config.response_timeout;
+        let use_state = use_state_fragment();
         let opener = if config.is_cluster() {
             let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
                 .connection_timeout(config.connect_timeout)
@@ -807,10 +811,10 @@ impl RedisStore {
                     .finish()
             },
             tag_seq: AtomicU64::new(0),
-            check_all: script(&[INT, NOW, WINDOW, USE_STATE, CHECK_ALL_BODY]),
+            check_all: script(&[INT, NOW, WINDOW, &use_state, CHECK_ALL_BODY]),
             release: script(&[RELEASE]),
-            advance: script(&[INT, USE_STATE, CREATE_SESSION, ADVANCE_BODY]),
-            failures: script(&[INT, USE_STATE, FAILURES_BODY]),
+            advance: script(&[INT, &use_state, CREATE_SESSION, ADVANCE_BODY]),
+            failures: script(&[INT, &use_state, FAILURES_BODY]),
             session_create: script(&[INT, CREATE_SESSION, SESSION_CREATE_BODY]),
             session_rotate: script(&[INT, NOW, SESSION_ROTATE_BODY]),
             epoch_bump: script(&[BUMP, "bump(KEYS[1], ARGV[1])\nreturn 1\n"]),
