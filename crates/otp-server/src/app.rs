@@ -30,7 +30,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_http::error::DispatchError;
+use actix_http::{HttpService, Protocol};
+use actix_service::{fn_service, map_config, ServiceFactoryExt as _};
+use actix_web::dev::AppConfig;
+use actix_web::{web, App};
 use anyhow::Context as _;
 use otp_core::TokenService;
 use otp_delivery::Delivery;
@@ -190,7 +194,14 @@ pub async fn serve(
         Some(g) => state.with_gate(g),
         None => state,
     };
-    let server = HttpServer::new(move || {
+    // actix-web's `HttpServer::listen`, with one difference: each accepted
+    // connection is a `Coalesced`, whose responses go out at the end of the
+    // worker's turn (crate::coalesce).
+    let builder = actix_server::Server::build();
+    let graceful = builder.graceful_shutdown_signal();
+    let keep_alive = s.keep_alive;
+    let (request_timeout, disconnect_timeout) = (s.client_request_timeout, Duration::from_secs(1));
+    let factory = move || {
         // forward auth's common case is answered before the App (the
         // answer the App would give: otp_http::fast_lane)
         let app = App::new()
@@ -207,17 +218,35 @@ pub async fn serve(
             .configure(otp_http::configure(state.clone()))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .default_service(web::to(otp_http::routes::not_found));
-        otp_http::fast_lane::FastLane::new(&state, app)
-    })
-    .workers(s.workers)
-    .shutdown_timeout(s.shutdown_timeout.as_secs())
-    .client_request_timeout(s.client_request_timeout)
-    .client_disconnect_timeout(Duration::from_secs(1))
-    .keep_alive(s.keep_alive)
-    .max_connections(s.max_connections)
-    .disable_signals()
-    .listen(listener)
-    .with_context(|| format!("BIND_ADDRESS: cannot listen on {addr}"))?;
+        let lane = otp_http::fast_lane::FastLane::new(&state, app)
+            .map_err(|e: actix_web::Error| e.error_response());
+        let graceful = graceful.clone();
+        let http = HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let graceful = graceful.clone();
+                async move { graceful.notified().await }
+            })
+            .keep_alive(keep_alive)
+            .client_request_timeout(request_timeout)
+            .client_disconnect_timeout(disconnect_timeout)
+            .local_addr(addr)
+            // the App's connection config, as `HttpServer` gives it
+            .finish(map_config(lane, move |()| {
+                AppConfig::__priv_test_new(false, addr.to_string(), addr)
+            }));
+        fn_service(|io: tokio::net::TcpStream| async move {
+            let peer = io.peer_addr().ok();
+            Ok::<_, DispatchError>((crate::coalesce::Coalesced::new(io), Protocol::Http1, peer))
+        })
+        .and_then(http)
+    };
+    let server = builder
+        .workers(s.workers)
+        .shutdown_timeout(s.shutdown_timeout.as_secs())
+        .max_concurrent_connections(s.max_connections)
+        .disable_signals()
+        .listen(format!("stateless-otp-{addr}"), listener, factory)
+        .with_context(|| format!("BIND_ADDRESS: cannot listen on {addr}"))?;
     tracing::info!(
         bind = %addr,
         store = service.store_backend(),

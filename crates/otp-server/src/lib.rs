@@ -14,6 +14,7 @@
 //! formatting of its lines.
 
 pub mod app;
+pub mod coalesce;
 pub mod log_format;
 pub mod log_writer;
 pub mod probe;

@@ -25,6 +25,9 @@
 //!   3-master Cluster): rotation, reuse, logout and sign-out everywhere
 //!   seen across replicas, 50 concurrent refreshes; a refresh token is
 //!   never an access token (verify, introspect, PyJWT).
+//! - [`connections`]: the connection layer (responses sent at the end of
+//!   the worker's turn): pipelined, concurrent, a client that stops
+//!   reading, large answers beside small ones, `Connection: close`.
 //! - [`readme`]: the variable tables and commands in the docs are generated
 //!   from `otp_server::vars` and cannot drift.
 //! - [`logs`]: codes, tokens and secrets never reach the logs at
@@ -48,6 +51,7 @@
 
 mod audit;
 mod binary;
+mod connections;
 mod deploy;
 mod faults;
 mod fuzz_corpus;
