@@ -150,8 +150,7 @@ fn a_client_that_stops_reading_still_gets_every_answer_once_it_reads() {
     let server = Server::builder().start();
     let doc = alone(&server, "/openapi.json").body;
     // a small receive window, and far more answers than the socket
-    // buffers hold: the server's sends block, small answers queued behind
-    // and large ones written straight
+    // buffers hold, the document's among them
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     s.set_recv_buffer_size(4096).unwrap();
     s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.port)).into())
@@ -211,4 +210,29 @@ fn a_connection_the_client_closes_gets_its_answer_then_the_end() {
         r.read_to_end(&mut rest).expect("the server closes");
         assert!(rest.is_empty(), "{path}: nothing after the answer");
     }
+}
+
+#[test]
+fn answers_before_a_malformed_request_all_arrive_then_its_400() {
+    // the dispatcher ends such a connection right after the 400, with
+    // the answers before it possibly still queued
+    let server = Server::builder().start();
+    let s = connect(&server);
+    let mut wire = String::new();
+    for i in 0..200 {
+        wire.push_str(&get("/healthz", &format!("before-{i:03}")));
+    }
+    wire.push_str("NOT A REQUEST\r\n\r\n");
+    (&s).write_all(wire.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut r = BufReader::new(s);
+    for i in 0..200 {
+        let a = read_answer(&mut r);
+        assert_eq!(a.status, 200, "answer {i}");
+        assert_eq!(a.request_id.as_deref(), Some(&*format!("before-{i:03}")));
+    }
+    assert_eq!(read_answer(&mut r).status, 400);
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).expect("the server closes");
+    assert!(rest.is_empty(), "nothing after the 400");
 }
