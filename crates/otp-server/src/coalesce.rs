@@ -144,6 +144,16 @@ struct Queue {
     running: bool,
 }
 
+impl Queue {
+    /// Queues `conn` and wakes the flusher if it waits.
+    fn push(&mut self, conn: &Rc<RefCell<Conn>>) {
+        self.conns.push(conn.clone());
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
 thread_local! {
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
 }
@@ -152,10 +162,7 @@ thread_local! {
 fn enqueue(conn: &Rc<RefCell<Conn>>) {
     let spawn = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
-        q.conns.push(conn.clone());
-        if let Some(w) = q.waker.take() {
-            w.wake();
-        }
+        q.push(conn);
         !std::mem::replace(&mut q.running, true)
     });
     if spawn {
@@ -170,10 +177,7 @@ fn enqueue(conn: &Rc<RefCell<Conn>>) {
 fn enqueue_dropped(conn: &Rc<RefCell<Conn>>) {
     let _ = QUEUE.try_with(|q| {
         if let Ok(mut q) = q.try_borrow_mut() {
-            q.conns.push(conn.clone());
-            if let Some(w) = q.waker.take() {
-                w.wake();
-            }
+            q.push(conn);
         }
     });
 }
