@@ -1045,10 +1045,60 @@ def svg_chart(results: list[dict], meta: dict) -> str:
     return "\n".join(out)
 
 
+def self_test() -> int:
+    """`--self-test`: the round merging and the bar verdicts on made-up
+    runs (no server, no wrk): medians of per-round ratios, the paired nginx
+    runs dropped from the results, the Redis bar on the two medians."""
+    def run(name: str, rps: float, cpu: float = 10.0, **extra) -> dict:
+        return {"scenario": name, "label": name, "requests": int(rps), "rps": rps, "p50_ms": 1.0,
+                "p99_ms": 2.0, "p999_ms": 3.0, "max_ms": 4.0, "cpu_us_per_req": cpu,
+                "cpu_user_us_per_req": cpu / 2, "cpu_sys_us_per_req": cpu / 2, "statuses": {"200": int(rps)},
+                "wrk_non2xx": 0, "socket_errors": 0, "loadavg_1m_before": 1.0, "ok": True, **extra}
+
+    forward_nginx = run("nginx", 100_000.0, 8.0)
+    # each memory round after its own nginx run: ratios 0.60, 0.40, 0.50
+    paired = [run("nginx", n) for n in (100_000.0, 50_000.0, 90_000.0)]
+    wrong = [run("verify_wrong", r) for r in (60_000.0, 20_000.0, 45_000.0)]
+    redis = [run("verify_wrong_redis", r, redis_cpu_us_per_req=c,
+                 redis_commands_per_req={"evalsha": 1.0, "zadd": z})
+             for r, c, z in ((15_000.0, 40.0, 4.0), (9_000.0, 60.0, 4.0), (13_000.0, 50.0, 3.0))]
+    h = type("H", (), {})()
+    h.results = [forward_nginx] + paired + wrong + redis
+    Harness.merge_post_rounds(h, {"verify_wrong": wrong}, {"verify_wrong": paired})
+    Harness.merge_post_rounds(h, {"verify_wrong_redis": redis}, {})
+    by = {r["scenario"]: r for r in h.results}
+    problems = []
+
+    def check(what: str, got, want) -> None:
+        if got != want:
+            problems.append(f"{what}: {got!r}, expected {want!r}")
+
+    check("results after merging", [r["scenario"] for r in h.results],
+          ["nginx", "verify_wrong", "verify_wrong_redis"])
+    check("nginx row", by["nginx"]["rps"], 100_000.0)
+    check("memory median req/s", by["verify_wrong"]["rps"], 45_000.0)
+    check("per-round ratios", [x["rps"] for x in by["verify_wrong"]["round_ratios"]], [0.6, 0.4, 0.5])
+    check("Redis median CPU", by["verify_wrong_redis"]["redis_cpu_us_per_req"], 50.0)
+    check("Redis median commands", by["verify_wrong_redis"]["redis_commands_per_req"],
+          {"evalsha": 1.0, "zadd": 4.0})
+    bars = {b["bar"]: b for b in judge_bars(h.results)}
+    w = bars["otp/verify wrong code (memory): req/s vs nginx"]
+    # the median of the per-round ratios (0.50), not 45 000 / 100 000
+    check("memory bar", (w["value"], w["pass"]), (0.5, False))
+    check("Redis bar", bars["verify wrong: Redis req/s vs memory"]["value"], round(13_000 / 45_000, 3))
+    for p in problems:
+        log(f"self-test: {p}")
+    if not problems:
+        log("self-test: round merging and bars as expected")
+    return 1 if problems else 0
+
+
 def main() -> int:
     global SERVER_CPU, WRK_CPU
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few-second smoke: 2 s per scenario, no RSS run")
+    ap.add_argument("--self-test", action="store_true",
+                    help="check the round merging and the bar verdicts on made-up runs, then exit (no server)")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per measured run (default 15)")
     ap.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each run")
     ap.add_argument("--connections", type=int, default=64)
@@ -1083,6 +1133,8 @@ def main() -> int:
                                          "(for docs/benchmarks.md)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")))
     a = ap.parse_args()
+    if a.self_test:
+        return self_test()
     if a.quick:
         a.duration, a.warmup, a.rss_seconds, a.rounds, a.post_rounds = 2.0, 1.0, 0, 1, 1
     a.profile = a.profile or ("debug" if a.quick else "release")
