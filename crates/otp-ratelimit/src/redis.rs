@@ -26,9 +26,13 @@
 //! a wrong code, 3 for a right one), plus one release when the identity's
 //! limits deny.
 //!
-//! Only when Redis has lost its script cache (restart, failover, `SCRIPT
-//! FLUSH`) does the first call after it answer `NOSCRIPT` and the client
-//! sends `SCRIPT LOAD` and retries, once. The scripts are assembled from
+//! [`Store::ping`] loads every script when Redis first answers it (and
+//! again after a ping failed; `otp-server` pings at start and in the
+//! background). Only when Redis has lost its script cache without a ping
+//! noticing (a restart or failover between two pings, `SCRIPT FLUSH`), or
+//! on a Cluster node the ping's load did not reach, does the first call
+//! answer `NOSCRIPT`; the client then sends `SCRIPT LOAD` and retries,
+//! once. The scripts are assembled from
 //! shared fragments (`INT`, `NOW`, `WINDOW`, `BUMP`, `CREATE_SESSION`), never
 //! copied.
 //!
@@ -697,6 +701,10 @@ pub struct RedisStore {
     session_create: Script,
     session_rotate: Script,
     epoch_bump: Script,
+    /// Set when a [`Store::ping`] that Redis answered has loaded every
+    /// script ([`RedisStore::load_scripts`]); cleared by a ping that fails,
+    /// so the first ping after an outage loads them again.
+    scripts_loaded: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -818,6 +826,7 @@ impl RedisStore {
             session_create: script(&[INT, CREATE_SESSION, SESSION_CREATE_BODY]),
             session_rotate: script(&[INT, NOW, SESSION_ROTATE_BODY]),
             epoch_bump: script(&[BUMP, "bump(KEYS[1], ARGV[1])\nreturn 1\n"]),
+            scripts_loaded: AtomicBool::new(false),
         })
     }
 
@@ -1426,9 +1435,27 @@ fn failure_outcome(failures: i64, exhausted: i64) -> FailureOutcome {
 
 #[async_trait::async_trait]
 impl Store for RedisStore {
+    /// `PING` (on Cluster, routed to every node, so readiness means all
+    /// are up). The first ping Redis answers, and the first after one that
+    /// failed, also loads every script, so that the first calls after a
+    /// start (or after an outage that restarted Redis) find them cached
+    /// instead of answering `NOSCRIPT` and costing two more round trips
+    /// each; on Cluster they are loaded on the node the client picks (the
+    /// others still load on first use). A failed load is no failed ping:
+    /// the next ping tries again, and a call meeting `NOSCRIPT` still
+    /// loads and retries (module docs).
     async fn ping(&self) -> Result<(), StoreError> {
-        // Cluster: routed to every node, so readiness means all are up.
-        let _: String = self.query(&redis::cmd("PING")).await?;
+        let answered: Result<String, StoreError> = self.query(&redis::cmd("PING")).await;
+        if let Err(e) = answered {
+            self.scripts_loaded.store(false, Ordering::Relaxed);
+            return Err(e);
+        }
+        if !self.scripts_loaded.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self.load_scripts().await {
+                self.scripts_loaded.store(false, Ordering::Relaxed);
+                tracing::debug!(error = %e, "Redis scripts not loaded ahead of use");
+            }
+        }
         Ok(())
     }
 

@@ -717,6 +717,82 @@ mod redis_backend {
         }
     }
 
+    /// The first ping Redis answers loads every script, so the first
+    /// calls on a fresh Redis cost their one round trip (no `NOSCRIPT`,
+    /// no `SCRIPT LOAD`, no retry); later pings load nothing; a ping that
+    /// fails (Redis down) makes the next answered one load them again,
+    /// which a restarted Redis (its cache empty) needs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_answered_ping_loads_the_scripts_and_again_after_an_outage() {
+        let Some(mut server) = testkit::started_redis_or_skip("ping_loads_scripts") else {
+            return;
+        };
+        let mut cfg = RedisConfig::new(vec![server.url()], HASH_KEY);
+        cfg.key_prefix = "otptest".into();
+        cfg.connect_timeout = Duration::from_millis(300);
+        cfg.response_timeout = Duration::from_millis(300);
+        let store = RedisStore::connect_lazy(cfg).unwrap();
+        assert_eq!(command_calls(&server, "script|load"), 0);
+        store.ping().await.unwrap();
+        // The store's seven scripts, and the layout marker's, which the
+        // new connection runs before anything else (NOSCRIPT, load, retry:
+        // once per connection).
+        assert_eq!(
+            command_calls(&server, "script|load"),
+            8,
+            "every script loaded by the first ping"
+        );
+        server.cli(&["CONFIG", "RESETSTAT"]).unwrap();
+        let p = LimitPolicy::per_secs("warm", 10, 60);
+        let id = "warm-a";
+        let c = store
+            .check_all(
+                &[LimitCheck::new(&p, id)],
+                Some(CounterRead {
+                    identity: id,
+                    windows: &[1, 2],
+                    attempt: None,
+                }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.counters, Some(vec![0, 0]));
+        assert!(store
+            .advance(id, 1, 0, Duration::from_secs(60))
+            .await
+            .unwrap());
+        store.ping().await.unwrap();
+        assert_eq!(
+            command_calls(&server, "script|load"),
+            0,
+            "nothing loaded again"
+        );
+        assert_eq!(
+            command_calls(&server, "evalsha"),
+            2,
+            "one call each, no retry"
+        );
+        let errors = server.cli(&["INFO", "errorstats"]).unwrap();
+        assert!(!errors.contains("NOSCRIPT"), "{errors}");
+
+        server.stop();
+        assert!(store.ping().await.is_err());
+        server.restart().expect("restart redis on the same port");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.ping().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Redis never answered again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            command_calls(&server, "script|load"),
+            8,
+            "a restarted Redis gets every script from the first answered ping"
+        );
+    }
+
     /// Layout 3 keeps a window's counter and wrong-code count in one key:
     /// counting an attempt with a TTL shorter than the counter's never
     /// shortens the counter's (a spent counter that expired early would
