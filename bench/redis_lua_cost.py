@@ -71,6 +71,20 @@ STEPS = [
     ("MGET of 2 missing keys", "redis.call('MGET', k, KEYS[11 - j])"),
     ("string.format('%d', n)", "local s = string.format('%d', 1733000000000000 + j)"),
     ("string concatenation (key .. n)", "local s = k .. j"),
+    # An identity's three verify windows on a fresh identity, as layout 3
+    # keeps them (a key each: ZCARD, ZADD, PEXPIRE) and as the score-band
+    # design of docs/benchmarks.md would (one key: a ZCOUNT per band, one
+    # ZADD of three pairs, one PEXPIRE); not built in the store.
+    ("3 windows, a key each (layout 3)",
+     "for _, w in ipairs({':a', ':b', ':c'}) do local kw = k .. w "
+     "redis.call('ZCARD', kw) redis.call('ZADD', kw, '1733000000000', 'tag') "
+     "redis.call('PEXPIRE', kw, '86400000') end"),
+    ("3 windows, one key in score bands",
+     "redis.call('ZCOUNT', k, '4398046511104', '4398046511105') "
+     "redis.call('ZCOUNT', k, '8796093022208', '8796093022209') "
+     "redis.call('ZCOUNT', k, '13194139533312', '13194139533313') "
+     "redis.call('ZADD', k, '4398046511105', 't1', '8796093022209', 't2', '13194139533313', 't3') "
+     "redis.call('PEXPIRE', k, '86400000')"),
 ]
 
 
