@@ -517,11 +517,14 @@ class Harness:
         """Replaces each scenario's runs in the results with one merged
         result (medians, per-round ratios against the paired nginx runs);
         drops the paired nginx runs themselves (nginx's row stays the
-        median of the forward-auth rounds)."""
+        median of the forward-auth rounds); empties both, for the next
+        phase."""
         gone = {id(r) for rs in list(runs.values()) + list(nginx_runs.values()) for r in rs}
         self.results = [r for r in self.results if id(r) not in gone]
         for name, rs in runs.items():
             self.results.append(merge_rounds(rs, nginx_runs.get(name, [])))
+        runs.clear()
+        nginx_runs.clear()
 
     def run(self) -> int:
         a = self.args
@@ -564,11 +567,14 @@ class Harness:
                     {"BENCH_COOKIE": self.fetch_token(url, "load-cookie-user")})]
         forward = [f for f in forward if want(f[0])]
         runs: dict[str, list[dict]] = {name: [] for name in ["nginx"] + [f[0] for f in forward]}
+
+        def measure_nginx() -> dict:
+            return self.measure("nginx", "nginx return 200", ng_url, "/", "get.lua", {"BENCH_TOKEN": ""},
+                                nginx_pids, {"200"}, None)
         for rnd in range(a.rounds):
             if a.rounds > 1:
                 log(f"  round {rnd + 1} of {a.rounds}")
-            runs["nginx"].append(self.measure("nginx", "nginx return 200", ng_url, "/", "get.lua",
-                                              {"BENCH_TOKEN": ""}, nginx_pids, {"200"}, None))
+            runs["nginx"].append(measure_nginx())
             for name, label, env in forward:
                 runs[name].append(self.measure(name, label, url, "/api/v1/token/verify", "get.lua", env,
                                                lambda: [p.pid], {"200"}, "/api/v1/token/verify"))
@@ -664,10 +670,7 @@ class Harness:
         # fresh server (the same state at the start of every round), each
         # scenario right after an nginx run of its own; the bars take the
         # median of the per-round ratios.
-        paired = None
-        if a.post_rounds > 1:
-            paired = lambda: self.measure("nginx", "nginx return 200", ng_url, "/", "get.lua",
-                                          {"BENCH_TOKEN": ""}, nginx_pids, {"200"}, None)
+        paired = measure_nginx if a.post_rounds > 1 else None
         for rnd in range(a.post_rounds):
             if a.post_rounds > 1:
                 log(f"  POST round {rnd + 1} of {a.post_rounds} (a fresh server)")
@@ -675,8 +678,6 @@ class Harness:
             self.stop(otp_p)
         self.stop(ng)
         self.merge_post_rounds(post_runs, post_nginx)
-        post_runs.clear()
-        post_nginx.clear()
         if a.rss_seconds > 0:
             # a fresh server, so the figure is not the state of the runs above
             # The daily verify limit keeps a log per identity for 86 400 s, so
@@ -718,8 +719,6 @@ class Harness:
                 if a.post_rounds > 1:
                     log(f"  Redis round {rnd + 1} of {a.post_rounds} (a fresh redis-server and server)")
                 redis_pass("_redis")
-            self.merge_post_rounds(post_runs, post_nginx)
-            post_runs.clear()
             # The issue's second set-up: redis-server pinned apart from the
             # server (on wrk's core). Reported beside the bar, whose basis
             # stays the one above (the bar must hold without pinning apart).
@@ -727,12 +726,14 @@ class Harness:
                 redis_pass("_redis_apart", WRK_CPU, nice=" (Redis pinned apart)",
                            routes=("verify_wrong", "verify_right"))
                 meta["pinning"]["redis_apart"] = WRK_CPU
+            # (the pass pinned apart runs once: merging leaves its runs as they are)
+            self.merge_post_rounds(post_runs, post_nginx)
 
         for r in self.results:
             if r.get("round_ratios"):
                 # the medians of the per-round ratios, as the bars take them
-                r["ratio_to_nginx"] = round(median([x["rps"] for x in r["round_ratios"]]), 3)
-                r["cpu_ratio_to_nginx"] = round(median([x["cpu"] for x in r["round_ratios"]]), 2)
+                r["ratio_to_nginx"] = round(round_median(r, "rps"), 3)
+                r["cpu_ratio_to_nginx"] = round(round_median(r, "cpu"), 2)
                 continue
             r["ratio_to_nginx"] = round(r["rps"] / nginx["rps"], 3)
             r["cpu_ratio_to_nginx"] = round(r["cpu_us_per_req"] / max(nginx["cpu_us_per_req"], 1e-9), 2)
@@ -854,6 +855,12 @@ def median(values: list[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
+def round_median(r: dict, key: str) -> float:
+    """The median over a merged result's rounds of its ratio `key` ("rps",
+    "cpu" or "p99") to the nginx run of each round."""
+    return median([x[key] for x in r["round_ratios"]])
+
+
 def merge_rounds(runs: list[dict], nginx_runs: list[dict]) -> dict:
     """One result from the alternating rounds of a scenario: medians of the
     figures, summed requests and statuses, and per round the figures and
@@ -913,11 +920,11 @@ def judge_bars(results: list[dict]) -> list[dict]:
                 rr = r["round_ratios"]
                 each = lambda k: ", ".join(f"{x[k]:.2f}" for x in rr)
                 n = len(rr)
-                bar(f"{what}: req/s vs nginx", median([x["rps"] for x in rr]), ">=", 0.90,
+                bar(f"{what}: req/s vs nginx", round_median(r, "rps"), ">=", 0.90,
                     f"median of {n} alternating rounds: {each('rps')}")
-                bar(f"{what}: CPU/req vs nginx", median([x["cpu"] for x in rr]), "<=", 1.3,
+                bar(f"{what}: CPU/req vs nginx", round_median(r, "cpu"), "<=", 1.3,
                     f"median of {n} alternating rounds: {each('cpu')}")
-                bar(f"{what}: p99 vs nginx", median([x["p99"] for x in rr]), "<=", 2.0,
+                bar(f"{what}: p99 vs nginx", round_median(r, "p99"), "<=", 2.0,
                     f"median of {n} alternating rounds: {each('p99')}")
                 continue
             # 1 000 tokens in turn: the uncached cost beside the bar (a
@@ -937,10 +944,9 @@ def judge_bars(results: list[dict]) -> list[dict]:
             if r and r.get("round_ratios"):
                 # --post-rounds: the median of the per-round ratios, each
                 # against the nginx run just before it
-                rr = [x["rps"] for x in r["round_ratios"]]
-                bar(f"{what}: req/s vs nginx", median(rr), ">=", limit,
-                    f"median of {len(rr)} rounds, each after its own nginx run: "
-                    + ", ".join(f"{x:.3f}" for x in rr))
+                bar(f"{what}: req/s vs nginx", round_median(r, "rps"), ">=", limit,
+                    f"median of {len(r['round_ratios'])} rounds, each after its own nginx run: "
+                    + ", ".join(f"{x['rps']:.3f}" for x in r["round_ratios"]))
             elif r:
                 bar(f"{what}: req/s vs nginx", r["rps"] / nginx["rps"], ">=", limit,
                     f"{r['rps']:,.0f} / {nginx['rps']:,.0f}")
