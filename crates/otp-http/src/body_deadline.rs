@@ -79,7 +79,7 @@ impl MessageBody for HoldingBody {
 }
 
 /// The payload as the handler sees it: fails once the deadline has passed.
-struct DeadlineStream {
+pub(crate) struct DeadlineStream {
     payload: Shared,
     deadline: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -143,17 +143,30 @@ pub(crate) struct Held(Shared);
 /// `None` when it has no payload or an outer [`guard`] already did
 /// (applied twice, the inner one steps aside).
 pub(crate) fn begin(req: &mut ServiceRequest) -> Option<Held> {
-    let started = Instant::now();
     if req.extensions().contains::<Guarded>() {
-        return None;
-    }
-    let payload = req.take_payload();
-    if matches!(payload, Payload::None) {
         return None;
     }
     let timeout = req
         .app_data::<web::Data<HttpState>>()
         .map_or(DEFAULT_BODY_TIMEOUT, |s| s.config.body_timeout);
+    let (stream, held) = begin_payload(req.take_payload(), timeout)?;
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(stream),
+    });
+    req.extensions_mut().insert(Guarded);
+    Some(held)
+}
+
+/// [`begin`] for a payload already taken from its request (the
+/// [`fast_lane`](crate::fast_lane)'s, which reads the body before any
+/// `ServiceRequest` exists): the stream to read it through, failing once
+/// `timeout` from now has passed, and what [`hold`] needs; `None` when
+/// there is no payload.
+pub(crate) fn begin_payload(payload: Payload, timeout: Duration) -> Option<(DeadlineStream, Held)> {
+    let started = Instant::now();
+    if matches!(payload, Payload::None) {
+        return None;
+    }
     let shared: Shared = Rc::new(RefCell::new(payload));
     let stream = DeadlineStream {
         payload: shared.clone(),
@@ -161,11 +174,7 @@ pub(crate) fn begin(req: &mut ServiceRequest) -> Option<Held> {
         sleep: None,
         expired: false,
     };
-    req.set_payload(Payload::Stream {
-        payload: Box::pin(stream),
-    });
-    req.extensions_mut().insert(Guarded);
-    Some(Held(shared))
+    Some((stream, Held(shared)))
 }
 
 /// The second half of [`guard`]: the response's body holds the payload

@@ -1,37 +1,51 @@
-//! The forward-auth fast lane (SPEC §9, §11): a valid token's
-//! `GET /api/v1/token/verify` and `GET /api/v1/auth/forward` answered
-//! before the actix-web `App`.
+//! The fast lane (SPEC §9, §11): forward auth's common case — a valid
+//! token's `GET /api/v1/token/verify` and `GET /api/v1/auth/forward` — and
+//! the JSON `POST`s of `/api/v1/otp/verify` and `/api/v1/token/refresh`,
+//! answered before the actix-web `App`.
 //!
 //! A proxy asks about the same few tokens for every request a signed-in
-//! browser makes, so this route is the one whose throughput sets what the
-//! service can protect. Measured on this project's 2-core machine
-//! (docs/benchmarks.md), the `App` path of a request — actix-web's
-//! request/response wrappers and routing, and the middlewares every route
-//! gets (the request-id span, the metrics, the body deadline) — costs more
-//! per request than a cached token check itself; actix-http under it
-//! answers a fixed response at nginx's rate. [`FastLane`] wraps the `App`
-//! at the actix-http level and answers the one common case itself: a `GET`
-//! of one of the two paths, with no body, presenting a token (the bearer
-//! header, else the `otp_session` cookie: the same
-//! `presented_token` rule as the routes) that
-//! verifies (from the verified-token cache or in full). It sends exactly
-//! the `App`'s answer for it: the same status, headers (`X-Auth-Subject`,
-//! `Remote-User`, `Cache-Control: no-store`, `Content-Type`, the
-//! `X-Request-Id` of [`observe`](crate::observe)) and body, and records
-//! the same `http_requests_total` and `http_request_duration_seconds`
-//! samples.
+//! browser makes, so the token check is the route whose throughput sets
+//! what the service can protect; the code check and the refresh are the
+//! two POST routes every sign-in and every session pays. Measured on this
+//! project's 2-core machine (docs/benchmarks.md), the `App` path of a
+//! request — actix-web's request/response wrappers and routing, the
+//! extractors, and the middlewares every route gets (the request-id span,
+//! the metrics, the body deadline) — costs more per request than a cached
+//! token check itself, and about a fifth of a wrong code's user CPU;
+//! actix-http under it answers a fixed response at nginx's rate.
+//! [`FastLane`] wraps the `App` at the actix-http level and answers these
+//! cases itself, exactly as the `App` would.
 //!
-//! Everything else goes to the `App` unchanged: other paths and methods
-//! (`HEAD` included), a request with a body, a missing, invalid or expired
-//! token (the `App` then answers the 401, or the gate's redirect, and
-//! pays the verification once more — a refused token is the rare case).
-//! The lane stays off — every request goes to the `App` — when the
+//! - **Forward auth:** a `GET` of one of the two paths, with no body,
+//!   presenting a token (the bearer header, else the `otp_session`
+//!   cookie: the same `presented_token` rule as the routes) that verifies
+//!   (from the verified-token cache or in full). The same status, headers
+//!   (`X-Auth-Subject`, `Remote-User`, `Cache-Control: no-store`,
+//!   `Content-Type`, the `X-Request-Id` of [`observe`](crate::observe)) and
+//!   body. A missing, invalid or expired token goes to the `App` (which
+//!   answers the 401, or the gate's redirect, and pays the verification
+//!   once more — a refused token is the rare case).
+//! - **The two POSTs:** `Content-Type` exactly `application/json`, a
+//!   `Content-Length` within the routes' 16 KiB, no `Transfer-Encoding`,
+//!   `Expect` or `Content-Encoding`. The lane reads the body under the
+//!   [body deadline](crate::body_deadline) (a stalled body is answered 408
+//!   and its connection closed), parses it as the JSON extractor does
+//!   (`serde_json::from_slice`, its errors mapped by the same function), and
+//!   runs the route's own handler inside the request's span (the
+//!   `request{request_id=…}` of [`observe`](crate::observe)), so every
+//!   answer — success, 400, 401, 422, 429, 503 — and every log line is the
+//!   `App`'s. Any other content type, framing, method or path goes to the
+//!   `App`.
+//!
+//! Both record the same `http_requests_total` and
+//! `http_request_duration_seconds` samples as the `App`. The lane stays
+//! off — every request goes to the `App` — when the
 //! [access log](crate::HttpConfig::access_log) or
 //! [CORS](crate::HttpConfig::cors_origins) is on, since both add to every
 //! answer.
 //!
 //! It bypasses the `App`'s middleware for the answers it gives, so wrap
-//! only an `App` that adds nothing else to these two routes, as
+//! only an `App` that adds nothing else to these four routes, as
 //! `otp-server` does:
 //!
 //! ```no_run
@@ -51,6 +65,7 @@
 
 use std::future::{ready, Ready};
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -62,8 +77,13 @@ use actix_web::http::header;
 use futures_core::future::LocalBoxFuture;
 use futures_util::future::{Either, MapOk, TryFutureExt};
 
-use crate::http_metrics::RouteMetrics;
-use crate::observe::{request_id, X_REQUEST_ID};
+use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::web::{Bytes, BytesMut};
+use futures_core::Stream;
+
+use crate::body_deadline;
+use crate::http_metrics::{route_of, RouteMetrics};
+use crate::observe::{request_id, RequestId, X_REQUEST_ID};
 use crate::HttpState;
 
 /// The token check of `GET /api/v1/token/verify`.
@@ -71,11 +91,136 @@ const VERIFY: &str = "/api/v1/token/verify";
 /// The gate's forward-auth route, whose success answer is the same.
 const FORWARD: &str = "/api/v1/auth/forward";
 
+/// `POST /api/v1/otp/verify`.
+const OTP_VERIFY: &str = "/api/v1/otp/verify";
+/// `POST /api/v1/token/refresh`.
+const REFRESH: &str = "/api/v1/token/refresh";
+
 /// What the lane needs per worker.
 struct Lane {
     state: HttpState,
     verify: RouteMetrics,
     forward: RouteMetrics,
+    otp_verify: RouteMetrics,
+    refresh: RouteMetrics,
+}
+
+/// A POST route of the lane.
+#[derive(Clone, Copy)]
+enum Post {
+    OtpVerify,
+    Refresh,
+}
+
+impl Lane {
+    /// The route of `req` if it is the lane's POST case (see the module
+    /// docs): a `POST` of one of the two paths with a body of a known
+    /// length the routes accept, nothing asked of the body's transfer, and
+    /// `Content-Type` exactly `application/json`.
+    fn post_case(&self, req: &Request) -> Option<Post> {
+        let head = req.head();
+        if head.method != Method::POST {
+            return None;
+        }
+        let route = match head.uri.path() {
+            OTP_VERIFY => Post::OtpVerify,
+            REFRESH => Post::Refresh,
+            _ => return None,
+        };
+        let headers = head.headers();
+        // chunked bodies, `Expect: 100-continue` and compressed bodies (the
+        // JSON extractor would decompress them) are the App's
+        if [
+            header::TRANSFER_ENCODING,
+            header::EXPECT,
+            header::CONTENT_ENCODING,
+        ]
+        .iter()
+        .any(|h| headers.contains_key(h))
+        {
+            return None;
+        }
+        if headers.get(header::CONTENT_TYPE)?.as_bytes() != b"application/json" {
+            return None;
+        }
+        let len = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?;
+        if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let len: usize = len.parse().ok()?;
+        (len <= crate::MAX_BODY_BYTES).then_some(route)
+    }
+
+    /// What the `App` answers a [`Lane::post_case`] request: the body read
+    /// under the body deadline, the route's handler inside the request's
+    /// span, the request id and the route's metrics.
+    async fn post(self: Rc<Self>, mut req: Request, route: Post) -> Response<BoxBody> {
+        use tracing::Instrument;
+        let started = Instant::now();
+        let config = &self.state.config;
+        let headers = req.head().headers();
+        let id = request_id(headers);
+        let request_id = RequestId(id.clone());
+        let span = tracing::error_span!("request", request_id = %request_id.as_str());
+        let ctx = otp_service::RequestContext {
+            client_ip: req.peer_addr().map(|peer| {
+                crate::client_ip::resolve(
+                    peer.ip(),
+                    headers
+                        .get_all("x-forwarded-for")
+                        .filter_map(|v| v.to_str().ok()),
+                    &config.trusted_proxies,
+                )
+            }),
+            allowed_identities: None,
+            request_id: Some(request_id.as_str().to_owned()),
+        };
+        // Nothing holds the payload past the answer (as `body_deadline::hold`
+        // does for the App): the lane reads every body to its end, or answers
+        // the 408, which closes the connection.
+        let mut body = body_deadline::begin_payload(req.take_payload(), config.body_timeout)
+            .map(|(stream, _)| stream);
+        let answer = async {
+            let bytes = match &mut body {
+                Some(stream) => read_body(stream).await,
+                None => Ok(Bytes::new()),
+            };
+            let json_error =
+                |e| crate::error::json_error(e, crate::MAX_BODY_BYTES, config.body_timeout);
+            let answer = match (route, bytes) {
+                (_, Err(e)) => Err(json_error(JsonPayloadError::Payload(e))),
+                (Post::OtpVerify, Ok(b)) => match serde_json::from_slice(&b) {
+                    Ok(fields) => crate::routes::verify_otp_with(&self.state, &fields, &ctx).await,
+                    Err(e) => Err(json_error(JsonPayloadError::Deserialize(e))),
+                },
+                (Post::Refresh, Ok(b)) => match serde_json::from_slice(&b) {
+                    Ok(fields) => crate::routes::refresh_with(&self.state, &fields, &ctx).await,
+                    Err(e) => Err(json_error(JsonPayloadError::Deserialize(e))),
+                },
+            };
+            answer.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e))
+        }
+        .instrument(span)
+        .await;
+        let metrics = match route {
+            Post::OtpVerify => &self.otp_verify,
+            Post::Refresh => &self.refresh,
+        };
+        metrics.record(answer.status().as_u16(), started);
+        let mut res = Response::<BoxBody>::from(answer);
+        res.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        res
+    }
+}
+
+/// The whole body, read as the JSON extractor reads it (a lane body has a
+/// known length within the limit, so there is no overflow to check).
+async fn read_body(stream: &mut body_deadline::DeadlineStream) -> Result<Bytes, PayloadError> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out.freeze())
 }
 
 impl Lane {
@@ -108,9 +253,9 @@ impl Lane {
     }
 }
 
-/// An actix-http service factory answering forward auth's common case
-/// before the wrapped `App` (see the module docs). Build one per worker,
-/// inside the `HttpServer::new` closure.
+/// An actix-http service factory answering forward auth's common case and
+/// the two POST routes before the wrapped `App` (see the module docs).
+/// Build one per worker, inside the `HttpServer::new` closure.
 pub struct FastLane<S, B> {
     lane: Option<Rc<Lane>>,
     inner: S,
@@ -133,6 +278,8 @@ impl<S, B> FastLane<S, B> {
                     state: state.clone(),
                     verify: RouteMetrics::of(&state.http_metrics, VERIFY),
                     forward: RouteMetrics::of(&state.http_metrics, FORWARD),
+                    otp_verify: RouteMetrics::of(&state.http_metrics, route_of(OTP_VERIFY)),
+                    refresh: RouteMetrics::of(&state.http_metrics, route_of(REFRESH)),
                 })
             }),
             inner: app.into_factory(),
@@ -190,16 +337,29 @@ where
 {
     type Response = Response<BoxBody>;
     type Error = S::Error;
-    type Future =
-        Either<Ready<Result<Self::Response, S::Error>>, MapOk<S::Future, Boxed<S::Response>>>;
+    type Future = Either<
+        Either<
+            Ready<Result<Self::Response, S::Error>>,
+            LocalBoxFuture<'static, Result<Self::Response, S::Error>>,
+        >,
+        MapOk<S::Future, Boxed<S::Response>>,
+    >;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&self, req: Request) -> Self::Future {
-        if let Some(res) = self.lane.as_ref().and_then(|lane| lane.answer(&req)) {
-            return Either::Left(ready(Ok(res)));
+        if let Some(lane) = &self.lane {
+            if let Some(res) = lane.answer(&req) {
+                return Either::Left(Either::Left(ready(Ok(res))));
+            }
+            if let Some(route) = lane.post_case(&req) {
+                let lane = lane.clone();
+                return Either::Left(Either::Right(Box::pin(async move {
+                    Ok(lane.post(req, route).await)
+                })));
+            }
         }
         Either::Right(
             self.inner
@@ -349,6 +509,60 @@ mod tests {
         // a refused token is never remembered: the valid one still passes
         let ok = TestRequest::get().uri(VERIFY).insert_header(auth);
         assert_eq!(answered(&lane, ok), Some(200));
+    }
+
+    #[test]
+    fn the_lane_takes_a_json_post_of_the_code_and_refresh_routes_and_nothing_else() {
+        let (lane, _) = lane(HttpConfig::default());
+        let lane = lane.lane.as_ref().expect("the lane is on");
+        let post = |path: &str| {
+            TestRequest::post()
+                .uri(path)
+                .insert_header(("Content-Type", "application/json"))
+                .set_payload(r#"{"refresh_token":"x"}"#)
+        };
+        let taken = |req: TestRequest| lane.post_case(&req.to_request());
+        assert!(matches!(taken(post(OTP_VERIFY)), Some(Post::OtpVerify)));
+        assert!(matches!(taken(post(REFRESH)), Some(Post::Refresh)));
+        assert!(taken(post("/api/v1/otp/verify?x=1")).is_some());
+        let big = "x".repeat(crate::MAX_BODY_BYTES + 1);
+        let cases = [
+            ("GET", post(OTP_VERIFY).method(Method::GET)),
+            ("another route", post("/api/v1/otp/request")),
+            ("a trailing slash", post("/api/v1/token/refresh/")),
+            (
+                "a charset",
+                post(REFRESH).insert_header(("Content-Type", "application/json; charset=utf-8")),
+            ),
+            (
+                "text/plain",
+                post(REFRESH).insert_header(("Content-Type", "text/plain")),
+            ),
+            (
+                "chunked",
+                post(REFRESH).insert_header(("Transfer-Encoding", "chunked")),
+            ),
+            (
+                "Expect",
+                post(REFRESH).insert_header(("Expect", "100-continue")),
+            ),
+            (
+                "gzip",
+                post(REFRESH).insert_header(("Content-Encoding", "gzip")),
+            ),
+            ("too long", post(REFRESH).set_payload(big)),
+            (
+                "a signed length",
+                post(REFRESH).insert_header(("Content-Length", "+21")),
+            ),
+            (
+                "no content type",
+                TestRequest::post().uri(REFRESH).set_payload("{}"),
+            ),
+        ];
+        for (what, req) in cases {
+            assert!(taken(req).is_none(), "{what}");
+        }
     }
 
     #[test]

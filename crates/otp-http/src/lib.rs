@@ -48,7 +48,8 @@
 //! - [`body_deadline`]: the slow-body guard (408, connection closed).
 //! - [`http_metrics`]: request counters and latency histograms, build info.
 //! - [`observe`]: `X-Request-Id` and the access log.
-//! - [`fast_lane`]: forward auth's common case answered before the `App`.
+//! - [`fast_lane`]: forward auth's common case, and the JSON POSTs of the
+//!   code check and the refresh, answered before the `App`.
 //! - [`gate`]: the web gate of SPEC §11 (sign-in pages, session cookies,
 //!   renewal, `/api/v1/auth/forward`).
 //! - [`redirect`]: the web gate's `rd` check (`GATE_ALLOWED_HOSTS`).

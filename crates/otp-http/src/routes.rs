@@ -313,11 +313,20 @@ pub async fn verify_otp(
     state: web::Data<HttpState>,
     body: web::Json<StringFields<VerifyFields, 2>>,
 ) -> Result<HttpResponse, ApiError> {
-    let [identity, otp] = string_fields(&body)?;
-    let ctx = context(&req, &state);
+    verify_otp_with(&state, &body, &context(&req, &state)).await
+}
+
+/// [`verify_otp`] once its body is read (also the
+/// [`fast_lane`](crate::fast_lane)'s).
+pub(crate) async fn verify_otp_with(
+    state: &HttpState,
+    body: &StringFields<VerifyFields, 2>,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let [identity, otp] = string_fields(body)?;
     let out = state
         .service
-        .verify_otp(identity, otp, &ctx, VerifyOptions::default())
+        .verify_otp(identity, otp, ctx, VerifyOptions::default())
         .await?;
     let res = json_ok(json_out::verify_answer(
         &out.token.token,
@@ -353,7 +362,17 @@ pub async fn refresh(
     state: web::Data<HttpState>,
     body: web::Json<StringFields<RefreshFields, 1>>,
 ) -> Result<HttpResponse, ApiError> {
-    let [token] = string_fields(&body)?;
+    refresh_with(&state, &body, &context(&req, &state)).await
+}
+
+/// [`refresh`] once its body is read (also the
+/// [`fast_lane`](crate::fast_lane)'s).
+pub(crate) async fn refresh_with(
+    state: &HttpState,
+    body: &StringFields<RefreshFields, 1>,
+    ctx: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    let [token] = string_fields(body)?;
     if token.is_empty() {
         return Err(ApiError::field(
             &["body", "refresh_token"],
@@ -361,10 +380,7 @@ pub async fn refresh(
             "string_too_short",
         ));
     }
-    let out = state
-        .service
-        .refresh_with(token, &context(&req, &state))
-        .await?;
+    let out = state.service.refresh_with(token, ctx).await?;
     Ok(no_store(json_ok(json_out::refresh_answer(
         &out.token.token,
         out.token.expires_in,

@@ -202,8 +202,9 @@ pub async fn serve(
     let keep_alive = s.keep_alive;
     let (request_timeout, disconnect_timeout) = (s.client_request_timeout, Duration::from_secs(1));
     let factory = move || {
-        // forward auth's common case is answered before the App (the
-        // answer the App would give: otp_http::fast_lane)
+        // forward auth's common case and the JSON POSTs of the code check
+        // and the refresh are answered before the App (the answer the App
+        // would give: otp_http::fast_lane)
         let app = App::new()
             // slow bodies are cut off on every path, unknown ones included
             .wrap(actix_web::middleware::from_fn(

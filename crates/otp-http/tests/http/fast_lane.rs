@@ -1,6 +1,7 @@
-//! The forward-auth fast lane (`otp_http::fast_lane`, SPEC §9): a server
-//! with the lane answers every forward-auth request exactly as the same
-//! app without it — status, headers, body — and records the same metrics.
+//! The fast lane (`otp_http::fast_lane`, SPEC §9): a server with the lane
+//! answers every forward-auth request, and every `POST` of the code and
+//! refresh routes, exactly as the same app without it — status, headers,
+//! body, the body deadline — and records the same metrics.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,8 @@ use serde_json::Map;
 const ID: &str = "alice@example.com";
 const VERIFY: &str = "/api/v1/token/verify";
 const FORWARD: &str = "/api/v1/auth/forward";
+const OTP_VERIFY: &str = "/api/v1/otp/verify";
+const REFRESH: &str = "/api/v1/token/refresh";
 
 /// One real response, normalized for comparison: `date` dropped, and the
 /// request id checked (echoed when `sent` is sane, else 32 hex digits) and
@@ -27,7 +30,7 @@ async fn ask(
     method: reqwest::Method,
     path: &str,
     headers: &[(&str, String)],
-    body: Option<&'static str>,
+    body: Option<impl Into<reqwest::Body>>,
 ) -> Answer {
     let mut req = client.request(method, server.url(path));
     for (name, value) in headers {
@@ -228,33 +231,28 @@ async fn the_lane_records_the_apps_metrics() {
     let token = login(&h, &app, ID).await;
     let lane = h.serve_with_fast_lane();
     let client = reqwest::Client::new();
-    let scrape = || async {
-        let text = client
-            .get(lane.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let ok = metric_with(
-            &text,
-            "http_requests_total",
-            r#"route="/api/v1/token/verify",status="200""#,
-        );
-        let count = metric_with(
-            &text,
-            "http_request_duration_seconds_count",
-            r#"route="/api/v1/token/verify""#,
-        );
-        let forward = metric_with(
-            &text,
-            "http_requests_total",
-            r#"route="/api/v1/auth/forward",status="200""#,
-        );
-        (ok, count, forward)
+    // requests of `route` answered `status`, and its latency samples
+    let scrape = |route: &'static str, status: &'static str| {
+        let client = client.clone();
+        let url = lane.url("/metrics");
+        async move {
+            let text = client.get(url).send().await.unwrap().text().await.unwrap();
+            let of = format!(r#"route="{route}""#);
+            (
+                metric_with(
+                    &text,
+                    "http_requests_total",
+                    &format!(r#"{of},status="{status}""#),
+                ),
+                metric_with(&text, "http_request_duration_seconds_count", &of),
+            )
+        }
     };
-    let before = scrape().await;
+    let forward_auth = || async {
+        let (ok, count) = scrape(VERIFY, "200").await;
+        (ok, count, scrape(FORWARD, "200").await.0)
+    };
+    let before = forward_auth().await;
     for _ in 0..5 {
         let r = client
             .get(lane.url(VERIFY))
@@ -271,16 +269,388 @@ async fn the_lane_records_the_apps_metrics() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let after = scrape().await;
+    let rose = |b: (f64, f64, f64), a: (f64, f64, f64)| (a.0 - b.0, a.1 - b.1, a.2 - b.2);
     assert_eq!(
-        after.0 - before.0,
-        5.0,
-        "http_requests_total of the verify route"
+        rose(before, forward_auth().await),
+        (5.0, 5.0, 1.0),
+        "http_requests_total and latency samples of the verify route, requests of the forward route"
     );
-    assert_eq!(after.1 - before.1, 5.0, "its latency histogram");
+    // the POST routes the lane answers
+    let posts = || async {
+        let (wrong, count) = scrape(OTP_VERIFY, "400").await;
+        (wrong, count, scrape(REFRESH, "401").await.0)
+    };
+    let before = posts().await;
+    for _ in 0..3 {
+        let r = client
+            .post(lane.url(OTP_VERIFY))
+            .json(&serde_json::json!({ "identity": "bob@example.com", "otp": "000000" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    let r = client
+        .post(lane.url(REFRESH))
+        .json(&serde_json::json!({ "refresh_token": "x.y.z" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     assert_eq!(
-        after.2 - before.2,
-        1.0,
-        "http_requests_total of the forward route"
+        rose(before, posts().await),
+        (3.0, 3.0, 1.0),
+        "http_requests_total and latency samples of the code route, requests of the refresh route"
     );
+}
+
+/// `answer` with the tokens of a 200 masked (fresh random tokens on each
+/// server), checked to be non-empty strings first; everything else as is.
+fn masked(mut answer: Answer) -> Answer {
+    if answer.status != 200 {
+        return answer;
+    }
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&answer.body) else {
+        return answer;
+    };
+    for key in ["access_token", "refresh_token"] {
+        if let Some(t) = body.get_mut(key) {
+            assert!(t.as_str().is_some_and(|t| t.len() > 20), "{key}: {t}");
+            *t = "<token>".into();
+        }
+    }
+    // same length: the masked tokens were as long on both servers
+    body["<length>"] = answer.body.len().into();
+    answer.body = serde_json::to_vec(&body).unwrap();
+    answer
+}
+
+/// What a POST case sends: a name, method, path, headers and a body for
+/// each of the two servers.
+type PostCase<'a> = (
+    &'a str,
+    reqwest::Method,
+    &'a str,
+    Vec<(&'a str, String)>,
+    [Vec<u8>; 2],
+);
+
+/// Sends `case` to the App alone, then to the lane; returns its name and
+/// both answers.
+async fn ask_both<'a>(
+    client: &reqwest::Client,
+    [plain, lane]: [&Running; 2],
+    (what, method, path, headers, [body_a, body_b]): PostCase<'a>,
+) -> (&'a str, Answer, Answer) {
+    let a = ask(client, plain, method.clone(), path, &headers, Some(body_a)).await;
+    let b = ask(client, lane, method, path, &headers, Some(body_b)).await;
+    (what, a, b)
+}
+
+// See: issue 17 (the POST routes answered before the App).
+#[actix_web::test]
+async fn the_lane_answers_the_post_routes_exactly_as_the_app() {
+    // Two services built alike (the same keys, fresh stores), one served by
+    // the App alone and one through the lane: each case goes to both in
+    // turn, so both stores see the same calls in the same order.
+    let (ha, hb) = (harness(), harness());
+    let (plain, lane) = (ha.serve(), hb.serve_with_fast_lane());
+    let client = reqwest::Client::new();
+    for server in [&plain, &lane] {
+        let r = client
+            .post(server.url("/api/v1/otp/request"))
+            .json(&serde_json::json!({ "identity": ID }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let code = ha.outbox.last_code(ID);
+    assert_eq!(
+        hb.outbox.last_code(ID),
+        code,
+        "the same keys, the same code"
+    );
+    let wrong = wrong_code(&code);
+    let json = || ("Content-Type", "application/json".to_owned());
+    let both = |b: &[u8]| [b.to_vec(), b.to_vec()];
+    let verify = |otp: &str| both(format!(r#"{{"identity":"{ID}","otp":"{otp}"}}"#).as_bytes());
+    let post = reqwest::Method::POST;
+    // at most 4 wrong codes before the right one (the attempt budget is 5)
+    let cases: Vec<PostCase<'_>> = vec![
+        (
+            "wrong code",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            verify(&wrong),
+        ),
+        (
+            "wrong code, a request id",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json(), ("X-Request-Id", "req-7".into())],
+            verify(&wrong),
+        ),
+        (
+            "unknown and nested fields",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(
+                format!(r#"{{"x":[1,{{"y":null}}],"identity":"{ID}","otp":"{wrong}"}}"#).as_bytes(),
+            ),
+        ),
+        (
+            "malformed",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(br#"{"identity":"#),
+        ),
+        (
+            "not an object",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(b"[1,2]"),
+        ),
+        (
+            "missing otp",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(format!(r#"{{"identity":"{ID}"}}"#).as_bytes()),
+        ),
+        (
+            "otp a number",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(format!(r#"{{"identity":"{ID}","otp":123456}}"#).as_bytes()),
+        ),
+        (
+            "empty identity",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(br#"{"identity":"","otp":"123456"}"#),
+        ),
+        (
+            "invalid UTF-8",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(b"{\"identity\":\"\xff\",\"otp\":\"1\"}"),
+        ),
+        (
+            "empty body",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(b""),
+        ),
+        (
+            "a charset (the App's on both)",
+            post.clone(),
+            OTP_VERIFY,
+            vec![("Content-Type", "application/json; charset=utf-8".into())],
+            verify(&wrong),
+        ),
+        (
+            "text/plain",
+            post.clone(),
+            OTP_VERIFY,
+            vec![("Content-Type", "text/plain".into())],
+            verify(&code),
+        ),
+        (
+            "no content type",
+            post.clone(),
+            OTP_VERIFY,
+            vec![],
+            verify(&code),
+        ),
+        ("GET", reqwest::Method::GET, OTP_VERIFY, vec![], both(b"")),
+        (
+            "trailing slash",
+            post.clone(),
+            "/api/v1/otp/verify/",
+            vec![json()],
+            verify(&code),
+        ),
+        (
+            "right code",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            verify(&code),
+        ),
+        (
+            "right code again",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            verify(&code),
+        ),
+    ];
+    let mut refresh_tokens = Vec::new();
+    for case in cases {
+        let (what, a, b) = ask_both(&client, [&plain, &lane], case).await;
+        if what == "right code" {
+            assert_eq!(a.status, 200);
+            for answer in [&a, &b] {
+                let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+                refresh_tokens.push(body["refresh_token"].as_str().unwrap().to_owned());
+            }
+        }
+        if what == "wrong code" {
+            assert_eq!(a.status, 400, "{:?}", String::from_utf8_lossy(&a.body));
+        }
+        assert_eq!(
+            masked(b),
+            masked(a),
+            "{what}: the lane's answer differs from the app's"
+        );
+    }
+    let refresh = |t: &str| format!(r#"{{"refresh_token":"{t}"}}"#).into_bytes();
+    let spend = [refresh(&refresh_tokens[0]), refresh(&refresh_tokens[1])];
+    let cases: Vec<PostCase<'_>> = vec![
+        (
+            "refresh",
+            post.clone(),
+            REFRESH,
+            vec![json()],
+            spend.clone(),
+        ),
+        (
+            "the same token again (the reuse grace)",
+            post.clone(),
+            REFRESH,
+            vec![json()],
+            spend,
+        ),
+        (
+            "not a token",
+            post.clone(),
+            REFRESH,
+            vec![json()],
+            both(&refresh("x.y.z")),
+        ),
+        (
+            "empty token",
+            post.clone(),
+            REFRESH,
+            vec![json()],
+            both(&refresh("")),
+        ),
+        ("no token", post.clone(), REFRESH, vec![json()], both(b"{}")),
+        (
+            "a number",
+            post.clone(),
+            REFRESH,
+            vec![json()],
+            both(br#"{"refresh_token":5}"#),
+        ),
+        ("malformed", post.clone(), REFRESH, vec![json()], both(b"{")),
+    ];
+    for case in cases {
+        let (what, a, b) = ask_both(&client, [&plain, &lane], case).await;
+        if what == "refresh" {
+            assert_eq!(a.status, 200, "{:?}", String::from_utf8_lossy(&a.body));
+        }
+        assert_eq!(
+            masked(b),
+            masked(a),
+            "{what}: the lane's answer differs from the app's"
+        );
+    }
+}
+
+// See: issue 17. The lane reads the body under the same deadline as the
+// App: a stalled body is answered 408 and its connection closed; a body in
+// two parts within the deadline is answered and keeps the connection.
+#[actix_web::test]
+async fn the_lanes_post_routes_keep_the_body_deadline() {
+    let h = crate::routes::quick_body_timeout();
+    let server = h.serve_with_fast_lane();
+    for path in [OTP_VERIFY, REFRESH] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        let (out, closed) = crate::routes::raw_exchange(server.addr, head).await;
+        assert!(out.starts_with("HTTP/1.1 408"), "{path}: {out}");
+        assert!(
+            out.contains(r#""error":"request_timeout""#),
+            "{path}: {out}"
+        );
+        assert!(
+            out.to_ascii_lowercase().contains("connection: close"),
+            "{path}: {out}"
+        );
+        let closed = closed.expect("the server must close the connection");
+        assert!(
+            closed >= std::time::Duration::from_millis(250)
+                && closed < std::time::Duration::from_secs(3),
+            "{path}: closed after {closed:?} (body timeout 300 ms)"
+        );
+    }
+    let answers = crate::routes::bodies_in_two_parts(
+        server.addr,
+        vec![
+            (
+                OTP_VERIFY,
+                format!(r#"{{"identity":"{ID}","otp":"000000"}}"#),
+            ),
+            (REFRESH, r#"{"refresh_token":"x.y.z"}"#.to_owned()),
+        ],
+    )
+    .await;
+    assert!(answers[0].starts_with("HTTP/1.1 400"), "{}", answers[0]);
+    assert!(answers[1].starts_with("HTTP/1.1 401"), "{}", answers[1]);
+    for a in &answers {
+        assert!(!a.to_ascii_lowercase().contains("connection: close"), "{a}");
+        assert!(a.to_ascii_lowercase().contains("x-request-id: "), "{a}");
+    }
+}
+
+// See: issue 17. What the lane answers is logged as the App's requests
+// are: every line inside the request's span with its id, and no code.
+#[actix_web::test]
+async fn the_lanes_log_lines_are_in_the_requests_span() {
+    use actix_service::{Service, ServiceFactory};
+    let h = harness();
+    let app = actix_web::App::new().configure(otp_http::configure(h.state.clone()));
+    let lane = otp_http::fast_lane::FastLane::new(&h.state, app)
+        .new_service(actix_web::dev::AppConfig::default())
+        .await
+        .unwrap();
+    let (_guard, logs) = otp_testkit::logs::capture_logs();
+    let post = |path: &str, id: &str, body: String| {
+        actix_web::test::TestRequest::post()
+            .uri(path)
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("X-Request-Id", id.to_owned()))
+            .peer_addr("192.0.2.9:4000".parse().unwrap())
+            .set_payload(body)
+            .to_request()
+    };
+    let body = format!(r#"{{"identity":"{ID}","otp":"909090"}}"#);
+    let res = lane
+        .call(post(OTP_VERIFY, "req-lane-1", body))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(res.headers().get("x-request-id").unwrap(), "req-lane-1");
+    let text = logs.text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("request{request_id=req-lane-1}") && l.contains("code_wrong")),
+        "no audit line in the request's span:\n{text}"
+    );
+    for line in text.lines() {
+        assert!(line.contains("request{request_id=req-lane-"), "{line}");
+        assert!(!line.contains("909090") && !line.contains(ID), "{line}");
+    }
 }

@@ -776,7 +776,7 @@ async fn a_chunked_body_over_16_kib_is_413_on_a_real_server() {
 /// Sends `head_and_body` on a fresh connection to `addr`, then reads until
 /// the server closes it (or 10 s pass). Returns what was read and how long
 /// the server took to close the connection (`None`: still open).
-async fn raw_exchange(
+pub(crate) async fn raw_exchange(
     addr: std::net::SocketAddr,
     head_and_body: String,
 ) -> (String, Option<std::time::Duration>) {
@@ -800,7 +800,7 @@ async fn raw_exchange(
     .unwrap()
 }
 
-fn quick_body_timeout() -> Harness {
+pub(crate) fn quick_body_timeout() -> Harness {
     Setup {
         http: HttpConfig {
             body_timeout: std::time::Duration::from_millis(300),
@@ -875,26 +875,25 @@ async fn a_stalled_body_on_a_route_that_does_not_read_it_does_not_hold_the_conne
     }
 }
 
-#[actix_web::test]
-async fn a_body_that_arrives_in_time_keeps_the_connection_alive() {
+/// POSTs each `(path, JSON body)` in turn on one connection to `addr`,
+/// each body in two parts 100 ms apart, and returns the answers read.
+pub(crate) async fn bodies_in_two_parts(
+    addr: std::net::SocketAddr,
+    requests: Vec<(&'static str, String)>,
+) -> Vec<String> {
     use std::io::{Read, Write};
-    let h = quick_body_timeout();
-    let server = h.serve();
-    let addr = server.addr;
-    let answers = actix_web::rt::task::spawn_blocking(move || {
+    actix_web::rt::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
-        let body = format!(r#"{{"identity":"{ID}"}}"#);
         let mut answers = Vec::new();
-        for _ in 0..2 {
+        for (path, body) in requests {
             let head = format!(
-                "POST /api/v1/otp/request HTTP/1.1\r\nHost: localhost\r\n\
+                "POST {path} HTTP/1.1\r\nHost: localhost\r\n\
                  Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             );
             s.write_all(head.as_bytes()).unwrap();
-            // the body in two parts, well within the 300 ms
             let (a, b) = body.split_at(5);
             s.write_all(a.as_bytes()).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -906,7 +905,23 @@ async fn a_body_that_arrives_in_time_keeps_the_connection_alive() {
         answers
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn a_body_that_arrives_in_time_keeps_the_connection_alive() {
+    let h = quick_body_timeout();
+    let server = h.serve();
+    // the body in two parts, well within the 300 ms
+    let body = format!(r#"{{"identity":"{ID}"}}"#);
+    let answers = bodies_in_two_parts(
+        server.addr,
+        vec![
+            ("/api/v1/otp/request", body.clone()),
+            ("/api/v1/otp/request", body),
+        ],
+    )
+    .await;
     for a in &answers {
         assert!(a.starts_with("HTTP/1.1 200"), "{a}");
         assert!(!a.to_ascii_lowercase().contains("connection: close"), "{a}");
