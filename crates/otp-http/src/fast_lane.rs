@@ -77,7 +77,7 @@ use actix_web::http::header;
 use futures_core::future::LocalBoxFuture;
 use futures_util::future::{Either, MapOk, TryFutureExt};
 
-use actix_web::error::{JsonPayloadError, PayloadError};
+use actix_web::error::JsonPayloadError;
 use actix_web::web::{Bytes, BytesMut};
 use futures_core::Stream;
 
@@ -128,12 +128,15 @@ impl Lane {
             _ => return None,
         };
         let headers = head.headers();
-        // chunked bodies, `Expect: 100-continue` and compressed bodies (the
-        // JSON extractor would decompress them) are the App's
+        // chunked bodies, `Expect: 100-continue`, compressed bodies (the
+        // JSON extractor would decompress them) and `Upgrade: websocket`
+        // (actix-http then frames the body until the connection ends,
+        // whatever its `Content-Length`) are the App's
         if [
             header::TRANSFER_ENCODING,
             header::EXPECT,
             header::CONTENT_ENCODING,
+            header::UPGRADE,
         ]
         .iter()
         .any(|h| headers.contains_key(h))
@@ -161,7 +164,13 @@ impl Lane {
         let headers = req.head().headers();
         let id = request_id(headers);
         let request_id = RequestId(id.clone());
-        let span = tracing::error_span!("request", request_id = %request_id.as_str());
+        // the span of `observe`, under its target too (a `RUST_LOG` naming
+        // the module treats both paths alike)
+        let span = tracing::error_span!(
+            target: "otp_http::observe",
+            "request",
+            request_id = %request_id.as_str()
+        );
         let ctx = otp_service::RequestContext {
             client_ip: req.peer_addr().map(|peer| {
                 crate::client_ip::resolve(
@@ -185,10 +194,18 @@ impl Lane {
                 Some(stream) => read_body(stream).await,
                 None => Ok(Bytes::new()),
             };
-            let json_error =
-                |e| crate::error::json_error(e, crate::MAX_BODY_BYTES, config.body_timeout);
+            let path = req.head().uri.path();
+            let json_error = |e| {
+                // the line actix-web's JSON extractor logs for every body it
+                // refuses (through the `log` bridge, under its module)
+                tracing::debug!(
+                    target: "actix_web::types::json",
+                    "Failed to deserialize Json from payload. Request path: {path}"
+                );
+                crate::error::json_error(e, crate::MAX_BODY_BYTES, config.body_timeout)
+            };
             let answer = match (route, bytes) {
-                (_, Err(e)) => Err(json_error(JsonPayloadError::Payload(e))),
+                (_, Err(e)) => Err(json_error(e)),
                 (Post::OtpVerify, Ok(b)) => match serde_json::from_slice(&b) {
                     Ok(fields) => crate::routes::verify_otp_with(&self.state, &fields, &ctx).await,
                     Err(e) => Err(json_error(JsonPayloadError::Deserialize(e))),
@@ -213,12 +230,19 @@ impl Lane {
     }
 }
 
-/// The whole body, read as the JSON extractor reads it (a lane body has a
-/// known length within the limit, so there is no overflow to check).
-async fn read_body(stream: &mut body_deadline::DeadlineStream) -> Result<Bytes, PayloadError> {
+/// The whole body, read as the JSON extractor reads it, up to its limit
+/// (a lane body's `Content-Length` is within it, and actix-http delivers
+/// no more than that; checked all the same).
+async fn read_body(stream: &mut body_deadline::DeadlineStream) -> Result<Bytes, JsonPayloadError> {
     let mut out = BytesMut::new();
     while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await {
-        out.extend_from_slice(&chunk?);
+        let chunk = chunk.map_err(JsonPayloadError::Payload)?;
+        if out.len() + chunk.len() > crate::MAX_BODY_BYTES {
+            return Err(JsonPayloadError::Overflow {
+                limit: crate::MAX_BODY_BYTES,
+            });
+        }
+        out.extend_from_slice(&chunk);
     }
     Ok(out.freeze())
 }
@@ -549,6 +573,10 @@ mod tests {
             (
                 "gzip",
                 post(REFRESH).insert_header(("Content-Encoding", "gzip")),
+            ),
+            (
+                "a WebSocket upgrade",
+                post(REFRESH).insert_header(("Upgrade", "websocket")),
             ),
             ("too long", post(REFRESH).set_payload(big)),
             (

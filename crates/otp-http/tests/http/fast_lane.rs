@@ -304,9 +304,23 @@ async fn the_lane_records_the_apps_metrics() {
     );
 }
 
+/// `json` padded with spaces to `len` bytes.
+fn padded(json: String, len: usize) -> Vec<u8> {
+    let mut out = json.into_bytes();
+    out.resize(len, b' ');
+    out
+}
+
 /// `answer` with the tokens of a 200 masked (fresh random tokens on each
-/// server), checked to be non-empty strings first; everything else as is.
+/// server), checked to be non-empty strings first, and `Retry-After`
+/// rounded down to tens of seconds (the two servers answer a millisecond
+/// or so apart, which can move its rounded-up seconds by one); everything
+/// else as is.
 fn masked(mut answer: Answer) -> Answer {
+    if let Some(v) = answer.headers.get_mut("retry-after") {
+        let secs: u64 = v[0].parse().expect("Retry-After in seconds");
+        v[0] = format!("{}0", secs / 10);
+    }
     if answer.status != 200 {
         return answer;
     }
@@ -480,6 +494,26 @@ async fn the_lane_answers_the_post_routes_exactly_as_the_app() {
             verify(&code),
         ),
         (
+            "16 KiB exactly (the lane's)",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(&padded(
+                format!(r#"{{"identity":"{ID}"}}"#),
+                otp_http::MAX_BODY_BYTES,
+            )),
+        ),
+        (
+            "a byte over 16 KiB (the App's on both)",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            both(&padded(
+                format!(r#"{{"identity":"{ID}"}}"#),
+                otp_http::MAX_BODY_BYTES + 1,
+            )),
+        ),
+        (
             "right code",
             post.clone(),
             OTP_VERIFY,
@@ -621,8 +655,8 @@ async fn the_lanes_post_routes_keep_the_body_deadline() {
 async fn the_lanes_log_lines_are_in_the_requests_span() {
     use actix_service::{Service, ServiceFactory};
     let h = harness();
-    let app = actix_web::App::new().configure(otp_http::configure(h.state.clone()));
-    let lane = otp_http::fast_lane::FastLane::new(&h.state, app)
+    // an App without routes: whatever is answered here, the lane answered
+    let lane = otp_http::fast_lane::FastLane::new(&h.state, actix_web::App::new())
         .new_service(actix_web::dev::AppConfig::default())
         .await
         .unwrap();
@@ -643,14 +677,112 @@ async fn the_lanes_log_lines_are_in_the_requests_span() {
         .unwrap();
     assert_eq!(res.status(), 400);
     assert_eq!(res.headers().get("x-request-id").unwrap(), "req-lane-1");
+    let res = lane
+        .call(post(REFRESH, "req-lane-2", "{".into()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
     let text = logs.text();
     assert!(
         text.lines()
             .any(|l| l.contains("request{request_id=req-lane-1}") && l.contains("code_wrong")),
         "no audit line in the request's span:\n{text}"
     );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("request{request_id=req-lane-2}")
+                && l.contains("actix_web::types::json")
+                && l.contains("Request path: /api/v1/token/refresh")),
+        "not the JSON extractor's debug line:\n{text}"
+    );
     for line in text.lines() {
         assert!(line.contains("request{request_id=req-lane-"), "{line}");
         assert!(!line.contains("909090") && !line.contains(ID), "{line}");
     }
+}
+
+// See: issue 17. The lane keys the per-IP limit by the same client address
+// as the App: the right-most untrusted `X-Forwarded-For` hop behind a
+// trusted proxy, the peer otherwise; its 429s are the App's.
+#[actix_web::test]
+async fn the_lane_limits_the_same_client_ips_as_the_app() {
+    let setup = || {
+        Setup {
+            limits: otp_service::Limits {
+                verify_per_ip: otp_service::LimitPolicy::per_secs("verify_ip", 2, 600),
+                ..otp_service::Limits::default()
+            },
+            http: otp_http::HttpConfig {
+                trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+                ..otp_http::HttpConfig::default()
+            },
+            ..Setup::default()
+        }
+        .build()
+    };
+    let (ha, hb) = (setup(), setup());
+    let (plain, lane) = (ha.serve(), hb.serve_with_fast_lane());
+    let client = reqwest::Client::new();
+    let json = || ("Content-Type", "application/json".to_owned());
+    let xff = |v: &str| vec![json(), ("X-Forwarded-For", v.to_owned())];
+    let body = |who: &str| {
+        let b = format!(r#"{{"identity":"{who}@example.com","otp":"000000"}}"#).into_bytes();
+        [b.clone(), b]
+    };
+    let post = reqwest::Method::POST;
+    let cases: Vec<PostCase<'_>> = vec![
+        (
+            "a, 1st",
+            post.clone(),
+            OTP_VERIFY,
+            xff("203.0.113.1"),
+            body("a"),
+        ),
+        (
+            "a, 2nd",
+            post.clone(),
+            OTP_VERIFY,
+            xff("203.0.113.1"),
+            body("b"),
+        ),
+        (
+            "a, 3rd: the IP's limit",
+            post.clone(),
+            OTP_VERIFY,
+            xff("203.0.113.1"),
+            body("c"),
+        ),
+        (
+            "a hop spoofed left of a",
+            post.clone(),
+            OTP_VERIFY,
+            xff("198.51.100.7, 203.0.113.1"),
+            body("d"),
+        ),
+        (
+            "another client",
+            post.clone(),
+            OTP_VERIFY,
+            xff("203.0.113.2"),
+            body("e"),
+        ),
+        (
+            "no header: the proxy itself",
+            post.clone(),
+            OTP_VERIFY,
+            vec![json()],
+            body("f"),
+        ),
+    ];
+    let mut statuses = Vec::new();
+    for case in cases {
+        let (what, a, b) = ask_both(&client, [&plain, &lane], case).await;
+        statuses.push(a.status);
+        assert_eq!(
+            masked(b),
+            masked(a),
+            "{what}: the lane's answer differs from the app's"
+        );
+    }
+    assert_eq!(statuses, [400, 400, 429, 429, 400, 400]);
 }
