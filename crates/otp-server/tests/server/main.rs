@@ -28,6 +28,8 @@
 //! - [`connections`]: the connection layer (responses sent at the end of
 //!   the worker's turn): pipelined, concurrent, a client that stops
 //!   reading, large answers beside small ones, `Connection: close`.
+//! - [`lane`]: the code and refresh `POST`s answered alike with the fast
+//!   lane on (the default) and off (`ACCESS_LOG=true`).
 //! - [`readme`]: the variable tables and commands in the docs are generated
 //!   from `otp_server::vars` and cannot drift.
 //! - [`logs`]: codes, tokens and secrets never reach the logs at
@@ -58,6 +60,7 @@ mod fuzz_corpus;
 mod gate_e2e;
 mod gate_settings;
 mod hostile;
+mod lane;
 mod logs;
 mod probe;
 mod readme;
