@@ -22,10 +22,19 @@ use ipnet::IpNet;
 /// The client address for rate limiting; `None` only without a peer address
 /// (e.g. a test request).
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    client_ip_of(req.peer_addr(), req.headers(), trusted)
+}
+
+/// [`client_ip`] from a request's peer and headers (the
+/// [`fast_lane`](crate::fast_lane)'s, which has no `HttpRequest`).
+pub(crate) fn client_ip_of(
+    peer: Option<std::net::SocketAddr>,
+    headers: &actix_web::http::header::HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
     Some(resolve(
-        peer,
-        req.headers()
+        peer?.ip(),
+        headers
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok()),
         trusted,

@@ -164,23 +164,14 @@ impl Lane {
         let headers = req.head().headers();
         let id = request_id(headers);
         let request_id = RequestId(id.clone());
-        // the span of `observe`, under its target too (a `RUST_LOG` naming
-        // the module treats both paths alike)
-        let span = tracing::error_span!(
-            target: "otp_http::observe",
-            "request",
-            request_id = %request_id.as_str()
-        );
+        // the span of `observe`, made there (so under its target too)
+        let span = crate::observe::request_span(&request_id);
         let ctx = otp_service::RequestContext {
-            client_ip: req.peer_addr().map(|peer| {
-                crate::client_ip::resolve(
-                    peer.ip(),
-                    headers
-                        .get_all("x-forwarded-for")
-                        .filter_map(|v| v.to_str().ok()),
-                    &config.trusted_proxies,
-                )
-            }),
+            client_ip: crate::client_ip::client_ip_of(
+                req.peer_addr(),
+                headers,
+                &config.trusted_proxies,
+            ),
             allowed_identities: None,
             request_id: Some(request_id.as_str().to_owned()),
         };

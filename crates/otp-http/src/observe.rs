@@ -135,6 +135,14 @@ pub async fn observe<B: MessageBody + 'static>(
     observed.finish(result)
 }
 
+/// The span a request runs in, carrying its id (also the
+/// [`fast_lane`](crate::fast_lane)'s). An `error`-level span, so that its
+/// field reaches every line the filter lets through, also with
+/// `RUST_LOG=warn`.
+pub(crate) fn request_span(id: &RequestId) -> tracing::Span {
+    tracing::error_span!("request", request_id = %id.as_str())
+}
+
 /// A request [`observe`] has taken on: its id, its span and what the
 /// access log line needs. Split in two so that
 /// [`layers`](crate::layers) can apply it with the other per-route layers
@@ -159,9 +167,7 @@ impl Observed {
         let started = Instant::now();
         let id = request_id(req.headers());
         let request_id = RequestId(id.clone());
-        // An `error`-level span, so that its field reaches every line the
-        // filter lets through, also with `RUST_LOG=warn`.
-        let span = tracing::error_span!("request", request_id = %request_id.as_str());
+        let span = request_span(&request_id);
         req.extensions_mut().insert(request_id);
         let access_log = req
             .app_data::<web::Data<HttpState>>()

@@ -800,6 +800,25 @@ pub(crate) async fn raw_exchange(
     .unwrap()
 }
 
+/// What a stalled body under [`quick_body_timeout`] gets: the 408 JSON
+/// error with `Connection: close`, and the connection closed after the
+/// 300 ms (within 3 s).
+pub(crate) fn assert_cut_off_at_the_deadline(out: &str, closed: Option<std::time::Duration>) {
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(out.contains(r#""error":"request_timeout""#), "{out}");
+    assert!(out.contains(r#""detail":"#), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+    let closed = closed.expect("the server must close the connection");
+    assert!(
+        closed >= std::time::Duration::from_millis(250)
+            && closed < std::time::Duration::from_secs(3),
+        "closed after {closed:?} (body timeout 300 ms)"
+    );
+}
+
 pub(crate) fn quick_body_timeout() -> Harness {
     Setup {
         http: HttpConfig {
@@ -820,19 +839,7 @@ async fn a_slow_body_is_answered_408_and_its_connection_closed() {
     let head = "POST /api/v1/otp/request HTTP/1.1\r\nHost: localhost\r\n\
                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
     let (out, closed) = raw_exchange(server.addr, head.to_owned()).await;
-    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
-    assert!(out.contains(r#""error":"request_timeout""#), "{out}");
-    assert!(out.contains(r#""detail":"#), "{out}");
-    assert!(
-        out.to_ascii_lowercase().contains("connection: close"),
-        "{out}"
-    );
-    let closed = closed.expect("the server must close the connection");
-    assert!(
-        closed >= std::time::Duration::from_millis(250)
-            && closed < std::time::Duration::from_secs(3),
-        "closed after {closed:?} (body timeout 300 ms)"
-    );
+    assert_cut_off_at_the_deadline(&out, closed);
     // chunked, stalled after the first chunk
     let head = "POST /api/v1/otp/verify HTTP/1.1\r\nHost: localhost\r\n\
                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n";
