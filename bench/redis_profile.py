@@ -76,7 +76,7 @@ def main() -> int:
     ap.add_argument("--redis-cpu", default=load.SERVER_CPU)
     ap.add_argument("--target-dir", default=str(load.ROOT / "target"))
     o = ap.parse_args()
-    args = argparse.Namespace(workers=1, connections=64, redis_cpu=o.redis_cpu, target_dir=o.target_dir,
+    args = argparse.Namespace(workers=1, connections=64, redis_cpu=o.redis_cpu, redis_socket="tcp", target_dir=o.target_dir,
                               profile="release", warmup=0, duration=o.duration)
     h = load.Harness(args)
     try:

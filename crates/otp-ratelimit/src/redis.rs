@@ -383,15 +383,22 @@ fn use_state_fragment() -> String {
 /// One decision. KEYS = n window keys, then the use-state keys of the
 /// counters read. ARGV[1] = the numbers packed as little-endian doubles
 /// ([`pack`]): record (1, or 0 to evaluate only), f (1 to count an attempt,
-/// [`CounterRead::attempt`]), n, then max and window in ms per window;
-/// ARGV[2] = the call's tag; ARGV[3] = the TTL in ms of a use state the
-/// attempt creates (when f = 1). Returns one string: per window the packed
+/// [`CounterRead::attempt`]), n, then max and window in ms per window, then
+/// (when f = 1) the TTL in ms of a use state the attempt creates;
+/// ARGV[2] = the call's tag. Returns one string: per window the packed
 /// pair (count of events in the window before this call, retry_us when it
 /// denies, else 0), then, when every window allows, `,<counter>` per
 /// use-state key (`0` when missing) and, with f = 1, `,<failures>` per key
 /// after the attempt was counted (one `INCR`: the count is the state's low
 /// part, [`USE_STATE_BASE`]). The attempt sets the TTL only of a state it
 /// creates, so it never shortens a counter's.
+///
+/// Expiries are set with `PEXPIREAT` at the script's `now` plus the TTL
+/// (a window's rounded up to the next ms, so its key never goes before its
+/// newest event leaves the window): a relative `PEXPIRE` makes Redis rewrite the
+/// command into a `PEXPIREAT` with a new argument object for propagation,
+/// about 0.25 µs more per call (a Lua loop timed by `INFO commandstats`,
+/// docs/benchmarks.md), and a wrong code sets up to six expiries.
 ///
 /// Numbers travel packed (`struct`) both ways: `tonumber` of an argument
 /// and a reply table of integers were most of the script's own cost
@@ -401,6 +408,7 @@ fn use_state_fragment() -> String {
 const CHECK_ALL_BODY: &str = r"
 local spec = ARGV[1]
 local record, f, n, pos = struct.unpack('<ddd', spec)
+local now_ms = math.floor(now / 1000)
 local all = true
 local reply = ''
 for i = 1, n do
@@ -419,15 +427,17 @@ if all then
       local _, window_ms
       _, window_ms, pos = struct.unpack('<dd', spec, pos)
       redis.call('ZADD', KEYS[i], at, tag)
-      redis.call('PEXPIRE', KEYS[i], int(window_ms))
+      redis.call('PEXPIREAT', KEYS[i], int(now_ms + 1 + window_ms))
     end
   end
   local counts = ''
+  local created_at
+  if f == 1 then created_at = int(now_ms + struct.unpack('<d', spec, 25 + 16 * n)) end
   for i = n + 1, #KEYS do
     local v
     if f == 1 then
       v = redis.call('INCR', KEYS[i])
-      if v == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+      if v == 1 then redis.call('PEXPIREAT', KEYS[i], created_at) end
       counts = counts .. ',' .. int(v % B)
     else
       v = use_state(KEYS[i])
@@ -1047,7 +1057,7 @@ impl RedisStore {
         let n_failures = read
             .filter(|r| r.attempt.is_some())
             .map_or(0, |r| r.windows.len());
-        let mut spec = Vec::with_capacity(3 + 2 * windows.len());
+        let mut spec = Vec::with_capacity(4 + 2 * windows.len());
         spec.push(u64::from(record));
         spec.push(u64::from(n_failures > 0));
         spec.push(windows.len() as u64);
@@ -1055,7 +1065,6 @@ impl RedisStore {
             spec.push(u64::from(w.check.policy.max));
             spec.push(w.window_ms);
         }
-        let mut ttl = String::new();
         if let Some(r) = read {
             // The identity's stem from one of its windows (no second hash).
             let stem = windows
@@ -1065,17 +1074,13 @@ impl RedisStore {
                 .map_or_else(|| self.keys.stem(r.identity), str::to_owned);
             keys.extend(r.windows.iter().map(|&w| KeyLayout::counter(&stem, w)));
             if let Some(t) = r.attempt {
-                ttl = millis(t).max(1).to_string();
+                spec.push(millis(t).max(1));
             }
         }
         let spec = pack(&spec);
-        let args: [&[u8]; 3] = [&spec, tag.as_bytes(), ttl.as_bytes()];
-        let args = if n_failures > 0 {
-            &args[..]
-        } else {
-            &args[..2]
-        };
-        let reply: Vec<u8> = self.eval_bytes(&self.check_all, &keys, args).await?;
+        let reply: Vec<u8> = self
+            .eval_bytes(&self.check_all, &keys, &[&spec, tag.as_bytes()])
+            .await?;
         let bad = || {
             StoreError::Backend(format!(
                 "the decision script answered {} bytes for {} windows, {n_counters} counters \

@@ -793,6 +793,55 @@ mod redis_backend {
         );
     }
 
+    /// The decision script sets absolute expiries (`PEXPIREAT`): a window's
+    /// key lives its window from the newest event (rounded up to the next
+    /// ms, never less), renewed by each recorded event, and a use state an
+    /// attempt creates gets the attempt's TTL.
+    #[tokio::test]
+    async fn a_recorded_event_gives_its_window_key_the_window_as_ttl() {
+        let Some(server) = testkit::started_redis_or_skip("window_key_ttl") else {
+            return;
+        };
+        let store = connect(vec![server.url()]).await;
+        let p = LimitPolicy::per_secs("wttl", 10, 60);
+        let checks = [LimitCheck::new(&p, "wttl-id")];
+        let key_of = |pattern: &str| {
+            server
+                .cli(&["--scan", "--pattern", pattern])
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let pttl = |k: &str| -> i64 { server.cli(&["PTTL", k]).unwrap().trim().parse().unwrap() };
+        let read = CounterRead {
+            identity: "wttl-id",
+            windows: &[777],
+            attempt: Some(Duration::from_secs(30)),
+        };
+        store.check_all(&checks, Some(read)).await.unwrap();
+        let window = key_of("otptest:*:rl:wttl");
+        let state = key_of("otptest:*:n:777");
+        let first = pttl(&window);
+        assert!(
+            (55_000..=60_001).contains(&first),
+            "window key PTTL {first}"
+        );
+        assert!(
+            (25_000..=30_000).contains(&pttl(&state)),
+            "{}",
+            pttl(&state)
+        );
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        // One more event: the key lives the window again from it.
+        store.check_all(&checks, None).await.unwrap();
+        let renewed = pttl(&window);
+        assert!(
+            renewed > first - 1_000 && renewed <= 60_001,
+            "the event renewed the window key's TTL: {first} then {renewed}"
+        );
+        assert_eq!(server.cli(&["ZCARD", &window]).unwrap().trim(), "2");
+    }
+
     /// Layout 3 keeps a window's counter and wrong-code count in one key:
     /// counting an attempt with a TTL shorter than the counter's never
     /// shortens the counter's (a spent counter that expired early would
