@@ -854,7 +854,12 @@ impl RedisStore {
         if let Some(c) = cell.get() {
             return Ok(c.clone());
         }
-        match tokio::time::timeout(self.op_timeout, cell.get_or_try_init(|| self.open())).await {
+        // The opening future is boxed: redis-rs's connect makes it about
+        // 4 KB, it is awaited once per thread, and unboxed it would sit in
+        // every operation's future, which the `Store` trait's boxing copies
+        // whole (docs/benchmarks.md).
+        let open = || Box::pin(self.open());
+        match tokio::time::timeout(self.op_timeout, cell.get_or_try_init(open)).await {
             Ok(r) => r.cloned(),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "Redis did not answer within {} ms",
@@ -1476,7 +1481,9 @@ impl Store for RedisStore {
         let windows = self.windows_of(checks)?;
         let tag = self.call_tag();
         if self.cluster {
-            return self.check_all_cluster(checks, &windows, read, &tag).await;
+            // Boxed: the larger future (three scripts), which would
+            // otherwise make every standalone call's future its size.
+            return Box::pin(self.check_all_cluster(checks, &windows, read, &tag)).await;
         }
         // Standalone: one script for every key, whatever the subjects.
         let all: Vec<&Window<'_>> = windows.iter().collect();
