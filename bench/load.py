@@ -834,8 +834,9 @@ class Harness:
 SCRIPT_COMMANDS = ("evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro")
 # Commands the store's scripts call inside (crates/otp-ratelimit): counted by
 # commandstats, sent by no client of ours.
-IN_SCRIPT_COMMANDS = ("del", "get", "hget", "hmget", "hset", "incr", "pexpire", "set", "time",
-                      "zadd", "zcard", "zrange", "zrem", "zremrangebyscore")
+# `--self-test` checks this list against the scripts' `redis.call`s.
+IN_SCRIPT_COMMANDS = ("del", "get", "hget", "hmget", "hset", "incr", "pexpire", "pexpireat", "set",
+                      "time", "zadd", "zcard", "zrange", "zrem", "zremrangebyscore")
 
 
 # Once per connection or per script, not per request.
@@ -1092,6 +1093,12 @@ def self_test() -> int:
     # the median of the per-round ratios (0.50), not 45 000 / 100 000
     check("memory bar", (w["value"], w["pass"]), (0.5, False))
     check("Redis bar", bars["verify wrong: Redis req/s vs memory"]["value"], round(13_000 / 45_000, 3))
+    # every command a store script runs is told apart from a round trip
+    # (a command missing from the list would count as one per call)
+    called = set(c.lower() for c in re.findall(r"redis\.call\('([A-Za-z]+)'",
+                                                (ROOT / "crates/otp-ratelimit/src/redis.rs").read_text()))
+    check("script commands missing from IN_SCRIPT_COMMANDS", sorted(called - set(IN_SCRIPT_COMMANDS)), [])
+    check("script commands found", len(called) >= 10, True)
     for p in problems:
         log(f"self-test: {p}")
     if not problems:
