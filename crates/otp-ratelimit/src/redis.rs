@@ -397,7 +397,7 @@ fn use_state_fragment() -> String {
 /// (a window's rounded up to the next ms, so its key never goes before its
 /// newest event leaves the window): a relative `PEXPIRE` makes Redis rewrite the
 /// command into a `PEXPIREAT` with a new argument object for propagation,
-/// about 0.25 µs more per call (a Lua loop timed by `INFO commandstats`,
+/// 0.2–0.4 µs more per call (a Lua loop timed by `INFO commandstats`,
 /// docs/benchmarks.md), and a wrong code sets up to six expiries.
 ///
 /// Numbers travel packed (`struct`) both ways: `tonumber` of an argument
