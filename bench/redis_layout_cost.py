@@ -41,13 +41,11 @@ the per-IP window is 1 s (600 s by default), which both shapes share.
 import argparse
 import os
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import load  # noqa: E402  (free_port)
+import load  # noqa: E402  (the harness's redis-server and CPU ticks)
 from redis_lua_cost import command  # noqa: E402  (RESP encoding)
 
 PROLOGUE = r"""
@@ -112,35 +110,20 @@ SHAPES = {
 }
 
 
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def run(shape: str, calls: int, pool: int = 0, batch: int = 32) -> tuple[float, int]:
+def run(h: "load.Harness", shape: str, calls: int, pool: int = 0, batch: int = 32) -> tuple[float, int]:
     """redis-server's CPU µs per call of `shape`, and the keys it left; with
     `pool`, the calls cycle over that many identities instead of a fresh
-    one each."""
+    one each. A fresh redis-server of the harness's (on `--redis-cpu`,
+    CPU 0) per run."""
     src, keys_of = SHAPES[shape]
-    port = load.free_port()
-    p = subprocess.Popen(["taskset", "-c", load.SERVER_CPU, "redis-server", "--port", str(port),
-                          "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                         stdout=subprocess.DEVNULL)
+    rp, url = h.start_redis()
     try:
-        deadline = time.time() + 10
-        while True:
-            try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=60)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+        s = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=60)
         f = s.makefile("rb")
         s.sendall(command("SCRIPT", "LOAD", src))
         f.readline()
         sha = f.readline()[:-2]
-        t0 = cpu_ticks(p.pid)
+        t0 = load.cpu_ticks([rp.pid])
         sent = 0
         while sent < calls:
             n = min(batch, calls - sent)
@@ -151,12 +134,11 @@ def run(shape: str, calls: int, pool: int = 0, batch: int = 32) -> tuple[float, 
                 if not line.startswith(b":"):
                     raise RuntimeError(f"{shape}: {line!r}")
             sent += n
-        us = (cpu_ticks(p.pid) - t0) / os.sysconf("SC_CLK_TCK") / calls * 1e6
+        us = (load.cpu_ticks([rp.pid]) - t0) / os.sysconf("SC_CLK_TCK") / calls * 1e6
         s.sendall(command("DBSIZE"))
         return us, int(f.readline()[1:])
     finally:
-        p.terminate()
-        p.wait()
+        h.stop(rp)
 
 
 def main() -> int:
@@ -167,12 +149,17 @@ def main() -> int:
                     help="cycle over this many identities (their keys exist after the first pass) "
                          "instead of a fresh identity per call")
     a = ap.parse_args()
-    for r in range(a.rounds):
-        for shape in SHAPES:
-            us, keys = run(shape, a.calls, a.pool)
-            print(f"round {r + 1}  {shape:21} {us:6.2f} µs of redis-server CPU per call, "
-                  f"{keys:,} keys after {a.calls:,} calls", flush=True)
-    return 0
+    h = load.Harness(argparse.Namespace(redis_cpu=load.SERVER_CPU, redis_socket="tcp",
+                                        target_dir=str(load.ROOT / "target"), profile="release"))
+    try:
+        for r in range(a.rounds):
+            for shape in SHAPES:
+                us, keys = run(h, shape, a.calls, a.pool)
+                print(f"round {r + 1}  {shape:21} {us:6.2f} µs of redis-server CPU per call, "
+                      f"{keys:,} keys after {a.calls:,} calls", flush=True)
+        return 0
+    finally:
+        h.cleanup()
 
 
 if __name__ == "__main__":

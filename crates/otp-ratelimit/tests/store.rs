@@ -453,6 +453,20 @@ mod redis_backend {
         out
     }
 
+    /// The one key of `server` matching `pattern` (`redis-cli --scan`).
+    fn scanned_key(server: &testkit::RedisServer, pattern: &str) -> String {
+        server
+            .cli(&["--scan", "--pattern", pattern])
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// The PTTL of `key` on `server`, ms.
+    fn pttl(server: &testkit::RedisServer, key: &str) -> i64 {
+        server.cli(&["PTTL", key]).unwrap().trim().parse().unwrap()
+    }
+
     fn assert_key_hygiene(keys: &[(String, i64)], nonce: &str) {
         assert!(!keys.is_empty(), "the suite must have written keys");
         for (k, ttl) in keys {
@@ -805,14 +819,8 @@ mod redis_backend {
         let store = connect(vec![server.url()]).await;
         let p = LimitPolicy::per_secs("wttl", 10, 60);
         let checks = [LimitCheck::new(&p, "wttl-id")];
-        let key_of = |pattern: &str| {
-            server
-                .cli(&["--scan", "--pattern", pattern])
-                .unwrap()
-                .trim()
-                .to_owned()
-        };
-        let pttl = |k: &str| -> i64 { server.cli(&["PTTL", k]).unwrap().trim().parse().unwrap() };
+        let key_of = |pattern: &str| scanned_key(&server, pattern);
+        let pttl = |k: &str| pttl(&server, k);
         let read = CounterRead {
             identity: "wttl-id",
             windows: &[777],
@@ -858,12 +866,8 @@ mod redis_backend {
         let window = 123_456_789;
         let long = Duration::from_secs(900);
         assert!(store.advance("ttl-id", window, 0, long).await.unwrap());
-        let key = server
-            .cli(&["--scan", "--pattern", &format!("otptest:*:n:{window}")])
-            .unwrap()
-            .trim()
-            .to_owned();
-        let pttl = |k: &str| -> i64 { server.cli(&["PTTL", k]).unwrap().trim().parse().unwrap() };
+        let key = scanned_key(&server, &format!("otptest:*:n:{window}"));
+        let pttl = |k: &str| pttl(&server, k);
         let counting = |ttl| CounterRead {
             identity: "ttl-id",
             windows: &[123_456_789],
@@ -1014,12 +1018,7 @@ mod redis_backend {
             v.trim(),
             otp_ratelimit::redis::KEY_LAYOUT_VERSION.to_string()
         );
-        let ttl: i64 = server
-            .cli(&["PTTL", "otplayout:layout"])
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let ttl = pttl(&server, "otplayout:layout");
         assert!(ttl > 0, "the marker has a TTL too");
     }
 
